@@ -1,0 +1,297 @@
+//! Configuration: `config.yaml`, its defaults, and environment overrides.
+//!
+//! Every key has a default, so an empty file (or none) is a valid configuration. The
+//! environment overrides the file:
+//!
+//! | variable | key | default |
+//! |---|---|---|
+//! | `THUMBNAILIFY_LISTEN` | `listen` | `127.0.0.1:8080` |
+//! | `THUMBNAILIFY_DATA_DIR` | `data_dir` | `./data` |
+//! | `THUMBNAILIFY_QUEUE_URL` | `queue.url` | unset: the embedded queue |
+//!
+//! The root `config.yaml` documents every key.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address and port the gateway listens on.
+    pub listen: String,
+    /// Directory holding the store, raw uploads and thumbnails.
+    pub data_dir: PathBuf,
+    /// Whether to keep raw uploads once their job is final.
+    pub keep_raw: bool,
+    /// The job queue.
+    pub queue: QueueConfig,
+    /// Size limits on uploads and decoding.
+    pub limits: LimitsConfig,
+    /// What thumbnails to make.
+    pub thumbnail: ThumbnailConfig,
+    /// The workers.
+    pub worker: WorkerConfig,
+}
+
+/// The job queue.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QueueConfig {
+    /// Unset: the embedded in-process queue. `amqp://…`: RabbitMQ.
+    pub url: Option<String>,
+}
+
+/// Limits that keep hostile or huge inputs from exhausting the machine.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Largest accepted upload, in decoded bytes.
+    pub max_upload_bytes: u64,
+    /// Largest accepted image, in pixels (width × height).
+    pub max_pixels: u64,
+    /// Most memory one decode may allocate, in bytes.
+    pub max_alloc_bytes: u64,
+}
+
+/// The output format of thumbnails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutputFormat {
+    /// PNG for sources with alpha, JPEG otherwise.
+    Auto,
+    /// Always JPEG (alpha is composed over white).
+    Jpeg,
+    /// Always PNG.
+    Png,
+    /// Always WebP (lossless).
+    Webp,
+}
+
+/// What thumbnails to make.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ThumbnailConfig {
+    /// Width of the box the thumbnail fits in.
+    pub width: u32,
+    /// Height of the box the thumbnail fits in.
+    pub height: u32,
+    /// Output format.
+    pub format: OutputFormat,
+    /// JPEG quality, 1–100.
+    pub jpeg_quality: u8,
+}
+
+/// The workers.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WorkerConfig {
+    /// Jobs processed at once per worker process; 0 means one per CPU core.
+    pub concurrency: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".to_owned(),
+            data_dir: PathBuf::from("./data"),
+            keep_raw: false,
+            queue: QueueConfig::default(),
+            limits: LimitsConfig::default(),
+            thumbnail: ThumbnailConfig::default(),
+            worker: WorkerConfig::default(),
+        }
+    }
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            max_upload_bytes: 50 * 1024 * 1024,
+            max_pixels: 100_000_000,
+            max_alloc_bytes: 1024 * 1024 * 1024,
+        }
+    }
+}
+
+impl Default for ThumbnailConfig {
+    fn default() -> Self {
+        Self {
+            width: 100,
+            height: 100,
+            format: OutputFormat::Auto,
+            jpeg_quality: 85,
+        }
+    }
+}
+
+impl WorkerConfig {
+    /// The number of jobs to process at once: `concurrency`, or the number of cores when 0.
+    pub fn effective_concurrency(&self) -> usize {
+        if self.concurrency > 0 {
+            self.concurrency
+        } else {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        }
+    }
+}
+
+/// Why a configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid configuration.
+    #[error("invalid configuration in {path}: {source}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: serde_norway::Error,
+    },
+    /// A value is out of range.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Loads the configuration: the file at `path` if given, else `config.yaml` in the working
+    /// directory if present, else the defaults; then the environment overrides.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        let default_path = Path::new("config.yaml");
+        let path = path.or_else(|| default_path.exists().then_some(default_path));
+        let mut config = match path {
+            Some(path) => Self::from_file(path)?,
+            None => Self::default(),
+        };
+        config.apply_env(|name| std::env::var(name).ok());
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Parses a configuration file (no environment overrides).
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_yaml(&text).map_err(|source| ConfigError::Parse {
+            path: path.to_owned(),
+            source,
+        })
+    }
+
+    /// Parses configuration text. An empty document is the default configuration.
+    pub fn from_yaml(text: &str) -> Result<Self, serde_norway::Error> {
+        if text.trim().is_empty() {
+            return Ok(Self::default());
+        }
+        serde_norway::from_str(text)
+    }
+
+    /// Applies the `THUMBNAILIFY_*` overrides, reading variables through `var`.
+    pub fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) {
+        if let Some(listen) = var("THUMBNAILIFY_LISTEN") {
+            self.listen = listen;
+        }
+        if let Some(dir) = var("THUMBNAILIFY_DATA_DIR") {
+            self.data_dir = PathBuf::from(dir);
+        }
+        if let Some(url) = var("THUMBNAILIFY_QUEUE_URL") {
+            self.queue.url = Some(url).filter(|url| !url.is_empty());
+        }
+    }
+
+    /// Checks values that parse but make no sense.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |message: &str| Err(ConfigError::Invalid(message.to_owned()));
+        if self.thumbnail.width == 0 || self.thumbnail.height == 0 {
+            return invalid("thumbnail.width and thumbnail.height must be at least 1");
+        }
+        if !(1..=100).contains(&self.thumbnail.jpeg_quality) {
+            return invalid("thumbnail.jpeg_quality must be between 1 and 100");
+        }
+        if self.limits.max_upload_bytes == 0 || self.limits.max_pixels == 0 {
+            return invalid("limits.max_upload_bytes and limits.max_pixels must be at least 1");
+        }
+        if let Some(url) = &self.queue.url
+            && !(url.starts_with("amqp://") || url.starts_with("amqps://"))
+        {
+            return invalid("queue.url must be an amqp:// or amqps:// URL");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_document_is_the_default() {
+        let config = Config::from_yaml("").unwrap();
+        assert_eq!(config.listen, "127.0.0.1:8080");
+        assert_eq!(config.thumbnail.width, 100);
+        assert_eq!(config.limits.max_upload_bytes, 50 * 1024 * 1024);
+        assert!(config.queue.url.is_none());
+    }
+
+    #[test]
+    fn the_documented_file_parses_and_matches_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config.yaml");
+        let config = Config::from_file(&path).unwrap();
+        let default = Config::default();
+        assert_eq!(config.listen, default.listen);
+        assert_eq!(config.data_dir, default.data_dir);
+        assert_eq!(config.keep_raw, default.keep_raw);
+        assert_eq!(config.queue.url, default.queue.url);
+        assert_eq!(
+            config.limits.max_upload_bytes,
+            default.limits.max_upload_bytes
+        );
+        assert_eq!(config.limits.max_pixels, default.limits.max_pixels);
+        assert_eq!(
+            config.limits.max_alloc_bytes,
+            default.limits.max_alloc_bytes
+        );
+        assert_eq!(config.thumbnail.width, default.thumbnail.width);
+        assert_eq!(config.thumbnail.height, default.thumbnail.height);
+        assert_eq!(config.thumbnail.format, default.thumbnail.format);
+        assert_eq!(
+            config.thumbnail.jpeg_quality,
+            default.thumbnail.jpeg_quality
+        );
+        assert_eq!(config.worker.concurrency, default.worker.concurrency);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_refused() {
+        assert!(Config::from_yaml("listne: x").is_err());
+        let mut config = Config::from_yaml("thumbnail: {width: 0}").unwrap();
+        assert!(config.validate().is_err());
+        config = Config::from_yaml("queue: {url: 'redis://x'}").unwrap();
+        assert!(config.validate().is_err());
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let mut config = Config::from_yaml("listen: 0.0.0.0:1").unwrap();
+        config.apply_env(|name| match name {
+            "THUMBNAILIFY_LISTEN" => Some("127.0.0.1:9".into()),
+            "THUMBNAILIFY_DATA_DIR" => Some("/tmp/x".into()),
+            "THUMBNAILIFY_QUEUE_URL" => Some("amqp://127.0.0.1:5672".into()),
+            _ => None,
+        });
+        assert_eq!(config.listen, "127.0.0.1:9");
+        assert_eq!(config.data_dir, PathBuf::from("/tmp/x"));
+        assert_eq!(config.queue.url.as_deref(), Some("amqp://127.0.0.1:5672"));
+        config.validate().unwrap();
+    }
+}

@@ -1,0 +1,152 @@
+//! Where raw uploads and thumbnails live on disk, and how they are written.
+//!
+//! ```text
+//! <data_dir>/
+//!   db/                  the gateway's sled store
+//!   raw/<media_id>       the uploaded bytes, as decoded from base64
+//!   thumbnails/<media_id> the thumbnail (its media type is in the record)
+//! ```
+//!
+//! Files are named by media id alone: a client's file name never reaches the file system.
+//! Every write is atomic ([`write_atomic`]): a reader sees the whole file or none of it, even
+//! across a crash.
+
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use uuid::Uuid;
+
+/// The data directory and the paths below it.
+#[derive(Debug, Clone)]
+pub struct DataDir {
+    root: PathBuf,
+}
+
+/// The raw directory's name below the data directory.
+const RAW: &str = "raw";
+/// The thumbnails directory's name below the data directory.
+const THUMBNAILS: &str = "thumbnails";
+
+/// The path of an image's raw file relative to the data directory, as a job carries it.
+pub fn raw_relative_path(media_id: Uuid) -> String {
+    format!("{RAW}/{media_id}")
+}
+
+impl DataDir {
+    /// The data directory at `root`. Nothing is created until [`DataDir::create`].
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    /// Creates the raw and thumbnails directories (and the root) if absent.
+    pub fn create(&self) -> io::Result<()> {
+        std::fs::create_dir_all(self.raw_dir())?;
+        std::fs::create_dir_all(self.thumbnails_dir())
+    }
+
+    /// The data directory itself.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Where the gateway's store lives.
+    pub fn db_dir(&self) -> PathBuf {
+        self.root.join("db")
+    }
+
+    /// Where raw uploads live.
+    pub fn raw_dir(&self) -> PathBuf {
+        self.root.join(RAW)
+    }
+
+    /// Where thumbnails live.
+    pub fn thumbnails_dir(&self) -> PathBuf {
+        self.root.join(THUMBNAILS)
+    }
+
+    /// The raw file of an image.
+    pub fn raw_path(&self, media_id: Uuid) -> PathBuf {
+        self.raw_dir().join(media_id.to_string())
+    }
+
+    /// The thumbnail of an image.
+    pub fn thumbnail_path(&self, media_id: Uuid) -> PathBuf {
+        self.thumbnails_dir().join(media_id.to_string())
+    }
+
+    /// Resolves a job's `raw_path` (relative to the data directory). Only the form
+    /// `raw/<uuid>` is accepted, so that a message can never point outside the raw directory.
+    pub fn resolve_raw(&self, relative: &str) -> Option<PathBuf> {
+        let id = relative.strip_prefix(RAW)?.strip_prefix('/')?;
+        let media_id = Uuid::try_parse(id).ok()?;
+        Some(self.raw_path(media_id))
+    }
+}
+
+/// Writes `bytes` to `path` atomically: a temporary file in the same directory, fsync, rename
+/// over `path`, fsync of the directory. Blocking: call it from a blocking thread.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let dir = path
+        .parent()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no parent"))?;
+    let mut file = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir)?;
+    file.write_all(bytes)?;
+    file.as_file().sync_all()?;
+    file.persist(path).map_err(|error| error.error)?;
+    sync_dir(dir)
+}
+
+/// Flushes a directory's entries (a rename or unlink in it) to disk.
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    #[cfg(unix)]
+    std::fs::File::open(dir)?.sync_all()?;
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
+}
+
+/// Removes a file; a file that is already gone is not an error.
+pub fn remove_if_exists(path: &Path) -> io::Result<()> {
+    match std::fs::remove_file(path) {
+        Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(()),
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atomic_write_replaces_and_leaves_no_temp_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = DataDir::new(dir.path());
+        data.create().unwrap();
+        let id = Uuid::now_v7();
+        let path = data.raw_path(id);
+        write_atomic(&path, b"first").unwrap();
+        write_atomic(&path, b"second").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"second");
+        let names: Vec<_> = std::fs::read_dir(data.raw_dir())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from(id.to_string())]);
+        remove_if_exists(&path).unwrap();
+        remove_if_exists(&path).unwrap();
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn resolves_only_raw_ids() {
+        let data = DataDir::new("/data");
+        let id = Uuid::now_v7();
+        assert_eq!(
+            data.resolve_raw(&raw_relative_path(id)),
+            Some(data.raw_path(id))
+        );
+        assert_eq!(data.resolve_raw("raw/../../etc/passwd"), None);
+        assert_eq!(data.resolve_raw("/etc/passwd"), None);
+        assert_eq!(data.resolve_raw(&format!("thumbnails/{id}")), None);
+    }
+}

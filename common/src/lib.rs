@@ -1,0 +1,34 @@
+//! The vocabulary that Thumbnailify's gateway and workers share.
+//!
+//! A job travels as one straight line:
+//!
+//! ```text
+//! gateway: route → store (Record) → queue (Job)
+//! worker:  decode → resize → encode → files (thumbnail) → queue (JobResult)
+//! gateway: results → store (Record, final)
+//! ```
+//!
+//! This crate holds every type that crosses a process boundary on that line:
+//!
+//! - [`config`]: the configuration file, its defaults and environment overrides.
+//! - [`media`]: the supported media types and sniffing of the real format from magic bytes.
+//! - [`record`]: the record of one image that the gateway stores and the API returns.
+//! - [`message`]: the job message (gateway → worker) and the result event (worker → gateway).
+//! - [`files`]: where raw uploads and thumbnails live, and atomic writes.
+//! - [`queue`]: the queue interface with its embedded and RabbitMQ back-ends.
+//! - [`shutdown`]: the graceful-shutdown signal shared by every long-running task.
+//! - [`time`]: RFC 3339 timestamps.
+
+pub mod config;
+pub mod files;
+pub mod media;
+pub mod message;
+pub mod queue;
+pub mod record;
+pub mod shutdown;
+pub mod time;
+
+pub use config::Config;
+pub use media::MediaType;
+pub use message::{Job, JobResult, Outcome};
+pub use record::{Record, Service, State, ThumbnailInfo};

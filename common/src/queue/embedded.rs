@@ -1,0 +1,165 @@
+//! The embedded back-end: unbounded in-process channels.
+//!
+//! It keeps nothing on disk: the gateway's store is the durable copy of every job, and the
+//! gateway re-enqueues the records left `Processing` when it starts. Acks are therefore no-ops,
+//! and a retried delivery goes to the back of its queue.
+
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::mpsc;
+
+use super::{Acker, Consumer, ConsumerInner, Delivery, QueueError};
+use crate::message::{Job, JobResult};
+
+/// Both queues of the embedded back-end.
+#[derive(Debug, Clone)]
+pub struct EmbeddedQueue {
+    jobs: Arc<Channel<Job>>,
+    results: Arc<Channel<JobResult>>,
+}
+
+/// One queue: a sender shared by publishers and a receiver taken by the one consumer.
+#[derive(Debug)]
+struct Channel<T> {
+    name: &'static str,
+    tx: mpsc::UnboundedSender<T>,
+    rx: Mutex<Option<mpsc::UnboundedReceiver<T>>>,
+}
+
+impl<T> Channel<T> {
+    fn new(name: &'static str) -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        Self {
+            name,
+            tx,
+            rx: Mutex::new(Some(rx)),
+        }
+    }
+
+    fn publish(&self, message: T) -> Result<(), QueueError> {
+        self.tx.send(message).map_err(|_| QueueError::Closed)
+    }
+
+    fn consume(&self) -> Result<Consumer<T>, QueueError> {
+        let rx = self
+            .rx
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take()
+            .ok_or(QueueError::AlreadyConsumed(self.name))?;
+        Ok(Consumer {
+            inner: ConsumerInner::Embedded(Receiver {
+                rx,
+                tx: self.tx.clone(),
+            }),
+        })
+    }
+}
+
+/// The consuming end of an embedded queue.
+#[derive(Debug)]
+pub(super) struct Receiver<T> {
+    rx: mpsc::UnboundedReceiver<T>,
+    tx: mpsc::UnboundedSender<T>,
+}
+
+impl<T> Receiver<T> {
+    pub(super) async fn next(&mut self) -> Option<Delivery<T>> {
+        let message = self.rx.recv().await?;
+        Some(Delivery {
+            message,
+            acker: Acker::Embedded(Requeue(self.tx.clone())),
+        })
+    }
+}
+
+/// Puts a retried message back on its queue.
+#[derive(Debug)]
+pub(super) struct Requeue<T>(mpsc::UnboundedSender<T>);
+
+impl<T> Requeue<T> {
+    pub(super) fn send(self, message: T) -> Result<(), QueueError> {
+        self.0.send(message).map_err(|_| QueueError::Closed)
+    }
+}
+
+impl EmbeddedQueue {
+    /// New, empty queues.
+    pub fn new() -> Self {
+        Self {
+            jobs: Arc::new(Channel::new("jobs")),
+            results: Arc::new(Channel::new("results")),
+        }
+    }
+
+    pub(super) fn publish_job(&self, job: &Job) -> Result<(), QueueError> {
+        self.jobs.publish(job.clone())
+    }
+
+    pub(super) fn publish_result(&self, result: &JobResult) -> Result<(), QueueError> {
+        self.results.publish(result.clone())
+    }
+
+    pub(super) fn consume_jobs(&self) -> Result<Consumer<Job>, QueueError> {
+        self.jobs.consume()
+    }
+
+    pub(super) fn consume_results(&self) -> Result<Consumer<JobResult>, QueueError> {
+        self.results.consume()
+    }
+
+    pub(super) fn check(&self) -> Result<(), QueueError> {
+        if self.jobs.tx.is_closed() || self.results.tx.is_closed() {
+            Err(QueueError::Closed)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl Default for EmbeddedQueue {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use uuid::Uuid;
+
+    use crate::media::MediaType;
+    use crate::message::Outcome;
+    use crate::queue::Queue;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn jobs_and_results_flow_and_retries_come_back() {
+        let queue = Queue::embedded();
+        let job = Job::new(Uuid::now_v7(), MediaType::Png);
+        queue.publish_job(&job).await.unwrap();
+        let mut jobs = queue.consume_jobs(4).await.unwrap();
+        assert!(matches!(
+            queue.consume_jobs(4).await,
+            Err(QueueError::AlreadyConsumed("jobs"))
+        ));
+
+        let delivery = jobs.next().await.unwrap().unwrap();
+        assert_eq!(delivery.message, job);
+        delivery.retry().await.unwrap();
+        let again = jobs.next().await.unwrap().unwrap();
+        assert_eq!(again.message, job);
+        again.ack().await.unwrap();
+
+        let result = JobResult {
+            media_id: job.media_id,
+            outcome: Outcome::Started,
+        };
+        queue.publish_result(&result).await.unwrap();
+        let mut results = queue.consume_results().await.unwrap();
+        let delivery = results.next().await.unwrap().unwrap();
+        assert_eq!(delivery.message, result);
+        delivery.ack().await.unwrap();
+        queue.check().unwrap();
+    }
+}
