@@ -1,1 +1,27 @@
-//! stub
+//! Thumbnailify's worker: turns raw uploads into thumbnails.
+//!
+//! One job is one straight line through these modules:
+//!
+//! - [`runner`]: takes the job from the queue, runs it on a blocking thread, publishes the
+//!   result, acks the job.
+//! - [`job`]: reads the raw file, calls the pipeline, writes the thumbnail atomically.
+//! - [`thumbnail`]: the pipeline, with panics contained:
+//!   - [`decode`]: header first (pixel limit), then pixels under an allocation limit; EXIF
+//!     orientation applied.
+//!   - [`resize`]: fit in the box with fast_image_resize's SIMD convolution, alpha-aware.
+//!   - [`encode`]: JPEG, PNG (when there is alpha) or WebP.
+//! - [`error`]: why a thumbnail failed, and the HTTP-like code each reason reports.
+//!
+//! The gateway runs [`runner::run`] in-process on the embedded queue; the `worker` binary runs
+//! it against RabbitMQ.
+
+pub mod decode;
+pub mod encode;
+pub mod error;
+pub mod job;
+pub mod resize;
+pub mod runner;
+pub mod thumbnail;
+
+pub use error::{ThumbnailError, WorkerError};
+pub use runner::run;

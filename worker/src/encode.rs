@@ -1,0 +1,141 @@
+//! Encoding: the resized pixels to the thumbnail's format.
+//!
+//! `auto` keeps alpha: PNG for sources with an alpha channel, JPEG otherwise. JPEG output of an
+//! image with alpha is composed over white. Thumbnails are 8 bits per channel whatever the
+//! source depth.
+
+use common::config::OutputFormat;
+use common::media::MediaType;
+use image::codecs::jpeg::JpegEncoder;
+use image::codecs::png::PngEncoder;
+use image::codecs::webp::WebPEncoder;
+use image::{DynamicImage, ImageEncoder};
+
+use crate::error::ThumbnailError;
+
+/// Encodes `image` as the configured format; returns the bytes and their media type.
+pub fn encode(
+    image: DynamicImage,
+    format: OutputFormat,
+    jpeg_quality: u8,
+) -> Result<(Vec<u8>, MediaType), ThumbnailError> {
+    let image = to_8_bit(image);
+    let media_type = match format {
+        OutputFormat::Auto if image.color().has_alpha() => MediaType::Png,
+        OutputFormat::Auto | OutputFormat::Jpeg => MediaType::Jpeg,
+        OutputFormat::Png => MediaType::Png,
+        OutputFormat::Webp => MediaType::Webp,
+    };
+    let image = if media_type == MediaType::Jpeg {
+        flatten(image)
+    } else {
+        image
+    };
+    let mut out = Vec::new();
+    let (width, height, color) = (image.width(), image.height(), image.color().into());
+    let result = match media_type {
+        MediaType::Jpeg => JpegEncoder::new_with_quality(&mut out, jpeg_quality).write_image(
+            image.as_bytes(),
+            width,
+            height,
+            color,
+        ),
+        MediaType::Webp => {
+            WebPEncoder::new_lossless(&mut out).write_image(image.as_bytes(), width, height, color)
+        }
+        _ => PngEncoder::new(&mut out).write_image(image.as_bytes(), width, height, color),
+    };
+    result.map_err(|error| ThumbnailError::Encode(error.to_string()))?;
+    Ok((out, media_type))
+}
+
+/// The same image at 8 bits per channel, keeping grey and alpha.
+fn to_8_bit(image: DynamicImage) -> DynamicImage {
+    match image {
+        DynamicImage::ImageLuma8(_)
+        | DynamicImage::ImageLumaA8(_)
+        | DynamicImage::ImageRgb8(_)
+        | DynamicImage::ImageRgba8(_) => image,
+        DynamicImage::ImageLuma16(_) => DynamicImage::ImageLuma8(image.to_luma8()),
+        DynamicImage::ImageLumaA16(_) => DynamicImage::ImageLumaA8(image.to_luma_alpha8()),
+        other if other.color().has_alpha() => DynamicImage::ImageRgba8(other.to_rgba8()),
+        other => DynamicImage::ImageRgb8(other.to_rgb8()),
+    }
+}
+
+/// Composes an image with alpha over white, for formats without alpha.
+fn flatten(image: DynamicImage) -> DynamicImage {
+    let over_white = |value: u8, alpha: u8| {
+        let (value, alpha) = (u32::from(value), u32::from(alpha));
+        // (v·a + 255·(255 − a)) / 255, rounded; at most 255.
+        ((value * alpha + 255 * (255 - alpha) + 127) / 255) as u8
+    };
+    match image {
+        DynamicImage::ImageLumaA8(grey) => {
+            let mut out = image::GrayImage::new(grey.width(), grey.height());
+            for (target, source) in out.pixels_mut().zip(grey.pixels()) {
+                target[0] = over_white(source[0], source[1]);
+            }
+            DynamicImage::ImageLuma8(out)
+        }
+        DynamicImage::ImageRgba8(rgba) => {
+            let mut out = image::RgbImage::new(rgba.width(), rgba.height());
+            for (target, source) in out.pixels_mut().zip(rgba.pixels()) {
+                for channel in 0..3 {
+                    target[channel] = over_white(source[channel], source[3]);
+                }
+            }
+            DynamicImage::ImageRgb8(out)
+        }
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode(bytes: &[u8]) -> DynamicImage {
+        image::load_from_memory(bytes).unwrap()
+    }
+
+    #[test]
+    fn auto_keeps_alpha_as_png_and_opaque_as_jpeg() {
+        let (bytes, media_type) =
+            encode(DynamicImage::new_rgba8(4, 3), OutputFormat::Auto, 85).unwrap();
+        assert_eq!(media_type, MediaType::Png);
+        assert!(decode(&bytes).color().has_alpha());
+
+        let (bytes, media_type) =
+            encode(DynamicImage::new_rgb16(4, 3), OutputFormat::Auto, 85).unwrap();
+        assert_eq!(media_type, MediaType::Jpeg);
+        assert_eq!(decode(&bytes).color(), image::ColorType::Rgb8);
+
+        let (bytes, media_type) =
+            encode(DynamicImage::new_luma16(4, 3), OutputFormat::Auto, 85).unwrap();
+        assert_eq!(media_type, MediaType::Jpeg);
+        assert_eq!(decode(&bytes).color(), image::ColorType::L8);
+    }
+
+    #[test]
+    fn jpeg_composes_alpha_over_white() {
+        let transparent = DynamicImage::new_rgba8(8, 8); // all (0,0,0,0)
+        let (bytes, media_type) = encode(transparent, OutputFormat::Jpeg, 90).unwrap();
+        assert_eq!(media_type, MediaType::Jpeg);
+        let pixel = decode(&bytes).to_rgb8().get_pixel(4, 4).0;
+        assert!(pixel.iter().all(|&c| c > 245), "{pixel:?}");
+    }
+
+    #[test]
+    fn png_and_webp_on_request() {
+        for (format, media_type) in [
+            (OutputFormat::Png, MediaType::Png),
+            (OutputFormat::Webp, MediaType::Webp),
+        ] {
+            let (bytes, got) = encode(DynamicImage::new_rgb8(5, 7), format, 85).unwrap();
+            assert_eq!(got, media_type);
+            let image = decode(&bytes);
+            assert_eq!((image.width(), image.height()), (5, 7));
+        }
+    }
+}

@@ -1,0 +1,65 @@
+//! Why a thumbnail could not be made, and the HTTP-like code each reason reports.
+
+/// Why a thumbnail could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum ThumbnailError {
+    /// The image declares more pixels than `limits.max_pixels` allows (a decompression bomb,
+    /// or simply too large). Refused from the header, before any pixel buffer is allocated.
+    #[error("image is {width}×{height} = {pixels} pixels, over the limit of {max} pixels")]
+    TooManyPixels {
+        /// Declared width.
+        width: u32,
+        /// Declared height.
+        height: u32,
+        /// width × height.
+        pixels: u64,
+        /// The configured limit.
+        max: u64,
+    },
+    /// Decoding would need more memory than `limits.max_alloc_bytes` allows.
+    #[error("decoding this {media_type} needs more memory than allowed: {detail}")]
+    OverMemoryLimit {
+        /// The declared media type.
+        media_type: &'static str,
+        /// The decoder's account.
+        detail: String,
+    },
+    /// The data is not a valid image of its declared type (corrupt, truncated, or using a
+    /// feature the decoder does not support).
+    #[error("cannot decode {media_type}: {detail}")]
+    Decode {
+        /// The declared media type.
+        media_type: &'static str,
+        /// The decoder's account.
+        detail: String,
+    },
+    /// Resizing failed.
+    #[error("cannot resize: {0}")]
+    Resize(String),
+    /// Encoding the thumbnail failed.
+    #[error("cannot encode the thumbnail: {0}")]
+    Encode(String),
+    /// A decoder panicked on this input; the panic was contained.
+    #[error("the decoder crashed on this image: {0}")]
+    Panic(String),
+}
+
+impl ThumbnailError {
+    /// The HTTP-like status the record reports: 413 for images over the limits, 422 for data
+    /// that cannot be decoded, 500 for failures of our own.
+    pub fn code(&self) -> u16 {
+        match self {
+            ThumbnailError::TooManyPixels { .. } | ThumbnailError::OverMemoryLimit { .. } => 413,
+            ThumbnailError::Decode { .. } | ThumbnailError::Panic(_) => 422,
+            ThumbnailError::Resize(_) | ThumbnailError::Encode(_) => 500,
+        }
+    }
+}
+
+/// Why a worker process stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    /// The queue failed.
+    #[error("queue: {0}")]
+    Queue(#[from] common::queue::QueueError),
+}

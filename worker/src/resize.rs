@@ -1,0 +1,109 @@
+//! Resizing: fit the image in the thumbnail box with fast_image_resize's SIMD convolution.
+//!
+//! The aspect ratio is kept, the image is never enlarged, and each side is at least 1 px.
+//! Resizing runs at the source's own bit depth and is alpha-aware (colour is multiplied by
+//! alpha before filtering and divided after), so transparent pixels do not bleed dark fringes.
+
+use fast_image_resize::{FilterType, IntoImageView, ResizeAlg, ResizeOptions, Resizer};
+use image::DynamicImage;
+
+use crate::error::ThumbnailError;
+
+/// The size of an image of `width`×`height` fitted in a `box_width`×`box_height` box: aspect
+/// ratio kept, never larger than the source, at least 1 px per side.
+pub fn fit(width: u32, height: u32, box_width: u32, box_height: u32) -> (u32, u32) {
+    if width <= box_width && height <= box_height {
+        return (width.max(1), height.max(1));
+    }
+    let scale = f64::min(
+        f64::from(box_width) / f64::from(width),
+        f64::from(box_height) / f64::from(height),
+    );
+    let side = |source: u32, bound: u32| {
+        // The rounded value lies in 1..=bound, so the conversion is exact.
+        (f64::from(source) * scale)
+            .round()
+            .clamp(1.0, f64::from(bound)) as u32
+    };
+    (side(width, box_width), side(height, box_height))
+}
+
+/// Resizes `image` to exactly `width`×`height`. An image already that size is returned as is.
+pub fn resize(
+    image: DynamicImage,
+    width: u32,
+    height: u32,
+) -> Result<DynamicImage, ThumbnailError> {
+    if (image.width(), image.height()) == (width, height) {
+        return Ok(image);
+    }
+    // fast_image_resize handles every layout `image` decodes to but 32-bit grey, which no
+    // supported format produces; convert it should it ever appear.
+    let source = if image.pixel_type().is_some() {
+        image
+    } else {
+        DynamicImage::ImageRgba8(image.to_rgba8())
+    };
+    let mut target = DynamicImage::new(width, height, source.color());
+    let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Lanczos3));
+    Resizer::new()
+        .resize(&source, &mut target, &options)
+        .map_err(|error| ThumbnailError::Resize(error.to_string()))?;
+    Ok(target)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fits_keeping_aspect_and_never_upscaling() {
+        assert_eq!(fit(4000, 3000, 100, 100), (100, 75));
+        assert_eq!(fit(3000, 4000, 100, 100), (75, 100));
+        assert_eq!(fit(50, 20, 100, 100), (50, 20));
+        assert_eq!(fit(100, 100, 100, 100), (100, 100));
+        assert_eq!(fit(10_000, 1, 100, 100), (100, 1));
+        assert_eq!(fit(1, 10_000, 100, 100), (1, 100));
+        assert_eq!(fit(200, 50, 100, 40), (100, 25));
+    }
+
+    #[test]
+    fn resizes_every_layout() {
+        let sources = [
+            DynamicImage::new_luma8(300, 200),
+            DynamicImage::new_luma_a8(300, 200),
+            DynamicImage::new_rgb8(300, 200),
+            DynamicImage::new_rgba8(300, 200),
+            DynamicImage::new_rgb16(300, 200),
+            DynamicImage::new_rgba16(300, 200),
+            DynamicImage::new_rgb32f(300, 200),
+        ];
+        for source in sources {
+            let color = source.color();
+            let out = resize(source, 30, 20).unwrap();
+            assert_eq!((out.width(), out.height(), out.color()), (30, 20, color));
+        }
+    }
+
+    #[test]
+    fn alpha_does_not_darken_edges() {
+        // Left half opaque white, right half fully transparent black.
+        let mut source = image::RgbaImage::new(200, 10);
+        for (x, _, pixel) in source.enumerate_pixels_mut() {
+            *pixel = if x < 100 {
+                image::Rgba([255, 255, 255, 255])
+            } else {
+                image::Rgba([0, 0, 0, 0])
+            };
+        }
+        let out = resize(DynamicImage::ImageRgba8(source), 20, 1)
+            .unwrap()
+            .to_rgba8();
+        for pixel in out.pixels().filter(|p| p[3] > 0) {
+            assert!(
+                pixel[0] >= 250,
+                "premultiplied resize keeps white white: {pixel:?}"
+            );
+        }
+    }
+}

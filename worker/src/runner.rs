@@ -1,0 +1,127 @@
+//! The worker loop: take jobs from the queue, process up to `worker.concurrency` at once on
+//! blocking threads, publish each result, then ack the job.
+//!
+//! The order is what makes the queue lose nothing: a job is acked only after its result is
+//! published (confirmed, on RabbitMQ). If the result cannot be published the job is handed
+//! back to be processed again. On shutdown the loop stops taking jobs and finishes the ones
+//! it holds.
+
+use std::sync::Arc;
+
+use common::config::Config;
+use common::files::DataDir;
+use common::message::{Job, JobResult, Outcome};
+use common::queue::{Delivery, Queue};
+use common::shutdown::Shutdown;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinSet;
+
+use crate::error::WorkerError;
+use crate::job;
+
+/// Runs the worker loop until `shutdown` fires or the queue closes, then finishes the jobs in
+/// hand.
+pub async fn run(
+    queue: Queue,
+    config: Arc<Config>,
+    mut shutdown: Shutdown,
+) -> Result<(), WorkerError> {
+    let concurrency = config.worker.effective_concurrency();
+    let data = DataDir::new(&config.data_dir);
+    let prefetch = u16::try_from(concurrency).unwrap_or(u16::MAX);
+    let mut jobs = queue.consume_jobs(prefetch).await?;
+    let permits = Arc::new(Semaphore::new(concurrency));
+    let mut tasks = JoinSet::new();
+    tracing::info!(concurrency, queue = queue.kind(), "worker started");
+
+    loop {
+        let permit = tokio::select! {
+            biased;
+            () = shutdown.recv() => break,
+            permit = permits.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
+        };
+        let delivery = tokio::select! {
+            biased;
+            () = shutdown.recv() => break,
+            delivery = jobs.next() => match delivery {
+                Some(Ok(delivery)) => delivery,
+                Some(Err(error)) => {
+                    tracing::warn!(%error, "cannot receive a job");
+                    continue;
+                }
+                None => break,
+            },
+        };
+        tasks.spawn(handle(
+            delivery,
+            queue.clone(),
+            Arc::clone(&config),
+            data.clone(),
+            permit,
+        ));
+        while let Some(done) = tasks.try_join_next() {
+            log_task_end(done);
+        }
+    }
+
+    drop(jobs);
+    tracing::info!(
+        in_flight = tasks.len(),
+        "worker stopping, finishing jobs in hand"
+    );
+    while let Some(done) = tasks.join_next().await {
+        log_task_end(done);
+    }
+    Ok(())
+}
+
+fn log_task_end(done: Result<(), tokio::task::JoinError>) {
+    if let Err(error) = done {
+        tracing::error!(%error, "job task failed");
+    }
+}
+
+/// Processes one delivery: report it started, make the thumbnail, report the outcome, ack.
+async fn handle(
+    delivery: Delivery<Job>,
+    queue: Queue,
+    config: Arc<Config>,
+    data: DataDir,
+    _permit: OwnedSemaphorePermit,
+) {
+    let job = delivery.message.clone();
+    let media_id = job.media_id;
+    let started = JobResult {
+        media_id,
+        outcome: Outcome::Started,
+    };
+    if let Err(error) = queue.publish_result(&started).await {
+        tracing::warn!(%media_id, %error, "cannot report the job started");
+    }
+
+    let outcome = tokio::task::spawn_blocking(move || job::process(&job, &data, &config))
+        .await
+        .unwrap_or_else(|error| Outcome::Failed {
+            code: 500,
+            message: format!("the job's thread failed: {error}"),
+        });
+    match &outcome {
+        Outcome::Failed { code, message } => {
+            tracing::info!(%media_id, code, %message, "job failed");
+        }
+        _ => tracing::debug!(%media_id, "job completed"),
+    }
+
+    let result = JobResult { media_id, outcome };
+    let acked = match queue.publish_result(&result).await {
+        Ok(()) => delivery.ack().await,
+        Err(error) => {
+            tracing::warn!(%media_id, %error, "cannot publish the result; handing the job back");
+            delivery.retry().await
+        }
+    };
+    if let Err(error) = acked {
+        // The job will be delivered again; processing it twice is harmless.
+        tracing::warn!(%media_id, %error, "cannot settle the job");
+    }
+}
