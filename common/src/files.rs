@@ -96,6 +96,18 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     sync_dir(dir)
 }
 
+/// Removes the temporary files a crash left in `dir` (names starting `.tmp-`). Call it only
+/// while nothing else writes there.
+pub fn remove_temp_files(dir: &Path) -> io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_name().to_string_lossy().starts_with(".tmp-") {
+            remove_if_exists(&entry.path())?;
+        }
+    }
+    Ok(())
+}
+
 /// Flushes a directory's entries (a rename or unlink in it) to disk.
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
     #[cfg(unix)]
@@ -135,6 +147,13 @@ mod tests {
         remove_if_exists(&path).unwrap();
         remove_if_exists(&path).unwrap();
         assert!(!path.exists());
+
+        let leftover = data.raw_dir().join(".tmp-crashed");
+        std::fs::write(&leftover, b"partial").unwrap();
+        write_atomic(&path, b"kept").unwrap();
+        remove_temp_files(&data.raw_dir()).unwrap();
+        assert!(!leftover.exists());
+        assert!(path.exists());
     }
 
     #[test]

@@ -50,17 +50,18 @@ impl<T> Channel<T> {
         Ok(Consumer {
             inner: ConsumerInner::Embedded(Receiver {
                 rx,
-                tx: self.tx.clone(),
+                tx: self.tx.downgrade(),
             }),
         })
     }
 }
 
-/// The consuming end of an embedded queue.
+/// The consuming end of an embedded queue. Its handle for retries is weak, so that the queue
+/// closes (and [`Consumer::next`] ends) once every publisher is gone and it is drained.
 #[derive(Debug)]
 pub(super) struct Receiver<T> {
     rx: mpsc::UnboundedReceiver<T>,
-    tx: mpsc::UnboundedSender<T>,
+    tx: mpsc::WeakUnboundedSender<T>,
 }
 
 impl<T> Receiver<T> {
@@ -73,13 +74,14 @@ impl<T> Receiver<T> {
     }
 }
 
-/// Puts a retried message back on its queue.
+/// Puts a retried message back on its queue, while the queue is open.
 #[derive(Debug)]
-pub(super) struct Requeue<T>(mpsc::UnboundedSender<T>);
+pub(super) struct Requeue<T>(mpsc::WeakUnboundedSender<T>);
 
 impl<T> Requeue<T> {
     pub(super) fn send(self, message: T) -> Result<(), QueueError> {
-        self.0.send(message).map_err(|_| QueueError::Closed)
+        let tx = self.0.upgrade().ok_or(QueueError::Closed)?;
+        tx.send(message).map_err(|_| QueueError::Closed)
     }
 }
 
@@ -161,5 +163,12 @@ mod tests {
         assert_eq!(delivery.message, result);
         delivery.ack().await.unwrap();
         queue.check().unwrap();
+
+        // Once every publisher is gone, the consumers drain and end.
+        queue.publish_result(&result).await.unwrap();
+        drop(queue);
+        assert!(results.next().await.is_some());
+        assert!(results.next().await.is_none());
+        assert!(jobs.next().await.is_none());
     }
 }

@@ -1,0 +1,330 @@
+//! Upload bodies: base64 decoded as it streams in, under a size limit.
+//!
+//! A body is base64 of the standard alphabet; padding is optional, ASCII white space (line
+//! breaks of MIME-style base64) is skipped, and a `data:<type>;base64,` prefix (what browsers
+//! produce) is accepted. Decoding runs chunk by chunk as the body arrives, with the runtime-
+//! detected SIMD engine, into one buffer sized from `Content-Length`: the encoded body is never
+//! held whole, and a body whose decoded size passes the limit is refused as soon as it does.
+//!
+//! A JSON envelope (`{"data": "<base64>", "media_type": "image/png", "name": "cat.png"}`) is
+//! read whole under the same limit and its `data` goes through the same decoder.
+
+use axum::body::Body;
+use base64::engine::general_purpose::PAD_INDIFFERENT;
+use base64::engine::simd::Simd;
+use base64::{DecodeSliceError, Engine};
+use http_body_util::{BodyExt, Limited};
+use serde::Deserialize;
+
+use crate::error::ApiError;
+
+/// The most encoded bytes a body may have to decode to at most `limit` bytes: 4/3 of it,
+/// plus line breaks every 76 characters, plus room for a data URI prefix.
+pub fn encoded_limit(limit: u64) -> u64 {
+    let chars = limit.div_ceil(3) * 4;
+    chars + chars.div_ceil(76) * 2 + 1024
+}
+
+/// Decodes a base64 body as it arrives.
+#[derive(Debug)]
+pub struct Base64Stream {
+    engine: Simd,
+    /// Bytes seen before knowing whether the body starts with a data URI.
+    head: Option<Vec<u8>>,
+    /// Base64 characters not decoded yet (at most one group of four, held back because it
+    /// may carry padding).
+    pending: Vec<u8>,
+    /// Characters decoded so far, for error positions.
+    consumed: u64,
+    out: Vec<u8>,
+    limit: u64,
+}
+
+/// The longest data URI prefix considered (`data:image/jpeg;base64,` is 23 bytes).
+const MAX_PREFIX: usize = 256;
+
+impl Base64Stream {
+    /// A decoder refusing output over `limit` bytes; `size_hint` is the expected encoded length.
+    pub fn new(limit: u64, size_hint: Option<u64>) -> Self {
+        let capacity = size_hint.map_or(0, |hint| (hint / 4 * 3).min(limit));
+        Self {
+            engine: Simd::standard(PAD_INDIFFERENT),
+            head: Some(Vec::new()),
+            pending: Vec::new(),
+            consumed: 0,
+            out: Vec::with_capacity(usize::try_from(capacity).unwrap_or(0)),
+            limit,
+        }
+    }
+
+    /// Feeds the next chunk of the body.
+    pub fn push(&mut self, chunk: &[u8]) -> Result<(), ApiError> {
+        match self.head.take() {
+            Some(mut head) => {
+                head.extend_from_slice(chunk);
+                match strip_data_uri(&head)? {
+                    Some(rest) => self.feed(rest),
+                    None => {
+                        self.head = Some(head);
+                        Ok(())
+                    }
+                }
+            }
+            None => self.feed(chunk),
+        }
+    }
+
+    /// Decodes what is left and returns the decoded bytes.
+    pub fn finish(mut self) -> Result<Vec<u8>, ApiError> {
+        if let Some(head) = self.head.take() {
+            let rest = strip_data_uri(&head)?.unwrap_or(&head);
+            self.feed(rest)?;
+        }
+        let pending = std::mem::take(&mut self.pending);
+        self.decode(&pending)?;
+        if self.out.is_empty() {
+            return Err(ApiError::EmptyBody);
+        }
+        Ok(self.out)
+    }
+
+    fn feed(&mut self, chunk: &[u8]) -> Result<(), ApiError> {
+        self.pending
+            .extend(chunk.iter().copied().filter(|b| !b.is_ascii_whitespace()));
+        // Decode every whole group of four but the last, which may end in padding.
+        let ready = (self.pending.len().saturating_sub(1) / 4) * 4;
+        if ready > 0 {
+            let pending = std::mem::take(&mut self.pending);
+            self.decode(&pending[..ready])?;
+            self.pending = pending[ready..].to_vec();
+        }
+        Ok(())
+    }
+
+    fn decode(&mut self, chars: &[u8]) -> Result<(), ApiError> {
+        if chars.is_empty() {
+            return Ok(());
+        }
+        let start = self.out.len();
+        let most = chars.len().div_ceil(4) * 3;
+        if (start + most) as u64 > self.limit + 2 {
+            return Err(ApiError::PayloadTooLarge { limit: self.limit });
+        }
+        self.out.resize(start + most, 0);
+        let written = self
+            .engine
+            .decode_slice(chars, &mut self.out[start..])
+            .map_err(|error| self.describe(error))?;
+        self.out.truncate(start + written);
+        if self.out.len() as u64 > self.limit {
+            return Err(ApiError::PayloadTooLarge { limit: self.limit });
+        }
+        self.consumed += chars.len() as u64;
+        Ok(())
+    }
+
+    fn describe(&self, error: DecodeSliceError) -> ApiError {
+        use base64::DecodeError::*;
+        let at = |offset: usize| self.consumed + offset as u64;
+        ApiError::InvalidBase64(match error {
+            DecodeSliceError::DecodeError(InvalidByte(offset, byte)) => {
+                format!(
+                    "invalid character {:?} at position {}",
+                    byte as char,
+                    at(offset)
+                )
+            }
+            DecodeSliceError::DecodeError(InvalidLength(_)) => {
+                "the length is not that of base64 data (one character too many or too few)"
+                    .to_owned()
+            }
+            DecodeSliceError::DecodeError(InvalidLastSymbol { offset, symbol, .. }) => format!(
+                "invalid last character {:?} at position {}",
+                symbol as char,
+                at(offset)
+            ),
+            DecodeSliceError::DecodeError(InvalidPadding) => "misplaced padding".to_owned(),
+            DecodeSliceError::OutputSliceTooSmall => "internal buffer error".to_owned(),
+        })
+    }
+}
+
+/// If `head` starts with a data URI prefix, the rest after its comma; `None` while `head` is
+/// too short to tell; `head` itself when there is no prefix.
+fn strip_data_uri(head: &[u8]) -> Result<Option<&[u8]>, ApiError> {
+    let trimmed = head.trim_ascii_start();
+    const DATA: &[u8] = b"data:";
+    if trimmed.len() < DATA.len() {
+        // Too short to tell: wait for more unless it can no longer become "data:".
+        let could_become = trimmed
+            .iter()
+            .zip(DATA)
+            .all(|(byte, expected)| byte.to_ascii_lowercase() == *expected);
+        return Ok(if could_become { None } else { Some(head) });
+    }
+    if !trimmed[..DATA.len()].eq_ignore_ascii_case(DATA) {
+        return Ok(Some(head));
+    }
+    match trimmed.iter().position(|&b| b == b',') {
+        Some(comma) => {
+            let meta = String::from_utf8_lossy(&trimmed[DATA.len()..comma]).to_ascii_lowercase();
+            if !meta.split(';').any(|part| part.trim() == "base64") {
+                return Err(ApiError::InvalidBase64(
+                    "the data URI is not base64 (no ;base64 before the comma)".to_owned(),
+                ));
+            }
+            Ok(Some(&trimmed[comma + 1..]))
+        }
+        None if trimmed.len() > MAX_PREFIX => Err(ApiError::InvalidBase64(
+            "the data URI prefix has no comma".to_owned(),
+        )),
+        None => Ok(None),
+    }
+}
+
+/// Reads a raw base64 body, decoding as it streams in.
+pub async fn read_base64(
+    mut body: Body,
+    limit: u64,
+    content_length: Option<u64>,
+) -> Result<Vec<u8>, ApiError> {
+    let max_encoded = encoded_limit(limit);
+    if content_length.is_some_and(|length| length > max_encoded) {
+        return Err(ApiError::PayloadTooLarge { limit });
+    }
+    let mut decoder = Base64Stream::new(limit, content_length);
+    let mut received = 0u64;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|error| ApiError::BodyRead(error.to_string()))?;
+        if let Ok(data) = frame.into_data() {
+            received += data.len() as u64;
+            if received > max_encoded {
+                return Err(ApiError::PayloadTooLarge { limit });
+            }
+            decoder.push(&data)?;
+        }
+    }
+    decoder.finish()
+}
+
+/// The JSON form of an upload.
+#[derive(Debug, Deserialize)]
+pub struct Envelope {
+    /// The image, base64.
+    pub data: String,
+    /// Its media type.
+    pub media_type: String,
+    /// The client's file name.
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+/// Reads a JSON envelope whole, under the encoded-size limit.
+pub async fn read_envelope(body: Body, limit: u64) -> Result<Envelope, ApiError> {
+    let max = usize::try_from(encoded_limit(limit) + 64 * 1024).unwrap_or(usize::MAX);
+    let bytes = Limited::new(body, max)
+        .collect()
+        .await
+        .map_err(|error| {
+            if error.is::<http_body_util::LengthLimitError>() {
+                ApiError::PayloadTooLarge { limit }
+            } else {
+                ApiError::BodyRead(error.to_string())
+            }
+        })?
+        .to_bytes();
+    if bytes.trim_ascii().is_empty() {
+        return Err(ApiError::EmptyBody);
+    }
+    serde_json::from_slice(&bytes).map_err(|error| ApiError::InvalidJson(error.to_string()))
+}
+
+/// Decodes base64 already in memory (the `data` of an envelope).
+pub fn decode_base64(data: &str, limit: u64) -> Result<Vec<u8>, ApiError> {
+    let mut decoder = Base64Stream::new(limit, Some(data.len() as u64));
+    decoder.push(data.as_bytes())?;
+    decoder.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use base64::engine::general_purpose::STANDARD;
+
+    use super::*;
+
+    fn decode_in_chunks(input: &[u8], chunk: usize, limit: u64) -> Result<Vec<u8>, ApiError> {
+        let mut decoder = Base64Stream::new(limit, None);
+        for piece in input.chunks(chunk) {
+            decoder.push(piece)?;
+        }
+        decoder.finish()
+    }
+
+    #[test]
+    fn decodes_in_any_chunking_with_or_without_padding_and_line_breaks() {
+        let data: Vec<u8> = (0..=255u8).cycle().take(1000).collect();
+        let encoded = STANDARD.encode(&data);
+        let wrapped: String = encoded
+            .as_bytes()
+            .chunks(76)
+            .map(|line| format!("{}\r\n", std::str::from_utf8(line).unwrap()))
+            .collect();
+        let unpadded = encoded.trim_end_matches('=');
+        for input in [encoded.as_str(), wrapped.as_str(), unpadded] {
+            for chunk in [1, 3, 4, 5, 7, 64, 4096] {
+                assert_eq!(
+                    decode_in_chunks(input.as_bytes(), chunk, 10_000).unwrap(),
+                    data
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn accepts_a_data_uri_prefix() {
+        let input = format!("data:image/png;base64,{}", STANDARD.encode(b"hello"));
+        for chunk in [1, 2, 7, 100] {
+            assert_eq!(
+                decode_in_chunks(input.as_bytes(), chunk, 100).unwrap(),
+                b"hello"
+            );
+        }
+        let not_base64 = "data:image/png,hello";
+        assert!(matches!(
+            decode_in_chunks(not_base64.as_bytes(), 100, 100),
+            Err(ApiError::InvalidBase64(_))
+        ));
+    }
+
+    #[test]
+    fn refuses_bad_characters_lengths_and_padding() {
+        for bad in ["aGVsbG8*", "aGVsbG8=x", "a", "aGVsb", "aG=Vsbw=="] {
+            assert!(
+                matches!(
+                    decode_in_chunks(bad.as_bytes(), 3, 100),
+                    Err(ApiError::InvalidBase64(_))
+                ),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn refuses_empty_and_too_large() {
+        assert!(matches!(
+            decode_in_chunks(b"", 1, 10),
+            Err(ApiError::EmptyBody)
+        ));
+        assert!(matches!(
+            decode_in_chunks(b" \r\n", 1, 10),
+            Err(ApiError::EmptyBody)
+        ));
+        let eleven = STANDARD.encode([7u8; 11]);
+        assert!(matches!(
+            decode_in_chunks(eleven.as_bytes(), 4, 10),
+            Err(ApiError::PayloadTooLarge { limit: 10 })
+        ));
+        let ten = STANDARD.encode([7u8; 10]);
+        assert_eq!(decode_in_chunks(ten.as_bytes(), 4, 10).unwrap().len(), 10);
+    }
+}

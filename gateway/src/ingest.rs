@@ -1,0 +1,103 @@
+//! Ingest: the checks and writes between a decoded upload and its record. Blocking (hashing,
+//! header parsing, fsync): the upload route runs it on a blocking thread.
+//!
+//! 1. Sniff the magic bytes: they must say the declared media type.
+//! 2. Read the header: an image over `limits.max_pixels` is refused here, before any pixel
+//!    exists. A header that cannot be read is left to the worker, whose error the record
+//!    will carry.
+//! 3. Hash (MD5, SHA-256) and write the raw file atomically under a fresh UUID v7.
+
+use common::config::LimitsConfig;
+use common::files::{DataDir, write_atomic};
+use common::media::{MediaType, Sniffed, sniff};
+use common::record::{NewUpload, Record};
+use md5::Md5;
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::error::ApiError;
+
+/// Checks and stores an upload; returns its new record (not yet in the store).
+pub fn ingest(
+    bytes: &[u8],
+    declared: MediaType,
+    name: Option<String>,
+    data: &DataDir,
+    limits: &LimitsConfig,
+) -> Result<Record, ApiError> {
+    match sniff(bytes) {
+        Sniffed::Image(found) if found == declared => {}
+        found => {
+            return Err(ApiError::MediaTypeMismatch {
+                declared: declared.to_string(),
+                found: found.to_string(),
+            });
+        }
+    }
+    let dimensions = match worker::decode::probe(bytes, declared, limits) {
+        Ok(dimensions) => Some(dimensions),
+        Err(error) if error.code() == 413 => {
+            return Err(ApiError::TooManyPixels(error.to_string()));
+        }
+        Err(_) => None,
+    };
+    let media_id = Uuid::now_v7();
+    write_atomic(&data.raw_path(media_id), bytes)?;
+    Ok(Record::new(NewUpload {
+        media_id,
+        media_type: declared,
+        name,
+        size: bytes.len() as u64,
+        md5: hex(&Md5::digest(bytes)),
+        sha256: hex(&Sha256::digest(bytes)),
+        dimensions,
+    }))
+}
+
+/// Lower-case hexadecimal.
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut out, byte| {
+            let _ = write!(out, "{byte:02x}");
+            out
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hashes_are_the_known_values() {
+        assert_eq!(
+            hex(&Md5::digest(b"abc")),
+            "900150983cd24fb0d6963f7d28e17f72"
+        );
+        assert_eq!(
+            hex(&Sha256::digest(b"abc")),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+
+    #[test]
+    fn refuses_data_that_is_not_what_it_claims() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = DataDir::new(dir.path());
+        data.create().unwrap();
+        let error = ingest(
+            b"%PDF-1.7\n%\xe2\xe3",
+            MediaType::Png,
+            None,
+            &data,
+            &LimitsConfig::default(),
+        )
+        .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "declared image/png but the data is application/pdf"
+        );
+        assert_eq!(std::fs::read_dir(data.raw_dir()).unwrap().count(), 0);
+    }
+}

@@ -1,0 +1,87 @@
+//! Prometheus metrics, served at `GET /metrics` in the text exposition format.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+/// The label of an upload refused.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Refusal {
+    /// The error slug.
+    pub code: &'static str,
+}
+
+/// The label of a finished job.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Finish {
+    /// `completed` or `error`.
+    pub state: &'static str,
+}
+
+/// The gateway's metrics.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    /// Uploads answered 202.
+    pub uploads_accepted: Counter,
+    /// Uploads refused, by error slug.
+    pub uploads_refused: Family<Refusal, Counter>,
+    /// Jobs that reached a final state, by state.
+    pub jobs_finished: Family<Finish, Counter>,
+    /// Records not final yet.
+    pub jobs_processing: Gauge,
+}
+
+impl Metrics {
+    /// Registers every metric.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("thumbnailify");
+        let uploads_accepted = Counter::default();
+        let uploads_refused = Family::<Refusal, Counter>::default();
+        let jobs_finished = Family::<Finish, Counter>::default();
+        let jobs_processing = Gauge::default();
+        registry.register(
+            "uploads_accepted",
+            "Uploads accepted (202)",
+            uploads_accepted.clone(),
+        );
+        registry.register(
+            "uploads_refused",
+            "Uploads refused, by error code",
+            uploads_refused.clone(),
+        );
+        registry.register(
+            "jobs_finished",
+            "Jobs that reached a final state",
+            jobs_finished.clone(),
+        );
+        registry.register(
+            "jobs_processing",
+            "Records still processing",
+            jobs_processing.clone(),
+        );
+        Self {
+            registry,
+            uploads_accepted,
+            uploads_refused,
+            jobs_finished,
+            jobs_processing,
+        }
+    }
+
+    /// The metrics in the Prometheus text format.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

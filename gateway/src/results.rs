@@ -1,0 +1,155 @@
+//! The results path: apply each worker's result to its record, then ack the result.
+//!
+//! A record changes at most once from `Processing` to final, through the store's
+//! compare-and-swap, and the change is flushed to disk before the result is acked. Results
+//! may arrive twice or late; each case is harmless:
+//!
+//! | result | record | action |
+//! |---|---|---|
+//! | started | processing, held by the gateway | `service: worker` |
+//! | completed / failed | processing | made final, flushed; raw file removed unless `keep_raw` |
+//! | completed | already final but not completed, or deleted | the thumbnail is an orphan: removed |
+//! | any | already final | ignored |
+
+use common::config::Config;
+use common::files::{DataDir, remove_if_exists};
+use common::message::{JobResult, Outcome};
+use common::queue::Consumer;
+use common::record::{CODE_COMPLETED, Record, Service, State};
+use common::time::now_rfc3339;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::metrics::{Finish, Metrics};
+use crate::store::{Store, StoreError, Update};
+
+/// What the results path needs.
+#[derive(Debug, Clone)]
+pub struct Results {
+    /// The record store.
+    pub store: Store,
+    /// Where the files are.
+    pub data: DataDir,
+    /// The configuration (for `keep_raw`).
+    pub config: Arc<Config>,
+    /// The metrics.
+    pub metrics: Arc<Metrics>,
+}
+
+impl Results {
+    /// Consumes results until the queue closes.
+    pub async fn run(self, mut results: Consumer<JobResult>) {
+        while let Some(delivery) = results.next().await {
+            let delivery = match delivery {
+                Ok(delivery) => delivery,
+                Err(error) => {
+                    tracing::warn!(%error, "cannot receive a result");
+                    continue;
+                }
+            };
+            let settled = match self.apply(&delivery.message).await {
+                Ok(()) => delivery.ack().await,
+                Err(error) => {
+                    tracing::error!(media_id = %delivery.message.media_id, %error, "cannot record a result; it will come again");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    delivery.retry().await
+                }
+            };
+            if let Err(error) = settled {
+                tracing::warn!(%error, "cannot settle a result");
+            }
+        }
+    }
+
+    /// Applies one result to its record.
+    pub async fn apply(&self, result: &JobResult) -> Result<(), StoreError> {
+        let media_id = result.media_id;
+        match &result.outcome {
+            Outcome::Started => {
+                self.store.update(media_id, |record| {
+                    let take =
+                        record.state == State::Processing && record.service == Service::Gateway;
+                    if take {
+                        record.service = Service::Worker;
+                        record.message = "a worker is making the thumbnail".to_owned();
+                        record.updated_at = now_rfc3339();
+                    }
+                    take
+                })?;
+            }
+            Outcome::Completed {
+                width,
+                height,
+                thumbnail,
+            } => {
+                let update = self.finish(media_id, |record| {
+                    record.state = State::Completed;
+                    record.code = CODE_COMPLETED;
+                    record.message = "thumbnail ready".to_owned();
+                    record.width = Some(*width);
+                    record.height = Some(*height);
+                    record.thumbnail = Some(thumbnail.clone());
+                })?;
+                match update {
+                    Update::Changed(_) => self.settle(media_id, "completed").await?,
+                    Update::Unchanged(record) if record.state == State::Completed => {}
+                    Update::Missing | Update::Unchanged(_) => {
+                        tracing::debug!(%media_id, "removing an orphan thumbnail");
+                        remove(self.data.thumbnail_path(media_id)).await;
+                    }
+                }
+            }
+            Outcome::Failed { code, message } => {
+                let update = self.finish(media_id, |record| {
+                    record.state = State::Error;
+                    record.code = *code;
+                    record.message = message.clone();
+                })?;
+                if let Update::Changed(_) = update {
+                    self.settle(media_id, "error").await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes a processing record final with `change`; a final or missing record is left alone.
+    fn finish(
+        &self,
+        media_id: uuid::Uuid,
+        change: impl Fn(&mut Record),
+    ) -> Result<Update, StoreError> {
+        self.store.update(media_id, |record| {
+            if record.is_final() {
+                return false;
+            }
+            change(record);
+            record.service = Service::Worker;
+            record.updated_at = now_rfc3339();
+            true
+        })
+    }
+
+    /// After a record became final: flush, count, and drop the raw file unless kept.
+    async fn settle(&self, media_id: uuid::Uuid, state: &'static str) -> Result<(), StoreError> {
+        self.store.flush().await?;
+        self.metrics.jobs_processing.dec();
+        self.metrics
+            .jobs_finished
+            .get_or_create(&Finish { state })
+            .inc();
+        if !self.config.keep_raw {
+            remove(self.data.raw_path(media_id)).await;
+        }
+        Ok(())
+    }
+}
+
+/// Removes a file off the reactor; failures are logged (the file is garbage either way).
+async fn remove(path: PathBuf) {
+    let result = tokio::task::spawn_blocking(move || remove_if_exists(&path)).await;
+    if let Ok(Err(error)) | Err(error) = result.map_err(std::io::Error::other) {
+        tracing::warn!(%error, "cannot remove a file");
+    }
+}

@@ -1,0 +1,29 @@
+//! `GET /healthz` (the process answers) and `GET /readyz` (the store and the queue are usable).
+
+use axum::Json;
+use axum::extract::State;
+use serde_json::{Value, json};
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Liveness: 200 whenever the process answers.
+pub async fn healthz() -> Json<Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+/// Readiness: 200 when the store answers reads and the queue is usable, else 503 with the
+/// reason.
+pub async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    state
+        .store
+        .check()
+        .map_err(|error| ApiError::NotReady(error.to_string()))?;
+    state
+        .queue
+        .check()
+        .map_err(|error| ApiError::NotReady(error.to_string()))?;
+    Ok(Json(
+        json!({ "status": "ready", "queue": state.queue.kind() }),
+    ))
+}

@@ -1,0 +1,59 @@
+//! `GET /images?limit=N&after=<media_id>`: a page of records in id (upload) order.
+//!
+//! The answer is `{"items": [...], "next": "<media_id>" | null}`; pass `next` as `after` to
+//! get the following page. `limit` is 1–1000, 100 by default.
+
+use axum::Json;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use common::record::Record;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::parse_id;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// The default page size.
+const DEFAULT_LIMIT: usize = 100;
+/// The largest page size.
+const MAX_LIMIT: usize = 1000;
+
+/// Query parameters.
+#[derive(Debug, Deserialize)]
+pub struct ListParams {
+    limit: Option<usize>,
+    after: Option<String>,
+}
+
+/// A page of records.
+#[derive(Debug, Serialize)]
+pub struct Page {
+    /// The records, in id order.
+    pub items: Vec<Record>,
+    /// The cursor of the next page, if there may be one.
+    pub next: Option<Uuid>,
+}
+
+/// The handler.
+pub async fn list(
+    State(state): State<AppState>,
+    params: Result<Query<ListParams>, QueryRejection>,
+) -> Result<Json<Page>, ApiError> {
+    let Query(params) = params.map_err(|error| ApiError::InvalidParameter(error.body_text()))?;
+    let limit = params.limit.unwrap_or(DEFAULT_LIMIT);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(ApiError::InvalidParameter(format!(
+            "limit must be between 1 and {MAX_LIMIT}"
+        )));
+    }
+    let after = params.after.as_deref().map(parse_id).transpose()?;
+    let mut items = state.store.list(after, limit + 1)?;
+    let next = if items.len() > limit {
+        items.truncate(limit);
+        items.last().map(|record| record.media_id)
+    } else {
+        None
+    };
+    Ok(Json(Page { items, next }))
+}

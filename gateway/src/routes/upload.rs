@@ -1,0 +1,134 @@
+//! `POST /images`: accept an image as base64, store it, queue its job, answer 202.
+//!
+//! The body is the image in base64 and `Content-Type` is its media type; or `Content-Type:
+//! application/json` with `{"data", "media_type", "name"}`. A `name` may also come as the
+//! `name` query parameter. The answer is `202 Accepted`, `Location: /images/{media_id}` and
+//! the record; it is sent only once the raw file and the record are on disk.
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use common::media::MediaType;
+use common::message::Job;
+use serde::Deserialize;
+
+use crate::body;
+use crate::error::ApiError;
+use crate::ingest::ingest;
+use crate::metrics::Refusal;
+use crate::state::AppState;
+
+/// The longest file name kept.
+const MAX_NAME: usize = 255;
+
+/// Query parameters of an upload.
+#[derive(Debug, Deserialize)]
+pub struct UploadParams {
+    /// The client's file name.
+    name: Option<String>,
+}
+
+/// The handler.
+pub async fn upload(
+    State(state): State<AppState>,
+    params: Result<Query<UploadParams>, QueryRejection>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let outcome = match params {
+        Ok(Query(params)) => accept(&state, params.name, &headers, body).await,
+        Err(rejection) => Err(ApiError::InvalidParameter(rejection.body_text())),
+    };
+    match outcome {
+        Ok(response) => {
+            state.metrics.uploads_accepted.inc();
+            response
+        }
+        Err(error) => {
+            let (_, code) = error.status_and_code();
+            state
+                .metrics
+                .uploads_refused
+                .get_or_create(&Refusal { code })
+                .inc();
+            error.into_response()
+        }
+    }
+}
+
+async fn accept(
+    state: &AppState,
+    name: Option<String>,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let limit = state.config.limits.max_upload_bytes;
+    let content_type = headers
+        .get(CONTENT_TYPE)
+        .ok_or(ApiError::MissingContentType)?
+        .to_str()
+        .map_err(|_| ApiError::UnsupportedMediaType("the Content-Type is not text".to_owned()))?;
+    let essence = content_type.split(';').next().unwrap_or_default().trim();
+
+    let (bytes, media_type, name) = if essence.eq_ignore_ascii_case("application/json") {
+        let envelope = body::read_envelope(body, limit).await?;
+        let media_type = parse_media_type(&envelope.media_type)?;
+        let bytes = body::decode_base64(&envelope.data, limit)?;
+        (bytes, media_type, envelope.name.or(name))
+    } else {
+        let media_type = parse_media_type(content_type)?;
+        let length = headers
+            .get(CONTENT_LENGTH)
+            .and_then(|value| value.to_str().ok()?.parse().ok());
+        (
+            body::read_base64(body, limit, length).await?,
+            media_type,
+            name,
+        )
+    };
+    let name = check_name(name)?;
+
+    let data = state.data.clone();
+    let limits = state.config.limits.clone();
+    let record =
+        tokio::task::spawn_blocking(move || ingest(&bytes, media_type, name, &data, &limits))
+            .await
+            .map_err(|error| ApiError::Io(std::io::Error::other(error)))??;
+
+    state.store.insert(&record)?;
+    state.store.flush().await?;
+    state.metrics.jobs_processing.inc();
+    let job = Job::new(record.media_id, record.media_type);
+    if let Err(error) = state.queue.publish_job(&job).await {
+        // The record is durable and still Processing: it is queued again at the next start.
+        tracing::warn!(media_id = %record.media_id, %error, "cannot queue the job now");
+    }
+    tracing::debug!(media_id = %record.media_id, media_type = %record.media_type, size = record.size, "upload accepted");
+    let location = format!("/images/{}", record.media_id);
+    Ok((StatusCode::ACCEPTED, [(LOCATION, location)], Json(record)).into_response())
+}
+
+fn parse_media_type(text: &str) -> Result<MediaType, ApiError> {
+    text.parse()
+        .map_err(|error: common::media::UnsupportedMediaType| {
+            ApiError::UnsupportedMediaType(error.to_string())
+        })
+}
+
+/// A name is metadata only (files are named by id), but keep it printable and short.
+fn check_name(name: Option<String>) -> Result<Option<String>, ApiError> {
+    match name {
+        Some(name) if name.len() > MAX_NAME => Err(ApiError::InvalidParameter(format!(
+            "name is longer than {MAX_NAME} bytes"
+        ))),
+        Some(name) if name.chars().any(char::is_control) => Err(ApiError::InvalidParameter(
+            "name contains control characters".to_owned(),
+        )),
+        Some(name) if name.trim().is_empty() => Ok(None),
+        other => Ok(other),
+    }
+}

@@ -1,0 +1,25 @@
+//! What every request handler shares.
+
+use std::sync::Arc;
+
+use common::config::Config;
+use common::files::DataDir;
+use common::queue::Queue;
+
+use crate::metrics::Metrics;
+use crate::store::Store;
+
+/// The handlers' shared state. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// The configuration.
+    pub config: Arc<Config>,
+    /// The record store.
+    pub store: Store,
+    /// The job queue.
+    pub queue: Queue,
+    /// The raw and thumbnail directories.
+    pub data: DataDir,
+    /// The metrics.
+    pub metrics: Arc<Metrics>,
+}

@@ -1,0 +1,203 @@
+//! The store: every record, in an embedded sled database that the gateway alone owns.
+//!
+//! Records are JSON values keyed by the 16 bytes of their UUID v7, so key order is upload
+//! order and listing pages by id is a range scan. Changes to a record go through
+//! [`Store::update`], a compare-and-swap loop, so that a result and a DELETE racing on the
+//! same record never resurrect it or lose either change.
+//!
+//! Durability: [`Store::flush`] returns once everything written so far is on disk. The upload
+//! path flushes before it answers 202; the results path flushes before it acks a result.
+//! Concurrent flushes share one fsync (group commit).
+
+use std::path::Path;
+
+use common::record::{Record, State};
+use uuid::Uuid;
+
+/// Why the store failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database failed.
+    #[error("store: {0}")]
+    Sled(#[from] sled::Error),
+    /// A stored value is not a record (a bug or a damaged database).
+    #[error("store: a stored record cannot be read: {0}")]
+    Corrupt(#[from] serde_json::Error),
+}
+
+/// The result of [`Store::update`].
+#[derive(Debug)]
+pub enum Update {
+    /// There is no such record.
+    Missing,
+    /// The change declined to change the record; here it is as stored.
+    Unchanged(Record),
+    /// The record as changed and stored.
+    Changed(Record),
+}
+
+/// The record store. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Store {
+    db: sled::Db,
+    records: sled::Tree,
+}
+
+impl Store {
+    /// Opens (or creates) the store in `dir`. Fails if another process holds it.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        let db = sled::Config::new().path(dir).open()?;
+        let records = db.open_tree("records")?;
+        Ok(Self { db, records })
+    }
+
+    /// Inserts a new record (not yet flushed).
+    pub fn insert(&self, record: &Record) -> Result<(), StoreError> {
+        self.records
+            .insert(record.media_id.as_bytes(), serde_json::to_vec(record)?)?;
+        Ok(())
+    }
+
+    /// The record of `media_id`, if any.
+    pub fn get(&self, media_id: Uuid) -> Result<Option<Record>, StoreError> {
+        self.records
+            .get(media_id.as_bytes())?
+            .map(|value| serde_json::from_slice(&value).map_err(StoreError::from))
+            .transpose()
+    }
+
+    /// Up to `limit` records with ids after `after` (from the first when `None`), in id order.
+    pub fn list(&self, after: Option<Uuid>, limit: usize) -> Result<Vec<Record>, StoreError> {
+        let range = match after {
+            Some(after) => self.records.range(after.as_bytes().to_vec()..),
+            None => self.records.iter(),
+        };
+        range
+            .filter(|entry| match (entry, after) {
+                (Ok((key, _)), Some(after)) => key.as_ref() != after.as_bytes(),
+                _ => true,
+            })
+            .take(limit)
+            .map(|entry| {
+                let (_, value) = entry?;
+                Ok(serde_json::from_slice(&value)?)
+            })
+            .collect()
+    }
+
+    /// Every record still [`State::Processing`], in id order.
+    pub fn processing(&self) -> impl Iterator<Item = Result<Record, StoreError>> + '_ {
+        self.records
+            .iter()
+            .map(|entry| -> Result<Record, StoreError> {
+                let (_, value) = entry?;
+                Ok(serde_json::from_slice(&value)?)
+            })
+            .filter(|record| !matches!(record, Ok(record) if record.state != State::Processing))
+    }
+
+    /// Applies `change` to the record of `media_id` atomically. `change` returns whether it
+    /// changed the record; it may run more than once if the record changes meanwhile.
+    pub fn update(
+        &self,
+        media_id: Uuid,
+        mut change: impl FnMut(&mut Record) -> bool,
+    ) -> Result<Update, StoreError> {
+        let key = media_id.as_bytes();
+        loop {
+            let Some(old) = self.records.get(key)? else {
+                return Ok(Update::Missing);
+            };
+            let mut record: Record = serde_json::from_slice(&old)?;
+            if !change(&mut record) {
+                return Ok(Update::Unchanged(record));
+            }
+            let new = serde_json::to_vec(&record)?;
+            if self
+                .records
+                .compare_and_swap(key, Some(old), Some(new))?
+                .is_ok()
+            {
+                return Ok(Update::Changed(record));
+            }
+        }
+    }
+
+    /// Removes the record of `media_id`; returns it if it existed.
+    pub fn remove(&self, media_id: Uuid) -> Result<Option<Record>, StoreError> {
+        self.records
+            .remove(media_id.as_bytes())?
+            .map(|value| serde_json::from_slice(&value).map_err(StoreError::from))
+            .transpose()
+    }
+
+    /// Waits until every change made so far is on disk.
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush_async().await?;
+        Ok(())
+    }
+
+    /// Whether the store answers reads.
+    pub fn check(&self) -> Result<(), StoreError> {
+        self.records.first()?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use common::media::MediaType;
+    use common::record::NewUpload;
+
+    use super::*;
+
+    fn record() -> Record {
+        Record::new(NewUpload {
+            media_id: Uuid::now_v7(),
+            media_type: MediaType::Png,
+            name: None,
+            size: 1,
+            md5: String::new(),
+            sha256: String::new(),
+            dimensions: None,
+        })
+    }
+
+    #[tokio::test]
+    async fn records_persist_list_in_order_and_update_atomically() {
+        let dir = tempfile::tempdir().unwrap();
+        let records: Vec<Record> = (0..5).map(|_| record()).collect();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            for record in records.iter().rev() {
+                store.insert(record).unwrap();
+            }
+            store.flush().await.unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        let all = store.list(None, 10).unwrap();
+        assert_eq!(all, records);
+        let page = store.list(Some(records[1].media_id), 2).unwrap();
+        assert_eq!(page, records[2..4]);
+
+        let id = records[0].media_id;
+        let changed = store
+            .update(id, |record| {
+                record.state = State::Completed;
+                true
+            })
+            .unwrap();
+        assert!(matches!(changed, Update::Changed(r) if r.state == State::Completed));
+        assert!(matches!(
+            store.update(id, |_| false).unwrap(),
+            Update::Unchanged(_)
+        ));
+        assert_eq!(store.processing().count(), 4);
+        assert_eq!(store.remove(id).unwrap().unwrap().media_id, id);
+        assert!(matches!(
+            store.update(id, |_| true).unwrap(),
+            Update::Missing
+        ));
+        assert!(store.get(id).unwrap().is_none());
+    }
+}

@@ -1,0 +1,92 @@
+//! Thumbnailify's binaries, `gateway` and `worker`, are thin: this crate holds what they share
+//! (command-line arguments and logging) and the end-to-end tests under `tests/`. The work is in
+//! the library crates `gateway`, `worker` and `common`.
+
+use std::path::PathBuf;
+
+/// The command line both binaries take: `[--config PATH]`.
+#[derive(Debug, Default)]
+pub struct Args {
+    /// The configuration file, if given.
+    pub config: Option<PathBuf>,
+}
+
+/// What the command line asks for.
+#[derive(Debug)]
+pub enum Command {
+    /// Run with these arguments.
+    Run(Args),
+    /// Print the usage and exit.
+    Help,
+}
+
+/// Parses the command line (without the program name).
+pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, String> {
+    let mut parsed = Args::default();
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "-h" | "--help" => return Ok(Command::Help),
+            "-c" | "--config" => {
+                let path = args.next().ok_or("--config needs a path")?;
+                parsed.config = Some(PathBuf::from(path));
+            }
+            other => match other.strip_prefix("--config=") {
+                Some(path) => parsed.config = Some(PathBuf::from(path)),
+                None => return Err(format!("unknown argument {other:?}")),
+            },
+        }
+    }
+    Ok(Command::Run(parsed))
+}
+
+/// The usage text of a binary.
+pub fn usage(binary: &str, what: &str) -> String {
+    format!(
+        "{binary}: {what}\n\n\
+         Usage: {binary} [--config PATH]\n\n\
+         The configuration is PATH, else ./config.yaml if present, else the defaults.\n\
+         Environment: THUMBNAILIFY_LISTEN, THUMBNAILIFY_DATA_DIR, THUMBNAILIFY_QUEUE_URL;\n\
+         RUST_LOG sets the log level (default info).\n"
+    )
+}
+
+/// Logs to standard error, at the level `RUST_LOG` sets (default `info`).
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Command, String> {
+        parse_args(args.iter().map(|s| s.to_string()))
+    }
+
+    #[test]
+    fn parses_the_config_flag_in_both_forms() {
+        for args in [
+            &["--config", "a.yaml"][..],
+            &["--config=a.yaml"],
+            &["-c", "a.yaml"],
+        ] {
+            let Ok(Command::Run(args)) = parse(args) else {
+                panic!("{args:?}")
+            };
+            assert_eq!(args.config, Some(PathBuf::from("a.yaml")));
+        }
+        assert!(matches!(
+            parse(&[]),
+            Ok(Command::Run(Args { config: None }))
+        ));
+        assert!(matches!(parse(&["--help"]), Ok(Command::Help)));
+        assert!(parse(&["--config"]).is_err());
+        assert!(parse(&["--bogus"]).is_err());
+    }
+}
