@@ -1,8 +1,9 @@
 //! Encoding: the resized pixels to the thumbnail's format.
 //!
-//! `auto` keeps alpha: PNG for sources with an alpha channel, JPEG otherwise. JPEG output of an
-//! image with alpha is composed over white. Thumbnails are 8 bits per channel whatever the
-//! source depth.
+//! `auto` keeps alpha: PNG when some pixel of the thumbnail is not opaque, JPEG otherwise (an
+//! alpha channel that is opaque everywhere, as every GIF decodes to, is no reason for PNG).
+//! JPEG output of an image with alpha is composed over white. Thumbnails are 8 bits per
+//! channel whatever the source depth.
 
 use common::config::OutputFormat;
 use common::media::MediaType;
@@ -21,7 +22,7 @@ pub fn encode(
 ) -> Result<(Vec<u8>, MediaType), ThumbnailError> {
     let image = to_8_bit(image);
     let media_type = match format {
-        OutputFormat::Auto if image.color().has_alpha() => MediaType::Png,
+        OutputFormat::Auto if uses_alpha(&image) => MediaType::Png,
         OutputFormat::Auto | OutputFormat::Jpeg => MediaType::Jpeg,
         OutputFormat::Png => MediaType::Png,
         OutputFormat::Webp => MediaType::Webp,
@@ -60,6 +61,15 @@ fn to_8_bit(image: DynamicImage) -> DynamicImage {
         DynamicImage::ImageLumaA16(_) => DynamicImage::ImageLumaA8(image.to_luma_alpha8()),
         other if other.color().has_alpha() => DynamicImage::ImageRgba8(other.to_rgba8()),
         other => DynamicImage::ImageRgb8(other.to_rgb8()),
+    }
+}
+
+/// Whether some pixel of an 8-bit image is not fully opaque.
+fn uses_alpha(image: &DynamicImage) -> bool {
+    match image {
+        DynamicImage::ImageLumaA8(grey) => grey.pixels().any(|p| p[1] < u8::MAX),
+        DynamicImage::ImageRgba8(rgba) => rgba.pixels().any(|p| p[3] < u8::MAX),
+        _ => false,
     }
 }
 
@@ -105,6 +115,12 @@ mod tests {
             encode(DynamicImage::new_rgba8(4, 3), OutputFormat::Auto, 85).unwrap();
         assert_eq!(media_type, MediaType::Png);
         assert!(decode(&bytes).color().has_alpha());
+
+        let opaque = image::RgbaImage::from_pixel(4, 3, image::Rgba([9, 9, 9, 255]));
+        let (bytes, media_type) =
+            encode(DynamicImage::ImageRgba8(opaque), OutputFormat::Auto, 85).unwrap();
+        assert_eq!(media_type, MediaType::Jpeg, "opaque alpha is no alpha");
+        assert_eq!(decode(&bytes).color(), image::ColorType::Rgb8);
 
         let (bytes, media_type) =
             encode(DynamicImage::new_rgb16(4, 3), OutputFormat::Auto, 85).unwrap();

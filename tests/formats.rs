@@ -1,0 +1,189 @@
+//! Every format and variant in the fixtures, end to end through a real gateway: upload,
+//! wait, fetch the thumbnail, and check it on its pixels against Pillow's reference thumbnail
+//! of the same file (made by `tests/fixtures/make.py`).
+
+mod support;
+
+use support::{Gateway, difference_from_expected, fixture};
+
+/// Mean absolute difference (0–255 per channel) allowed between our thumbnail and Pillow's.
+/// Different Lanczos implementations and JPEG re-encoding stay well under it; a wrong frame,
+/// orientation, channel order or colour conversion is far over it.
+const TOLERANCE: f64 = 8.0;
+
+/// (fixture, source width and height after orientation, thumbnail media type)
+const CASES: &[(&str, u32, u32, &str)] = &[
+    ("jpeg-baseline.jpg", 800, 500, "image/jpeg"),
+    ("jpeg-progressive.jpg", 640, 481, "image/jpeg"),
+    ("jpeg-cmyk.jpg", 400, 250, "image/jpeg"),
+    ("jpeg-grayscale.jpg", 400, 250, "image/jpeg"),
+    ("jpeg-exif-orientation-3.jpg", 300, 400, "image/jpeg"),
+    ("jpeg-exif-orientation-6.jpg", 300, 400, "image/jpeg"),
+    ("jpeg-exif-orientation-8.jpg", 300, 400, "image/jpeg"),
+    ("png-rgb.png", 600, 375, "image/jpeg"),
+    ("png-rgba.png", 535, 300, "image/png"),
+    ("png-gray.png", 480, 300, "image/jpeg"),
+    ("png-gray-alpha.png", 480, 300, "image/png"),
+    ("png-palette.png", 480, 300, "image/jpeg"),
+    ("png-16bit-rgb.png", 320, 200, "image/jpeg"),
+    ("png-16bit-gray.png", 320, 200, "image/jpeg"),
+    ("png-interlaced.png", 320, 200, "image/jpeg"),
+    ("gif-animated.gif", 320, 200, "image/jpeg"),
+    ("webp-lossy.webp", 600, 375, "image/jpeg"),
+    ("webp-alpha.webp", 400, 224, "image/png"),
+    ("tiff-lzw.tiff", 480, 300, "image/jpeg"),
+    ("bmp-24.bmp", 240, 150, "image/jpeg"),
+    ("small.png", 40, 30, "image/jpeg"),
+    ("strip.jpg", 1000, 8, "image/jpeg"),
+];
+
+/// The size a `width`×`height` image must have once fitted in 100×100.
+fn fitted(width: u32, height: u32) -> (u32, u32) {
+    if width <= 100 && height <= 100 {
+        return (width, height);
+    }
+    let scale = f64::min(100.0 / f64::from(width), 100.0 / f64::from(height));
+    let side = |v: u32| ((f64::from(v) * scale).round() as u32).clamp(1, 100);
+    (side(width), side(height))
+}
+
+#[tokio::test]
+async fn every_format_becomes_a_faithful_thumbnail() {
+    let gateway = Gateway::start("").await;
+    let mut ids = Vec::new();
+    for (name, ..) in CASES {
+        ids.push(gateway.upload_fixture(name).await);
+    }
+    for ((name, width, height, thumbnail_type), id) in CASES.iter().zip(&ids) {
+        let record = gateway.wait_final(id).await;
+        assert_eq!(record["state"], "Completed", "{name}: {record}");
+        assert_eq!(record["code"], 200, "{name}");
+        assert_eq!(record["service"], "worker", "{name}");
+        assert_eq!(
+            (record["width"].as_u64(), record["height"].as_u64()),
+            (Some(u64::from(*width)), Some(u64::from(*height))),
+            "{name}: source size after orientation"
+        );
+        let (tw, th) = fitted(*width, *height);
+        let thumb = &record["thumbnail"];
+        assert_eq!(thumb["media_type"], *thumbnail_type, "{name}");
+        assert_eq!(
+            (thumb["width"].as_u64(), thumb["height"].as_u64()),
+            (Some(u64::from(tw)), Some(u64::from(th))),
+            "{name}: fit in 100×100, aspect kept, never upscaled"
+        );
+
+        let answer = gateway.thumbnail(id).await;
+        assert_eq!(answer.status, 200, "{name}");
+        assert_eq!(
+            answer.header("content-type").as_deref(),
+            Some(*thumbnail_type)
+        );
+        assert_eq!(
+            thumb["size"].as_u64(),
+            Some(answer.body.len() as u64),
+            "{name}"
+        );
+        let image = image::load_from_memory(&answer.body).unwrap();
+        assert_eq!(
+            (image.width(), image.height()),
+            (tw, th),
+            "{name}: decoded size"
+        );
+        let difference = difference_from_expected(&image, name);
+        assert!(
+            difference < TOLERANCE,
+            "{name}: differs from Pillow's thumbnail by {difference:.2} per channel"
+        );
+    }
+}
+
+#[tokio::test]
+async fn exif_orientation_is_applied_on_the_pixels() {
+    let gateway = Gateway::start("").await;
+    for tag in [3, 6, 8] {
+        let name = format!("jpeg-exif-orientation-{tag}.jpg");
+        let id = gateway.upload_fixture(&name).await;
+        assert_eq!(gateway.wait_final(&id).await["state"], "Completed");
+        let image = image::load_from_memory(&gateway.thumbnail(&id).await.body)
+            .unwrap()
+            .to_rgb8();
+        assert_eq!(
+            image.dimensions(),
+            (75, 100),
+            "{name}: portrait once upright"
+        );
+        // The upright source has a red block in its top-left quarter, and only there.
+        let red = |x: u32, y: u32| {
+            let p = image.get_pixel(x, y);
+            p[0] > 200 && p[1] < 60 && p[2] < 60
+        };
+        assert!(red(5, 5), "{name}: top-left is red");
+        assert!(
+            !red(70, 5) && !red(5, 95) && !red(70, 95),
+            "{name}: other corners are not"
+        );
+    }
+}
+
+#[tokio::test]
+async fn alpha_is_kept() {
+    let gateway = Gateway::start("").await;
+    for name in ["png-rgba.png", "webp-alpha.webp", "png-gray-alpha.png"] {
+        let id = gateway.upload_fixture(name).await;
+        assert_eq!(gateway.wait_final(&id).await["state"], "Completed");
+        let image = image::load_from_memory(&gateway.thumbnail(&id).await.body).unwrap();
+        assert!(image.color().has_alpha(), "{name}");
+        let source = image::load_from_memory(&fixture(name)).unwrap().to_rgba8();
+        let ours = image.to_rgba8();
+        let alpha_range = |img: &image::RgbaImage| {
+            img.pixels()
+                .fold((255u8, 0u8), |(lo, hi), p| (lo.min(p[3]), hi.max(p[3])))
+        };
+        let (source_lo, source_hi) = alpha_range(&source);
+        let (lo, hi) = alpha_range(&ours);
+        assert!(source_lo < 255, "{name}: the fixture has transparency");
+        assert!(
+            lo.abs_diff(source_lo) <= 8 && hi.abs_diff(source_hi) <= 8,
+            "{name}: alpha {lo}..{hi}, source {source_lo}..{source_hi}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_first_gif_frame_is_used() {
+    let gateway = Gateway::start("").await;
+    let id = gateway.upload_fixture("gif-animated.gif").await;
+    assert_eq!(gateway.wait_final(&id).await["state"], "Completed");
+    let image = image::load_from_memory(&gateway.thumbnail(&id).await.body)
+        .unwrap()
+        .to_rgb8();
+    // The second frame is solid blue; the first is a photograph.
+    let blue = image
+        .pixels()
+        .filter(|p| p[2] > 200 && p[0] < 50 && p[1] < 50)
+        .count();
+    assert_eq!(blue, 0);
+}
+
+#[tokio::test]
+async fn output_format_follows_the_configuration() {
+    for (format, media_type) in [
+        ("png", "image/png"),
+        ("webp", "image/webp"),
+        ("jpeg", "image/jpeg"),
+    ] {
+        let gateway = Gateway::start(&format!(
+            "thumbnail: {{format: {format}, width: 64, height: 48}}"
+        ))
+        .await;
+        let id = gateway.upload_fixture("png-rgba.png").await;
+        let record = gateway.wait_final(&id).await;
+        assert_eq!(record["thumbnail"]["media_type"], media_type, "{record}");
+        let answer = gateway.thumbnail(&id).await;
+        let image = image::load_from_memory(&answer.body).unwrap();
+        // 535×300 in 64×48: width bound.
+        assert_eq!((image.width(), image.height()), (64, 36));
+        assert_eq!(image.color().has_alpha(), format != "jpeg", "{format}");
+    }
+}

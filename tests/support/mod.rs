@@ -1,0 +1,346 @@
+//! Support for the end-to-end tests: real `gateway` processes on loopback ports, each with
+//! its own data directory, and a small HTTP client.
+
+#![allow(dead_code)] // Each test binary uses its own part of this module.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper::{Method, Request, StatusCode};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde_json::Value;
+
+/// How long a job may take to become final in a test.
+pub const JOB_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A fixture's bytes.
+pub fn fixture(name: &str) -> Vec<u8> {
+    let path = fixtures_dir().join(name);
+    std::fs::read(&path).unwrap_or_else(|error| panic!("{}: {error}", path.display()))
+}
+
+/// The fixtures directory.
+pub fn fixtures_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+/// A running gateway process.
+pub struct Gateway {
+    child: Option<Child>,
+    /// Its data directory (kept across restarts).
+    pub data_dir: PathBuf,
+    /// Its base URL, e.g. `http://127.0.0.1:40123`.
+    pub base: String,
+    config: PathBuf,
+    port: u16,
+    _temp: Option<tempfile::TempDir>,
+    client: Client<HttpConnector, Full<Bytes>>,
+}
+
+/// An HTTP answer.
+pub struct Answer {
+    /// The status.
+    pub status: StatusCode,
+    /// The headers.
+    pub headers: hyper::HeaderMap,
+    /// The body.
+    pub body: Bytes,
+}
+
+impl Answer {
+    /// The body as JSON.
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|error| {
+            panic!(
+                "not JSON ({error}): {}",
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+
+    /// A header as text.
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers
+            .get(name)
+            .map(|value| value.to_str().unwrap().to_owned())
+    }
+
+    /// Asserts the status and that the body is the JSON error `code`.
+    pub fn assert_error(&self, status: u16, code: &str) {
+        assert_eq!(
+            self.status.as_u16(),
+            status,
+            "{}",
+            String::from_utf8_lossy(&self.body)
+        );
+        let json = self.json();
+        assert_eq!(json["error"]["code"], code, "{json}");
+        assert!(
+            json["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
+            "{json}"
+        );
+    }
+}
+
+/// A free loopback port.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Gateway {
+    /// Starts a gateway with the default configuration plus `yaml`.
+    pub async fn start(yaml: &str) -> Self {
+        let temp = tempfile::tempdir().unwrap();
+        let data_dir = temp.path().join("data");
+        let config = temp.path().join("config.yaml");
+        std::fs::write(&config, yaml).unwrap();
+        let mut gateway = Self {
+            child: None,
+            data_dir,
+            base: String::new(),
+            config,
+            port: free_port(),
+            _temp: Some(temp),
+            client: Client::builder(TokioExecutor::new())
+                .pool_max_idle_per_host(64)
+                .build_http(),
+        };
+        gateway.spawn().await;
+        gateway
+    }
+
+    /// (Re)starts the process on the same port and data directory.
+    pub async fn spawn(&mut self) {
+        assert!(self.child.is_none(), "already running");
+        let child = Command::new(env!("CARGO_BIN_EXE_gateway"))
+            .arg("--config")
+            .arg(&self.config)
+            .env("THUMBNAILIFY_LISTEN", format!("127.0.0.1:{}", self.port))
+            .env("THUMBNAILIFY_DATA_DIR", &self.data_dir)
+            .env_remove("THUMBNAILIFY_QUEUE_URL")
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("cannot start the gateway binary");
+        self.child = Some(child);
+        self.base = format!("http://127.0.0.1:{}", self.port);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(answer) = self
+                .try_request(Method::GET, "/healthz", &[], Bytes::new())
+                .await
+                && answer.status == StatusCode::OK
+            {
+                return;
+            }
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("the gateway exited at start-up: {status}");
+            }
+            assert!(Instant::now() < deadline, "the gateway did not start");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Kills the process with SIGKILL (a crash) and waits for it.
+    pub fn kill(&mut self) {
+        let mut child = self.child.take().expect("not running");
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
+    /// Sends SIGTERM and waits for the process; returns whether it exited successfully.
+    pub fn terminate(&mut self) -> bool {
+        let mut child = self.child.take().expect("not running");
+        let status = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        child.wait().unwrap().success()
+    }
+
+    async fn try_request(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Bytes,
+    ) -> Result<Answer, hyper_util::client::legacy::Error> {
+        let mut request = Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = self
+            .client
+            .request(request.body(Full::new(body)).unwrap())
+            .await?;
+        let (parts, body) = response.into_parts();
+        let body = body.collect().await.unwrap().to_bytes();
+        Ok(Answer {
+            status: parts.status,
+            headers: parts.headers,
+            body,
+        })
+    }
+
+    /// Sends a request.
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Bytes>,
+    ) -> Answer {
+        self.try_request(method, path, headers, body.into())
+            .await
+            .unwrap_or_else(|error| panic!("{path}: {error:?}"))
+    }
+
+    /// `GET path`.
+    pub async fn get(&self, path: &str) -> Answer {
+        self.request(Method::GET, path, &[], Bytes::new()).await
+    }
+
+    /// `POST /images` with `bytes` in base64 and `content_type`.
+    pub async fn upload(&self, content_type: &str, bytes: &[u8]) -> Answer {
+        self.request(
+            Method::POST,
+            "/images",
+            &[("content-type", content_type)],
+            STANDARD.encode(bytes),
+        )
+        .await
+    }
+
+    /// Uploads a fixture, asserts 202, returns the media id.
+    pub async fn upload_fixture(&self, name: &str) -> String {
+        let answer = self.upload(media_type_of(name), &fixture(name)).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::ACCEPTED,
+            "{name}: {}",
+            String::from_utf8_lossy(&answer.body)
+        );
+        answer.json()["media_id"].as_str().unwrap().to_owned()
+    }
+
+    /// Polls the record until it is final; returns it.
+    pub async fn wait_final(&self, media_id: &str) -> Value {
+        let deadline = Instant::now() + JOB_TIMEOUT;
+        loop {
+            let answer = self.get(&format!("/images/{media_id}")).await;
+            assert_eq!(answer.status, StatusCode::OK, "{media_id}");
+            let record = answer.json();
+            if record["state"] != "Processing" {
+                return record;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{media_id} still processing: {record}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// The thumbnail's raw bytes (asks with `Accept: image/*`).
+    pub async fn thumbnail(&self, media_id: &str) -> Answer {
+        self.request(
+            Method::GET,
+            &format!("/images/{media_id}/thumbnail"),
+            &[("accept", "image/*")],
+            Bytes::new(),
+        )
+        .await
+    }
+
+    /// Where the gateway keeps the thumbnail of `media_id`.
+    pub fn thumbnail_path(&self, media_id: &str) -> PathBuf {
+        self.data_dir.join("thumbnails").join(media_id)
+    }
+
+    /// Where the gateway keeps the raw file of `media_id`.
+    pub fn raw_path(&self, media_id: &str) -> PathBuf {
+        self.data_dir.join("raw").join(media_id)
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// The media type of a fixture, from its extension.
+pub fn media_type_of(name: &str) -> &'static str {
+    match name.rsplit('.').next().unwrap() {
+        "jpg" => "image/jpeg",
+        "png" => "image/png",
+        "gif" => "image/gif",
+        "webp" => "image/webp",
+        "tiff" => "image/tiff",
+        "bmp" => "image/bmp",
+        "pdf" => "application/pdf",
+        other => panic!("no media type for .{other}"),
+    }
+}
+
+/// Mean absolute difference, per channel on a 0–255 scale, between a thumbnail and Pillow's
+/// reference thumbnail of the same fixture (`expected/<stem>.png`), colour premultiplied by
+/// alpha. The reference is resized to the thumbnail's size first if they differ by rounding.
+pub fn difference_from_expected(thumbnail: &image::DynamicImage, fixture: &str) -> f64 {
+    let stem = fixture.rsplit_once('.').unwrap().0;
+    let expected = image::open(fixtures_dir().join("expected").join(format!("{stem}.png")))
+        .unwrap()
+        .to_rgba8();
+    let ours = thumbnail.to_rgba8();
+    let (w, h) = ours.dimensions();
+    let (ew, eh) = expected.dimensions();
+    assert!(
+        w.abs_diff(ew) <= 1 && h.abs_diff(eh) <= 1,
+        "{fixture}: {w}×{h}, expected {ew}×{eh}"
+    );
+    let expected = if (ew, eh) == (w, h) {
+        expected
+    } else {
+        image::imageops::resize(&expected, w, h, image::imageops::FilterType::Triangle)
+    };
+    let premultiplied = |p: &image::Rgba<u8>| {
+        let a = f64::from(p[3]) / 255.0;
+        [
+            f64::from(p[0]) * a,
+            f64::from(p[1]) * a,
+            f64::from(p[2]) * a,
+            f64::from(p[3]),
+        ]
+    };
+    let total: f64 = ours
+        .pixels()
+        .zip(expected.pixels())
+        .map(|(a, b)| {
+            let (a, b) = (premultiplied(a), premultiplied(b));
+            (0..4).map(|i| (a[i] - b[i]).abs()).sum::<f64>()
+        })
+        .sum();
+    total / f64::from(w * h * 4)
+}
