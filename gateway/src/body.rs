@@ -13,6 +13,8 @@ use axum::body::Body;
 use base64::engine::general_purpose::PAD_INDIFFERENT;
 use base64::engine::simd::Simd;
 use base64::{DecodeSliceError, Engine};
+use std::time::Duration;
+
 use http_body_util::{BodyExt, Limited};
 use serde::Deserialize;
 
@@ -182,9 +184,29 @@ fn strip_data_uri(head: &[u8]) -> Result<Option<&[u8]>, ApiError> {
     }
 }
 
+/// How long a refused body is still read (and discarded) before the connection closes.
+const LINGER_TIME: Duration = Duration::from_secs(5);
+/// How much of a refused body is read (and discarded) at most.
+const LINGER_BYTES: usize = 8 * 1024 * 1024;
+
+/// Reads and discards what is left of a refused body, for a bounded time and size: a lingering
+/// close, so that a client still sending reads the refusal instead of a reset connection.
+pub async fn drain(mut body: Body) {
+    let discard = async {
+        let mut read = 0;
+        while let Some(Ok(frame)) = body.frame().await {
+            read += frame.data_ref().map_or(0, |data| data.len());
+            if read > LINGER_BYTES {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(LINGER_TIME, discard).await;
+}
+
 /// Reads a raw base64 body, decoding as it streams in.
 pub async fn read_base64(
-    mut body: Body,
+    body: &mut Body,
     limit: u64,
     content_length: Option<u64>,
 ) -> Result<Vec<u8>, ApiError> {
@@ -220,7 +242,7 @@ pub struct Envelope {
 }
 
 /// Reads a JSON envelope whole, under the encoded-size limit.
-pub async fn read_envelope(body: Body, limit: u64) -> Result<Envelope, ApiError> {
+pub async fn read_envelope(body: &mut Body, limit: u64) -> Result<Envelope, ApiError> {
     let max = usize::try_from(encoded_limit(limit) + 64 * 1024).unwrap_or(usize::MAX);
     let bytes = Limited::new(body, max)
         .collect()

@@ -9,7 +9,7 @@ use axum::Json;
 use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
-use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
+use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE, EXPECT, LOCATION};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use common::media::MediaType;
@@ -37,12 +37,16 @@ pub async fn upload(
     State(state): State<AppState>,
     params: Result<Query<UploadParams>, QueryRejection>,
     headers: HeaderMap,
-    body: Body,
+    mut body: Body,
 ) -> Response {
     let outcome = match params {
-        Ok(Query(params)) => accept(&state, params.name, &headers, body).await,
+        Ok(Query(params)) => accept(&state, params.name, &headers, &mut body).await,
         Err(rejection) => Err(ApiError::InvalidParameter(rejection.body_text())),
     };
+    // A client told to wait for "100 Continue" has sent nothing: there is nothing to drain.
+    if outcome.is_err() && !expects_continue(&headers) {
+        tokio::spawn(body::drain(body));
+    }
     match outcome {
         Ok(response) => {
             state.metrics.uploads_accepted.inc();
@@ -64,7 +68,7 @@ async fn accept(
     state: &AppState,
     name: Option<String>,
     headers: &HeaderMap,
-    body: Body,
+    body: &mut Body,
 ) -> Result<Response, ApiError> {
     let limit = state.config.limits.max_upload_bytes;
     let content_type = headers
@@ -110,6 +114,12 @@ async fn accept(
     tracing::debug!(media_id = %record.media_id, media_type = %record.media_type, size = record.size, "upload accepted");
     let location = format!("/images/{}", record.media_id);
     Ok((StatusCode::ACCEPTED, [(LOCATION, location)], Json(record)).into_response())
+}
+
+fn expects_continue(headers: &HeaderMap) -> bool {
+    headers
+        .get(EXPECT)
+        .is_some_and(|value| value.as_bytes().eq_ignore_ascii_case(b"100-continue"))
 }
 
 fn parse_media_type(text: &str) -> Result<MediaType, ApiError> {
