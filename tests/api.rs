@@ -8,7 +8,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use hyper::Method;
 use serde_json::json;
-use support::{Gateway, fixture};
+use support::{Gateway, fixture, wait_gone};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn hex(bytes: &[u8]) -> String {
@@ -409,7 +409,7 @@ async fn raw_files_go_once_the_job_is_final_unless_kept() {
     let id = gateway.upload_fixture("png-rgb.png").await;
     assert_eq!(gateway.wait_final(&id).await["state"], "Completed");
     assert!(gateway.thumbnail_path(&id).exists());
-    assert!(!gateway.raw_path(&id).exists());
+    wait_gone(&gateway.raw_path(&id)).await;
 }
 
 #[tokio::test]

@@ -11,7 +11,7 @@
 //!   what was made.
 //!
 //! [`error`] maps every failure to HTTP in one place. [`recovery`] queues again, at start-up,
-//! the jobs a crash left unfinished.
+//! the jobs a crash left unfinished, and removes the files it left behind.
 
 pub mod body;
 pub mod error;
@@ -27,7 +27,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::config::Config;
-use common::files::{DataDir, remove_temp_files};
+use common::files::DataDir;
 use common::queue::Queue;
 use common::shutdown::{Shutdown, ShutdownTrigger};
 use tokio::net::TcpListener;
@@ -58,8 +58,11 @@ pub async fn serve(
     let config = Arc::new(config);
     let data = DataDir::new(&config.data_dir);
     data.create()?;
-    remove_temp_files(&data.raw_dir())?;
     let store = Store::open(&data.db_dir())?;
+    let (sweep_store, sweep_data, keep_raw) = (store.clone(), data.clone(), config.keep_raw);
+    tokio::task::spawn_blocking(move || recovery::sweep_files(&sweep_store, &sweep_data, keep_raw))
+        .await
+        .map_err(std::io::Error::other)??;
     let queue = match &config.queue.url {
         None => Queue::embedded(),
         Some(_) => {

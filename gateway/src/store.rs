@@ -5,13 +5,18 @@
 //! [`Store::update`], a compare-and-swap loop, so that a result and a DELETE racing on the
 //! same record never resurrect it or lose either change.
 //!
-//! Durability: [`Store::flush`] returns once everything written so far is on disk. The upload
-//! path flushes before it answers 202; the results path flushes before it acks a result.
-//! Concurrent flushes share one fsync (group commit).
+//! Durability: [`Store::flush`] returns once everything written before the call is on disk.
+//! The upload path flushes before it answers 202; the results path flushes before it acks a
+//! result. One flusher task does every flush (group commit): it takes all the callers waiting,
+//! runs one fsync on a blocking thread, and answers them all. Flushes never run concurrently,
+//! which also keeps clear of sled 0.34's deadlock between concurrent `flush_async` calls
+//! (spacejam/sled#1308).
 
 use std::path::Path;
+use std::sync::Arc;
 
 use common::record::{Record, State};
+use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 /// Why the store failed.
@@ -23,6 +28,10 @@ pub enum StoreError {
     /// A stored value is not a record (a bug or a damaged database).
     #[error("store: a stored record cannot be read: {0}")]
     Corrupt(#[from] serde_json::Error),
+    /// Flushing to disk failed (the message of the underlying error, shared by every caller
+    /// of that flush).
+    #[error("store: flush failed: {0}")]
+    Flush(Arc<str>),
 }
 
 /// The result of [`Store::update`].
@@ -36,19 +45,26 @@ pub enum Update {
     Changed(Record),
 }
 
+/// A caller waiting for a flush.
+type FlushWaiter = oneshot::Sender<Result<(), Arc<str>>>;
+
 /// The record store. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Store {
-    db: sled::Db,
     records: sled::Tree,
+    flushes: mpsc::UnboundedSender<FlushWaiter>,
 }
 
 impl Store {
-    /// Opens (or creates) the store in `dir`. Fails if another process holds it.
+    /// Opens (or creates) the store in `dir` and starts its flusher task, which ends when the
+    /// last clone of the store is dropped. Fails if another process holds the store. Call it
+    /// inside a Tokio runtime.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         let db = sled::Config::new().path(dir).open()?;
         let records = db.open_tree("records")?;
-        Ok(Self { db, records })
+        let (flushes, waiting) = mpsc::unbounded_channel();
+        tokio::spawn(flusher(db, waiting));
+        Ok(Self { records, flushes })
     }
 
     /// Inserts a new record (not yet flushed).
@@ -131,16 +147,38 @@ impl Store {
             .transpose()
     }
 
-    /// Waits until every change made so far is on disk.
+    /// Waits until every change made before the call is on disk.
     pub async fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush_async().await?;
-        Ok(())
+        let (done, result) = oneshot::channel();
+        let gone = || StoreError::Flush("the store is closed".into());
+        self.flushes.send(done).map_err(|_| gone())?;
+        result.await.map_err(|_| gone())?.map_err(StoreError::Flush)
     }
 
     /// Whether the store answers reads.
     pub fn check(&self) -> Result<(), StoreError> {
         self.records.first()?;
         Ok(())
+    }
+}
+
+/// The group-commit loop: each round answers every caller that was waiting when it began.
+async fn flusher(db: sled::Db, mut waiting: mpsc::UnboundedReceiver<FlushWaiter>) {
+    while let Some(first) = waiting.recv().await {
+        let mut waiters = vec![first];
+        while let Ok(next) = waiting.try_recv() {
+            waiters.push(next);
+        }
+        let db = db.clone();
+        let result = match tokio::task::spawn_blocking(move || db.flush()).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(error)) => Err(Arc::from(error.to_string())),
+            Err(error) => Err(Arc::from(error.to_string())),
+        };
+        for waiter in waiters {
+            // A caller that went away no longer needs the answer.
+            let _ = waiter.send(result.clone());
+        }
     }
 }
 
@@ -163,6 +201,25 @@ mod tests {
         })
     }
 
+    #[tokio::test(flavor = "multi_thread")]
+    async fn concurrent_flushes_all_complete() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let tasks: Vec<_> = (0..200)
+            .map(|_| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    store.insert(&record()).unwrap();
+                    store.flush().await
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap().unwrap();
+        }
+        assert_eq!(store.list(None, 1000).unwrap().len(), 200);
+    }
+
     #[tokio::test]
     async fn records_persist_list_in_order_and_update_atomically() {
         let dir = tempfile::tempdir().unwrap();
@@ -174,7 +231,19 @@ mod tests {
             }
             store.flush().await.unwrap();
         }
-        let store = Store::open(dir.path()).unwrap();
+        // The first store's flusher holds the database until its task sees the store gone.
+        let mut attempts = 0;
+        let store = loop {
+            match Store::open(dir.path()) {
+                Ok(store) => break store,
+                Err(error) if attempts < 1000 => {
+                    attempts += 1;
+                    let _ = error;
+                    tokio::task::yield_now().await;
+                }
+                Err(error) => panic!("cannot reopen the store: {error}"),
+            }
+        };
         let all = store.list(None, 10).unwrap();
         assert_eq!(all, records);
         let page = store.list(Some(records[1].media_id), 2).unwrap();

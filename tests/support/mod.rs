@@ -291,6 +291,15 @@ impl Drop for Gateway {
     }
 }
 
+/// Waits until `path` no longer exists (files are removed just after records change).
+pub async fn wait_gone(path: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while path.exists() {
+        assert!(Instant::now() < deadline, "{} still exists", path.display());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// The media type of a fixture, from its extension.
 pub fn media_type_of(name: &str) -> &'static str {
     match name.rsplit('.').next().unwrap() {

@@ -1,0 +1,99 @@
+//! Load and crashes against real gateway processes: every accepted upload (202) reaches a
+//! final state, whatever happens to the process.
+
+mod support;
+
+use std::time::Duration;
+
+use support::{Gateway, wait_gone};
+
+#[tokio::test]
+async fn two_hundred_concurrent_uploads_all_complete() {
+    let gateway = std::sync::Arc::new(Gateway::start("").await);
+    let files = [
+        "jpeg-baseline.jpg",
+        "png-rgb.png",
+        "webp-lossy.webp",
+        "small.png",
+    ];
+    let uploads: Vec<_> = (0..200)
+        .map(|i| {
+            let gateway = std::sync::Arc::clone(&gateway);
+            tokio::spawn(async move { gateway.upload_fixture(files[i % files.len()]).await })
+        })
+        .collect();
+    let mut ids = Vec::new();
+    for upload in uploads {
+        ids.push(upload.await.unwrap());
+    }
+    let unique: std::collections::HashSet<_> = ids.iter().collect();
+    assert_eq!(unique.len(), 200, "every upload has its own id");
+    for id in &ids {
+        let record = gateway.wait_final(id).await;
+        assert_eq!(record["state"], "Completed", "{record}");
+    }
+    let page = gateway.get("/images?limit=1000").await.json();
+    assert_eq!(page["items"].as_array().unwrap().len(), 200);
+}
+
+#[tokio::test]
+async fn a_crash_loses_no_accepted_upload() {
+    // One worker, so that the crash finds jobs still queued.
+    let mut gateway = Gateway::start("worker: {concurrency: 1}").await;
+    let mut ids = Vec::new();
+    for i in 0..30 {
+        let name = if i % 2 == 0 {
+            "tiff-lzw.tiff"
+        } else {
+            "png-rgb.png"
+        };
+        ids.push(gateway.upload_fixture(name).await);
+    }
+    let last = gateway.get(&format!("/images/{}", ids[29])).await.json();
+    assert_eq!(
+        last["state"], "Processing",
+        "the crash must find work in flight"
+    );
+    gateway.kill();
+
+    gateway.spawn().await;
+    for id in &ids {
+        let record = gateway.wait_final(id).await;
+        assert_eq!(record["state"], "Completed", "{record}");
+        assert!(gateway.thumbnail_path(id).exists());
+        wait_gone(&gateway.raw_path(id)).await;
+    }
+    // No temporary file of an interrupted write is left behind.
+    for dir in ["raw", "thumbnails"] {
+        for entry in std::fs::read_dir(gateway.data_dir.join(dir)).unwrap() {
+            let name = entry.unwrap().file_name();
+            assert!(
+                !name.to_string_lossy().starts_with(".tmp-"),
+                "{dir}/{name:?}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn sigterm_finishes_in_flight_work_and_exits_cleanly() {
+    let mut gateway = Gateway::start("worker: {concurrency: 1}").await;
+    let mut ids = Vec::new();
+    for _ in 0..10 {
+        ids.push(gateway.upload_fixture("tiff-lzw.tiff").await);
+    }
+    assert!(gateway.terminate(), "exit status 0 after SIGTERM");
+    // Whatever was not finished before the exit is finished after the restart.
+    gateway.spawn().await;
+    for id in &ids {
+        assert_eq!(gateway.wait_final(id).await["state"], "Completed");
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let metrics = String::from_utf8(gateway.get("/metrics").await.body.to_vec()).unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "thumbnailify_jobs_processing 0"),
+        "{metrics}"
+    );
+}
