@@ -36,11 +36,25 @@ pub struct Config {
 }
 
 /// The job queue.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct QueueConfig {
     /// Unset: the embedded in-process queue. `amqp://…`: RabbitMQ.
     pub url: Option<String>,
+    /// RabbitMQ: the prefix of the queue and exchange names.
+    pub prefix: String,
+    /// RabbitMQ: deliveries of one job before it is dead-lettered (its worker died each time).
+    pub delivery_limit: u32,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        Self {
+            url: None,
+            prefix: "thumbnailify".to_owned(),
+            delivery_limit: 5,
+        }
+    }
 }
 
 /// Limits that keep hostile or huge inputs from exhausting the machine.
@@ -222,9 +236,14 @@ impl Config {
             return invalid("limits.max_upload_bytes and limits.max_pixels must be at least 1");
         }
         if let Some(url) = &self.queue.url
-            && !(url.starts_with("amqp://") || url.starts_with("amqps://"))
+            && !url.starts_with("amqp://")
         {
-            return invalid("queue.url must be an amqp:// or amqps:// URL");
+            return invalid("queue.url must be an amqp:// URL (TLS is not built in)");
+        }
+        if self.queue.prefix.is_empty() || self.queue.delivery_limit == 0 {
+            return invalid(
+                "queue.prefix must not be empty and queue.delivery_limit must be at least 1",
+            );
         }
         Ok(())
     }
@@ -252,6 +271,8 @@ mod tests {
         assert_eq!(config.data_dir, default.data_dir);
         assert_eq!(config.keep_raw, default.keep_raw);
         assert_eq!(config.queue.url, default.queue.url);
+        assert_eq!(config.queue.prefix, default.queue.prefix);
+        assert_eq!(config.queue.delivery_limit, default.queue.delivery_limit);
         assert_eq!(
             config.limits.max_upload_bytes,
             default.limits.max_upload_bytes

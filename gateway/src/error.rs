@@ -129,9 +129,6 @@ impl IntoResponse for ApiError {
 /// Why the gateway could not start or stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
-    /// The configuration is unusable.
-    #[error("{0}")]
-    Config(String),
     /// The store could not be opened.
     #[error(transparent)]
     Store(#[from] StoreError),

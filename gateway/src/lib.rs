@@ -4,7 +4,8 @@
 //!
 //! - [`routes::upload`]: reads the body ([`body`]: base64 decoded as it streams), checks and
 //!   writes it ([`ingest`]: magic bytes, header, hashes, atomic raw file), stores the record
-//!   ([`store`], flushed), queues the job, answers 202.
+//!   and its job ([`store`], one transaction, flushed), answers 202.
+//! - [`outbox`]: publishes the job to the queue, and takes it out once confirmed.
 //! - a worker (the `worker` crate, in-process or remote) makes the thumbnail.
 //! - [`results`]: applies the worker's result to the record, flushes, acks.
 //! - [`routes::record`], [`routes::thumbnail`], [`routes::list`], [`routes::delete`] serve
@@ -17,6 +18,7 @@ pub mod body;
 pub mod error;
 pub mod ingest;
 pub mod metrics;
+pub mod outbox;
 pub mod recovery;
 pub mod results;
 pub mod routes;
@@ -31,10 +33,12 @@ use common::files::DataDir;
 use common::queue::Queue;
 use common::shutdown::{Shutdown, ShutdownTrigger};
 use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
 
 pub use error::{ApiError, GatewayError};
 
 use crate::metrics::Metrics;
+use crate::outbox::Outbox;
 use crate::results::Results;
 use crate::state::AppState;
 use crate::store::Store;
@@ -49,7 +53,7 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), GatewayError>
 }
 
 /// Serves on `listener` until `shutdown` fires; then stops accepting, finishes the jobs in
-/// flight, records their results and flushes the store.
+/// flight (embedded queue), records their results and flushes the store.
 pub async fn serve(
     listener: TcpListener,
     config: Config,
@@ -63,15 +67,9 @@ pub async fn serve(
     tokio::task::spawn_blocking(move || recovery::sweep_files(&sweep_store, &sweep_data, keep_raw))
         .await
         .map_err(std::io::Error::other)??;
-    let queue = match &config.queue.url {
-        None => Queue::embedded(),
-        Some(_) => {
-            return Err(GatewayError::Config(
-                "queue.url is set but this build has only the embedded queue".to_owned(),
-            ));
-        }
-    };
+    let queue = Queue::from_config(&config.queue);
     let metrics = Arc::new(Metrics::new());
+    let processing = recovery::requeue(&store, queue.is_durable(), &metrics)?;
 
     let results = Results {
         store: store.clone(),
@@ -79,42 +77,66 @@ pub async fn serve(
         config: Arc::clone(&config),
         metrics: Arc::clone(&metrics),
     };
-    let results_task = tokio::spawn(results.run(queue.consume_results().await?));
-    let (workers_trigger, workers_shutdown) = ShutdownTrigger::new();
-    let workers = tokio::spawn(worker::run(
-        queue.clone(),
-        Arc::clone(&config),
-        workers_shutdown,
-    ));
-    let requeued = recovery::requeue(&store, &queue, &metrics).await?;
+    let results_task = tokio::spawn(results.clone().run(queue.consume_results().await?));
+    let dead_task = queue
+        .consume_dead_jobs()
+        .map(|dead| tokio::spawn(results.run_dead_jobs(dead)));
+    let (stop_trigger, stop) = ShutdownTrigger::new();
+    let workers = match queue {
+        Queue::Embedded(_) => Some(tokio::spawn(worker::run(
+            queue.clone(),
+            Arc::clone(&config),
+            stop.clone(),
+        ))),
+        Queue::Amqp(_) => None,
+    };
+    let outbox = Outbox::new(store.clone(), queue.clone());
+    let publisher = tokio::spawn(outbox.clone().run(stop));
+    outbox.wake();
 
     let state = AppState {
         config: Arc::clone(&config),
         store: store.clone(),
-        queue,
+        queue: queue.clone(),
         data,
         metrics,
+        outbox,
     };
-    tracing::info!(address = %listener.local_addr()?, queue = state.queue.kind(), requeued, "listening");
+    tracing::info!(address = %listener.local_addr()?, queue = queue.kind(), processing, "listening");
     axum::serve(listener, routes::router(state))
         .with_graceful_shutdown(async move { shutdown.recv().await })
         .await?;
 
     tracing::info!("HTTP stopped; finishing the jobs in flight");
-    workers_trigger.fire();
-    match workers.await {
-        Ok(Ok(())) => {}
-        Ok(Err(error)) => tracing::error!(%error, "the workers stopped with an error"),
-        Err(error) => tracing::error!(%error, "the workers' task failed"),
+    stop_trigger.fire();
+    if let Some(workers) = workers {
+        match workers.await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::error!(%error, "the workers stopped with an error"),
+            Err(error) => tracing::error!(%error, "the workers' task failed"),
+        }
     }
-    // Every queue handle is gone now, so the results queue closes once drained.
+    log_task_end("outbox publisher", publisher).await;
+    // RabbitMQ: stop consuming (unacked results go back to the broker). Embedded: every queue
+    // handle is gone once this one is dropped, so the results queue closes once drained.
+    queue.close().await;
+    drop(queue);
     if tokio::time::timeout(RESULTS_DRAIN, results_task)
         .await
         .is_err()
     {
         tracing::warn!("results still pending at shutdown; their jobs run again at the next start");
     }
+    if let Some(dead_task) = dead_task {
+        log_task_end("dead-letter consumer", dead_task).await;
+    }
     store.flush().await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+async fn log_task_end(name: &str, task: JoinHandle<()>) {
+    if let Err(error) = task.await {
+        tracing::error!(%error, task = name, "background task failed");
+    }
 }

@@ -1,8 +1,10 @@
 //! Start-up recovery: finish what a crash or a shutdown interrupted.
 //!
-//! - Every record left `Processing` is queued again. A 202 means the record and the raw file
-//!   are on disk; this is what makes that promise hold across restarts. A job may thereby run
-//!   twice, which is harmless (see [`crate::results`]).
+//! - With the embedded queue, which keeps nothing across restarts, every record left
+//!   `Processing` goes back to the outbox. (RabbitMQ keeps its queued jobs, and the outbox
+//!   keeps those not yet published.) A 202 means the record and the raw file are on disk;
+//!   this is what makes that promise hold across restarts. A job may thereby run twice, which
+//!   is harmless (see [`crate::results`]).
 //! - Files the crash left behind are removed: temporary files of interrupted writes, raw files
 //!   of records that are final (unless `keep_raw`) or gone, thumbnails of records that are
 //!   gone (a DELETE interrupted between the record and its files).
@@ -11,33 +13,34 @@ use std::path::Path;
 
 use common::files::{DataDir, remove_if_exists, remove_temp_files};
 use common::message::Job;
-use common::queue::Queue;
 use uuid::Uuid;
 
 use crate::error::GatewayError;
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreError};
 
-/// Queues a job for every record still processing; returns how many.
-pub async fn requeue(
+/// Counts the records still processing and, when the queue is not durable, puts their jobs
+/// back in the outbox; returns how many there are.
+pub fn requeue(
     store: &Store,
-    queue: &Queue,
+    queue_is_durable: bool,
     metrics: &Metrics,
 ) -> Result<usize, GatewayError> {
-    let jobs = store
-        .processing()
-        .map(|record| record.map(|record| Job::new(record.media_id, record.media_type)))
-        .collect::<Result<Vec<_>, _>>()?;
-    for job in &jobs {
-        queue.publish_job(job).await?;
+    let mut processing = 0;
+    for record in store.processing() {
+        let record = record?;
+        if !queue_is_durable {
+            store.enqueue(&Job::new(record.media_id, record.media_type))?;
+        }
+        processing += 1;
     }
     metrics
         .jobs_processing
-        .set(i64::try_from(jobs.len()).unwrap_or(i64::MAX));
-    if !jobs.is_empty() {
-        tracing::info!(count = jobs.len(), "queued again the jobs left processing");
+        .set(i64::try_from(processing).unwrap_or(i64::MAX));
+    if processing > 0 && !queue_is_durable {
+        tracing::info!(count = processing, "queued again the jobs left processing");
     }
-    Ok(jobs.len())
+    Ok(processing)
 }
 
 /// Removes the files a crash left behind. Blocking: call it before serving, from a blocking

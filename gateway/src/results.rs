@@ -10,16 +10,21 @@
 //! | completed / failed | processing | made final, flushed; raw file removed unless `keep_raw` |
 //! | completed | already final but not completed, or deleted | the thumbnail is an orphan: removed |
 //! | any | already final | ignored |
+//!
+//! Jobs dead-lettered by RabbitMQ (their worker died on every delivery) arrive on their own
+//! queue and are recorded as failed, so that no record waits forever.
 
 use common::config::Config;
 use common::files::{DataDir, remove_if_exists};
-use common::message::{JobResult, Outcome};
-use common::queue::Consumer;
+use common::message::{Job, JobResult, Outcome};
+use common::queue::{Consumer, Delivery};
 use common::record::{CODE_COMPLETED, Record, Service, State};
 use common::time::now_rfc3339;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
 
 use crate::metrics::{Finish, Metrics};
 use crate::store::{Store, StoreError, Update};
@@ -37,28 +42,62 @@ pub struct Results {
     pub metrics: Arc<Metrics>,
 }
 
+/// How many results are applied at once (their flushes share fsyncs).
+const CONCURRENCY: usize = 64;
+
 impl Results {
-    /// Consumes results until the queue closes.
+    /// Consumes results until the queue closes, applying up to [`CONCURRENCY`] at once.
     pub async fn run(self, mut results: Consumer<JobResult>) {
+        let permits = Arc::new(Semaphore::new(CONCURRENCY));
+        let mut tasks = JoinSet::new();
         while let Some(delivery) = results.next().await {
-            let delivery = match delivery {
-                Ok(delivery) => delivery,
-                Err(error) => {
-                    tracing::warn!(%error, "cannot receive a result");
-                    continue;
-                }
+            let permit = Arc::clone(&permits)
+                .acquire_owned()
+                .await
+                .expect("the semaphore is never closed");
+            let this = self.clone();
+            tasks.spawn(async move {
+                let result = delivery.message.clone();
+                this.settle_delivery(delivery, &result).await;
+                drop(permit);
+            });
+            while tasks.try_join_next().is_some() {}
+        }
+        while tasks.join_next().await.is_some() {}
+    }
+
+    /// Consumes the jobs RabbitMQ dead-lettered and records each as failed.
+    pub async fn run_dead_jobs(self, mut dead: Consumer<Job>) {
+        while let Some(delivery) = dead.next().await {
+            let media_id = delivery.message.media_id;
+            tracing::error!(%media_id, "a job exceeded its delivery limit: its worker died each time");
+            let result = JobResult {
+                media_id,
+                outcome: Outcome::Failed {
+                    code: 500,
+                    message: format!(
+                        "the worker stopped (crashed or was killed) on each of its {} attempts at this image",
+                        self.config.queue.delivery_limit
+                    ),
+                },
             };
-            let settled = match self.apply(&delivery.message).await {
-                Ok(()) => delivery.ack().await,
-                Err(error) => {
-                    tracing::error!(media_id = %delivery.message.media_id, %error, "cannot record a result; it will come again");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    delivery.retry().await
-                }
-            };
-            if let Err(error) = settled {
-                tracing::warn!(%error, "cannot settle a result");
+            self.settle_delivery(delivery, &result).await;
+        }
+    }
+
+    /// Applies `result`, then acks the delivery; on failure hands it back to come again.
+    async fn settle_delivery<T>(&self, delivery: Delivery<T>, result: &JobResult) {
+        let settled = match self.apply(result).await {
+            Ok(()) => delivery.ack().await,
+            Err(error) => {
+                tracing::error!(media_id = %result.media_id, %error, "cannot record a result; it will come again");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                delivery.retry().await
             }
+        };
+        if let Err(error) = settled {
+            // Not acked: the broker delivers it again, and applying it twice is harmless.
+            tracing::warn!(%error, "cannot settle a result");
         }
     }
 

@@ -7,6 +7,7 @@ use common::files::DataDir;
 use common::queue::Queue;
 
 use crate::metrics::Metrics;
+use crate::outbox::Outbox;
 use crate::store::Store;
 
 /// The handlers' shared state. Cheap to clone.
@@ -22,4 +23,6 @@ pub struct AppState {
     pub data: DataDir,
     /// The metrics.
     pub metrics: Arc<Metrics>,
+    /// The publisher of accepted jobs.
+    pub outbox: Outbox,
 }

@@ -15,7 +15,9 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use common::message::Job;
 use common::record::{Record, State};
+use sled::Transactional;
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
@@ -49,9 +51,13 @@ pub enum Update {
 type FlushWaiter = oneshot::Sender<Result<(), Arc<str>>>;
 
 /// The record store. Cheap to clone.
+///
+/// Beside the records it keeps the outbox: the jobs accepted but not yet confirmed by the
+/// queue, written in the same transaction as their record.
 #[derive(Debug, Clone)]
 pub struct Store {
     records: sled::Tree,
+    outbox: sled::Tree,
     flushes: mpsc::UnboundedSender<FlushWaiter>,
 }
 
@@ -62,15 +68,58 @@ impl Store {
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         let db = sled::Config::new().path(dir).open()?;
         let records = db.open_tree("records")?;
+        let outbox = db.open_tree("outbox")?;
         let (flushes, waiting) = mpsc::unbounded_channel();
         tokio::spawn(flusher(db, waiting));
-        Ok(Self { records, flushes })
+        Ok(Self {
+            records,
+            outbox,
+            flushes,
+        })
     }
 
-    /// Inserts a new record (not yet flushed).
-    pub fn insert(&self, record: &Record) -> Result<(), StoreError> {
-        self.records
-            .insert(record.media_id.as_bytes(), serde_json::to_vec(record)?)?;
+    /// Inserts a new record and its job in the outbox, atomically (not yet flushed).
+    pub fn insert(&self, record: &Record, job: &Job) -> Result<(), StoreError> {
+        let key = record.media_id.as_bytes();
+        let (record, job) = (serde_json::to_vec(record)?, serde_json::to_vec(job)?);
+        (&self.records, &self.outbox)
+            .transaction(
+                |(records, outbox)| -> sled::transaction::ConflictableTransactionResult<(), ()> {
+                    records.insert(key, record.as_slice())?;
+                    outbox.insert(key, job.as_slice())?;
+                    Ok(())
+                },
+            )
+            .map_err(|error| match error {
+                sled::transaction::TransactionError::Storage(error) => StoreError::Sled(error),
+                sled::transaction::TransactionError::Abort(()) => {
+                    unreachable!("the transaction never aborts")
+                }
+            })
+    }
+
+    /// Puts a job in the outbox (to be published again).
+    pub fn enqueue(&self, job: &Job) -> Result<(), StoreError> {
+        self.outbox
+            .insert(job.media_id.as_bytes(), serde_json::to_vec(job)?)?;
+        Ok(())
+    }
+
+    /// Up to `limit` jobs waiting in the outbox, oldest first.
+    pub fn outbox(&self, limit: usize) -> Result<Vec<Job>, StoreError> {
+        self.outbox
+            .iter()
+            .take(limit)
+            .map(|entry| {
+                let (_, value) = entry?;
+                Ok(serde_json::from_slice(&value)?)
+            })
+            .collect()
+    }
+
+    /// Takes a job out of the outbox once the queue has it.
+    pub fn published(&self, media_id: Uuid) -> Result<(), StoreError> {
+        self.outbox.remove(media_id.as_bytes())?;
         Ok(())
     }
 
@@ -139,8 +188,10 @@ impl Store {
         }
     }
 
-    /// Removes the record of `media_id`; returns it if it existed.
+    /// Removes the record of `media_id` (and its job if still in the outbox); returns it if it
+    /// existed.
     pub fn remove(&self, media_id: Uuid) -> Result<Option<Record>, StoreError> {
+        self.outbox.remove(media_id.as_bytes())?;
         self.records
             .remove(media_id.as_bytes())?
             .map(|value| serde_json::from_slice(&value).map_err(StoreError::from))
@@ -185,6 +236,7 @@ async fn flusher(db: sled::Db, mut waiting: mpsc::UnboundedReceiver<FlushWaiter>
 #[cfg(test)]
 mod tests {
     use common::media::MediaType;
+    use common::message::Job;
     use common::record::NewUpload;
 
     use super::*;
@@ -201,6 +253,10 @@ mod tests {
         })
     }
 
+    fn job(record: &Record) -> Job {
+        Job::new(record.media_id, record.media_type)
+    }
+
     #[tokio::test(flavor = "multi_thread")]
     async fn concurrent_flushes_all_complete() {
         let dir = tempfile::tempdir().unwrap();
@@ -209,7 +265,8 @@ mod tests {
             .map(|_| {
                 let store = store.clone();
                 tokio::spawn(async move {
-                    store.insert(&record()).unwrap();
+                    let record = record();
+                    store.insert(&record, &job(&record)).unwrap();
                     store.flush().await
                 })
             })
@@ -227,7 +284,7 @@ mod tests {
         {
             let store = Store::open(dir.path()).unwrap();
             for record in records.iter().rev() {
-                store.insert(record).unwrap();
+                store.insert(record, &job(record)).unwrap();
             }
             store.flush().await.unwrap();
         }
@@ -262,7 +319,17 @@ mod tests {
             Update::Unchanged(_)
         ));
         assert_eq!(store.processing().count(), 4);
+        let outbox = store.outbox(10).unwrap();
+        assert_eq!(outbox.len(), 5, "every job waits in the outbox");
+        assert_eq!(outbox[0], job(&records[0]));
+        store.published(records[1].media_id).unwrap();
+        assert_eq!(store.outbox(10).unwrap().len(), 4);
         assert_eq!(store.remove(id).unwrap().unwrap().media_id, id);
+        assert_eq!(
+            store.outbox(10).unwrap().len(),
+            3,
+            "a removed record's job goes too"
+        );
         assert!(matches!(
             store.update(id, |_| true).unwrap(),
             Update::Missing

@@ -44,11 +44,7 @@ pub async fn run(
             biased;
             () = shutdown.recv() => break,
             delivery = jobs.next() => match delivery {
-                Some(Ok(delivery)) => delivery,
-                Some(Err(error)) => {
-                    tracing::warn!(%error, "cannot receive a job");
-                    continue;
-                }
+                Some(delivery) => delivery,
                 None => break,
             },
         };

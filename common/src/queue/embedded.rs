@@ -146,10 +146,10 @@ mod tests {
             Err(QueueError::AlreadyConsumed("jobs"))
         ));
 
-        let delivery = jobs.next().await.unwrap().unwrap();
+        let delivery = jobs.next().await.unwrap();
         assert_eq!(delivery.message, job);
         delivery.retry().await.unwrap();
-        let again = jobs.next().await.unwrap().unwrap();
+        let again = jobs.next().await.unwrap();
         assert_eq!(again.message, job);
         again.ack().await.unwrap();
 
@@ -159,7 +159,7 @@ mod tests {
         };
         queue.publish_result(&result).await.unwrap();
         let mut results = queue.consume_results().await.unwrap();
-        let delivery = results.next().await.unwrap().unwrap();
+        let delivery = results.next().await.unwrap();
         assert_eq!(delivery.message, result);
         delivery.ack().await.unwrap();
         queue.check().unwrap();

@@ -19,8 +19,12 @@
 //! Every message may therefore arrive more than once; processing is idempotent and the gateway
 //! ignores results for records that are already final or deleted.
 
+pub mod amqp;
 pub mod embedded;
 
+use tokio::sync::mpsc;
+
+use crate::config::QueueConfig;
 use crate::message::{Job, JobResult};
 
 /// Why a queue operation failed.
@@ -32,6 +36,12 @@ pub enum QueueError {
     /// This back-end allows one consumer per queue, and it is taken.
     #[error("the {0} queue already has its consumer")]
     AlreadyConsumed(&'static str),
+    /// The broker is not reachable now; the text says why.
+    #[error("{0}")]
+    Unavailable(String),
+    /// The broker refused or failed an operation.
+    #[error("broker: {0}")]
+    Broker(String),
 }
 
 /// A handle on the job queue. Cheap to clone.
@@ -39,33 +49,55 @@ pub enum QueueError {
 pub enum Queue {
     /// In-process channels.
     Embedded(embedded::EmbeddedQueue),
+    /// RabbitMQ.
+    Amqp(amqp::AmqpQueue),
 }
 
+/// How many results the gateway takes from RabbitMQ at once.
+const RESULTS_PREFETCH: u16 = 64;
+
 impl Queue {
+    /// The queue the configuration names: embedded without a URL, RabbitMQ with one. RabbitMQ
+    /// connects in the background, so this returns at once even while the broker is down.
+    pub fn from_config(config: &QueueConfig) -> Self {
+        match &config.url {
+            None => Self::embedded(),
+            Some(url) => Queue::Amqp(amqp::AmqpQueue::start(url, config)),
+        }
+    }
+
     /// A new embedded queue.
     pub fn embedded() -> Self {
         Queue::Embedded(embedded::EmbeddedQueue::new())
     }
 
-    /// Publishes a job; returns once it is queued.
+    /// Whether queued messages survive the process (RabbitMQ) or not (embedded).
+    pub fn is_durable(&self) -> bool {
+        matches!(self, Queue::Amqp(_))
+    }
+
+    /// Publishes a job; returns once it is queued (confirmed by the broker).
     pub async fn publish_job(&self, job: &Job) -> Result<(), QueueError> {
         match self {
             Queue::Embedded(queue) => queue.publish_job(job),
+            Queue::Amqp(queue) => queue.publish_job(job).await,
         }
     }
 
-    /// Publishes a job result; returns once it is queued.
+    /// Publishes a job result; returns once it is queued (confirmed by the broker).
     pub async fn publish_result(&self, result: &JobResult) -> Result<(), QueueError> {
         match self {
             Queue::Embedded(queue) => queue.publish_result(result),
+            Queue::Amqp(queue) => queue.publish_result(result).await,
         }
     }
 
     /// Starts consuming jobs, at most `prefetch` unacknowledged at a time.
     pub async fn consume_jobs(&self, prefetch: u16) -> Result<Consumer<Job>, QueueError> {
-        let _ = prefetch; // The embedded queue hands out jobs as fast as they are asked for.
         match self {
+            // The embedded queue hands out jobs as fast as they are asked for.
             Queue::Embedded(queue) => queue.consume_jobs(),
+            Queue::Amqp(queue) => Ok(queue.consume_jobs(prefetch)),
         }
     }
 
@@ -73,6 +105,16 @@ impl Queue {
     pub async fn consume_results(&self) -> Result<Consumer<JobResult>, QueueError> {
         match self {
             Queue::Embedded(queue) => queue.consume_results(),
+            Queue::Amqp(queue) => Ok(queue.consume_results(RESULTS_PREFETCH)),
+        }
+    }
+
+    /// Starts consuming the jobs that exceeded the delivery limit (their worker died every
+    /// time). `None` on the embedded queue, which has no such jobs.
+    pub fn consume_dead_jobs(&self) -> Option<Consumer<Job>> {
+        match self {
+            Queue::Embedded(_) => None,
+            Queue::Amqp(queue) => Some(queue.consume_dead_jobs()),
         }
     }
 
@@ -80,6 +122,15 @@ impl Queue {
     pub fn check(&self) -> Result<(), QueueError> {
         match self {
             Queue::Embedded(queue) => queue.check(),
+            Queue::Amqp(queue) => queue.check(),
+        }
+    }
+
+    /// Stops consuming and disconnects (RabbitMQ). The embedded queue closes when its last
+    /// handle is dropped.
+    pub async fn close(&self) {
+        if let Queue::Amqp(queue) = self {
+            queue.close().await;
         }
     }
 
@@ -87,6 +138,7 @@ impl Queue {
     pub fn kind(&self) -> &'static str {
         match self {
             Queue::Embedded(_) => "embedded",
+            Queue::Amqp(_) => "rabbitmq",
         }
     }
 }
@@ -100,13 +152,15 @@ pub struct Consumer<T> {
 #[derive(Debug)]
 enum ConsumerInner<T> {
     Embedded(embedded::Receiver<T>),
+    Amqp(mpsc::Receiver<Delivery<T>>),
 }
 
-impl<T: Clone> Consumer<T> {
+impl<T> Consumer<T> {
     /// The next delivery; `None` once the queue is closed.
-    pub async fn next(&mut self) -> Option<Result<Delivery<T>, QueueError>> {
+    pub async fn next(&mut self) -> Option<Delivery<T>> {
         match &mut self.inner {
-            ConsumerInner::Embedded(receiver) => receiver.next().await.map(Ok),
+            ConsumerInner::Embedded(receiver) => receiver.next().await,
+            ConsumerInner::Amqp(receiver) => receiver.recv().await,
         }
     }
 }
@@ -123,6 +177,7 @@ pub struct Delivery<T> {
 #[derive(Debug)]
 enum Acker<T> {
     Embedded(embedded::Requeue<T>),
+    Amqp(lapin::Acker),
 }
 
 impl<T> Delivery<T> {
@@ -130,6 +185,7 @@ impl<T> Delivery<T> {
     pub async fn ack(self) -> Result<(), QueueError> {
         match self.acker {
             Acker::Embedded(_) => Ok(()),
+            Acker::Amqp(acker) => amqp::ack(&acker).await,
         }
     }
 
@@ -137,6 +193,7 @@ impl<T> Delivery<T> {
     pub async fn retry(self) -> Result<(), QueueError> {
         match self.acker {
             Acker::Embedded(requeue) => requeue.send(self.message),
+            Acker::Amqp(acker) => amqp::requeue(&acker).await,
         }
     }
 }

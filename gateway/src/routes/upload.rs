@@ -3,7 +3,8 @@
 //! The body is the image in base64 and `Content-Type` is its media type; or `Content-Type:
 //! application/json` with `{"data", "media_type", "name"}`. A `name` may also come as the
 //! `name` query parameter. The answer is `202 Accepted`, `Location: /images/{media_id}` and
-//! the record; it is sent only once the raw file and the record are on disk.
+//! the record; it is sent only once the raw file, the record and its job (in the outbox) are
+//! on disk. The job reaches the queue through [`crate::outbox`], never in the request.
 
 use axum::Json;
 use axum::body::Body;
@@ -103,14 +104,12 @@ async fn accept(
             .await
             .map_err(|error| ApiError::Io(std::io::Error::other(error)))??;
 
-    state.store.insert(&record)?;
+    state
+        .store
+        .insert(&record, &Job::new(record.media_id, record.media_type))?;
     state.store.flush().await?;
     state.metrics.jobs_processing.inc();
-    let job = Job::new(record.media_id, record.media_type);
-    if let Err(error) = state.queue.publish_job(&job).await {
-        // The record is durable and still Processing: it is queued again at the next start.
-        tracing::warn!(media_id = %record.media_id, %error, "cannot queue the job now");
-    }
+    state.outbox.wake();
     tracing::debug!(media_id = %record.media_id, media_type = %record.media_type, size = record.size, "upload accepted");
     let location = format!("/images/{}", record.media_id);
     Ok((StatusCode::ACCEPTED, [(LOCATION, location)], Json(record)).into_response())

@@ -1,0 +1,462 @@
+//! The RabbitMQ back-end, on lapin.
+//!
+//! A supervisor task owns the connection: it connects with capped exponential backoff,
+//! declares the topology (idempotently, so every process may do it), opens a publishing
+//! channel in confirm mode, and publishes the live [`Link`] on a watch channel; when the
+//! connection drops it withdraws the link, keeps the reason for readiness checks, and connects
+//! again. Publishers use whatever link is live and fail fast without one; consumers are tasks
+//! that consume again on every new link.
+//!
+//! Topology (names below use the default prefix `thumbnailify`):
+//!
+//! | name | kind | arguments |
+//! |---|---|---|
+//! | `thumbnailify.jobs` | durable quorum queue | `x-delivery-limit` (config), `x-dead-letter-exchange: thumbnailify.dlx`, `x-dead-letter-routing-key: thumbnailify.dead` |
+//! | `thumbnailify.results` | durable quorum queue | |
+//! | `thumbnailify.dlx` | durable direct exchange | |
+//! | `thumbnailify.dead` | durable quorum queue, bound to `thumbnailify.dlx` with key `thumbnailify.dead` | |
+//!
+//! Messages are persistent JSON with `message_id` = media id and `content_type:
+//! application/json`, published to the default exchange and confirmed by the broker.
+//! Deliveries are acked manually. After a reconnect, acks of deliveries from the old channel
+//! fail; the broker then delivers those messages again, which processing tolerates.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_lite::StreamExt;
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions,
+    BasicRejectOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions,
+    QueueDeclareOptions,
+};
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::{
+    BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::sync::{mpsc, watch};
+
+use super::{Acker, Consumer, ConsumerInner, Delivery, QueueError};
+use crate::config::QueueConfig;
+use crate::message::{Job, JobResult};
+
+/// The first wait before reconnecting; it doubles up to [`MAX_BACKOFF`].
+const MIN_BACKOFF: Duration = Duration::from_millis(100);
+/// The longest wait between reconnection attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// How often the supervisor checks that the connection is alive.
+const WATCH_INTERVAL: Duration = Duration::from_millis(250);
+/// How long a publish may wait for the broker's confirm.
+const CONFIRM_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The names of the queues and exchange, from the configured prefix.
+#[derive(Debug, Clone)]
+struct Names {
+    jobs: String,
+    results: String,
+    dead_exchange: String,
+    dead: String,
+}
+
+impl Names {
+    fn new(prefix: &str) -> Self {
+        Self {
+            jobs: format!("{prefix}.jobs"),
+            results: format!("{prefix}.results"),
+            dead_exchange: format!("{prefix}.dlx"),
+            dead: format!("{prefix}.dead"),
+        }
+    }
+}
+
+/// A live connection with its confirm-mode publishing channel.
+#[derive(Debug)]
+struct Link {
+    connection: Connection,
+    publisher: Channel,
+}
+
+/// A handle on RabbitMQ. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct AmqpQueue {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    names: Names,
+    link: watch::Receiver<Option<Arc<Link>>>,
+    /// Why the broker is unusable, while it is.
+    problem: Arc<Mutex<String>>,
+    closing: watch::Sender<bool>,
+}
+
+impl AmqpQueue {
+    /// Starts the supervisor, which connects in the background: this returns at once, and the
+    /// queue reports itself unavailable until the broker answers.
+    pub fn start(url: &str, config: &QueueConfig) -> Self {
+        let names = Names::new(&config.prefix);
+        let (link_tx, link) = watch::channel(None);
+        let (closing, closed) = watch::channel(false);
+        let problem = Arc::new(Mutex::new("connecting to RabbitMQ".to_owned()));
+        tokio::spawn(supervise(
+            url.to_owned(),
+            names.clone(),
+            config.delivery_limit,
+            link_tx,
+            Arc::clone(&problem),
+            closed,
+        ));
+        Self {
+            inner: Arc::new(Inner {
+                names,
+                link,
+                problem,
+                closing,
+            }),
+        }
+    }
+
+    pub(super) async fn publish_job(&self, job: &Job) -> Result<(), QueueError> {
+        self.publish(&self.inner.names.jobs, job.media_id, job)
+            .await
+    }
+
+    pub(super) async fn publish_result(&self, result: &JobResult) -> Result<(), QueueError> {
+        self.publish(&self.inner.names.results, result.media_id, result)
+            .await
+    }
+
+    async fn publish(
+        &self,
+        queue: &str,
+        media_id: uuid::Uuid,
+        message: &impl Serialize,
+    ) -> Result<(), QueueError> {
+        let link = self.live_link()?;
+        let payload = serde_json::to_vec(message).map_err(|e| QueueError::Broker(e.to_string()))?;
+        let properties = BasicProperties::default()
+            .with_delivery_mode(2)
+            .with_content_type("application/json".into())
+            .with_message_id(media_id.to_string().into());
+        let confirm = async {
+            link.publisher
+                .basic_publish(
+                    "".into(),
+                    queue.into(),
+                    BasicPublishOptions::default(),
+                    &payload,
+                    properties,
+                )
+                .await?
+                .await
+        };
+        match tokio::time::timeout(CONFIRM_TIMEOUT, confirm).await {
+            Ok(Ok(Confirmation::Ack(_))) => Ok(()),
+            Ok(Ok(other)) => Err(QueueError::Broker(format!(
+                "the broker did not confirm the message: {other:?}"
+            ))),
+            Ok(Err(error)) => Err(QueueError::Broker(error.to_string())),
+            Err(_) => Err(QueueError::Broker(
+                "no confirm from the broker in time".to_owned(),
+            )),
+        }
+    }
+
+    pub(super) fn consume_jobs(&self, prefetch: u16) -> Consumer<Job> {
+        self.consume(self.inner.names.jobs.clone(), prefetch)
+    }
+
+    pub(super) fn consume_results(&self, prefetch: u16) -> Consumer<JobResult> {
+        self.consume(self.inner.names.results.clone(), prefetch)
+    }
+
+    pub(super) fn consume_dead_jobs(&self) -> Consumer<Job> {
+        self.consume(self.inner.names.dead.clone(), 16)
+    }
+
+    /// A consumer task that follows the live link.
+    fn consume<T: DeserializeOwned + Send + 'static>(
+        &self,
+        queue: String,
+        prefetch: u16,
+    ) -> Consumer<T> {
+        let (tx, rx) = mpsc::channel(usize::from(prefetch.max(1)));
+        tokio::spawn(forward(
+            queue,
+            prefetch,
+            self.inner.link.clone(),
+            self.inner.closing.subscribe(),
+            tx,
+        ));
+        Consumer {
+            inner: ConsumerInner::Amqp(rx),
+        }
+    }
+
+    pub(super) fn check(&self) -> Result<(), QueueError> {
+        self.live_link().map(drop)
+    }
+
+    fn live_link(&self) -> Result<Arc<Link>, QueueError> {
+        match &*self.inner.link.borrow() {
+            Some(link) if link.connection.status().connected() => Ok(Arc::clone(link)),
+            _ => Err(QueueError::Unavailable(
+                self.inner
+                    .problem
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+                    .clone(),
+            )),
+        }
+    }
+
+    /// Stops the supervisor and every consumer and closes the connection. Unacked deliveries
+    /// go back to their queues.
+    pub(super) async fn close(&self) {
+        self.inner.closing.send_replace(true);
+        let link = self.inner.link.borrow().clone();
+        if let Some(link) = link {
+            let _ = link.connection.close(200, "shutting down".into()).await;
+        }
+    }
+}
+
+/// Keeps a live link published while not closing.
+async fn supervise(
+    url: String,
+    names: Names,
+    delivery_limit: u32,
+    link_tx: watch::Sender<Option<Arc<Link>>>,
+    problem: Arc<Mutex<String>>,
+    mut closing: watch::Receiver<bool>,
+) {
+    let set_problem = |text: String| {
+        *problem
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = text;
+    };
+    let mut backoff = MIN_BACKOFF;
+    while !*closing.borrow() {
+        match connect(&url, &names, delivery_limit).await {
+            Ok(link) => {
+                tracing::info!("connected to RabbitMQ");
+                backoff = MIN_BACKOFF;
+                let link = Arc::new(link);
+                link_tx.send_replace(Some(Arc::clone(&link)));
+                while link.connection.status().connected() && link.publisher.status().connected() {
+                    tokio::select! {
+                        _ = closing.wait_for(|closing| *closing) => return,
+                        () = tokio::time::sleep(WATCH_INTERVAL) => {}
+                    }
+                }
+                link_tx.send_replace(None);
+                set_problem("the connection to RabbitMQ was lost; reconnecting".to_owned());
+                tracing::warn!("lost the connection to RabbitMQ; reconnecting");
+            }
+            Err(error) => {
+                set_problem(format!("cannot reach RabbitMQ: {error}"));
+                tracing::warn!(%error, retry_in = ?backoff, "cannot reach RabbitMQ");
+                tokio::select! {
+                    _ = closing.wait_for(|closing| *closing) => return,
+                    () = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+        }
+    }
+}
+
+/// Connects, declares the topology and opens the publishing channel.
+async fn connect(url: &str, names: &Names, delivery_limit: u32) -> Result<Link, lapin::Error> {
+    let properties = ConnectionProperties::default().with_connection_name("thumbnailify".into());
+    let connection = Connection::connect(url, properties).await?;
+    let channel = connection.create_channel().await?;
+    declare(&channel, names, delivery_limit).await?;
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await?;
+    Ok(Link {
+        connection,
+        publisher: channel,
+    })
+}
+
+/// Declares the queues and exchange. Idempotent while the arguments stay the same.
+async fn declare(
+    channel: &Channel,
+    names: &Names,
+    delivery_limit: u32,
+) -> Result<(), lapin::Error> {
+    let durable = QueueDeclareOptions {
+        durable: true,
+        ..QueueDeclareOptions::default()
+    };
+    let quorum = || {
+        let mut arguments = FieldTable::default();
+        arguments.insert(
+            "x-queue-type".into(),
+            AMQPValue::LongString("quorum".into()),
+        );
+        arguments
+    };
+    let mut jobs = quorum();
+    jobs.insert(
+        "x-delivery-limit".into(),
+        AMQPValue::LongInt(i32::try_from(delivery_limit).unwrap_or(i32::MAX)),
+    );
+    jobs.insert(
+        "x-dead-letter-exchange".into(),
+        AMQPValue::LongString(names.dead_exchange.as_str().into()),
+    );
+    jobs.insert(
+        "x-dead-letter-routing-key".into(),
+        AMQPValue::LongString(names.dead.as_str().into()),
+    );
+    channel
+        .exchange_declare(
+            names.dead_exchange.as_str().into(),
+            ExchangeKind::Direct,
+            ExchangeDeclareOptions {
+                durable: true,
+                ..ExchangeDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await?;
+    channel
+        .queue_declare(names.dead.as_str().into(), durable, quorum())
+        .await?;
+    channel
+        .queue_bind(
+            names.dead.as_str().into(),
+            names.dead_exchange.as_str().into(),
+            names.dead.as_str().into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    channel
+        .queue_declare(names.jobs.as_str().into(), durable, jobs)
+        .await?;
+    channel
+        .queue_declare(names.results.as_str().into(), durable, quorum())
+        .await?;
+    Ok(())
+}
+
+/// Forwards deliveries of `queue` to `tx`, consuming again on every new link, until closing or
+/// until the receiving end is dropped.
+async fn forward<T: DeserializeOwned + Send + 'static>(
+    queue: String,
+    prefetch: u16,
+    mut link: watch::Receiver<Option<Arc<Link>>>,
+    mut closing: watch::Receiver<bool>,
+    tx: mpsc::Sender<Delivery<T>>,
+) {
+    loop {
+        let current = tokio::select! {
+            _ = closing.wait_for(|closing| *closing) => return,
+            current = link.wait_for(Option::is_some) => match current {
+                Ok(current) => current.clone().expect("waited for Some"),
+                Err(_) => return,
+            },
+        };
+        match consume_on(&current, &queue, prefetch, &mut closing, &tx).await {
+            Ok(Stop::Closing) | Ok(Stop::ReceiverGone) => return,
+            Ok(Stop::StreamEnded) => {}
+            Err(error) => tracing::warn!(%queue, %error, "consumer interrupted"),
+        }
+        // Wait for the supervisor to withdraw this link before looking for the next one.
+        while link
+            .borrow()
+            .as_ref()
+            .is_some_and(|live| Arc::ptr_eq(live, &current))
+        {
+            tokio::select! {
+                _ = closing.wait_for(|closing| *closing) => return,
+                () = tokio::time::sleep(WATCH_INTERVAL) => {}
+            }
+        }
+    }
+}
+
+enum Stop {
+    Closing,
+    ReceiverGone,
+    StreamEnded,
+}
+
+async fn consume_on<T: DeserializeOwned>(
+    link: &Link,
+    queue: &str,
+    prefetch: u16,
+    closing: &mut watch::Receiver<bool>,
+    tx: &mpsc::Sender<Delivery<T>>,
+) -> Result<Stop, lapin::Error> {
+    let channel = link.connection.create_channel().await?;
+    channel
+        .basic_qos(prefetch, BasicQosOptions::default())
+        .await?;
+    let mut consumer = channel
+        .basic_consume(
+            queue.into(),
+            "".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    tracing::debug!(%queue, "consuming");
+    loop {
+        let next = tokio::select! {
+            _ = closing.wait_for(|closing| *closing) => return Ok(Stop::Closing),
+            next = consumer.next() => next,
+        };
+        let delivery = match next {
+            Some(delivery) => delivery?,
+            None => return Ok(Stop::StreamEnded),
+        };
+        match serde_json::from_slice::<T>(&delivery.data) {
+            Ok(message) => {
+                let delivery = Delivery {
+                    message,
+                    acker: Acker::Amqp(delivery.acker),
+                };
+                if tx.send(delivery).await.is_err() {
+                    return Ok(Stop::ReceiverGone);
+                }
+            }
+            Err(error) => {
+                // Not ours: to the dead-letter queue (for jobs) or dropped, never redelivered.
+                tracing::error!(%queue, %error, "rejecting a message that is not valid JSON of its kind");
+                delivery
+                    .acker
+                    .reject(BasicRejectOptions { requeue: false })
+                    .await?;
+            }
+        }
+    }
+}
+
+/// Acknowledges a delivery.
+pub(super) async fn ack(acker: &lapin::Acker) -> Result<(), QueueError> {
+    acker
+        .ack(BasicAckOptions::default())
+        .await
+        .map(drop)
+        .map_err(|error| QueueError::Broker(error.to_string()))
+}
+
+/// Hands a delivery back to its queue.
+pub(super) async fn requeue(acker: &lapin::Acker) -> Result<(), QueueError> {
+    acker
+        .nack(BasicNackOptions {
+            requeue: true,
+            ..BasicNackOptions::default()
+        })
+        .await
+        .map(drop)
+        .map_err(|error| QueueError::Broker(error.to_string()))
+}
