@@ -8,16 +8,15 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use hyper::Method;
 use serde_json::json;
-use support::{Gateway, fixture, wait_gone};
+use support::{Backend, Gateway, fixture, wait_gone};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-#[tokio::test]
-async fn upload_answers_202_with_location_and_the_record() {
-    let gateway = Gateway::start("").await;
+async fn upload_answers_202_with_location_and_the_record(backend: Backend) {
+    let gateway = Gateway::start(backend, "").await;
     let bytes = fixture("jpeg-baseline.jpg");
     let answer = gateway.upload("image/jpeg", &bytes).await;
     assert_eq!(answer.status, 202);
@@ -50,9 +49,8 @@ async fn upload_answers_202_with_location_and_the_record() {
     assert!(done["updated_at"].as_str() >= record["updated_at"].as_str());
 }
 
-#[tokio::test]
-async fn upload_accepts_aliases_line_breaks_data_uris_and_json() {
-    let gateway = Gateway::start("").await;
+async fn upload_accepts_aliases_line_breaks_data_uris_and_json(backend: Backend) {
+    let gateway = Gateway::start(backend, "").await;
     let bytes = fixture("png-rgb.png");
     let encoded = STANDARD.encode(&bytes);
 
@@ -110,9 +108,8 @@ async fn upload_accepts_aliases_line_breaks_data_uris_and_json() {
     assert_eq!(named.json()["name"], "cat.png");
 }
 
-#[tokio::test]
-async fn bad_uploads_get_clear_json_errors() {
-    let gateway = Gateway::start("limits: {max_upload_bytes: 200000}").await;
+async fn bad_uploads_get_clear_json_errors(backend: Backend) {
+    let gateway = Gateway::start(backend, "limits: {max_upload_bytes: 200000}").await;
     let png = fixture("png-gray.png");
     let post = |headers: Vec<(&'static str, &'static str)>, body: String| {
         let gateway = &gateway;
@@ -201,9 +198,8 @@ async fn bad_uploads_get_clear_json_errors() {
     );
 }
 
-#[tokio::test]
-async fn an_oversized_body_is_refused_while_it_streams() {
-    let gateway = Gateway::start("limits: {max_upload_bytes: 1000}").await;
+async fn an_oversized_body_is_refused_while_it_streams(backend: Backend) {
+    let gateway = Gateway::start(backend, "limits: {max_upload_bytes: 1000}").await;
     let address = gateway.base.trim_start_matches("http://").to_owned();
 
     // Content-Length over the limit: refused before any of the body is sent.
@@ -249,9 +245,8 @@ async fn read_status_line(stream: &mut tokio::net::TcpStream) -> String {
         .to_owned()
 }
 
-#[tokio::test]
-async fn records_are_found_or_not() {
-    let gateway = Gateway::start("").await;
+async fn records_are_found_or_not(backend: Backend) {
+    let gateway = Gateway::start(backend, "").await;
     let id = gateway.upload_fixture("small.png").await;
     let answer = gateway.get(&format!("/images/{id}")).await;
     assert_eq!(answer.status, 200);
@@ -275,9 +270,8 @@ async fn records_are_found_or_not() {
         .assert_error(405, "method_not_allowed");
 }
 
-#[tokio::test]
-async fn thumbnails_are_base64_by_default_raw_on_request_and_cacheable() {
-    let gateway = Gateway::start("").await;
+async fn thumbnails_are_base64_by_default_raw_on_request_and_cacheable(backend: Backend) {
+    let gateway = Gateway::start(backend, "").await;
     let id = gateway.upload_fixture("jpeg-baseline.jpg").await;
     gateway.wait_final(&id).await;
     let path = format!("/images/{id}/thumbnail");
@@ -327,10 +321,9 @@ async fn thumbnails_are_base64_by_default_raw_on_request_and_cacheable() {
     assert_ne!(encoded.header("etag"), raw.header("etag"));
 }
 
-#[tokio::test]
-async fn thumbnail_says_409_while_processing_and_422_when_the_job_failed() {
+async fn thumbnail_says_409_while_processing_and_422_when_the_job_failed(backend: Backend) {
     // One worker, kept busy: the last upload waits in the queue.
-    let gateway = Gateway::start("worker: {concurrency: 1}").await;
+    let gateway = Gateway::start(backend, "worker: {concurrency: 1}").await;
     let mut saw_processing = false;
     for _ in 0..5 {
         for _ in 0..4 {
@@ -363,9 +356,8 @@ async fn thumbnail_says_409_while_processing_and_422_when_the_job_failed() {
     );
 }
 
-#[tokio::test]
-async fn delete_removes_record_and_files() {
-    let gateway = Gateway::start("keep_raw: true").await;
+async fn delete_removes_record_and_files(backend: Backend) {
+    let gateway = Gateway::start(backend, "keep_raw: true").await;
     let id = gateway.upload_fixture("png-rgb.png").await;
     gateway.wait_final(&id).await;
     assert!(
@@ -403,18 +395,16 @@ async fn delete_removes_record_and_files() {
         .assert_error(400, "invalid_id");
 }
 
-#[tokio::test]
-async fn raw_files_go_once_the_job_is_final_unless_kept() {
-    let gateway = Gateway::start("").await;
+async fn raw_files_go_once_the_job_is_final_unless_kept(backend: Backend) {
+    let gateway = Gateway::start(backend, "").await;
     let id = gateway.upload_fixture("png-rgb.png").await;
     assert_eq!(gateway.wait_final(&id).await["state"], "Completed");
     assert!(gateway.thumbnail_path(&id).exists());
     wait_gone(&gateway.raw_path(&id)).await;
 }
 
-#[tokio::test]
-async fn deleting_a_job_in_flight_leaves_no_orphan() {
-    let gateway = Gateway::start("worker: {concurrency: 1}").await;
+async fn deleting_a_job_in_flight_leaves_no_orphan(backend: Backend) {
+    let gateway = Gateway::start(backend, "worker: {concurrency: 1}").await;
     let mut deleted = Vec::new();
     for _ in 0..6 {
         let id = gateway.upload_fixture("tiff-lzw.tiff").await;
@@ -424,15 +414,34 @@ async fn deleting_a_job_in_flight_leaves_no_orphan() {
         assert_eq!(answer.status, 204);
         deleted.push(id);
     }
-    // A job queued after them completes after them (one worker, first in first out).
     let last = gateway.upload_fixture("small.png").await;
     assert_eq!(gateway.wait_final(&last).await["state"], "Completed");
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Every published job ends in one final result, applied or discarded (its record was
+    // gone); a job deleted before it was published never runs. Wait until the count of
+    // final results has stood still for a second: no job is in flight any more.
+    let mut last_count = 0;
+    let mut stable_since = std::time::Instant::now();
+    let deadline = stable_since + Duration::from_secs(30);
+    loop {
+        let metrics = String::from_utf8(gateway.get("/metrics").await.body.to_vec()).unwrap();
+        let count = |name: &str| -> u64 {
+            metrics
+                .lines()
+                .find_map(|line| line.strip_prefix(name)?.trim().parse().ok())
+                .unwrap_or(0)
+        };
+        let finals = count("thumbnailify_jobs_finished_total{state=\"completed\"}")
+            + count("thumbnailify_results_discarded_total");
+        if finals != last_count {
+            (last_count, stable_since) = (finals, std::time::Instant::now());
+        } else if stable_since.elapsed() > Duration::from_secs(1) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{metrics}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     for id in &deleted {
-        assert!(
-            !gateway.thumbnail_path(id).exists(),
-            "orphan thumbnail {id}"
-        );
+        wait_gone(&gateway.thumbnail_path(id)).await;
         assert!(!gateway.raw_path(id).exists(), "orphan raw file {id}");
         gateway
             .get(&format!("/images/{id}"))
@@ -441,13 +450,20 @@ async fn deleting_a_job_in_flight_leaves_no_orphan() {
     }
     let thumbnails = std::fs::read_dir(gateway.data_dir.join("thumbnails"))
         .unwrap()
+        .filter(|entry| {
+            !entry
+                .as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with('.')
+        })
         .count();
     assert_eq!(thumbnails, 1, "only the last job's thumbnail");
 }
 
-#[tokio::test]
-async fn listing_pages_through_every_record_in_upload_order() {
-    let gateway = Gateway::start("").await;
+async fn listing_pages_through_every_record_in_upload_order(backend: Backend) {
+    let gateway = Gateway::start(backend, "").await;
     let mut ids = Vec::new();
     for _ in 0..5 {
         ids.push(gateway.upload_fixture("small.png").await);
@@ -486,15 +502,14 @@ async fn listing_pages_through_every_record_in_upload_order() {
         .assert_error(400, "invalid_id");
 }
 
-#[tokio::test]
-async fn health_readiness_and_metrics() {
-    let gateway = Gateway::start("").await;
+async fn health_readiness_and_metrics(backend: Backend) {
+    let gateway = Gateway::start(backend, "").await;
     let health = gateway.get("/healthz").await;
     assert_eq!(health.status, 200);
     assert_eq!(health.json()["status"], "ok");
     let ready = gateway.get("/readyz").await;
     assert_eq!(ready.status, 200);
-    assert_eq!(ready.json()["queue"], "embedded");
+    assert_eq!(ready.json()["queue"], backend.kind());
 
     let id = gateway.upload_fixture("small.png").await;
     gateway.wait_final(&id).await;
@@ -511,3 +526,18 @@ async fn health_readiness_and_metrics() {
         assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
     }
 }
+
+on_both_backends!(
+    upload_answers_202_with_location_and_the_record,
+    upload_accepts_aliases_line_breaks_data_uris_and_json,
+    bad_uploads_get_clear_json_errors,
+    an_oversized_body_is_refused_while_it_streams,
+    records_are_found_or_not,
+    thumbnails_are_base64_by_default_raw_on_request_and_cacheable,
+    thumbnail_says_409_while_processing_and_422_when_the_job_failed,
+    delete_removes_record_and_files,
+    raw_files_go_once_the_job_is_final_unless_kept,
+    deleting_a_job_in_flight_leaves_no_orphan,
+    listing_pages_through_every_record_in_upload_order,
+    health_readiness_and_metrics,
+);

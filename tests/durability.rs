@@ -5,11 +5,10 @@ mod support;
 
 use std::time::Duration;
 
-use support::{Gateway, wait_gone};
+use support::{Backend, Gateway, wait_gone};
 
-#[tokio::test]
-async fn two_hundred_concurrent_uploads_all_complete() {
-    let gateway = std::sync::Arc::new(Gateway::start("").await);
+async fn two_hundred_concurrent_uploads_all_complete(backend: Backend) {
+    let gateway = std::sync::Arc::new(Gateway::start(backend, "").await);
     let files = [
         "jpeg-baseline.jpg",
         "png-rgb.png",
@@ -36,10 +35,9 @@ async fn two_hundred_concurrent_uploads_all_complete() {
     assert_eq!(page["items"].as_array().unwrap().len(), 200);
 }
 
-#[tokio::test]
-async fn a_crash_loses_no_accepted_upload() {
+async fn a_crash_loses_no_accepted_upload(backend: Backend) {
     // One worker, so that the crash finds jobs still queued.
-    let mut gateway = Gateway::start("worker: {concurrency: 1}").await;
+    let mut gateway = Gateway::start(backend, "worker: {concurrency: 1}").await;
     let mut ids = Vec::new();
     for i in 0..30 {
         let name = if i % 2 == 0 {
@@ -75,9 +73,8 @@ async fn a_crash_loses_no_accepted_upload() {
     }
 }
 
-#[tokio::test]
-async fn sigterm_finishes_in_flight_work_and_exits_cleanly() {
-    let mut gateway = Gateway::start("worker: {concurrency: 1}").await;
+async fn sigterm_finishes_in_flight_work_and_exits_cleanly(backend: Backend) {
+    let mut gateway = Gateway::start(backend, "worker: {concurrency: 1}").await;
     let mut ids = Vec::new();
     for _ in 0..10 {
         ids.push(gateway.upload_fixture("tiff-lzw.tiff").await);
@@ -97,3 +94,9 @@ async fn sigterm_finishes_in_flight_work_and_exits_cleanly() {
         "{metrics}"
     );
 }
+
+on_both_backends!(
+    two_hundred_concurrent_uploads_all_complete,
+    a_crash_loses_no_accepted_upload,
+    sigterm_finishes_in_flight_work_and_exits_cleanly,
+);

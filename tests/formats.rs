@@ -4,7 +4,7 @@
 
 mod support;
 
-use support::{Gateway, difference_from_expected, fixture};
+use support::{Backend, Gateway, difference_from_expected, fixture};
 
 /// Mean absolute difference (0–255 per channel) allowed between our thumbnail and Pillow's.
 /// Different Lanczos implementations and JPEG re-encoding stay well under it; a wrong frame,
@@ -47,9 +47,8 @@ fn fitted(width: u32, height: u32) -> (u32, u32) {
     (side(width), side(height))
 }
 
-#[tokio::test]
-async fn every_format_becomes_a_faithful_thumbnail() {
-    let gateway = Gateway::start("").await;
+async fn every_format_becomes_a_faithful_thumbnail(backend: Backend) {
+    let gateway = Gateway::start(backend, "").await;
     let mut ids = Vec::new();
     for (name, ..) in CASES {
         ids.push(gateway.upload_fixture(name).await);
@@ -98,9 +97,8 @@ async fn every_format_becomes_a_faithful_thumbnail() {
     }
 }
 
-#[tokio::test]
-async fn exif_orientation_is_applied_on_the_pixels() {
-    let gateway = Gateway::start("").await;
+async fn exif_orientation_is_applied_on_the_pixels(backend: Backend) {
+    let gateway = Gateway::start(backend, "").await;
     for tag in [3, 6, 8] {
         let name = format!("jpeg-exif-orientation-{tag}.jpg");
         let id = gateway.upload_fixture(&name).await;
@@ -126,9 +124,8 @@ async fn exif_orientation_is_applied_on_the_pixels() {
     }
 }
 
-#[tokio::test]
-async fn alpha_is_kept() {
-    let gateway = Gateway::start("").await;
+async fn alpha_is_kept(backend: Backend) {
+    let gateway = Gateway::start(backend, "").await;
     for name in ["png-rgba.png", "webp-alpha.webp", "png-gray-alpha.png"] {
         let id = gateway.upload_fixture(name).await;
         assert_eq!(gateway.wait_final(&id).await["state"], "Completed");
@@ -150,9 +147,8 @@ async fn alpha_is_kept() {
     }
 }
 
-#[tokio::test]
-async fn the_first_gif_frame_is_used() {
-    let gateway = Gateway::start("").await;
+async fn the_first_gif_frame_is_used(backend: Backend) {
+    let gateway = Gateway::start(backend, "").await;
     let id = gateway.upload_fixture("gif-animated.gif").await;
     assert_eq!(gateway.wait_final(&id).await["state"], "Completed");
     let image = image::load_from_memory(&gateway.thumbnail(&id).await.body)
@@ -166,16 +162,16 @@ async fn the_first_gif_frame_is_used() {
     assert_eq!(blue, 0);
 }
 
-#[tokio::test]
-async fn output_format_follows_the_configuration() {
+async fn output_format_follows_the_configuration(backend: Backend) {
     for (format, media_type) in [
         ("png", "image/png"),
         ("webp", "image/webp"),
         ("jpeg", "image/jpeg"),
     ] {
-        let gateway = Gateway::start(&format!(
-            "thumbnail: {{format: {format}, width: 64, height: 48}}"
-        ))
+        let gateway = Gateway::start(
+            backend,
+            &format!("thumbnail: {{format: {format}, width: 64, height: 48}}"),
+        )
         .await;
         let id = gateway.upload_fixture("png-rgba.png").await;
         let record = gateway.wait_final(&id).await;
@@ -187,3 +183,11 @@ async fn output_format_follows_the_configuration() {
         assert_eq!(image.color().has_alpha(), format != "jpeg", "{format}");
     }
 }
+
+on_both_backends!(
+    every_format_becomes_a_faithful_thumbnail,
+    exif_orientation_is_applied_on_the_pixels,
+    alpha_is_kept,
+    the_first_gif_frame_is_used,
+    output_format_follows_the_configuration,
+);

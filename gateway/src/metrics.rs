@@ -32,6 +32,8 @@ pub struct Metrics {
     pub jobs_finished: Family<Finish, Counter>,
     /// Records not final yet.
     pub jobs_processing: Gauge,
+    /// Final results that changed nothing: their record was already final or deleted.
+    pub results_discarded: Counter,
 }
 
 impl Metrics {
@@ -42,6 +44,7 @@ impl Metrics {
         let uploads_refused = Family::<Refusal, Counter>::default();
         let jobs_finished = Family::<Finish, Counter>::default();
         let jobs_processing = Gauge::default();
+        let results_discarded = Counter::default();
         registry.register(
             "uploads_accepted",
             "Uploads accepted (202)",
@@ -62,8 +65,14 @@ impl Metrics {
             "Records still processing",
             jobs_processing.clone(),
         );
+        registry.register(
+            "results_discarded",
+            "Final results for records already final or deleted",
+            results_discarded.clone(),
+        );
         Self {
             registry,
+            results_discarded,
             uploads_accepted,
             uploads_refused,
             jobs_finished,

@@ -132,9 +132,12 @@ impl Results {
                 })?;
                 match update {
                     Update::Changed(_) => self.settle(media_id, "completed").await?,
-                    Update::Unchanged(record) if record.state == State::Completed => {}
+                    Update::Unchanged(record) if record.state == State::Completed => {
+                        self.metrics.results_discarded.inc();
+                    }
                     Update::Missing | Update::Unchanged(_) => {
                         tracing::debug!(%media_id, "removing an orphan thumbnail");
+                        self.metrics.results_discarded.inc();
                         remove(self.data.thumbnail_path(media_id)).await;
                     }
                 }
@@ -145,8 +148,11 @@ impl Results {
                     record.code = *code;
                     record.message = message.clone();
                 })?;
-                if let Update::Changed(_) = update {
-                    self.settle(media_id, "error").await?;
+                match update {
+                    Update::Changed(_) => self.settle(media_id, "error").await?,
+                    Update::Missing | Update::Unchanged(_) => {
+                        self.metrics.results_discarded.inc();
+                    }
                 }
             }
         }

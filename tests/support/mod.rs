@@ -31,9 +31,92 @@ pub fn fixtures_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
 }
 
-/// A running gateway process.
+/// Which queue a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// The gateway alone, workers in-process.
+    Embedded,
+    /// The gateway and two `worker` processes on RabbitMQ (127.0.0.1:5672, guest/guest), in a
+    /// vhost of the test's own.
+    RabbitMq,
+}
+
+impl Backend {
+    /// The queue kind `/readyz` reports.
+    pub fn kind(self) -> &'static str {
+        match self {
+            Backend::Embedded => "embedded",
+            Backend::RabbitMq => "rabbitmq",
+        }
+    }
+}
+
+/// Generates, for each `async fn name(backend: Backend)`, a test per back-end:
+/// `embedded::name` and `rabbitmq::name`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod embedded {
+            $(#[tokio::test] async fn $name() { super::$name(super::support::Backend::Embedded).await })*
+        }
+        mod rabbitmq {
+            $(#[tokio::test] async fn $name() { super::$name(super::support::Backend::RabbitMq).await })*
+        }
+    };
+}
+
+/// A RabbitMQ vhost that lives as long as the value.
+pub struct Vhost {
+    /// Its name.
+    pub name: String,
+}
+
+impl Vhost {
+    /// Creates a fresh vhost with all permissions for guest.
+    pub fn create() -> Self {
+        let name = format!("thumbnailify-test-{}", uuid::Uuid::now_v7());
+        rabbitmqctl(&["add_vhost", &name]);
+        rabbitmqctl(&["set_permissions", "-p", &name, "guest", ".*", ".*", ".*"]);
+        Self { name }
+    }
+
+    /// The AMQP URL of the vhost.
+    pub fn url(&self) -> String {
+        format!("amqp://guest:guest@127.0.0.1:5672/{}", self.name)
+    }
+}
+
+impl Drop for Vhost {
+    fn drop(&mut self) {
+        let _ = Command::new("rabbitmqctl")
+            .args(["delete_vhost", &self.name])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// Runs `rabbitmqctl`, panicking with its output on failure.
+pub fn rabbitmqctl(args: &[&str]) {
+    let output = Command::new("rabbitmqctl")
+        .args(args)
+        .output()
+        .expect("rabbitmqctl is required for the RabbitMQ tests (scripts/test installs RabbitMQ)");
+    assert!(
+        output.status.success(),
+        "rabbitmqctl {args:?}: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// A running gateway process, with its worker processes on RabbitMQ.
 pub struct Gateway {
     child: Option<Child>,
+    /// The worker processes (RabbitMQ only); `None` where one was killed.
+    pub workers: Vec<Option<Child>>,
+    queue_url: Option<String>,
+    vhost: Option<Vhost>,
     /// Its data directory (kept across restarts).
     pub data_dir: PathBuf,
     /// Its base URL, e.g. `http://127.0.0.1:40123`.
@@ -101,14 +184,31 @@ pub fn free_port() -> u16 {
 }
 
 impl Gateway {
-    /// Starts a gateway with the default configuration plus `yaml`.
-    pub async fn start(yaml: &str) -> Self {
+    /// Starts a gateway (and on RabbitMQ two workers) with the default configuration plus
+    /// `yaml`.
+    pub async fn start(backend: Backend, yaml: &str) -> Self {
+        let vhost = (backend == Backend::RabbitMq).then(Vhost::create);
+        let url = vhost.as_ref().map(Vhost::url);
+        let mut gateway = Self::start_with_queue(url, yaml).await;
+        gateway.vhost = vhost;
+        if backend == Backend::RabbitMq {
+            gateway.start_worker();
+            gateway.start_worker();
+        }
+        gateway
+    }
+
+    /// Starts a gateway alone, on the queue at `queue_url` (embedded when `None`).
+    pub async fn start_with_queue(queue_url: Option<String>, yaml: &str) -> Self {
         let temp = tempfile::tempdir().unwrap();
         let data_dir = temp.path().join("data");
         let config = temp.path().join("config.yaml");
         std::fs::write(&config, yaml).unwrap();
         let mut gateway = Self {
             child: None,
+            workers: Vec::new(),
+            queue_url,
+            vhost: None,
             data_dir,
             base: String::new(),
             config,
@@ -122,20 +222,56 @@ impl Gateway {
         gateway
     }
 
-    /// (Re)starts the process on the same port and data directory.
-    pub async fn spawn(&mut self) {
-        assert!(self.child.is_none(), "already running");
-        let child = Command::new(env!("CARGO_BIN_EXE_gateway"))
+    /// A command for one of the binaries, configured like this gateway.
+    fn command(&self, binary: &str) -> Command {
+        let mut command = Command::new(binary);
+        command
             .arg("--config")
             .arg(&self.config)
             .env("THUMBNAILIFY_LISTEN", format!("127.0.0.1:{}", self.port))
             .env("THUMBNAILIFY_DATA_DIR", &self.data_dir)
-            .env_remove("THUMBNAILIFY_QUEUE_URL")
             .env(
                 "RUST_LOG",
                 std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
             )
-            .stdout(Stdio::null())
+            .stdout(Stdio::null());
+        match &self.queue_url {
+            Some(url) => command.env("THUMBNAILIFY_QUEUE_URL", url),
+            None => command.env_remove("THUMBNAILIFY_QUEUE_URL"),
+        };
+        command
+    }
+
+    /// Starts one more worker process; returns its index in [`Gateway::workers`].
+    pub fn start_worker(&mut self) -> usize {
+        self.start_worker_with(self.command(worker_binary()))
+    }
+
+    /// Starts a worker process from `command` (built on [`Gateway::worker_command`]).
+    pub fn start_worker_with(&mut self, mut command: Command) -> usize {
+        let child = command.spawn().expect("cannot start the worker binary");
+        self.workers.push(Some(child));
+        self.workers.len() - 1
+    }
+
+    /// The command that runs a worker like this gateway's, to adjust before starting it.
+    pub fn worker_command(&self) -> Command {
+        self.command(worker_binary())
+    }
+
+    /// Kills worker `index` with SIGKILL.
+    pub fn kill_worker(&mut self, index: usize) {
+        if let Some(mut child) = self.workers[index].take() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+    }
+
+    /// (Re)starts the gateway process on the same port and data directory.
+    pub async fn spawn(&mut self) {
+        assert!(self.child.is_none(), "already running");
+        let child = self
+            .command(env!("CARGO_BIN_EXE_gateway"))
             .spawn()
             .expect("cannot start the gateway binary");
         self.child = Some(child);
@@ -284,11 +420,21 @@ impl Gateway {
 
 impl Drop for Gateway {
     fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
+        for mut child in self
+            .child
+            .take()
+            .into_iter()
+            .chain(self.workers.drain(..).flatten())
+        {
             let _ = child.kill();
             let _ = child.wait();
         }
     }
+}
+
+/// The `worker` binary, built beside the `gateway` binary.
+fn worker_binary() -> &'static str {
+    env!("CARGO_BIN_EXE_worker")
 }
 
 /// Waits until `path` no longer exists (files are removed just after records change).
