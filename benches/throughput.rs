@@ -2,11 +2,12 @@
 //!
 //! 1. Core: each fixture photograph thumbnailed in-process on one thread (decode → resize →
 //!    encode, as the worker does), median milliseconds of repeated runs.
-//! 2. Service: the release `gateway` binary (embedded queue, default configuration) driven
-//!    over loopback HTTP by CLIENTS concurrent clients for SECONDS (default 20 s, 16 clients),
-//!    each looping upload (base64) → poll until final → fetch thumbnail → delete, over the
-//!    fixture photographs. Reports uploads accepted, thumbnails completed per second and the
-//!    POST latency percentiles.
+//! 2. Service: the release binaries with the default configuration, driven over loopback HTTP
+//!    by CLIENTS concurrent clients for SECONDS each (default 20 s, 16 clients), each client
+//!    looping upload (base64) → poll until final → fetch thumbnail → delete over the fixture
+//!    photographs; once with the embedded queue, then on RabbitMQ (127.0.0.1:5672, a fresh
+//!    vhost) with 1 and with 2 `worker` processes. Reports uploads accepted and thumbnails
+//!    completed per second and the POST latency percentiles.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -16,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use common::config::{LimitsConfig, ThumbnailConfig};
 use hyper::Method;
-use support::{Gateway, fixture, media_type_of};
+use support::{Backend, Gateway, Vhost, fixture, media_type_of};
 
 /// The real photographs among the fixtures, one per format and variant.
 const PHOTOS: &[&str] = &[
@@ -35,9 +36,27 @@ fn main() {
     let seconds: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(20);
     let clients: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(16);
     core();
-    tokio::runtime::Runtime::new()
-        .unwrap()
-        .block_on(service(Duration::from_secs(seconds), clients));
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let duration = Duration::from_secs(seconds);
+    println!();
+    println!("service: {clients} clients, {seconds} s each, upload → poll → thumbnail → delete");
+    println!(
+        "| queue | uploads accepted/s | thumbnails completed/s | POST p50 ms | POST p99 ms | failures |"
+    );
+    println!("|---|---|---|---|---|---|");
+    runtime.block_on(async {
+        let gateway = Gateway::start(Backend::Embedded, "").await;
+        service("embedded, workers in-process", gateway, duration, clients).await;
+        for workers in [1, 2] {
+            let vhost = Vhost::create();
+            let mut gateway = Gateway::start_with_queue(Some(vhost.url()), "").await;
+            for _ in 0..workers {
+                gateway.start_worker();
+            }
+            let label = format!("RabbitMQ, {workers} worker process(es)");
+            service(&label, gateway, duration, clients).await;
+        }
+    });
 }
 
 fn core() {
@@ -69,8 +88,8 @@ fn core() {
     }
 }
 
-async fn service(duration: Duration, clients: usize) {
-    let gateway = Arc::new(Gateway::start("").await);
+async fn service(label: &str, gateway: Gateway, duration: Duration, clients: usize) {
+    let gateway = Arc::new(gateway);
     let files: Arc<Vec<(&str, Vec<u8>)>> =
         Arc::new(PHOTOS.iter().map(|name| (*name, fixture(name))).collect());
     let deadline = Instant::now() + duration;
@@ -125,16 +144,8 @@ async fn service(duration: Duration, clients: usize) {
             .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
             .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
     };
-    println!();
     println!(
-        "service: embedded queue, {clients} clients, {elapsed:.1} s, upload → poll → thumbnail → delete"
-    );
-    println!(
-        "| uploads accepted/s | thumbnails completed/s | POST p50 ms | POST p99 ms | failures |"
-    );
-    println!("|---|---|---|---|---|");
-    println!(
-        "| {:.1} | {:.1} | {:.1} | {:.1} | {failures} |",
+        "| {label} | {:.1} | {:.1} | {:.1} | {:.1} | {failures} |",
         latencies.len() as f64 / elapsed,
         completed as f64 / elapsed,
         percentile(0.50),
