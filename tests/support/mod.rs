@@ -225,9 +225,14 @@ impl Gateway {
     /// A command for one of the binaries, configured like this gateway.
     fn command(&self, binary: &str) -> Command {
         let mut command = Command::new(binary);
+        command.arg("--config").arg(&self.config);
+        self.configure(&mut command);
         command
-            .arg("--config")
-            .arg(&self.config)
+    }
+
+    /// Gives `command` this gateway's environment.
+    fn configure(&self, command: &mut Command) {
+        command
             .env("THUMBNAILIFY_LISTEN", format!("127.0.0.1:{}", self.port))
             .env("THUMBNAILIFY_DATA_DIR", &self.data_dir)
             .env(
@@ -239,24 +244,32 @@ impl Gateway {
             Some(url) => command.env("THUMBNAILIFY_QUEUE_URL", url),
             None => command.env_remove("THUMBNAILIFY_QUEUE_URL"),
         };
-        command
     }
 
     /// Starts one more worker process; returns its index in [`Gateway::workers`].
     pub fn start_worker(&mut self) -> usize {
-        self.start_worker_with(self.command(worker_binary()))
+        self.spawn_worker(self.command(worker_binary()))
     }
 
-    /// Starts a worker process from `command` (built on [`Gateway::worker_command`]).
-    pub fn start_worker_with(&mut self, mut command: Command) -> usize {
+    /// Starts a worker process limited to `kib` KiB of address space (`ulimit -v`), as a
+    /// worker on a small machine or in a tight container: an allocation past it kills it.
+    pub fn start_worker_with_address_space(&mut self, kib: u64) -> usize {
+        let mut command = Command::new("sh");
+        command
+            .arg("-c")
+            .arg(format!("ulimit -v {kib} && exec \"$0\" \"$@\""))
+            .arg(worker_binary())
+            .arg("--config")
+            .arg(&self.config)
+            .stderr(Stdio::null());
+        self.configure(&mut command);
+        self.spawn_worker(command)
+    }
+
+    fn spawn_worker(&mut self, mut command: Command) -> usize {
         let child = command.spawn().expect("cannot start the worker binary");
         self.workers.push(Some(child));
         self.workers.len() - 1
-    }
-
-    /// The command that runs a worker like this gateway's, to adjust before starting it.
-    pub fn worker_command(&self) -> Command {
-        self.command(worker_binary())
     }
 
     /// Kills worker `index` with SIGKILL.
@@ -265,6 +278,29 @@ impl Gateway {
             child.kill().unwrap();
             child.wait().unwrap();
         }
+    }
+
+    /// Sends SIGTERM to worker `index` and waits; returns whether it exited successfully.
+    pub fn terminate_worker(&mut self, index: usize) -> bool {
+        let mut child = self.workers[index].take().expect("not running");
+        terminate(&mut child)
+    }
+
+    /// Replaces every worker that has died by a new one (a supervisor's `restart: always`);
+    /// returns how many had died.
+    pub fn restart_dead_workers(&mut self, restart: impl Fn(&mut Self) -> usize) -> usize {
+        let dead: Vec<usize> = (0..self.workers.len())
+            .filter(|&i| {
+                self.workers[i]
+                    .as_mut()
+                    .is_some_and(|child| child.try_wait().unwrap().is_some())
+            })
+            .collect();
+        for &i in &dead {
+            self.workers[i] = None;
+            restart(self);
+        }
+        dead.len()
     }
 
     /// (Re)starts the gateway process on the same port and data directory.
@@ -303,12 +339,7 @@ impl Gateway {
     /// Sends SIGTERM and waits for the process; returns whether it exited successfully.
     pub fn terminate(&mut self) -> bool {
         let mut child = self.child.take().expect("not running");
-        let status = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        child.wait().unwrap().success()
+        terminate(&mut child)
     }
 
     async fn try_request(
@@ -430,6 +461,16 @@ impl Drop for Gateway {
             let _ = child.wait();
         }
     }
+}
+
+/// Sends SIGTERM to `child` and waits; returns whether it exited successfully.
+fn terminate(child: &mut Child) -> bool {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    child.wait().unwrap().success()
 }
 
 /// The `worker` binary, built beside the `gateway` binary.
