@@ -1,0 +1,19 @@
+# Thumbnailify: one image with both binaries, `gateway` (the default command) and `worker`.
+FROM rust:1-bookworm AS build
+WORKDIR /src
+COPY . .
+RUN cargo build --release --locked --bin gateway --bin worker
+
+FROM debian:bookworm-slim
+RUN useradd --system --uid 10001 --home-dir /data thumbnailify \
+    && mkdir -p /data /etc/thumbnailify \
+    && chown thumbnailify /data
+COPY --from=build /src/target/release/gateway /src/target/release/worker /usr/local/bin/
+COPY config.yaml /etc/thumbnailify/config.yaml
+USER thumbnailify
+ENV THUMBNAILIFY_DATA_DIR=/data \
+    THUMBNAILIFY_LISTEN=0.0.0.0:8080
+VOLUME ["/data"]
+EXPOSE 8080
+STOPSIGNAL SIGTERM
+CMD ["gateway", "--config", "/etc/thumbnailify/config.yaml"]
