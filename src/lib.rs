@@ -2,7 +2,12 @@
 //! (command-line arguments and logging) and the end-to-end tests under `tests/`. The work is in
 //! the library crates `gateway`, `worker` and `common`.
 
+use std::fmt::Display;
 use std::path::PathBuf;
+use std::process::ExitCode;
+
+use common::config::Config;
+use common::shutdown::{Shutdown, ShutdownTrigger, signal};
 
 /// The command line both binaries take: `[--config PATH]`.
 #[derive(Debug, Default)]
@@ -59,6 +64,58 @@ pub fn init_tracing() {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
+}
+
+/// Starts a binary: parses the command line (answering `--help`), sets up logging and loads
+/// the configuration. `Err` is the exit code to end with.
+pub fn start(binary: &str, what: &str) -> Result<Config, ExitCode> {
+    let args = match parse_args(std::env::args().skip(1)) {
+        Ok(Command::Run(args)) => args,
+        Ok(Command::Help) => {
+            print!("{}", usage(binary, what));
+            return Err(ExitCode::SUCCESS);
+        }
+        Err(error) => {
+            eprint!("error: {error}\n\n{}", usage(binary, what));
+            return Err(ExitCode::from(2));
+        }
+    };
+    init_tracing();
+    Config::load(args.config.as_deref()).map_err(|error| {
+        tracing::error!(%error, "cannot load the configuration");
+        ExitCode::from(2)
+    })
+}
+
+/// Runs `service` on a multi-threaded runtime until it returns; SIGINT and SIGTERM fire the
+/// shutdown signal it is given. Returns the process's exit code.
+pub fn run_until_signal<F, E>(binary: &str, service: impl FnOnce(Shutdown) -> F) -> ExitCode
+where
+    F: Future<Output = Result<(), E>>,
+    E: Display,
+{
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            tracing::error!(%error, "cannot start the runtime");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        let (trigger, shutdown) = ShutdownTrigger::new();
+        tokio::spawn(async move {
+            signal().await;
+            trigger.fire();
+        });
+        service(shutdown).await
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(%error, "{binary} failed");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 #[cfg(test)]
