@@ -161,7 +161,7 @@ async fn bad_uploads_get_clear_json_errors(backend: Backend) {
 
     post(
         vec![("content-type", "image/png")],
-        STANDARD.encode(fixture("hostile-bomb.png")),
+        STANDARD.encode(fixture("bomb-png.png")),
     )
     .await
     .assert_error(413, "too_many_pixels");

@@ -6,12 +6,9 @@
 
 mod support;
 
-use std::io::Cursor;
 use std::time::{Duration, Instant};
 
-use image::codecs::png::{CompressionType, FilterType, PngEncoder};
-use image::{ExtendedColorType, ImageEncoder};
-use support::{Backend, Gateway, JOB_TIMEOUT, Vhost, rabbitmqctl};
+use support::{Backend, Gateway, JOB_TIMEOUT, Vhost, rabbitmqctl, slow_png};
 
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
@@ -30,21 +27,6 @@ impl Drop for Outage {
         rabbitmqctl(&["start_app"]);
         rabbitmqctl(&["await_startup"]);
     }
-}
-
-/// A large PNG (every row alike, so it is small on disk) that takes a worker a noticeable
-/// time: long enough to be caught in the middle of it.
-fn slow_png() -> Vec<u8> {
-    let (width, height) = (8000u32, 6000u32);
-    let row: Vec<u8> = (0..width)
-        .flat_map(|x| [(x % 256) as u8, (x / 32 % 256) as u8, 128])
-        .collect();
-    let pixels = row.repeat(height as usize);
-    let mut png = Vec::new();
-    PngEncoder::new_with_quality(Cursor::new(&mut png), CompressionType::Fast, FilterType::Up)
-        .write_image(&pixels, width, height, ExtendedColorType::Rgb8)
-        .unwrap();
-    png
 }
 
 /// Polls the record until `accept` says so.

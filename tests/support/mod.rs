@@ -329,6 +329,17 @@ impl Gateway {
         }
     }
 
+    /// The gateway process's peak resident memory (VmHWM), in KiB.
+    pub fn peak_rss_kib(&self) -> u64 {
+        let pid = self.child.as_ref().expect("not running").id();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmHWM:"))
+            .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmHWM in /proc/<pid>/status")
+    }
+
     /// Kills the process with SIGKILL (a crash) and waits for it.
     pub fn kill(&mut self) {
         let mut child = self.child.take().expect("not running");
@@ -476,6 +487,26 @@ fn terminate(child: &mut Child) -> bool {
 /// The `worker` binary, built beside the `gateway` binary.
 fn worker_binary() -> &'static str {
     env!("CARGO_BIN_EXE_worker")
+}
+
+/// A large PNG (every row alike, so it is small on disk) that takes a worker a noticeable
+/// time: long enough to be caught in the middle of it, or to keep a worker busy.
+pub fn slow_png() -> Vec<u8> {
+    use image::ImageEncoder;
+    let (width, height) = (8000u32, 6000u32);
+    let row: Vec<u8> = (0..width)
+        .flat_map(|x| [(x % 256) as u8, (x / 32 % 256) as u8, 128])
+        .collect();
+    let pixels = row.repeat(height as usize);
+    let mut png = Vec::new();
+    image::codecs::png::PngEncoder::new_with_quality(
+        std::io::Cursor::new(&mut png),
+        image::codecs::png::CompressionType::Fast,
+        image::codecs::png::FilterType::Up,
+    )
+    .write_image(&pixels, width, height, image::ExtendedColorType::Rgb8)
+    .unwrap();
+    png
 }
 
 /// Waits until `path` no longer exists (files are removed just after records change).

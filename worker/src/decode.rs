@@ -163,6 +163,27 @@ mod tests {
     }
 
     #[test]
+    fn bombs_of_every_format_are_refused_from_the_header() {
+        let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures");
+        for (name, media_type) in [
+            ("bomb-png.png", MediaType::Png),
+            ("bomb-jpeg.jpg", MediaType::Jpeg),
+            ("bomb-gif.gif", MediaType::Gif),
+            ("bomb-webp.webp", MediaType::Webp),
+            ("bomb-tiff.tiff", MediaType::Tiff),
+            ("bomb-bmp.bmp", MediaType::Bmp),
+        ] {
+            let bytes = std::fs::read(fixtures.join(name)).unwrap();
+            let error = decode(&bytes, media_type, &LimitsConfig::default()).unwrap_err();
+            assert!(
+                matches!(error, ThumbnailError::TooManyPixels { .. }),
+                "{name}: {error}"
+            );
+            assert_eq!(error.code(), 413);
+        }
+    }
+
+    #[test]
     fn truncated_data_is_a_decode_error() {
         let bytes = png(30, 20);
         let error = decode(&bytes[..40], MediaType::Png, &LimitsConfig::default()).unwrap_err();

@@ -1,0 +1,208 @@
+//! Hostile input, end to end against a real gateway. Every bad request gets a clear JSON error
+//! with the right status, never a crash, never a lost or stuck record.
+//!
+//! | input | answer | test |
+//! |---|---|---|
+//! | header declaring more pixels than `limits.max_pixels`: PNG 50000², JPEG 65535², GIF 65535², WebP 16383², TIFF 100000², BMP 60000² | 413 `too_many_pixels` at upload; no pixel buffer is allocated (gateway peak RSS measured) | `bombs_of_every_format_are_refused_from_the_header` |
+//! | the same bombs reaching a worker | `Error` record, code 413, from the header | `worker` unit test `bombs_of_every_format_are_refused_from_the_header` |
+//! | a decode that exhausts a worker's memory every time | worker dies; dead-lettered after the delivery limit; `Error` record | `rabbitmq.rs` |
+//! | every fixture cut short (half, 10 bytes) | 202 then `Completed` (decoders that fill what is missing) or `Error` 422; or 415 when too little is left to recognise | `truncated_and_corrupt_files_of_every_format_end_final` |
+//! | every fixture with bytes overwritten in its body | 202 then `Completed` or `Error`; never a crash | same |
+//! | 0 bytes | 400 `empty_body` | `tiny_and_disguised_files_are_refused` |
+//! | 1 byte, or bytes of no known format | 415 `media_type_mismatch` ("unrecognised data") | same |
+//! | PDF, ZIP, MP4, HTML declared as an image; PNG declared as JPEG | 415 `media_type_mismatch` naming what was found | same, and `api.rs` |
+//! | base64 with bad characters or misplaced padding | 400 `invalid_base64` | `api.rs` |
+//! | `data:image/png;base64,` prefix | accepted | `api.rs` |
+//! | JSON malformed, 10 000 levels deep, or missing fields | 400 `invalid_json` | `api.rs` |
+//! | body over `limits.max_upload_bytes` | 413 before any of it is read (`Content-Length`), or as soon as the decoded size passes the limit (chunked) | `api.rs` |
+//! | `Content-Length` larger than the body, then the client stops sending | 400 `body_read_failed` | `a_body_shorter_than_its_content_length_is_refused` |
+//! | an id that is not a UUID | 400 `invalid_id` | `api.rs` |
+//! | `../../etc/passwd` as the name | kept as metadata; files are named by id only | `api.rs` |
+//! | raw file corrupted on disk after acceptance | `Error` 422; the worker goes on | `a_raw_file_corrupted_after_acceptance_ends_as_an_error` |
+
+mod support;
+
+use std::time::Duration;
+
+use hyper::Method;
+use support::{Gateway, fixture, media_type_of, slow_png};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+#[tokio::test]
+async fn bombs_of_every_format_are_refused_from_the_header() {
+    let gateway = Gateway::start_with_queue(None, "").await;
+    let before = gateway.peak_rss_kib();
+    for name in [
+        "bomb-png.png",
+        "bomb-jpeg.jpg",
+        "bomb-gif.gif",
+        "bomb-webp.webp",
+        "bomb-tiff.tiff",
+        "bomb-bmp.bmp",
+    ] {
+        let answer = gateway.upload(media_type_of(name), &fixture(name)).await;
+        answer.assert_error(413, "too_many_pixels");
+        let message = answer.json()["error"]["message"].to_string();
+        assert!(message.contains("over the limit"), "{name}: {message}");
+    }
+    let after = gateway.peak_rss_kib();
+    // The smallest bomb would need 268 million pixels (800 MB); the gateway stays small.
+    assert!(
+        after < 150 * 1024,
+        "peak RSS {after} KiB (before the bombs: {before} KiB)"
+    );
+    assert_eq!(
+        gateway.get("/images").await.json()["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+}
+
+#[tokio::test]
+async fn truncated_and_corrupt_files_of_every_format_end_final() {
+    let gateway = Gateway::start_with_queue(None, "").await;
+    let names = [
+        "jpeg-baseline.jpg",
+        "jpeg-progressive.jpg",
+        "jpeg-cmyk.jpg",
+        "png-rgb.png",
+        "png-rgba.png",
+        "png-interlaced.png",
+        "png-16bit-rgb.png",
+        "gif-animated.gif",
+        "webp-lossy.webp",
+        "webp-alpha.webp",
+        "tiff-lzw.tiff",
+        "bmp-24.bmp",
+    ];
+    let mut accepted = Vec::new();
+    for name in names {
+        let whole = fixture(name);
+        let mut corrupt = whole.clone();
+        let middle = corrupt.len() / 2;
+        for byte in &mut corrupt[middle..middle + 64.min(whole.len() - middle)] {
+            *byte ^= 0x5a;
+        }
+        for (variant, bytes) in [
+            ("half", whole[..whole.len() / 2].to_vec()),
+            ("10 bytes", whole[..10].to_vec()),
+            ("corrupt", corrupt),
+        ] {
+            let answer = gateway.upload(media_type_of(name), &bytes).await;
+            match answer.status.as_u16() {
+                202 => accepted.push((
+                    format!("{name} ({variant})"),
+                    answer.json()["media_id"].as_str().unwrap().to_owned(),
+                )),
+                415 => answer.assert_error(415, "media_type_mismatch"),
+                other => panic!("{name} ({variant}): {other} {:?}", answer.body),
+            }
+        }
+    }
+    assert!(
+        accepted.len() >= names.len() * 2,
+        "most variants are accepted"
+    );
+    for (what, id) in &accepted {
+        let record = gateway.wait_final(id).await;
+        match record["state"].as_str() {
+            Some("Completed") => {}
+            Some("Error") => {
+                assert_eq!(record["code"], 422, "{what}: {record}");
+                assert!(!record["message"].as_str().unwrap().is_empty());
+            }
+            other => panic!("{what}: {other:?}"),
+        }
+    }
+    // The service is intact.
+    let id = gateway.upload_fixture("png-rgb.png").await;
+    assert_eq!(gateway.wait_final(&id).await["state"], "Completed");
+}
+
+#[tokio::test]
+async fn tiny_and_disguised_files_are_refused() {
+    let gateway = Gateway::start_with_queue(None, "").await;
+    gateway
+        .upload("image/png", b"")
+        .await
+        .assert_error(400, "empty_body");
+    for bytes in [&b"\xff"[..], b"just some text", b"\0\0\0\0\0\0\0\0\0\0\0\0"] {
+        let answer = gateway.upload("image/jpeg", bytes).await;
+        answer.assert_error(415, "media_type_mismatch");
+        assert!(answer.body.windows(17).any(|w| w == b"unrecognised data"));
+    }
+    let disguised: [(&[u8], &str); 4] = [
+        (b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj", "application/pdf"),
+        (
+            b"PK\x03\x04\x14\0\0\0\x08\0\0\0\0\0\0\0\0\0",
+            "application/zip",
+        ),
+        (b"\0\0\0\x18ftypmp42\0\0\0\0mp42isom", "video/mp4"),
+        (b"<!DOCTYPE html><html><body>hi</body></html>", "text/html"),
+    ];
+    for (bytes, found) in disguised {
+        let answer = gateway.upload("image/png", bytes).await;
+        answer.assert_error(415, "media_type_mismatch");
+        let message = answer.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert_eq!(
+            message,
+            format!("declared image/png but the data is {found}")
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_body_shorter_than_its_content_length_is_refused() {
+    let gateway = Gateway::start_with_queue(None, "").await;
+    let address = gateway.base.trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+    stream
+        .write_all(b"POST /images HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: 1000\r\n\r\niVBORw0KGgo")
+        .await
+        .unwrap();
+    stream.shutdown().await.unwrap();
+    let mut answer = String::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_string(&mut answer))
+        .await
+        .expect("an answer")
+        .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.contains("body_read_failed"), "{answer}");
+    assert_eq!(
+        gateway.get("/images").await.json()["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+}
+
+#[tokio::test]
+async fn a_raw_file_corrupted_after_acceptance_ends_as_an_error() {
+    // One worker, kept busy, so that the file can be damaged before it is read.
+    let gateway = Gateway::start_with_queue(None, "worker: {concurrency: 1}").await;
+    let slow = slow_png();
+    for _ in 0..2 {
+        assert_eq!(gateway.upload("image/png", &slow).await.status, 202);
+    }
+    let id = gateway.upload_fixture("png-rgb.png").await;
+    std::fs::write(
+        gateway.raw_path(&id),
+        b"\x89PNG\r\n\x1a\n this is no longer an image",
+    )
+    .unwrap();
+    let record = gateway.wait_final(&id).await;
+    assert_eq!(record["state"], "Error", "{record}");
+    assert_eq!(record["code"], 422);
+    let after = gateway.upload_fixture("jpeg-baseline.jpg").await;
+    assert_eq!(gateway.wait_final(&after).await["state"], "Completed");
+    let delete = gateway
+        .request(Method::DELETE, &format!("/images/{id}"), &[], "")
+        .await;
+    assert_eq!(delete.status, 204);
+}
