@@ -16,6 +16,8 @@
 //! | JSON malformed, 10 000 levels deep, or missing fields | 400 `invalid_json` | `api.rs` |
 //! | body over `limits.max_upload_bytes` | 413 before any of it is read (`Content-Length`), or as soon as the decoded size passes the limit (chunked) | `api.rs` |
 //! | `Content-Length` larger than the body, then the client stops sending | 400 `body_read_failed` | `a_body_shorter_than_its_content_length_is_refused` |
+//! | a client that stops sending its body (`limits.read_timeout_secs`) | 408 `request_timeout`, connection freed | `slow_clients_lose_their_connection` |
+//! | a client trickling its headers | connection closed after `limits.read_timeout_secs` | same |
 //! | an id that is not a UUID | 400 `invalid_id` | `api.rs` |
 //! | `../../etc/passwd` as the name | kept as metadata; files are named by id only | `api.rs` |
 //! | raw file corrupted on disk after acceptance | `Error` 422; the worker goes on | `a_raw_file_corrupted_after_acceptance_ends_as_an_error` |
@@ -205,4 +207,39 @@ async fn a_raw_file_corrupted_after_acceptance_ends_as_an_error() {
         .request(Method::DELETE, &format!("/images/{id}"), &[], "")
         .await;
     assert_eq!(delete.status, 204);
+}
+
+#[tokio::test]
+async fn slow_clients_lose_their_connection() {
+    let gateway = Gateway::start_with_queue(None, "limits: {read_timeout_secs: 1}").await;
+    let address = gateway.base.trim_start_matches("http://").to_owned();
+
+    // A body that stops arriving.
+    let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+    stream
+        .write_all(b"POST /images HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: 1000\r\n\r\niVBORw0KGgo")
+        .await
+        .unwrap();
+    let mut answer = vec![0; 4096];
+    let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut answer))
+        .await
+        .expect("refused within the timeout")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer[..read]).into_owned();
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("request_timeout"), "{answer}");
+
+    // Headers that never end: the connection is closed.
+    let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+    stream
+        .write_all(b"POST /images HTTP/1.1\r\nHo")
+        .await
+        .unwrap();
+    let mut rest = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut rest))
+        .await
+        .expect("connection closed within the timeout")
+        .ok();
+
+    assert_eq!(gateway.get("/healthz").await.status, 200);
 }

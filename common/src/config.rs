@@ -67,6 +67,9 @@ pub struct LimitsConfig {
     pub max_pixels: u64,
     /// Most memory one decode may allocate, in bytes.
     pub max_alloc_bytes: u64,
+    /// How long a client may take to send its headers, and may leave its body idle, before
+    /// the request is refused (408) and the connection freed.
+    pub read_timeout_secs: u64,
 }
 
 /// The output format of thumbnails.
@@ -125,6 +128,7 @@ impl Default for LimitsConfig {
             max_upload_bytes: 50 * 1024 * 1024,
             max_pixels: 100_000_000,
             max_alloc_bytes: 1024 * 1024 * 1024,
+            read_timeout_secs: 30,
         }
     }
 }
@@ -232,8 +236,13 @@ impl Config {
         if !(1..=100).contains(&self.thumbnail.jpeg_quality) {
             return invalid("thumbnail.jpeg_quality must be between 1 and 100");
         }
-        if self.limits.max_upload_bytes == 0 || self.limits.max_pixels == 0 {
-            return invalid("limits.max_upload_bytes and limits.max_pixels must be at least 1");
+        if self.limits.max_upload_bytes == 0
+            || self.limits.max_pixels == 0
+            || self.limits.read_timeout_secs == 0
+        {
+            return invalid(
+                "limits.max_upload_bytes, limits.max_pixels and limits.read_timeout_secs must be at least 1",
+            );
         }
         if let Some(url) = &self.queue.url
             && !url.starts_with("amqp://")

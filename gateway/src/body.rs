@@ -9,13 +9,13 @@
 //! A JSON envelope (`{"data": "<base64>", "media_type": "image/png", "name": "cat.png"}`) is
 //! read whole under the same limit and its `data` goes through the same decoder.
 
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use base64::engine::general_purpose::PAD_INDIFFERENT;
 use base64::engine::simd::Simd;
 use base64::{DecodeSliceError, Engine};
 use std::time::Duration;
 
-use http_body_util::{BodyExt, Limited};
+use http_body_util::BodyExt;
 use serde::Deserialize;
 
 use crate::error::ApiError;
@@ -204,11 +204,31 @@ pub async fn drain(mut body: Body) {
     let _ = tokio::time::timeout(LINGER_TIME, discard).await;
 }
 
-/// Reads a raw base64 body, decoding as it streams in.
+/// The next chunk of data of `body`; `None` at its end. A body idle longer than `idle` is
+/// refused.
+async fn next_chunk(body: &mut Body, idle: Duration) -> Result<Option<Bytes>, ApiError> {
+    loop {
+        let frame = tokio::time::timeout(idle, body.frame())
+            .await
+            .map_err(|_| ApiError::RequestTimeout(idle.as_secs()))?;
+        match frame {
+            None => return Ok(None),
+            Some(Err(error)) => return Err(ApiError::BodyRead(error.to_string())),
+            Some(Ok(frame)) => {
+                if let Ok(data) = frame.into_data() {
+                    return Ok(Some(data));
+                }
+            }
+        }
+    }
+}
+
+/// Reads a raw base64 body, decoding as it streams in. Each chunk must come within `idle`.
 pub async fn read_base64(
     body: &mut Body,
     limit: u64,
     content_length: Option<u64>,
+    idle: Duration,
 ) -> Result<Vec<u8>, ApiError> {
     let max_encoded = encoded_limit(limit);
     if content_length.is_some_and(|length| length > max_encoded) {
@@ -216,15 +236,12 @@ pub async fn read_base64(
     }
     let mut decoder = Base64Stream::new(limit, content_length);
     let mut received = 0u64;
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|error| ApiError::BodyRead(error.to_string()))?;
-        if let Ok(data) = frame.into_data() {
-            received += data.len() as u64;
-            if received > max_encoded {
-                return Err(ApiError::PayloadTooLarge { limit });
-            }
-            decoder.push(&data)?;
+    while let Some(data) = next_chunk(body, idle).await? {
+        received += data.len() as u64;
+        if received > max_encoded {
+            return Err(ApiError::PayloadTooLarge { limit });
         }
+        decoder.push(&data)?;
     }
     decoder.finish()
 }
@@ -241,20 +258,21 @@ pub struct Envelope {
     pub name: Option<String>,
 }
 
-/// Reads a JSON envelope whole, under the encoded-size limit.
-pub async fn read_envelope(body: &mut Body, limit: u64) -> Result<Envelope, ApiError> {
-    let max = usize::try_from(encoded_limit(limit) + 64 * 1024).unwrap_or(usize::MAX);
-    let bytes = Limited::new(body, max)
-        .collect()
-        .await
-        .map_err(|error| {
-            if error.is::<http_body_util::LengthLimitError>() {
-                ApiError::PayloadTooLarge { limit }
-            } else {
-                ApiError::BodyRead(error.to_string())
-            }
-        })?
-        .to_bytes();
+/// Reads a JSON envelope whole, under the encoded-size limit. Each chunk must come within
+/// `idle`.
+pub async fn read_envelope(
+    body: &mut Body,
+    limit: u64,
+    idle: Duration,
+) -> Result<Envelope, ApiError> {
+    let max = encoded_limit(limit) + 64 * 1024;
+    let mut bytes = Vec::new();
+    while let Some(data) = next_chunk(body, idle).await? {
+        if (bytes.len() + data.len()) as u64 > max {
+            return Err(ApiError::PayloadTooLarge { limit });
+        }
+        bytes.extend_from_slice(&data);
+    }
     if bytes.trim_ascii().is_empty() {
         return Err(ApiError::EmptyBody);
     }

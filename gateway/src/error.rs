@@ -49,6 +49,9 @@ pub enum ApiError {
     /// A parameter or field is out of range.
     #[error("{0}")]
     InvalidParameter(String),
+    /// The client left its body idle longer than `limits.read_timeout_secs`.
+    #[error("the body stopped arriving for {0} s")]
+    RequestTimeout(u64),
     /// The body could not be read (the client went away, or sent a broken stream).
     #[error("cannot read the request body: {0}")]
     BodyRead(String),
@@ -101,6 +104,7 @@ impl ApiError {
             ApiError::InvalidJson(_) => (StatusCode::BAD_REQUEST, "invalid_json"),
             ApiError::InvalidParameter(_) => (StatusCode::BAD_REQUEST, "invalid_parameter"),
             ApiError::BodyRead(_) => (StatusCode::BAD_REQUEST, "body_read_failed"),
+            ApiError::RequestTimeout(_) => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
             ApiError::InvalidId(_) => (StatusCode::BAD_REQUEST, "invalid_id"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::NoRoute => (StatusCode::NOT_FOUND, "no_route"),

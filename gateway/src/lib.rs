@@ -22,6 +22,7 @@ pub mod outbox;
 pub mod recovery;
 pub mod results;
 pub mod routes;
+pub mod server;
 pub mod state;
 pub mod store;
 
@@ -57,7 +58,7 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), GatewayError>
 pub async fn serve(
     listener: TcpListener,
     config: Config,
-    mut shutdown: Shutdown,
+    shutdown: Shutdown,
 ) -> Result<(), GatewayError> {
     let config = Arc::new(config);
     let data = DataDir::new(&config.data_dir);
@@ -103,9 +104,8 @@ pub async fn serve(
         outbox,
     };
     tracing::info!(address = %listener.local_addr()?, queue = queue.kind(), processing, "listening");
-    axum::serve(listener, routes::router(state))
-        .with_graceful_shutdown(async move { shutdown.recv().await })
-        .await?;
+    let read_timeout = Duration::from_secs(config.limits.read_timeout_secs);
+    server::serve(listener, routes::router(state), read_timeout, shutdown).await;
 
     tracing::info!("HTTP stopped; finishing the jobs in flight");
     stop_trigger.fire();

@@ -194,8 +194,18 @@ impl Gateway {
         if backend == Backend::RabbitMq {
             gateway.start_worker();
             gateway.start_worker();
+            gateway.wait_ready().await;
         }
         gateway
+    }
+
+    /// Waits until `/readyz` says 200 (on RabbitMQ: connected to the broker).
+    pub async fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.get("/readyz").await.status != StatusCode::OK {
+            assert!(Instant::now() < deadline, "the gateway did not become ready");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// Starts a gateway alone, on the queue at `queue_url` (embedded when `None`).

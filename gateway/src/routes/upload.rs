@@ -6,6 +6,8 @@
 //! the record; it is sent only once the raw file, the record and its job (in the outbox) are
 //! on disk. The job reaches the queue through [`crate::outbox`], never in the request.
 
+use std::time::Duration;
+
 use axum::Json;
 use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
@@ -72,6 +74,7 @@ async fn accept(
     body: &mut Body,
 ) -> Result<Response, ApiError> {
     let limit = state.config.limits.max_upload_bytes;
+    let idle = Duration::from_secs(state.config.limits.read_timeout_secs);
     let content_type = headers
         .get(CONTENT_TYPE)
         .ok_or(ApiError::MissingContentType)?
@@ -80,7 +83,7 @@ async fn accept(
     let essence = content_type.split(';').next().unwrap_or_default().trim();
 
     let (bytes, media_type, name) = if essence.eq_ignore_ascii_case("application/json") {
-        let envelope = body::read_envelope(body, limit).await?;
+        let envelope = body::read_envelope(body, limit, idle).await?;
         let media_type = parse_media_type(&envelope.media_type)?;
         let bytes = body::decode_base64(&envelope.data, limit)?;
         (bytes, media_type, envelope.name.or(name))
@@ -90,7 +93,7 @@ async fn accept(
             .get(CONTENT_LENGTH)
             .and_then(|value| value.to_str().ok()?.parse().ok());
         (
-            body::read_base64(body, limit, length).await?,
+            body::read_base64(body, limit, length, idle).await?,
             media_type,
             name,
         )
