@@ -33,6 +33,18 @@ pub struct Config {
     pub thumbnail: ThumbnailConfig,
     /// The workers.
     pub worker: WorkerConfig,
+    /// Who may use the API.
+    pub auth: AuthConfig,
+}
+
+/// API keys. With none configured, the API is open.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Keys accepted as `Authorization: Bearer <key>`.
+    pub api_keys: Vec<String>,
+    /// A file of accepted keys' SHA-256 digests, hex, one per line (`#` starts a comment).
+    pub api_keys_file: Option<PathBuf>,
 }
 
 /// The job queue.
@@ -118,6 +130,7 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             thumbnail: ThumbnailConfig::default(),
             worker: WorkerConfig::default(),
+            auth: AuthConfig::default(),
         }
     }
 }
@@ -299,6 +312,7 @@ mod tests {
             default.thumbnail.jpeg_quality
         );
         assert_eq!(config.worker.concurrency, default.worker.concurrency);
+        assert!(config.auth.api_keys.is_empty() && config.auth.api_keys_file.is_none());
     }
 
     #[test]

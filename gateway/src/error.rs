@@ -58,6 +58,9 @@ pub enum ApiError {
     /// The id in the path is not a media id.
     #[error("{0:?} is not a media id (a UUID)")]
     InvalidId(String),
+    /// No API key, or one that is not accepted.
+    #[error("{0}")]
+    Unauthorized(&'static str),
     /// No record has this id.
     #[error("no image has the id {0}")]
     NotFound(String),
@@ -106,6 +109,7 @@ impl ApiError {
             ApiError::BodyRead(_) => (StatusCode::BAD_REQUEST, "body_read_failed"),
             ApiError::RequestTimeout(_) => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
             ApiError::InvalidId(_) => (StatusCode::BAD_REQUEST, "invalid_id"),
+            ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::NoRoute => (StatusCode::NOT_FOUND, "no_route"),
             ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
@@ -126,7 +130,14 @@ impl IntoResponse for ApiError {
             tracing::error!(error = %self, "request failed");
         }
         let body = json!({ "error": { "code": code, "message": self.to_string() } });
-        (status, Json(body)).into_response()
+        let mut response = (status, Json(body)).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer"),
+            );
+        }
+        response
     }
 }
 
@@ -139,6 +150,9 @@ pub enum GatewayError {
     /// The queue failed.
     #[error("queue: {0}")]
     Queue(#[from] common::queue::QueueError),
+    /// The API keys cannot be loaded.
+    #[error("auth: {0}")]
+    Auth(String),
     /// Listening or file set-up failed.
     #[error("{0}")]
     Io(#[from] std::io::Error),

@@ -14,6 +14,7 @@
 //! [`error`] maps every failure to HTTP in one place. [`recovery`] queues again, at start-up,
 //! the jobs a crash left unfinished, and removes the files it left behind.
 
+pub mod auth;
 pub mod body;
 pub mod error;
 pub mod ingest;
@@ -68,6 +69,7 @@ pub async fn serve(
     tokio::task::spawn_blocking(move || recovery::sweep_files(&sweep_store, &sweep_data, keep_raw))
         .await
         .map_err(std::io::Error::other)??;
+    let keys = auth::ApiKeys::load(&config.auth)?;
     let queue = Queue::from_config(&config.queue);
     let metrics = Arc::new(Metrics::new());
     let processing = recovery::requeue(&store, queue.is_durable(), &metrics)?;
@@ -105,7 +107,13 @@ pub async fn serve(
     };
     tracing::info!(address = %listener.local_addr()?, queue = queue.kind(), processing, "listening");
     let read_timeout = Duration::from_secs(config.limits.read_timeout_secs);
-    server::serve(listener, routes::router(state), read_timeout, shutdown).await;
+    server::serve(
+        listener,
+        routes::router(state, keys),
+        read_timeout,
+        shutdown,
+    )
+    .await;
 
     tracing::info!("HTTP stopped; finishing the jobs in flight");
     stop_trigger.fire();

@@ -203,7 +203,10 @@ impl Gateway {
     pub async fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(30);
         while self.get("/readyz").await.status != StatusCode::OK {
-            assert!(Instant::now() < deadline, "the gateway did not become ready");
+            assert!(
+                Instant::now() < deadline,
+                "the gateway did not become ready"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }

@@ -10,7 +10,8 @@
 //! | `GET /healthz`, `GET /readyz` | [`health`] |
 //! | `GET /metrics` | [`metrics`] |
 //!
-//! Every error is an [`ApiError`], turned into a response in one place.
+//! Every error is an [`ApiError`], turned into a response in one place. With API keys
+//! configured, [`crate::auth`] guards every route but `/healthz`.
 
 pub mod delete;
 pub mod health;
@@ -20,16 +21,19 @@ pub mod record;
 pub mod thumbnail;
 pub mod upload;
 
+use std::sync::Arc;
+
 use axum::Router;
 use axum::routing::get;
 use uuid::Uuid;
 
+use crate::auth::{ApiKeys, require_key};
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// The API's routes.
-pub fn router(state: AppState) -> Router {
-    Router::new()
+/// The API's routes, behind the API-key check when keys are configured.
+pub fn router(state: AppState, keys: Option<Arc<ApiKeys>>) -> Router {
+    let router = Router::new()
         .route("/images", get(list::list).post(upload::upload))
         .route(
             "/images/{media_id}",
@@ -41,7 +45,11 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics::metrics))
         .fallback(|| async { ApiError::NoRoute })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-        .with_state(state)
+        .with_state(state);
+    match keys {
+        Some(keys) => router.layer(axum::middleware::from_fn_with_state(keys, require_key)),
+        None => router,
+    }
 }
 
 /// Parses a media id from a path segment.
