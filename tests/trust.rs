@@ -1,4 +1,5 @@
-//! Who may use the API, end to end against a real gateway.
+//! Trust, end to end against a real gateway: who may use the API, and the limits that keep
+//! memory and disk bounded under any load (in-flight uploads, queued jobs, free disk).
 
 mod support;
 
@@ -78,4 +79,129 @@ async fn with_api_keys_every_endpoint_but_healthz_needs_one() {
             .await;
         assert_eq!(record.status, 200);
     }
+}
+
+/// A tmpfs of `size` mounted on a temporary directory, unmounted when dropped.
+struct Tmpfs {
+    dir: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    fn mount(size: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .expect("mount");
+        assert!(
+            status.success(),
+            "mounting a tmpfs needs root (CI runs as root)"
+        );
+        Self { dir }
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+#[tokio::test]
+async fn a_full_disk_refuses_uploads_cleanly_and_keeps_what_was_accepted() {
+    let disk = Tmpfs::mount("12m");
+    let gateway = Gateway::start_in(
+        disk.dir.path().join("data"),
+        "limits: {min_free_disk_bytes: 4194304}\nkeep_raw: true",
+    )
+    .await;
+    let mut accepted = Vec::new();
+    let refusal = loop {
+        let answer = gateway.upload("image/png", &fixture("png-rgb.png")).await;
+        match answer.status.as_u16() {
+            202 => accepted.push(answer.json()["media_id"].as_str().unwrap().to_owned()),
+            _ => break answer,
+        }
+        assert!(accepted.len() < 100, "the disk never filled");
+    };
+    refusal.assert_error(507, "insufficient_storage");
+    assert!(!accepted.is_empty());
+    for id in &accepted {
+        assert_eq!(gateway.wait_final(id).await["state"], "Completed", "{id}");
+        assert_eq!(gateway.thumbnail(id).await.status, 200);
+    }
+    for dir in ["raw", "thumbnails"] {
+        for entry in std::fs::read_dir(gateway.data_dir.join(dir)).unwrap() {
+            let name = entry.unwrap().file_name();
+            assert!(
+                !name.to_string_lossy().starts_with(".tmp-"),
+                "half-written {name:?}"
+            );
+        }
+    }
+    // Deleting makes room again.
+    for id in &accepted {
+        let answer = gateway
+            .request(Method::DELETE, &format!("/images/{id}"), &[], "")
+            .await;
+        assert_eq!(answer.status, 204);
+    }
+    let answer = gateway.upload("image/png", &fixture("small.png")).await;
+    assert_eq!(answer.status, 202, "{:?}", answer.body);
+    drop(gateway);
+}
+
+#[tokio::test]
+async fn past_the_in_flight_cap_uploads_are_told_to_retry() {
+    use tokio::io::AsyncWriteExt;
+    let gateway = Gateway::start_with_queue(None, "limits: {max_inflight_uploads: 1}").await;
+    let address = gateway.base.trim_start_matches("http://").to_owned();
+    // One upload holds the only place while its body trickles in.
+    let mut slow = tokio::net::TcpStream::connect(&address).await.unwrap();
+    slow.write_all(b"POST /images HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: 100000\r\n\r\niVBOR")
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let answer = gateway.upload("image/png", &fixture("small.png")).await;
+    answer.assert_error(503, "overloaded");
+    assert_eq!(answer.header("retry-after").as_deref(), Some("1"));
+    drop(slow);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(
+        gateway
+            .upload("image/png", &fixture("small.png"))
+            .await
+            .status,
+        202
+    );
+}
+
+#[tokio::test]
+async fn past_the_queue_cap_uploads_are_told_to_retry() {
+    let gateway = Gateway::start_with_queue(
+        None,
+        "limits: {max_queued_jobs: 2}\nworker: {concurrency: 1}",
+    )
+    .await;
+    let slow = support::slow_png();
+    let first = gateway.upload("image/png", &slow).await;
+    let second = gateway.upload("image/png", &slow).await;
+    assert_eq!((first.status.as_u16(), second.status.as_u16()), (202, 202));
+    let answer = gateway.upload("image/png", &fixture("small.png")).await;
+    answer.assert_error(503, "queue_full");
+    assert_eq!(answer.header("retry-after").as_deref(), Some("5"));
+    for answer in [first, second] {
+        let id = answer.json()["media_id"].as_str().unwrap().to_owned();
+        gateway.wait_final(&id).await;
+    }
+    assert_eq!(
+        gateway
+            .upload("image/png", &fixture("small.png"))
+            .await
+            .status,
+        202
+    );
 }

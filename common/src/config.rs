@@ -82,6 +82,12 @@ pub struct LimitsConfig {
     /// How long a client may take to send its headers, and may leave its body idle, before
     /// the request is refused (408) and the connection freed.
     pub read_timeout_secs: u64,
+    /// Uploads read at once; more are refused (503, `Retry-After`) rather than buffered.
+    pub max_inflight_uploads: usize,
+    /// Jobs waiting or running at once; past it uploads are refused (503, `Retry-After`).
+    pub max_queued_jobs: u64,
+    /// Free space the data directory keeps; below it uploads are refused (507).
+    pub min_free_disk_bytes: u64,
 }
 
 /// The output format of thumbnails.
@@ -142,6 +148,9 @@ impl Default for LimitsConfig {
             max_pixels: 100_000_000,
             max_alloc_bytes: 1024 * 1024 * 1024,
             read_timeout_secs: 30,
+            max_inflight_uploads: 64,
+            max_queued_jobs: 100_000,
+            min_free_disk_bytes: 256 * 1024 * 1024,
         }
     }
 }
@@ -252,9 +261,11 @@ impl Config {
         if self.limits.max_upload_bytes == 0
             || self.limits.max_pixels == 0
             || self.limits.read_timeout_secs == 0
+            || self.limits.max_inflight_uploads == 0
+            || self.limits.max_queued_jobs == 0
         {
             return invalid(
-                "limits.max_upload_bytes, limits.max_pixels and limits.read_timeout_secs must be at least 1",
+                "limits.max_upload_bytes, max_pixels, read_timeout_secs, max_inflight_uploads and max_queued_jobs must be at least 1",
             );
         }
         if let Some(url) = &self.queue.url

@@ -3,7 +3,7 @@
 //! The body is always `{"error": {"code": "<slug>", "message": "<text>"}}`.
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
@@ -76,6 +76,20 @@ pub enum ApiError {
     /// The job failed, so there is no thumbnail.
     #[error("the job failed: {0}")]
     JobFailed(String),
+    /// Too many uploads at once.
+    #[error("{0}; retry shortly")]
+    Overloaded(&'static str),
+    /// Too many jobs not final yet.
+    #[error("too many jobs are waiting; retry shortly")]
+    QueueFull,
+    /// The data directory is short of space.
+    #[error("storage is nearly full ({free} bytes free, {floor} kept free); uploads are refused")]
+    InsufficientStorage {
+        /// Bytes free.
+        free: u64,
+        /// The configured floor.
+        floor: u64,
+    },
     /// The service cannot serve now.
     #[error("not ready: {0}")]
     NotReady(String),
@@ -116,6 +130,11 @@ impl ApiError {
             ApiError::Processing(_) => (StatusCode::CONFLICT, "processing"),
             ApiError::JobFailed(_) => (StatusCode::UNPROCESSABLE_ENTITY, "job_failed"),
             ApiError::NotReady(_) => (StatusCode::SERVICE_UNAVAILABLE, "not_ready"),
+            ApiError::Overloaded(_) => (StatusCode::SERVICE_UNAVAILABLE, "overloaded"),
+            ApiError::QueueFull => (StatusCode::SERVICE_UNAVAILABLE, "queue_full"),
+            ApiError::InsufficientStorage { .. } => {
+                (StatusCode::INSUFFICIENT_STORAGE, "insufficient_storage")
+            }
             ApiError::Store(_) | ApiError::Io(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal_error")
             }
@@ -131,11 +150,16 @@ impl IntoResponse for ApiError {
         }
         let body = json!({ "error": { "code": code, "message": self.to_string() } });
         let mut response = (status, Json(body)).into_response();
-        if status == StatusCode::UNAUTHORIZED {
-            response.headers_mut().insert(
-                axum::http::header::WWW_AUTHENTICATE,
-                axum::http::HeaderValue::from_static("Bearer"),
-            );
+        let extra = match self {
+            ApiError::Unauthorized(_) => Some((header::WWW_AUTHENTICATE, "Bearer")),
+            ApiError::Overloaded(_) => Some((header::RETRY_AFTER, "1")),
+            ApiError::QueueFull => Some((header::RETRY_AFTER, "5")),
+            _ => None,
+        };
+        if let Some((name, value)) = extra {
+            response
+                .headers_mut()
+                .insert(name, HeaderValue::from_static(value));
         }
         response
     }

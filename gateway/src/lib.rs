@@ -14,6 +14,7 @@
 //! [`error`] maps every failure to HTTP in one place. [`recovery`] queues again, at start-up,
 //! the jobs a crash left unfinished, and removes the files it left behind.
 
+pub mod admission;
 pub mod auth;
 pub mod body;
 pub mod error;
@@ -98,6 +99,7 @@ pub async fn serve(
     outbox.wake();
 
     let state = AppState {
+        admission: admission::Admission::new(&config.limits, data.root().to_owned()),
         config: Arc::clone(&config),
         store: store.clone(),
         queue: queue.clone(),

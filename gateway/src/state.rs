@@ -6,6 +6,7 @@ use common::config::Config;
 use common::files::DataDir;
 use common::queue::Queue;
 
+use crate::admission::Admission;
 use crate::metrics::Metrics;
 use crate::outbox::Outbox;
 use crate::store::Store;
@@ -25,4 +26,6 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// The publisher of accepted jobs.
     pub outbox: Outbox,
+    /// Whether there is room for another upload.
+    pub admission: Admission,
 }

@@ -213,8 +213,17 @@ impl Gateway {
 
     /// Starts a gateway alone, on the queue at `queue_url` (embedded when `None`).
     pub async fn start_with_queue(queue_url: Option<String>, yaml: &str) -> Self {
+        Self::launch(queue_url, None, yaml).await
+    }
+
+    /// Starts a gateway alone, embedded, with its data in `data_dir`.
+    pub async fn start_in(data_dir: PathBuf, yaml: &str) -> Self {
+        Self::launch(None, Some(data_dir), yaml).await
+    }
+
+    async fn launch(queue_url: Option<String>, data_dir: Option<PathBuf>, yaml: &str) -> Self {
         let temp = tempfile::tempdir().unwrap();
-        let data_dir = temp.path().join("data");
+        let data_dir = data_dir.unwrap_or_else(|| temp.path().join("data"));
         let config = temp.path().join("config.yaml");
         std::fs::write(&config, yaml).unwrap();
         let mut gateway = Self {

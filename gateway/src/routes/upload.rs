@@ -1,5 +1,6 @@
 //! `POST /images`: accept an image as base64, store it, queue its job, answer 202.
 //!
+//! An upload is first let in by [`crate::admission`] (in-flight, queue and disk limits).
 //! The body is the image in base64 and `Content-Type` is its media type; or `Content-Type:
 //! application/json` with `{"data", "media_type", "name"}`. A `name` may also come as the
 //! `name` query parameter. The answer is `202 Accepted`, `Location: /images/{media_id}` and
@@ -42,9 +43,10 @@ pub async fn upload(
     headers: HeaderMap,
     mut body: Body,
 ) -> Response {
-    let outcome = match params {
-        Ok(Query(params)) => accept(&state, params.name, &headers, &mut body).await,
-        Err(rejection) => Err(ApiError::InvalidParameter(rejection.body_text())),
+    let outcome = match (params, state.admission.admit(&state.metrics)) {
+        (Ok(Query(params)), Ok(_permit)) => accept(&state, params.name, &headers, &mut body).await,
+        (Err(rejection), _) => Err(ApiError::InvalidParameter(rejection.body_text())),
+        (_, Err(refusal)) => Err(refusal),
     };
     // A client told to wait for "100 Continue" has sent nothing: there is nothing to drain.
     if outcome.is_err() && !expects_continue(&headers) {
