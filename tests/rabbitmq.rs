@@ -192,6 +192,37 @@ async fn a_job_that_kills_its_worker_every_time_is_dead_lettered_as_an_error() {
 }
 
 #[tokio::test]
+async fn a_job_no_worker_takes_is_queued_again_then_recorded_as_failed() {
+    let _serial = SERIAL.lock().await;
+    let vhost = Vhost::create();
+    let config = "recovery: {stuck_after_secs: 1, max_attempts: 2}";
+    let mut gateway = Gateway::start_with_queue(Some(vhost.url()), config).await;
+    gateway.wait_ready().await;
+    // No worker runs: the job waits in RabbitMQ and the record cannot move.
+    let id = gateway.upload_fixture("small.png").await;
+    let requeued = wait_record(&gateway, &id, |record| record["attempts"] == 2).await;
+    assert_eq!(requeued["state"], "Processing", "{requeued}");
+    let record = gateway.wait_final(&id).await;
+    assert_eq!(record["state"], "Error", "{record}");
+    assert_eq!(record["code"], 504);
+    assert!(
+        record["message"]
+            .as_str()
+            .unwrap()
+            .contains("did not finish")
+    );
+
+    // A worker arriving late finds both queued copies; the record keeps its first final state.
+    gateway.start_worker();
+    let other = gateway.upload_fixture("small.png").await;
+    assert_eq!(gateway.wait_final(&other).await["state"], "Completed");
+    assert_eq!(
+        gateway.get(&format!("/images/{id}")).await.json()["state"],
+        "Error"
+    );
+}
+
+#[tokio::test]
 async fn without_a_broker_uploads_are_accepted_and_readyz_says_why() {
     let gateway =
         Gateway::start_with_queue(Some("amqp://guest:guest@127.0.0.1:1/%2f".to_owned()), "").await;

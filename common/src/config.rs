@@ -35,6 +35,27 @@ pub struct Config {
     pub worker: WorkerConfig,
     /// Who may use the API.
     pub auth: AuthConfig,
+    /// What becomes of jobs that do not finish.
+    pub recovery: RecoveryConfig,
+}
+
+/// What becomes of jobs that do not finish.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RecoveryConfig {
+    /// A record unchanged this long while processing is queued again.
+    pub stuck_after_secs: u64,
+    /// Times a job is queued in all; a record stuck after the last is recorded as failed.
+    pub max_attempts: u32,
+}
+
+impl Default for RecoveryConfig {
+    fn default() -> Self {
+        Self {
+            stuck_after_secs: 600,
+            max_attempts: 3,
+        }
+    }
 }
 
 /// API keys. With none configured, the API is open.
@@ -137,6 +158,7 @@ impl Default for Config {
             thumbnail: ThumbnailConfig::default(),
             worker: WorkerConfig::default(),
             auth: AuthConfig::default(),
+            recovery: RecoveryConfig::default(),
         }
     }
 }
@@ -273,6 +295,11 @@ impl Config {
         {
             return invalid("queue.url must be an amqp:// URL (TLS is not built in)");
         }
+        if self.recovery.stuck_after_secs == 0 || self.recovery.max_attempts == 0 {
+            return invalid(
+                "recovery.stuck_after_secs and recovery.max_attempts must be at least 1",
+            );
+        }
         if self.queue.prefix.is_empty() || self.queue.delivery_limit == 0 {
             return invalid(
                 "queue.prefix must not be empty and queue.delivery_limit must be at least 1",
@@ -324,6 +351,11 @@ mod tests {
         );
         assert_eq!(config.worker.concurrency, default.worker.concurrency);
         assert!(config.auth.api_keys.is_empty() && config.auth.api_keys_file.is_none());
+        assert_eq!(
+            config.recovery.stuck_after_secs,
+            default.recovery.stuck_after_secs
+        );
+        assert_eq!(config.recovery.max_attempts, default.recovery.max_attempts);
     }
 
     #[test]

@@ -84,6 +84,13 @@ pub struct Record {
     pub updated_at: String,
     /// The thumbnail, once completed.
     pub thumbnail: Option<ThumbnailInfo>,
+    /// How many times the job has been queued (more than once when it got stuck).
+    #[serde(default = "one")]
+    pub attempts: u32,
+}
+
+fn one() -> u32 {
+    1
 }
 
 /// What the gateway knows of an upload when it accepts it.
@@ -125,6 +132,7 @@ impl Record {
             created_at: now.clone(),
             updated_at: now,
             thumbnail: None,
+            attempts: 1,
         }
     }
 

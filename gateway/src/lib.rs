@@ -12,7 +12,8 @@
 //!   what was made.
 //!
 //! [`error`] maps every failure to HTTP in one place. [`recovery`] queues again, at start-up,
-//! the jobs a crash left unfinished, and removes the files it left behind.
+//! the jobs a crash left unfinished, and removes the files it left behind; [`sweeper`] queues
+//! again, or fails, jobs that never finish.
 
 pub mod admission;
 pub mod auth;
@@ -27,6 +28,7 @@ pub mod routes;
 pub mod server;
 pub mod state;
 pub mod store;
+pub mod sweeper;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -95,8 +97,17 @@ pub async fn serve(
         Queue::Amqp(_) => None,
     };
     let outbox = Outbox::new(store.clone(), queue.clone());
-    let publisher = tokio::spawn(outbox.clone().run(stop));
+    let publisher = tokio::spawn(outbox.clone().run(stop.clone()));
     outbox.wake();
+    let sweeper = tokio::spawn(
+        sweeper::Sweeper {
+            store: store.clone(),
+            outbox: outbox.clone(),
+            config: config.recovery.clone(),
+            metrics: Arc::clone(&metrics),
+        }
+        .run(stop),
+    );
 
     let state = AppState {
         admission: admission::Admission::new(&config.limits, data.root().to_owned()),
@@ -127,6 +138,7 @@ pub async fn serve(
         }
     }
     log_task_end("outbox publisher", publisher).await;
+    log_task_end("sweeper", sweeper).await;
     // RabbitMQ: stop consuming (unacked results go back to the broker). Embedded: every queue
     // handle is gone once this one is dropped, so the results queue closes once drained.
     queue.close().await;

@@ -1,0 +1,111 @@
+//! The sweeper: no record stays `Processing` forever.
+//!
+//! Every so often (a quarter of `recovery.stuck_after_secs`, between 1 s and 60 s) it looks
+//! for records still processing and unchanged for `recovery.stuck_after_secs`: a job lost
+//! with a broker's data, dropped by a bug, or stuck in a worker. Such a record's job is
+//! queued again, up to `recovery.max_attempts` times in all; stuck after the last, the record
+//! becomes `Error` (504) with a message. A late result of an earlier attempt is harmless: the
+//! first final result wins.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use common::config::RecoveryConfig;
+use common::message::Job;
+use common::record::{Record, Service, State};
+
+use common::shutdown::Shutdown;
+use common::time::now_rfc3339;
+
+use crate::metrics::{Finish, Metrics};
+use crate::outbox::Outbox;
+use crate::store::{Store, StoreError, Update};
+
+/// The sweeper.
+#[derive(Debug)]
+pub struct Sweeper {
+    /// The record store.
+    pub store: Store,
+    /// Where jobs queued again go.
+    pub outbox: Outbox,
+    /// The limits.
+    pub config: RecoveryConfig,
+    /// The metrics.
+    pub metrics: Arc<Metrics>,
+}
+
+impl Sweeper {
+    /// Sweeps until `shutdown` fires.
+    pub async fn run(self, mut shutdown: Shutdown) {
+        let every = Duration::from_secs(self.config.stuck_after_secs / 4)
+            .clamp(Duration::from_secs(1), Duration::from_secs(60));
+        loop {
+            tokio::select! {
+                () = shutdown.recv() => return,
+                () = tokio::time::sleep(every) => {}
+            }
+            if let Err(error) = self.sweep().await {
+                tracing::error!(%error, "sweep failed");
+            }
+        }
+    }
+
+    /// One pass over the records still processing.
+    pub async fn sweep(&self) -> Result<(), StoreError> {
+        let stuck_after = Duration::from_secs(self.config.stuck_after_secs);
+        let now = SystemTime::now();
+        let stuck: Vec<Record> = self
+            .store
+            .processing()
+            .filter(|record| match record {
+                Ok(record) => humantime::parse_rfc3339(&record.updated_at).map_or(true, |at| {
+                    now.duration_since(at).unwrap_or_default() >= stuck_after
+                }),
+                Err(_) => true,
+            })
+            .collect::<Result<_, _>>()?;
+        for record in stuck {
+            let media_id = record.media_id;
+            let max_attempts = self.config.max_attempts;
+            let update = self.store.update(media_id, |current| {
+                if current.is_final() || current.updated_at != record.updated_at {
+                    return false; // it moved meanwhile
+                }
+                current.updated_at = now_rfc3339();
+                if current.attempts >= max_attempts {
+                    current.state = State::Error;
+                    current.code = 504;
+                    current.message = format!(
+                        "the job did not finish: stuck for {} s on each of {} attempts",
+                        stuck_after.as_secs(),
+                        current.attempts
+                    );
+                } else {
+                    current.attempts += 1;
+                    current.service = Service::Gateway;
+                    current.message = format!("queued again (attempt {})", current.attempts);
+                }
+                true
+            })?;
+            if let Update::Changed(record) = update {
+                if record.state == State::Processing {
+                    self.store
+                        .enqueue(&Job::new(record.media_id, record.media_type))?;
+                }
+                self.store.flush().await?;
+                if record.state == State::Error {
+                    tracing::error!(%media_id, "a job never finished; recorded as failed");
+                    self.metrics.jobs_processing.dec();
+                    self.metrics
+                        .jobs_finished
+                        .get_or_create(&Finish { state: "error" })
+                        .inc();
+                } else {
+                    tracing::warn!(%media_id, attempt = record.attempts, "a job was stuck; queued again");
+                    self.outbox.wake();
+                }
+            }
+        }
+        Ok(())
+    }
+}
