@@ -205,3 +205,21 @@ async fn past_the_queue_cap_uploads_are_told_to_retry() {
         202
     );
 }
+
+#[tokio::test]
+async fn a_client_over_its_upload_rate_is_told_when_to_retry() {
+    let gateway =
+        Gateway::start_with_queue(None, "limits: {uploads_per_client_per_second: 1}").await;
+    let small = fixture("small.png");
+    // A burst of two is allowed, the third is not.
+    assert_eq!(gateway.upload("image/png", &small).await.status, 202);
+    assert_eq!(gateway.upload("image/png", &small).await.status, 202);
+    let answer = gateway.upload("image/png", &small).await;
+    answer.assert_error(429, "rate_limited");
+    let retry_after: u64 = answer.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=2).contains(&retry_after), "{retry_after}");
+    // Other endpoints are not limited.
+    assert_eq!(gateway.get("/images").await.status, 200);
+    tokio::time::sleep(std::time::Duration::from_secs(retry_after)).await;
+    assert_eq!(gateway.upload("image/png", &small).await.status, 202);
+}

@@ -109,6 +109,9 @@ pub struct LimitsConfig {
     pub max_queued_jobs: u64,
     /// Free space the data directory keeps; below it uploads are refused (507).
     pub min_free_disk_bytes: u64,
+    /// Uploads one client (IP address) may make per second, with bursts of twice that;
+    /// beyond, 429. 0: no per-client limit.
+    pub uploads_per_client_per_second: u32,
 }
 
 /// The output format of thumbnails.
@@ -173,6 +176,7 @@ impl Default for LimitsConfig {
             max_inflight_uploads: 64,
             max_queued_jobs: 100_000,
             min_free_disk_bytes: 256 * 1024 * 1024,
+            uploads_per_client_per_second: 0,
         }
     }
 }

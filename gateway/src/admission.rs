@@ -2,6 +2,7 @@
 //!
 //! | check | refusal |
 //! |---|---|
+//! | this client's uploads ≤ `limits.uploads_per_client_per_second` (bursts of twice that) | 429 `rate_limited`, `Retry-After` |
 //! | uploads being read at once ≤ `limits.max_inflight_uploads` | 503 `overloaded`, `Retry-After: 1` |
 //! | jobs not final yet < `limits.max_queued_jobs` | 503 `queue_full`, `Retry-After: 5` |
 //! | free space in the data directory ≥ `limits.min_free_disk_bytes` | 507 `insufficient_storage` |
@@ -9,10 +10,14 @@
 //! Refusing at the door keeps memory and disk bounded under any load, and refuses an upload
 //! before it could fail half-way through a write.
 
+use std::net::IpAddr;
+use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use common::config::LimitsConfig;
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::error::ApiError;
@@ -21,6 +26,7 @@ use crate::metrics::Metrics;
 /// The admission checks.
 #[derive(Debug, Clone)]
 pub struct Admission {
+    per_client: Option<Arc<DefaultKeyedRateLimiter<IpAddr>>>,
     uploads: Arc<Semaphore>,
     max_queued_jobs: u64,
     min_free_disk_bytes: u64,
@@ -30,7 +36,14 @@ pub struct Admission {
 impl Admission {
     /// The checks for these limits on the data directory `data_dir`.
     pub fn new(limits: &LimitsConfig, data_dir: PathBuf) -> Self {
+        let per_client = NonZeroU32::new(limits.uploads_per_client_per_second).map(|rate| {
+            let burst = rate.saturating_mul(NonZeroU32::new(2).expect("2 is not 0"));
+            Arc::new(DefaultKeyedRateLimiter::keyed(
+                Quota::per_second(rate).allow_burst(burst),
+            ))
+        });
         Self {
+            per_client,
             uploads: Arc::new(Semaphore::new(limits.max_inflight_uploads)),
             max_queued_jobs: limits.max_queued_jobs,
             min_free_disk_bytes: limits.min_free_disk_bytes,
@@ -38,8 +51,25 @@ impl Admission {
         }
     }
 
-    /// Lets an upload in, or says why not. The permit is held while the upload is read.
-    pub fn admit(&self, metrics: &Metrics) -> Result<OwnedSemaphorePermit, ApiError> {
+    /// Lets an upload from `client` in, or says why not. The permit is held while the upload
+    /// is read.
+    pub fn admit(
+        &self,
+        metrics: &Metrics,
+        client: IpAddr,
+    ) -> Result<OwnedSemaphorePermit, ApiError> {
+        if let Some(limiter) = &self.per_client {
+            if let Err(not_until) = limiter.check_key(&client) {
+                let wait = not_until.wait_time_from(DefaultClock::default().now());
+                return Err(ApiError::RateLimited {
+                    retry_after: wait.as_secs_f64().ceil().max(1.0) as u64,
+                });
+            }
+            // Forget clients that have been quiet, so the table stays small.
+            if limiter.len() > 10_000 {
+                limiter.retain_recent();
+            }
+        }
         let permit = Arc::clone(&self.uploads)
             .try_acquire_owned()
             .map_err(|_| ApiError::Overloaded("too many uploads in progress"))?;

@@ -76,6 +76,12 @@ pub enum ApiError {
     /// The job failed, so there is no thumbnail.
     #[error("the job failed: {0}")]
     JobFailed(String),
+    /// This client sends uploads faster than allowed.
+    #[error("too many uploads from this client; retry in {retry_after} s")]
+    RateLimited {
+        /// Seconds until an upload would be let in.
+        retry_after: u64,
+    },
     /// Too many uploads at once.
     #[error("{0}; retry shortly")]
     Overloaded(&'static str),
@@ -130,6 +136,7 @@ impl ApiError {
             ApiError::Processing(_) => (StatusCode::CONFLICT, "processing"),
             ApiError::JobFailed(_) => (StatusCode::UNPROCESSABLE_ENTITY, "job_failed"),
             ApiError::NotReady(_) => (StatusCode::SERVICE_UNAVAILABLE, "not_ready"),
+            ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             ApiError::Overloaded(_) => (StatusCode::SERVICE_UNAVAILABLE, "overloaded"),
             ApiError::QueueFull => (StatusCode::SERVICE_UNAVAILABLE, "queue_full"),
             ApiError::InsufficientStorage { .. } => {
@@ -151,15 +158,18 @@ impl IntoResponse for ApiError {
         let body = json!({ "error": { "code": code, "message": self.to_string() } });
         let mut response = (status, Json(body)).into_response();
         let extra = match self {
-            ApiError::Unauthorized(_) => Some((header::WWW_AUTHENTICATE, "Bearer")),
-            ApiError::Overloaded(_) => Some((header::RETRY_AFTER, "1")),
-            ApiError::QueueFull => Some((header::RETRY_AFTER, "5")),
+            ApiError::Unauthorized(_) => Some((header::WWW_AUTHENTICATE, "Bearer".into())),
+            ApiError::RateLimited { retry_after } => {
+                Some((header::RETRY_AFTER, retry_after.to_string()))
+            }
+            ApiError::Overloaded(_) => Some((header::RETRY_AFTER, "1".into())),
+            ApiError::QueueFull => Some((header::RETRY_AFTER, "5".into())),
             _ => None,
         };
-        if let Some((name, value)) = extra {
-            response
-                .headers_mut()
-                .insert(name, HeaderValue::from_static(value));
+        if let Some((name, value)) = extra
+            && let Ok(value) = HeaderValue::from_str(&value)
+        {
+            response.headers_mut().insert(name, value);
         }
         response
     }

@@ -7,12 +7,13 @@
 //! the record; it is sent only once the raw file, the record and its job (in the outbox) are
 //! on disk. The job reaches the queue through [`crate::outbox`], never in the request.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::Json;
 use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+use axum::extract::{ConnectInfo, Query, State};
 use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE, EXPECT, LOCATION};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -39,11 +40,12 @@ pub struct UploadParams {
 /// The handler.
 pub async fn upload(
     State(state): State<AppState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
     params: Result<Query<UploadParams>, QueryRejection>,
     headers: HeaderMap,
     mut body: Body,
 ) -> Response {
-    let outcome = match (params, state.admission.admit(&state.metrics)) {
+    let outcome = match (params, state.admission.admit(&state.metrics, client.ip())) {
         (Ok(Query(params)), Ok(_permit)) => accept(&state, params.name, &headers, &mut body).await,
         (Err(rejection), _) => Err(ApiError::InvalidParameter(rejection.body_text())),
         (_, Err(refusal)) => Err(refusal),
