@@ -167,7 +167,8 @@ fn strip_data_uri(head: &[u8]) -> Result<Option<&[u8]>, ApiError> {
     if !trimmed[..DATA.len()].eq_ignore_ascii_case(DATA) {
         return Ok(Some(head));
     }
-    match trimmed.iter().position(|&b| b == b',') {
+    // The comma must come within MAX_PREFIX bytes however the body is chunked.
+    match trimmed.iter().take(MAX_PREFIX + 1).position(|&b| b == b',') {
         Some(comma) => {
             let meta = String::from_utf8_lossy(&trimmed[DATA.len()..comma]).to_ascii_lowercase();
             if !meta.split(';').any(|part| part.trim() == "base64") {
@@ -177,9 +178,9 @@ fn strip_data_uri(head: &[u8]) -> Result<Option<&[u8]>, ApiError> {
             }
             Ok(Some(&trimmed[comma + 1..]))
         }
-        None if trimmed.len() > MAX_PREFIX => Err(ApiError::InvalidBase64(
-            "the data URI prefix has no comma".to_owned(),
-        )),
+        None if trimmed.len() > MAX_PREFIX => Err(ApiError::InvalidBase64(format!(
+            "the data URI prefix has no comma within {MAX_PREFIX} bytes"
+        ))),
         None => Ok(None),
     }
 }
@@ -334,6 +335,25 @@ mod tests {
             decode_in_chunks(not_base64.as_bytes(), 100, 100),
             Err(ApiError::InvalidBase64(_))
         ));
+    }
+
+    #[test]
+    fn a_data_uri_prefix_is_judged_alike_however_it_is_chunked() {
+        // Found by fuzzing: a comma past the prefix limit was accepted in one piece only.
+        let input = format!(
+            "data:image/{};base64,{}",
+            "x".repeat(300),
+            STANDARD.encode(b"hi")
+        );
+        for chunk in [1, 7, 64, input.len()] {
+            assert!(
+                matches!(
+                    decode_in_chunks(input.as_bytes(), chunk, 100),
+                    Err(ApiError::InvalidBase64(_))
+                ),
+                "chunk {chunk}"
+            );
+        }
     }
 
     #[test]

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Fuzzes Thumbnailify with libFuzzer (cargo fuzz), each target for SECONDS (default 600),
+# seeded with the test fixtures:
+#   thumbnail    the worker's decode → resize → encode path (first byte: the media type)
+#   upload_body  the gateway's streaming base64 decoder and JSON envelope parser
+# Usage: fuzz/run.sh [SECONDS] [TARGET...]
+# Needs cargo-fuzz (installed if absent). On a stable toolchain RUSTC_BOOTSTRAP=1 lets it
+# pass its sanitizer flags. A crashing input lands in fuzz/artifacts/<target>/: copy it to
+# tests/fuzz-regressions/<target>/ and `cargo test --test fuzz_regressions` replays it.
+set -euo pipefail
+seconds=${1:-600}
+shift || true
+targets=("$@")
+[ ${#targets[@]} -gt 0 ] || targets=(thumbnail upload_body)
+cd "$(dirname "$0")"
+command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz
+export RUSTC_BOOTSTRAP=1
+
+# Seeds. The thumbnail target's first byte picks the media type, in the order of
+# common::media::ALL: jpeg, png, gif, webp, tiff, bmp.
+mkdir -p corpus/thumbnail corpus/upload_body
+for file in ../tests/fixtures/*.jpg ../tests/fixtures/*.png ../tests/fixtures/*.gif \
+            ../tests/fixtures/*.webp ../tests/fixtures/*.tiff ../tests/fixtures/*.bmp; do
+  case $file in
+    *.jpg) selector=0 ;; *.png) selector=1 ;; *.gif) selector=2 ;;
+    *.webp) selector=3 ;; *.tiff) selector=4 ;; *.bmp) selector=5 ;;
+  esac
+  { printf "\\x0$selector"; cat "$file"; } > "corpus/thumbnail/$(basename "$file")"
+done
+for file in ../tests/fixtures/small.png ../tests/fixtures/strip.jpg ../tests/fixtures/bomb-tiff.tiff; do
+  { printf '\x4c'; base64 -w 76 "$file"; } > "corpus/upload_body/$(basename "$file").b64"
+  { printf '\x07data:image/png;base64,'; base64 -w 0 "$file"; } > "corpus/upload_body/$(basename "$file").uri"
+done
+printf '\x07{"data": "iVBORw0KGgo=", "media_type": "image/png", "name": "a.png"}' \
+  > corpus/upload_body/envelope.json
+
+for target in "${targets[@]}"; do
+  echo "== fuzzing $target for $seconds s"
+  cargo fuzz run -O "$target" "corpus/$target" -- \
+    -max_total_time="$seconds" -max_len=1048576 -rss_limit_mb=2048 -timeout=20 -print_final_stats=1
+done
