@@ -10,7 +10,7 @@
 //! | every fixture with bytes overwritten in its body | 202 then `Completed` or `Error`; never a crash | same |
 //! | 0 bytes | 400 `empty_body` | `tiny_and_disguised_files_are_refused` |
 //! | 1 byte, or bytes of no known format | 415 `media_type_mismatch` ("unrecognised data") | same |
-//! | PDF, ZIP, MP4, HTML declared as an image; PNG declared as JPEG | 415 `media_type_mismatch` naming what was found | same, and `api.rs` |
+//! | PDF, ZIP, MP4, HTML declared as an image; a PDF/PNG polyglot; PNG declared as JPEG | 415 `media_type_mismatch` naming what was found | same, and `api.rs` |
 //! | base64 with bad characters or misplaced padding | 400 `invalid_base64` | `api.rs` |
 //! | `data:image/png;base64,` prefix | accepted | `api.rs` |
 //! | JSON malformed, 10 000 levels deep, or missing fields | 400 `invalid_json` | `api.rs` |
@@ -146,7 +146,11 @@ async fn tiny_and_disguised_files_are_refused() {
         (b"\0\0\0\x18ftypmp42\0\0\0\0mp42isom", "video/mp4"),
         (b"<!DOCTYPE html><html><body>hi</body></html>", "text/html"),
     ];
-    for (bytes, found) in disguised {
+    // A polyglot: a PDF that carries a whole PNG after its header.
+    let mut polyglot = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n".to_vec();
+    polyglot.extend_from_slice(&fixture("small.png"));
+    let polyglot: (&[u8], &str) = (&polyglot, "application/pdf");
+    for (bytes, found) in disguised.into_iter().chain([polyglot]) {
         let answer = gateway.upload("image/png", bytes).await;
         answer.assert_error(415, "media_type_mismatch");
         let message = answer.json()["error"]["message"]
