@@ -95,6 +95,12 @@ impl Base64Stream {
             .extend(chunk.iter().copied().filter(|b| !b.is_ascii_whitespace()));
         // Decode every whole group of four but the last, which may end in padding.
         let ready = (self.pending.len().saturating_sub(1) / 4) * 4;
+        // More data follows this segment, so it may not end in padding.
+        if ready > 0 && self.pending[ready - 1] == b'=' {
+            return Err(ApiError::InvalidBase64(
+                "padding ('=') before the end of the data".to_owned(),
+            ));
+        }
         if ready > 0 {
             let pending = std::mem::take(&mut self.pending);
             self.decode(&pending[..ready])?;
@@ -346,6 +352,21 @@ mod tests {
             STANDARD.encode(b"hi")
         );
         for chunk in [1, 7, 64, input.len()] {
+            assert!(
+                matches!(
+                    decode_in_chunks(input.as_bytes(), chunk, 100),
+                    Err(ApiError::InvalidBase64(_))
+                ),
+                "chunk {chunk}"
+            );
+        }
+    }
+
+    #[test]
+    fn padding_inside_the_data_is_refused_however_it_is_chunked() {
+        // Found by fuzzing: "=" ending a streamed segment was taken for the end of the data.
+        let input = "QUFB=QUFBQUFB";
+        for chunk in 1..=input.len() {
             assert!(
                 matches!(
                     decode_in_chunks(input.as_bytes(), chunk, 100),
