@@ -1,0 +1,81 @@
+"""Load for Thumbnailify: users upload real photos as base64, poll until the job is final,
+fetch the thumbnail and delete it.
+
+    pip install locust
+    locust -f locustfile.py --headless -u 16 -r 16 -t 30s --host http://127.0.0.1:8080 \
+        --csv results/run
+
+Images come from THUMBNAILIFY_LOAD_IMAGES (a directory; default: tests/fixtures), every
+.jpg/.png/.gif/.webp/.tiff/.bmp in it except the deliberately hostile ones. Polling and
+deleting are reported under their own names; a job that ends in Error counts as a failure.
+"""
+
+import base64
+import os
+import pathlib
+import random
+import time
+
+from locust import HttpUser, between, task
+
+MEDIA_TYPES = {
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".png": "image/png",
+    ".gif": "image/gif",
+    ".webp": "image/webp",
+    ".tiff": "image/tiff",
+    ".bmp": "image/bmp",
+}
+IMAGE_DIR = pathlib.Path(
+    os.environ.get("THUMBNAILIFY_LOAD_IMAGES", pathlib.Path(__file__).parent / "tests" / "fixtures")
+)
+IMAGES = [
+    (path.name, MEDIA_TYPES[path.suffix.lower()], base64.b64encode(path.read_bytes()))
+    for path in sorted(IMAGE_DIR.iterdir())
+    if path.suffix.lower() in MEDIA_TYPES and not path.name.startswith(("hostile-", "bomb-"))
+]
+POLL_INTERVAL = 0.05
+POLL_TIMEOUT = 60.0
+
+
+class Uploader(HttpUser):
+    wait_time = between(0, 0.1)
+
+    @task
+    def thumbnail_round_trip(self):
+        name, media_type, body = random.choice(IMAGES)
+        with self.client.post(
+            f"/images?name={name}",
+            data=body,
+            headers={"Content-Type": media_type},
+            name="POST /images",
+            catch_response=True,
+        ) as response:
+            if response.status_code != 202:
+                response.failure(f"{response.status_code}: {response.text[:200]}")
+                return
+            media_id = response.json()["media_id"]
+
+        deadline = time.monotonic() + POLL_TIMEOUT
+        while True:
+            with self.client.get(
+                f"/images/{media_id}", name="GET /images/{id}", catch_response=True
+            ) as response:
+                record = response.json()
+                if record["state"] == "Error":
+                    response.failure(f"job failed: {record['message']}")
+                    return
+                if record["state"] == "Completed":
+                    break
+                if time.monotonic() > deadline:
+                    response.failure("still processing after 60 s")
+                    return
+            time.sleep(POLL_INTERVAL)
+
+        self.client.get(
+            f"/images/{media_id}/thumbnail",
+            headers={"Accept": "image/*"},
+            name="GET /images/{id}/thumbnail",
+        )
+        self.client.delete(f"/images/{media_id}", name="DELETE /images/{id}")
