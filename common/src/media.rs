@@ -49,18 +49,6 @@ impl MediaType {
             MediaType::Bmp => "image/bmp",
         }
     }
-
-    /// The usual file extension, without the dot.
-    pub fn extension(self) -> &'static str {
-        match self {
-            MediaType::Jpeg => "jpg",
-            MediaType::Png => "png",
-            MediaType::Gif => "gif",
-            MediaType::Webp => "webp",
-            MediaType::Tiff => "tiff",
-            MediaType::Bmp => "bmp",
-        }
-    }
 }
 
 impl fmt::Display for MediaType {
