@@ -103,7 +103,8 @@ pub struct LimitsConfig {
     /// How long a client may take to send its headers, and may leave its body idle, before
     /// the request is refused (408) and the connection freed.
     pub read_timeout_secs: u64,
-    /// Uploads read at once; more are refused (503, `Retry-After`) rather than buffered.
+    /// Uploads read at once; more wait up to 5 s with their bodies unread, then are refused
+    /// (503, `Retry-After`).
     pub max_inflight_uploads: usize,
     /// Jobs waiting or running at once; past it uploads are refused (503, `Retry-After`).
     pub max_queued_jobs: u64,

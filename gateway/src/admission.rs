@@ -3,17 +3,19 @@
 //! | check | refusal |
 //! |---|---|
 //! | this client's uploads ≤ `limits.uploads_per_client_per_second` (bursts of twice that) | 429 `rate_limited`, `Retry-After` |
-//! | uploads being read at once ≤ `limits.max_inflight_uploads` | 503 `overloaded`, `Retry-After: 1` |
+//! | uploads being read at once ≤ `limits.max_inflight_uploads`, waiting up to [`SLOT_WAIT`] for a place | 503 `overloaded`, `Retry-After: 1` |
 //! | jobs not final yet < `limits.max_queued_jobs` | 503 `queue_full`, `Retry-After: 5` |
 //! | free space in the data directory ≥ `limits.min_free_disk_bytes` | 507 `insufficient_storage` |
 //!
 //! Refusing at the door keeps memory and disk bounded under any load, and refuses an upload
-//! before it could fail half-way through a write.
+//! before it could fail half-way through a write. An upload waiting for a place has had
+//! none of its body read, so a burst waits in the kernel's buffers rather than in memory.
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use common::config::LimitsConfig;
 use governor::clock::{Clock, DefaultClock};
@@ -22,6 +24,9 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::error::ApiError;
 use crate::metrics::Metrics;
+
+/// How long an upload waits for a place among those being read before it is refused.
+pub const SLOT_WAIT: Duration = Duration::from_secs(5);
 
 /// The admission checks.
 #[derive(Debug, Clone)]
@@ -53,7 +58,7 @@ impl Admission {
 
     /// Lets an upload from `client` in, or says why not. The permit is held while the upload
     /// is read.
-    pub fn admit(
+    pub async fn admit(
         &self,
         metrics: &Metrics,
         client: IpAddr,
@@ -70,9 +75,10 @@ impl Admission {
                 limiter.retain_recent();
             }
         }
-        let permit = Arc::clone(&self.uploads)
-            .try_acquire_owned()
-            .map_err(|_| ApiError::Overloaded("too many uploads in progress"))?;
+        let permit = tokio::time::timeout(SLOT_WAIT, Arc::clone(&self.uploads).acquire_owned())
+            .await
+            .map_err(|_| ApiError::Overloaded("too many uploads in progress"))?
+            .expect("the semaphore is never closed");
         if u64::try_from(metrics.jobs_processing.get()).unwrap_or(0) >= self.max_queued_jobs {
             return Err(ApiError::QueueFull);
         }

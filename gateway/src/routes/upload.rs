@@ -45,7 +45,10 @@ pub async fn upload(
     headers: HeaderMap,
     mut body: Body,
 ) -> Response {
-    let outcome = match (params, state.admission.admit(&state.metrics, client.ip())) {
+    let outcome = match (
+        params,
+        state.admission.admit(&state.metrics, client.ip()).await,
+    ) {
         (Ok(Query(params)), Ok(_permit)) => accept(&state, params.name, &headers, &mut body).await,
         (Err(rejection), _) => Err(ApiError::InvalidParameter(rejection.body_text())),
         (_, Err(refusal)) => Err(refusal),
