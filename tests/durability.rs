@@ -5,7 +5,7 @@ mod support;
 
 use std::time::Duration;
 
-use support::{Backend, Gateway, wait_gone};
+use support::{Backend, Gateway, slow_png, wait_gone};
 
 async fn two_hundred_concurrent_uploads_all_complete(backend: Backend) {
     let gateway = std::sync::Arc::new(Gateway::start(backend, "").await);
@@ -93,6 +93,48 @@ async fn sigterm_finishes_in_flight_work_and_exits_cleanly(backend: Backend) {
             .any(|l| l == "thumbnailify_jobs_processing 0"),
         "{metrics}"
     );
+}
+
+/// Embedded: a job whose decode crashes the whole process would crash it at every restart.
+/// A job in flight at a crash counts an attempt; after `recovery.max_attempts` it is failed.
+#[tokio::test]
+async fn a_job_in_flight_at_every_crash_ends_as_an_error() {
+    let config = "worker: {concurrency: 1}\nrecovery: {max_attempts: 2}";
+    let mut gateway = Gateway::start_with_queue(None, config).await;
+    let answer = gateway.upload("image/png", &slow_png()).await;
+    assert_eq!(answer.status, 202);
+    let id = answer.json()["media_id"].as_str().unwrap().to_owned();
+    for crash in 1..=2 {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let record = gateway.get(&format!("/images/{id}")).await.json();
+            assert_eq!(record["state"], "Processing", "crash {crash}: {record}");
+            if record["service"] == "worker" {
+                // Visible at once, durable at the next group commit: let it land.
+                tokio::time::sleep(Duration::from_millis(150)).await;
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "never taken: {record}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        gateway.kill();
+        gateway.spawn().await;
+    }
+    let record = gateway.wait_final(&id).await;
+    assert_eq!(record["state"], "Error", "{record}");
+    assert_eq!(record["code"], 500);
+    assert_eq!(record["attempts"], 2);
+    assert!(
+        record["message"]
+            .as_str()
+            .unwrap()
+            .contains("stopped while processing")
+    );
+    let other = gateway.upload_fixture("small.png").await;
+    assert_eq!(gateway.wait_final(&other).await["state"], "Completed");
 }
 
 on_both_backends!(

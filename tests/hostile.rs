@@ -21,6 +21,7 @@
 //! | an id that is not a UUID | 400 `invalid_id` | `api.rs` |
 //! | `../../etc/passwd` as the name | kept as metadata; files are named by id only | `api.rs` |
 //! | raw file corrupted on disk after acceptance | `Error` 422; the worker goes on | `a_raw_file_corrupted_after_acceptance_ends_as_an_error` |
+//! | a job in flight at every crash of the (embedded) process | counted per restart; `Error` 500 after `recovery.max_attempts` | `durability.rs` |
 //! | a job no worker ever finishes | queued again after `recovery.stuck_after_secs`, then `Error` 504 after `recovery.max_attempts` | `rabbitmq.rs` |
 //! | a full disk | 507 `insufficient_storage`; accepted records stay readable; nothing half-written | `trust.rs` |
 

@@ -75,7 +75,8 @@ pub async fn serve(
     let keys = auth::ApiKeys::load(&config.auth)?;
     let queue = Queue::from_config(&config.queue);
     let metrics = Arc::new(Metrics::new());
-    let processing = recovery::requeue(&store, queue.is_durable(), &metrics)?;
+    let processing = recovery::requeue(&store, queue.is_durable(), &config.recovery, &metrics)?;
+    store.flush().await?;
 
     let results = Results {
         store: store.clone(),

@@ -1,7 +1,10 @@
 //! Start-up recovery: finish what a crash or a shutdown interrupted.
 //!
 //! - With the embedded queue, which keeps nothing across restarts, every record left
-//!   `Processing` goes back to the outbox. (RabbitMQ keeps its queued jobs, and the outbox
+//!   `Processing` goes back to the outbox. One a worker had taken (`service: worker`) was in
+//!   flight when the process died, and may be what killed it: that counts as an attempt, and
+//!   after `recovery.max_attempts` the record becomes `Error` instead of crashing the process
+//!   again and again. (RabbitMQ keeps its queued jobs, and the outbox
 //!   keeps those not yet published.) A 202 means the record and the raw file are on disk;
 //!   this is what makes that promise hold across restarts. A job may thereby run twice, which
 //!   is harmless (see [`crate::results`]).
@@ -11,28 +14,61 @@
 
 use std::path::Path;
 
+use common::config::RecoveryConfig;
 use common::files::{DataDir, remove_if_exists, remove_temp_files};
 use common::message::Job;
+use common::record::{Service, State};
+use common::time::now_rfc3339;
 use uuid::Uuid;
 
 use crate::error::GatewayError;
 use crate::metrics::Metrics;
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, Update};
 
 /// Counts the records still processing and, when the queue is not durable, puts their jobs
-/// back in the outbox; returns how many there are.
+/// back in the outbox (or fails those that were in flight at too many crashes); returns how
+/// many are still processing. Flush the store afterwards.
 pub fn requeue(
     store: &Store,
     queue_is_durable: bool,
+    recovery: &RecoveryConfig,
     metrics: &Metrics,
 ) -> Result<usize, GatewayError> {
     let mut processing = 0;
-    for record in store.processing() {
-        let record = record?;
-        if !queue_is_durable {
-            store.enqueue(&Job::new(record.media_id, record.media_type))?;
+    let records: Vec<_> = store.processing().collect::<Result<_, _>>()?;
+    for record in records {
+        if queue_is_durable {
+            processing += 1;
+            continue;
         }
-        processing += 1;
+        let update = store.update(record.media_id, |current| {
+            if current.is_final() || current.service != Service::Worker {
+                return false;
+            }
+            current.updated_at = now_rfc3339();
+            current.service = Service::Gateway;
+            if current.attempts >= recovery.max_attempts {
+                current.state = State::Error;
+                current.code = 500;
+                current.message = format!(
+                    "the service stopped while processing this image on each of {} attempts",
+                    current.attempts
+                );
+            } else {
+                current.attempts += 1;
+                current.message = format!(
+                    "queued again after a restart (attempt {})",
+                    current.attempts
+                );
+            }
+            true
+        })?;
+        if matches!(&update, Update::Changed(record) if record.state == State::Error) {
+            tracing::error!(media_id = %record.media_id, "a job was in flight at every crash; recorded as failed");
+        } else {
+            store.enqueue(&Job::new(record.media_id, record.media_type))?;
+            processing += 1;
+        }
     }
     metrics
         .jobs_processing

@@ -6,7 +6,7 @@
 //!
 //! | result | record | action |
 //! |---|---|---|
-//! | started | processing, held by the gateway | `service: worker` |
+//! | started | processing, held by the gateway | `service: worker`, flushed |
 //! | completed / failed | processing | made final, flushed; raw file removed unless `keep_raw` |
 //! | completed | already final but not completed, or deleted | the thumbnail is an orphan: removed |
 //! | any | already final | ignored |
@@ -106,7 +106,7 @@ impl Results {
         let media_id = result.media_id;
         match &result.outcome {
             Outcome::Started => {
-                self.store.update(media_id, |record| {
+                let update = self.store.update(media_id, |record| {
                     let take =
                         record.state == State::Processing && record.service == Service::Gateway;
                     if take {
@@ -116,6 +116,11 @@ impl Results {
                     }
                     take
                 })?;
+                // Durable, so that after a crash the start-up recovery knows this job was in
+                // flight (and may be what crashed the process).
+                if let Update::Changed(_) = update {
+                    self.store.flush().await?;
+                }
             }
             Outcome::Completed {
                 width,
