@@ -111,7 +111,7 @@ async fn service(label: &str, gateway: Gateway, duration: Duration, clients: usi
                         failures += 1;
                         continue;
                     }
-                    let id = answer.json()["media_id"].as_str().unwrap().to_owned();
+                    let id = answer.media_id();
                     let record = gateway.wait_final(&id).await;
                     let thumbnail = gateway.thumbnail(&id).await;
                     let deleted = gateway

@@ -8,7 +8,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use support::{Backend, Gateway, JOB_TIMEOUT, Vhost, rabbitmqctl, slow_png};
+use support::{Backend, Gateway, Vhost, rabbitmqctl, slow_png};
 
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
@@ -26,23 +26,6 @@ impl Drop for Outage {
     fn drop(&mut self) {
         rabbitmqctl(&["start_app"]);
         rabbitmqctl(&["await_startup"]);
-    }
-}
-
-/// Polls the record until `accept` says so.
-async fn wait_record(
-    gateway: &Gateway,
-    id: &str,
-    accept: impl Fn(&serde_json::Value) -> bool,
-) -> serde_json::Value {
-    let deadline = Instant::now() + JOB_TIMEOUT;
-    loop {
-        let record = gateway.get(&format!("/images/{id}")).await.json();
-        if accept(&record) {
-            return record;
-        }
-        assert!(Instant::now() < deadline, "{record}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 
@@ -106,10 +89,12 @@ async fn a_killed_worker_s_job_is_redelivered_and_completes_on_another() {
         Gateway::start_with_queue(Some(vhost.url()), "worker: {concurrency: 1}").await;
     let answer = gateway.upload("image/png", &slow_png()).await;
     assert_eq!(answer.status, 202);
-    let id = answer.json()["media_id"].as_str().unwrap().to_owned();
+    let id = answer.media_id();
 
     let first = gateway.start_worker();
-    wait_record(&gateway, &id, |record| record["service"] == "worker").await;
+    gateway
+        .wait_record(&id, |record| record["service"] == "worker")
+        .await;
     gateway.kill_worker(first);
     let record = gateway.get(&format!("/images/{id}")).await.json();
     assert_eq!(
@@ -131,9 +116,11 @@ async fn a_worker_finishes_its_job_on_sigterm_and_exits_cleanly() {
     let mut gateway =
         Gateway::start_with_queue(Some(vhost.url()), "worker: {concurrency: 1}").await;
     let answer = gateway.upload("image/png", &slow_png()).await;
-    let id = answer.json()["media_id"].as_str().unwrap().to_owned();
+    let id = answer.media_id();
     let worker = gateway.start_worker();
-    wait_record(&gateway, &id, |record| record["service"] == "worker").await;
+    gateway
+        .wait_record(&id, |record| record["service"] == "worker")
+        .await;
     assert!(
         gateway.terminate_worker(worker),
         "exit status 0 after SIGTERM"
@@ -200,7 +187,9 @@ async fn a_job_no_worker_takes_is_queued_again_then_recorded_as_failed() {
     gateway.wait_ready().await;
     // No worker runs: the job waits in RabbitMQ and the record cannot move.
     let id = gateway.upload_fixture("small.png").await;
-    let requeued = wait_record(&gateway, &id, |record| record["attempts"] == 2).await;
+    let requeued = gateway
+        .wait_record(&id, |record| record["attempts"] == 2)
+        .await;
     assert_eq!(requeued["state"], "Processing", "{requeued}");
     let record = gateway.wait_final(&id).await;
     assert_eq!(record["state"], "Error", "{record}");

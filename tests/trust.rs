@@ -68,7 +68,7 @@ async fn with_api_keys_every_endpoint_but_healthz_needs_one() {
             )
             .await;
         assert_eq!(answer.status, 202, "{key}");
-        let id = answer.json()["media_id"].as_str().unwrap().to_owned();
+        let id = answer.media_id();
         let record = gateway
             .request(
                 Method::GET,
@@ -122,7 +122,7 @@ async fn a_full_disk_refuses_uploads_cleanly_and_keeps_what_was_accepted() {
     let refusal = loop {
         let answer = gateway.upload("image/png", &fixture("png-rgb.png")).await;
         match answer.status.as_u16() {
-            202 => accepted.push(answer.json()["media_id"].as_str().unwrap().to_owned()),
+            202 => accepted.push(answer.media_id()),
             _ => break answer,
         }
         assert!(accepted.len() < 100, "the disk never filled");
@@ -194,7 +194,7 @@ async fn past_the_queue_cap_uploads_are_told_to_retry() {
     answer.assert_error(503, "queue_full");
     assert_eq!(answer.header("retry-after").as_deref(), Some("5"));
     for answer in [first, second] {
-        let id = answer.json()["media_id"].as_str().unwrap().to_owned();
+        let id = answer.media_id();
         gateway.wait_final(&id).await;
     }
     assert_eq!(

@@ -148,6 +148,14 @@ impl Answer {
         })
     }
 
+    /// The `media_id` of the record in the body.
+    pub fn media_id(&self) -> String {
+        self.json()["media_id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no media_id in {}", self.json()))
+            .to_owned()
+    }
+
     /// A header as text.
     pub fn header(&self, name: &str) -> Option<String> {
         self.headers
@@ -439,25 +447,34 @@ impl Gateway {
             "{name}: {}",
             String::from_utf8_lossy(&answer.body)
         );
-        answer.json()["media_id"].as_str().unwrap().to_owned()
+        answer.media_id()
     }
 
-    /// Polls the record until it is final; returns it.
-    pub async fn wait_final(&self, media_id: &str) -> Value {
+    /// Polls the record every 10 ms until `accept` says so; returns it.
+    pub async fn wait_record(&self, media_id: &str, accept: impl Fn(&Value) -> bool) -> Value {
         let deadline = Instant::now() + JOB_TIMEOUT;
         loop {
             let answer = self.get(&format!("/images/{media_id}")).await;
             assert_eq!(answer.status, StatusCode::OK, "{media_id}");
             let record = answer.json();
-            if record["state"] != "Processing" {
+            if accept(&record) {
                 return record;
             }
-            assert!(
-                Instant::now() < deadline,
-                "{media_id} still processing: {record}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            assert!(Instant::now() < deadline, "{media_id}: {record}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
+    }
+
+    /// Polls the record until it is final; returns it.
+    pub async fn wait_final(&self, media_id: &str) -> Value {
+        self.wait_record(media_id, |record| record["state"] != "Processing")
+            .await
+    }
+
+    /// How many records `GET /images` lists (up to a page of 1000).
+    pub async fn record_count(&self) -> usize {
+        let page = self.get("/images?limit=1000").await.json();
+        page["items"].as_array().expect("a page of records").len()
     }
 
     /// The thumbnail's raw bytes (asks with `Accept: image/*`).
