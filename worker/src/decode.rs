@@ -13,6 +13,9 @@ use image::{DynamicImage, ImageDecoder, ImageError, ImageFormat, ImageReader};
 
 use crate::error::ThumbnailError;
 
+/// The decoders this build uses for JPEG and WebP.
+pub const BACKENDS: &str = "JPEG: zune-jpeg (full size); WebP: image-webp";
+
 /// The `image` format that decodes a media type.
 fn image_format(media_type: MediaType) -> ImageFormat {
     match media_type {

@@ -1,0 +1,185 @@
+//! Core speed, side by side: `cargo bench --bench core [-- DIR [REPEAT]]`.
+//!
+//! For every image in DIR (default `target/bench-corpus`, made by `benches/corpus/make.sh`),
+//! on one thread, fitting in the default 100×100 box:
+//!
+//! - ours: the worker's own code path (`worker::thumbnail::make`: decode → resize → encode),
+//!   in-process, median of REPEAT runs (default 11) after a warm-up;
+//! - `vipsthumbnail` (libvips, `VIPS_CONCURRENCY=1`): median wall time of REPEAT processes,
+//!   so its figure includes process start-up (reported on its own line);
+//! - Pillow `Image.thumbnail` (`benches/pillow_thumbnail.py`): in-process median.
+//!
+//! Then the ratio of ours to the faster reference (vips counted net of its start-up), decoded megapixels per second, and each
+//! one's peak RSS for one thumbnail of the file (`/usr/bin/time -f %M`, a fresh process each;
+//! Pillow's includes its interpreter). Which JPEG and WebP decoders ours uses depends on the
+//! cargo features the bench is built with, printed first.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use common::config::{LimitsConfig, ThumbnailConfig};
+use common::media::MediaType;
+
+fn main() {
+    let mut args = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--bench"));
+    let first = args.next();
+    if first.as_deref() == Some("--once") {
+        let path = PathBuf::from(args.next().expect("--once FILE"));
+        thumbnail(&std::fs::read(&path).unwrap(), media_type(&path));
+        return;
+    }
+    let dir = PathBuf::from(first.unwrap_or_else(|| "target/bench-corpus".to_owned()));
+    let repeat: usize = args.next().map_or(11, |a| a.parse().expect("REPEAT"));
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e} (run benches/corpus/make.sh)", dir.display()))
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some())
+        .collect();
+    files.sort();
+    let settings = ThumbnailConfig::default();
+    println!(
+        "core: one thread, fit in {}×{}, median of {repeat} runs; decoders: {}",
+        settings.width,
+        settings.height,
+        worker::decode::BACKENDS
+    );
+    let startup = vips_startup_ms(repeat);
+    println!("vipsthumbnail start-up alone (1×1 PNG): {startup:.1} ms; \"vips net\" subtracts it");
+    println!(
+        "| file | MP | ours ms | vips ms | vips net ms | Pillow ms | ours ÷ best | ours MP/s | RSS MB ours / vips / Pillow |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for path in &files {
+        let bytes = std::fs::read(path).unwrap();
+        let media_type = media_type(path);
+        let made = thumbnail(&bytes, media_type);
+        let megapixels = f64::from(made.source_width) * f64::from(made.source_height) / 1e6;
+        let ours = median((0..repeat).map(|_| {
+            let start = Instant::now();
+            std::hint::black_box(thumbnail(&bytes, media_type));
+            start.elapsed().as_secs_f64() * 1000.0
+        }));
+        let vips = median((0..repeat).map(|_| vips_ms(path, settings.width)));
+        let pillow = pillow_ms(path, repeat, settings.width);
+        let vips_net = (vips - startup).max(0.1);
+        let best = vips_net.min(pillow);
+        let exe = std::env::current_exe().unwrap();
+        let rss = [
+            peak_rss_mb(Command::new(&exe).arg("--once").arg(path)),
+            peak_rss_mb(&vips_command(path, settings.width)),
+            peak_rss_mb(&pillow_command(path, 1, settings.width)),
+        ];
+        println!(
+            "| {} | {megapixels:.1} | {ours:.1} | {vips:.1} | {vips_net:.1} | {pillow:.1} | {:.2} | {:.0} | {:.0} / {:.0} / {:.0} |",
+            path.file_name().unwrap().to_string_lossy(),
+            ours / best,
+            megapixels / (ours / 1000.0),
+            rss[0],
+            rss[1],
+            rss[2],
+        );
+    }
+}
+
+fn thumbnail(bytes: &[u8], media_type: MediaType) -> worker::thumbnail::Thumbnail {
+    let (settings, limits) = (ThumbnailConfig::default(), LimitsConfig::default());
+    worker::thumbnail::make(bytes, media_type, &settings, &limits).unwrap()
+}
+
+fn media_type(path: &Path) -> MediaType {
+    match path.extension().unwrap().to_str().unwrap() {
+        "jpg" | "jpeg" => MediaType::Jpeg,
+        "png" => MediaType::Png,
+        "gif" => MediaType::Gif,
+        "webp" => MediaType::Webp,
+        "tif" | "tiff" => MediaType::Tiff,
+        "bmp" => MediaType::Bmp,
+        other => panic!("no media type for .{other}"),
+    }
+}
+
+fn median(times: impl Iterator<Item = f64>) -> f64 {
+    let mut times: Vec<f64> = times.collect();
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
+}
+
+fn vips_command(path: &Path, size: u32) -> Command {
+    let out = std::env::temp_dir().join("thumbnailify-bench-vips.jpg");
+    let mut command = Command::new("vipsthumbnail");
+    command
+        .env("VIPS_CONCURRENCY", "1")
+        .arg(path)
+        .arg("--size")
+        .arg(format!("{size}x{size}"))
+        .arg("-o")
+        .arg(format!("{}[Q=85]", out.display()));
+    command
+}
+
+fn vips_ms(path: &Path, size: u32) -> f64 {
+    let start = Instant::now();
+    let status = vips_command(path, size).status().expect("vipsthumbnail");
+    assert!(
+        status.success(),
+        "vipsthumbnail failed on {}",
+        path.display()
+    );
+    start.elapsed().as_secs_f64() * 1000.0
+}
+
+fn vips_startup_ms(repeat: usize) -> f64 {
+    let tiny = std::env::temp_dir().join("thumbnailify-bench-1x1.png");
+    image::RgbImage::new(1, 1).save(&tiny).unwrap();
+    median((0..repeat).map(|_| vips_ms(&tiny, 1)))
+}
+
+fn pillow_command(path: &Path, repeat: usize, size: u32) -> Command {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/pillow_thumbnail.py");
+    let mut command = Command::new("python3");
+    command
+        .arg(script)
+        .arg(path)
+        .arg(repeat.to_string())
+        .arg(size.to_string());
+    command
+}
+
+fn pillow_ms(path: &Path, repeat: usize, size: u32) -> f64 {
+    let out = pillow_command(path, repeat, size)
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// Peak resident set of a command, in MB, as `/usr/bin/time` reports it.
+fn peak_rss_mb(command: &Command) -> f64 {
+    let out = Command::new("/usr/bin/time")
+        .arg("-f")
+        .arg("%M")
+        .arg(command.get_program())
+        .args(command.get_args())
+        .envs(command.get_envs().filter_map(|(k, v)| Some((k, v?))))
+        .output()
+        .expect("/usr/bin/time");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    let kib: f64 = stderr.lines().last().unwrap().trim().parse().unwrap();
+    kib / 1024.0
+}
