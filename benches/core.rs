@@ -44,7 +44,7 @@ fn main() {
         "core: one thread, fit in {}×{}, median of {repeat} runs; decoders: {}",
         settings.width,
         settings.height,
-        worker::decode::BACKENDS
+        worker::decode::backends()
     );
     let startup = vips_startup_ms(repeat);
     println!("vipsthumbnail start-up alone (1×1 PNG): {startup:.1} ms; \"vips net\" subtracts it");

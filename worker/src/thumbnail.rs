@@ -51,9 +51,13 @@ fn make_unguarded(
     settings: &ThumbnailConfig,
     limits: &LimitsConfig,
 ) -> Result<Thumbnail, ThumbnailError> {
-    let image = decode::decode(bytes, media_type, limits)?;
-    let (source_width, source_height) = (image.width(), image.height());
-    let (width, height) = resize::fit(source_width, source_height, settings.width, settings.height);
+    let fit_box = (settings.width, settings.height);
+    let decode::Decoded {
+        image,
+        source_width,
+        source_height,
+    } = decode::decode(bytes, media_type, limits, fit_box)?;
+    let (width, height) = resize::fit(source_width, source_height, fit_box.0, fit_box.1);
     let resized = resize::resize(image, width, height)?;
     let (bytes, media_type) = encode::encode(resized, settings.format, settings.jpeg_quality)?;
     Ok(Thumbnail {

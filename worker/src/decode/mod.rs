@@ -4,17 +4,46 @@
 //! pixel buffer exists, so a decompression bomb costs a few bytes of reading. The decoder also
 //! runs under `image`'s allocation limit. The EXIF orientation is applied, so that what comes
 //! out is upright.
+//!
+//! Decoding knows the box the thumbnail must fit, so formats that can decode at reduced size do:
+//! JPEG decodes its DCT blocks at 1/2, 1/4 or 1/8 scale ([`jpeg`]), and WebP, with the
+//! `libwebp` feature, scales while it decodes ([`webp`]). Every other format decodes through
+//! `image` at full size.
 
 use std::io::Cursor;
 
 use common::config::LimitsConfig;
 use common::media::MediaType;
+use image::metadata::Orientation;
 use image::{DynamicImage, ImageDecoder, ImageError, ImageFormat, ImageReader};
 
 use crate::error::ThumbnailError;
 
-/// The decoders this build uses for JPEG and WebP.
-pub const BACKENDS: &str = "JPEG: zune-jpeg (full size); WebP: image-webp";
+mod jpeg;
+#[cfg(feature = "libwebp")]
+mod webp;
+
+/// The decoders this build uses for JPEG and WebP, for benchmark reports.
+pub fn backends() -> String {
+    let webp = if cfg!(feature = "libwebp") {
+        "libwebp, scaled while decoding"
+    } else {
+        "image-webp, full size"
+    };
+    format!("JPEG: {}; WebP: {webp}", jpeg::BACKEND)
+}
+
+/// A decoded image and the size of the source it came from.
+#[derive(Debug)]
+pub struct Decoded {
+    /// The upright pixels: the whole image, or a reduction of it no smaller than twice the
+    /// thumbnail (see [`decode`]).
+    pub image: DynamicImage,
+    /// The source's upright width.
+    pub source_width: u32,
+    /// The source's upright height.
+    pub source_height: u32,
+}
 
 /// The `image` format that decodes a media type.
 fn image_format(media_type: MediaType) -> ImageFormat {
@@ -64,48 +93,93 @@ pub fn check_pixels(width: u32, height: u32, max_pixels: u64) -> Result<(), Thum
 }
 
 /// Reads only the header: the upright dimensions (EXIF orientation applied). Refuses images
-/// over the pixel limit. Cheap: no pixel is decoded.
+/// over the pixel limit. Cheap: no pixel is decoded, and the bytes are not copied.
 pub fn probe(
     bytes: &[u8],
     media_type: MediaType,
     limits: &LimitsConfig,
 ) -> Result<(u32, u32), ThumbnailError> {
+    if media_type == MediaType::Jpeg {
+        let header = jpeg::Header::read(bytes, limits)?;
+        return Ok(upright(header.width, header.height, header.orientation));
+    }
     let mut decoder = open(bytes, media_type, limits)?;
     let (width, height) = decoder.dimensions();
-    let orientation = decoder
-        .orientation()
-        .unwrap_or(image::metadata::Orientation::NoTransforms);
-    Ok(if swaps_axes(orientation) {
-        (height, width)
-    } else {
-        (width, height)
-    })
+    Ok(upright(width, height, orientation(&mut decoder)))
 }
 
-/// Whether an orientation turns the image by 90° (so width and height swap).
-fn swaps_axes(orientation: image::metadata::Orientation) -> bool {
-    use image::metadata::Orientation::*;
-    matches!(
-        orientation,
-        Rotate90 | Rotate270 | Rotate90FlipH | Rotate270FlipH
-    )
+/// The EXIF orientation a decoder reports. A broken EXIF block is no reason to refuse an image
+/// that decodes: it is shown as stored.
+fn orientation(decoder: &mut impl ImageDecoder) -> Orientation {
+    decoder.orientation().unwrap_or(Orientation::NoTransforms)
 }
 
-/// Decodes the whole image (for GIF, the first frame) and turns it upright.
+/// The dimensions of a `width`×`height` image once turned upright by `orientation`.
+fn upright(width: u32, height: u32, orientation: Orientation) -> (u32, u32) {
+    use Orientation::*;
+    match orientation {
+        Rotate90 | Rotate270 | Rotate90FlipH | Rotate270FlipH => (height, width),
+        _ => (width, height),
+    }
+}
+
+/// Decodes the image (for GIF, the first frame) and turns it upright. The result is the whole
+/// image, or, for formats that can decode at reduced size, the smallest reduction they offer
+/// that is still at least twice the size of the thumbnail that fits in `fit_box`: the final
+/// Lanczos filter keeps real pixels to work with, as in libvips' and Pillow's shrink-on-load.
 pub fn decode(
     bytes: &[u8],
     media_type: MediaType,
     limits: &LimitsConfig,
-) -> Result<DynamicImage, ThumbnailError> {
+    fit_box: (u32, u32),
+) -> Result<Decoded, ThumbnailError> {
+    match media_type {
+        MediaType::Jpeg => jpeg::decode(bytes, limits, fit_box),
+        #[cfg(feature = "libwebp")]
+        MediaType::Webp => webp::decode(bytes, limits, fit_box),
+        _ => decode_full(bytes, media_type, limits),
+    }
+}
+
+/// Decodes the whole image through `image` and turns it upright.
+fn decode_full(
+    bytes: &[u8],
+    media_type: MediaType,
+    limits: &LimitsConfig,
+) -> Result<Decoded, ThumbnailError> {
     let mut decoder = open(bytes, media_type, limits)?;
-    // A broken EXIF block is no reason to refuse an image that decodes: show it as stored.
-    let orientation = decoder
-        .orientation()
-        .unwrap_or(image::metadata::Orientation::NoTransforms);
+    let orientation = orientation(&mut decoder);
     let mut image =
         DynamicImage::from_decoder(decoder).map_err(|error| map_error(error, media_type))?;
     image.apply_orientation(orientation);
-    Ok(image)
+    Ok(Decoded {
+        source_width: image.width(),
+        source_height: image.height(),
+        image,
+    })
+}
+
+/// The smallest of the `reductions` (divisors, largest first) that leaves a `width`×`height`
+/// image at least twice the size of its thumbnail in `fit_box`, or 1. `width` and `height`
+/// are as stored: `swapped` says the upright image has them the other way round.
+fn reduction(
+    width: u32,
+    height: u32,
+    swapped: bool,
+    fit_box: (u32, u32),
+    reductions: &[u32],
+) -> u32 {
+    let (box_width, box_height) = if swapped {
+        (fit_box.1, fit_box.0)
+    } else {
+        fit_box
+    };
+    let (target_width, target_height) = crate::resize::fit(width, height, box_width, box_height);
+    reductions
+        .iter()
+        .copied()
+        .find(|&r| width.div_ceil(r) >= 2 * target_width && height.div_ceil(r) >= 2 * target_height)
+        .unwrap_or(1)
 }
 
 /// Maps a decoder error to ours.
@@ -146,8 +220,8 @@ mod tests {
         let bytes = png(30, 20);
         let limits = LimitsConfig::default();
         assert_eq!(probe(&bytes, MediaType::Png, &limits).unwrap(), (30, 20));
-        let image = decode(&bytes, MediaType::Png, &limits).unwrap();
-        assert_eq!((image.width(), image.height()), (30, 20));
+        let decoded = decode(&bytes, MediaType::Png, &limits, (100, 100)).unwrap();
+        assert_eq!((decoded.image.width(), decoded.image.height()), (30, 20));
     }
 
     #[test]
@@ -157,7 +231,7 @@ mod tests {
             max_pixels: 599,
             ..LimitsConfig::default()
         };
-        let error = decode(&bytes, MediaType::Png, &limits).unwrap_err();
+        let error = decode(&bytes, MediaType::Png, &limits, (100, 100)).unwrap_err();
         assert!(matches!(
             error,
             ThumbnailError::TooManyPixels { pixels: 600, .. }
@@ -177,7 +251,8 @@ mod tests {
             ("bomb-bmp.bmp", MediaType::Bmp),
         ] {
             let bytes = std::fs::read(fixtures.join(name)).unwrap();
-            let error = decode(&bytes, media_type, &LimitsConfig::default()).unwrap_err();
+            let error =
+                decode(&bytes, media_type, &LimitsConfig::default(), (100, 100)).unwrap_err();
             assert!(
                 matches!(error, ThumbnailError::TooManyPixels { .. }),
                 "{name}: {error}"
@@ -189,7 +264,13 @@ mod tests {
     #[test]
     fn truncated_data_is_a_decode_error() {
         let bytes = png(30, 20);
-        let error = decode(&bytes[..40], MediaType::Png, &LimitsConfig::default()).unwrap_err();
+        let error = decode(
+            &bytes[..40],
+            MediaType::Png,
+            &LimitsConfig::default(),
+            (100, 100),
+        )
+        .unwrap_err();
         assert_eq!(error.code(), 422, "{error}");
     }
 }

@@ -1,0 +1,261 @@
+//! JPEG, with shrink-on-load.
+//!
+//! A JPEG stores 8×8 blocks of DCT coefficients, and an inverse DCT can produce each block at
+//! 1/2, 1/4 or 1/8 of its size for a fraction of the work: a 24-megapixel photograph whose
+//! thumbnail is 100 px wide decodes straight to 750×500, never to 6000×4000. The reduction is
+//! the largest that leaves at least twice the thumbnail's size ([`super::reduction`]); the
+//! resizer does the rest.
+//!
+//! Two back-ends, chosen at build time:
+//! - with the `turbojpeg` feature, libjpeg-turbo 3 (the turbojpeg crate, built from its bundled
+//!   source with cmake and nasm): SIMD Huffman decoding, IDCT and colour conversion, at every
+//!   scale;
+//! - otherwise pure Rust: jpeg-decoder's scaled IDCT when a reduction applies, and `image`'s
+//!   zune-jpeg, the faster full-size decoder, when none does.
+//!
+//! Either way the header is read first, by jpeg-decoder straight from the borrowed bytes: the
+//! dimensions pass the pixel limit and the EXIF orientation is known before any pixel buffer
+//! exists. CMYK and 12-bit JPEGs, which are rare, take `image`'s full-size path.
+
+use common::config::LimitsConfig;
+use common::media::MediaType;
+use image::metadata::Orientation;
+use image::{DynamicImage, GrayImage, RgbImage};
+
+use super::{Decoded, check_pixels, decode_full, reduction, upright};
+use crate::error::ThumbnailError;
+
+/// The JPEG decoder this build uses, for benchmark reports.
+#[cfg(feature = "turbojpeg")]
+pub const BACKEND: &str = "libjpeg-turbo (turbojpeg), DCT-scaled";
+/// The JPEG decoder this build uses, for benchmark reports.
+#[cfg(not(feature = "turbojpeg"))]
+pub const BACKEND: &str = "jpeg-decoder, DCT-scaled; zune-jpeg at full size";
+
+/// The reductions a JPEG decoder offers, largest first.
+const REDUCTIONS: [u32; 3] = [8, 4, 2];
+
+/// What the header of a JPEG says.
+#[derive(Debug, Clone, Copy)]
+pub struct Header {
+    /// Stored width.
+    pub width: u32,
+    /// Stored height.
+    pub height: u32,
+    /// EXIF orientation (none when absent or unreadable).
+    pub orientation: Orientation,
+    /// Whether the pixels are 8-bit RGB or grey, which the scaled paths handle.
+    scalable: bool,
+    /// Whether the pixels are grey (one component).
+    grey: bool,
+}
+
+impl Header {
+    /// Reads the header (every marker up to the first scan), refusing images over the pixel
+    /// limit. Reads from the borrowed bytes: nothing is copied.
+    pub fn read(bytes: &[u8], limits: &LimitsConfig) -> Result<Header, ThumbnailError> {
+        let mut decoder = jpeg_decoder::Decoder::new(bytes);
+        decoder.read_info().map_err(decode_error)?;
+        let info = decoder
+            .info()
+            .ok_or_else(|| decode_error("no frame header"))?;
+        let (width, height) = (u32::from(info.width), u32::from(info.height));
+        check_pixels(width, height, limits.max_pixels)?;
+        let orientation = decoder
+            .exif_data()
+            .and_then(Orientation::from_exif_chunk)
+            .unwrap_or(Orientation::NoTransforms);
+        let scalable = matches!(
+            info.pixel_format,
+            jpeg_decoder::PixelFormat::RGB24 | jpeg_decoder::PixelFormat::L8
+        );
+        Ok(Header {
+            width,
+            height,
+            orientation,
+            scalable,
+            grey: info.pixel_format == jpeg_decoder::PixelFormat::L8,
+        })
+    }
+}
+
+/// Decodes a JPEG at the largest useful DCT reduction for a thumbnail in `fit_box`, upright.
+pub fn decode(
+    bytes: &[u8],
+    limits: &LimitsConfig,
+    fit_box: (u32, u32),
+) -> Result<Decoded, ThumbnailError> {
+    let header = Header::read(bytes, limits)?;
+    if !header.scalable {
+        return decode_full(bytes, MediaType::Jpeg, limits);
+    }
+    let (source_width, source_height) = upright(header.width, header.height, header.orientation);
+    let swapped = source_width != header.width;
+    let reduction = reduction(header.width, header.height, swapped, fit_box, &REDUCTIONS);
+    let (width, height) = (
+        header.width.div_ceil(reduction),
+        header.height.div_ceil(reduction),
+    );
+    let grey = header.grey;
+    let channels = if grey { 1 } else { 3 };
+    let bytes_needed = u64::from(width) * u64::from(height) * channels;
+    if bytes_needed > limits.max_alloc_bytes {
+        return Err(ThumbnailError::OverMemoryLimit {
+            media_type: MediaType::Jpeg.as_str(),
+            detail: format!("{width}×{height} pixels need {bytes_needed} bytes"),
+        });
+    }
+    let Some(pixels) = decode_scaled(bytes, reduction, grey, limits)? else {
+        return decode_full(bytes, MediaType::Jpeg, limits);
+    };
+    let image = if grey {
+        GrayImage::from_raw(width, height, pixels).map(DynamicImage::ImageLuma8)
+    } else {
+        RgbImage::from_raw(width, height, pixels).map(DynamicImage::ImageRgb8)
+    };
+    let mut image = image.ok_or_else(|| decode_error("the decoder returned a short buffer"))?;
+    image.apply_orientation(header.orientation);
+    Ok(Decoded {
+        image,
+        source_width,
+        source_height,
+    })
+}
+
+/// Decodes at 1/`reduction` scale to packed 8-bit RGB (or grey). `None` sends the image to the
+/// full-size path: with the pure-Rust back-end, that is when there is no reduction to make.
+#[cfg(not(feature = "turbojpeg"))]
+fn decode_scaled(
+    bytes: &[u8],
+    reduction: u32,
+    _grey: bool,
+    limits: &LimitsConfig,
+) -> Result<Option<Vec<u8>>, ThumbnailError> {
+    if reduction == 1 {
+        return Ok(None);
+    }
+    let mut decoder = jpeg_decoder::Decoder::new(bytes);
+    decoder.set_max_decoding_buffer_size(
+        usize::try_from(limits.max_alloc_bytes).unwrap_or(usize::MAX),
+    );
+    decoder.read_info().map_err(decode_error)?;
+    let info = decoder
+        .info()
+        .ok_or_else(|| decode_error("no frame header"))?;
+    let side = |full: u16| u16::try_from(u32::from(full).div_ceil(reduction)).unwrap_or(u16::MAX);
+    decoder
+        .scale(side(info.width), side(info.height))
+        .map_err(decode_error)?;
+    decoder.decode().map(Some).map_err(decode_error)
+}
+
+/// Decodes at 1/`reduction` scale to packed 8-bit RGB (or grey) with libjpeg-turbo.
+#[cfg(feature = "turbojpeg")]
+fn decode_scaled(
+    bytes: &[u8],
+    reduction: u32,
+    grey: bool,
+    _limits: &LimitsConfig,
+) -> Result<Option<Vec<u8>>, ThumbnailError> {
+    use turbojpeg::{Decompressor, Image, PixelFormat, ScalingFactor};
+
+    let mut decompressor = Decompressor::new().map_err(decode_error)?;
+    let scaling = ScalingFactor::new(1, reduction as usize);
+    decompressor
+        .set_scaling_factor(scaling)
+        .map_err(decode_error)?;
+    let header = decompressor
+        .read_header(bytes)
+        .map_err(decode_error)?
+        .scaled(scaling);
+    let format = if grey {
+        PixelFormat::GRAY
+    } else {
+        PixelFormat::RGB
+    };
+    let pitch = header.width * format.size();
+    let mut pixels = vec![0; pitch * header.height];
+    let image = Image {
+        pixels: pixels.as_mut_slice(),
+        width: header.width,
+        pitch,
+        height: header.height,
+        format,
+    };
+    decompressor
+        .decompress(bytes, image)
+        .map_err(decode_error)?;
+    Ok(Some(pixels))
+}
+
+fn decode_error(error: impl std::fmt::Display) -> ThumbnailError {
+    ThumbnailError::Decode {
+        media_type: MediaType::Jpeg.as_str(),
+        detail: error.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> Vec<u8> {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../tests/fixtures")
+            .join(name);
+        std::fs::read(path).unwrap()
+    }
+
+    #[test]
+    fn decodes_at_the_smallest_reduction_twice_the_thumbnail() {
+        // 800×500 to a 100×63 thumbnail: 1/2 gives 400×250; 1/4 would give 125 rows, short of
+        // twice 63.
+        let decoded = decode(
+            &fixture("jpeg-baseline.jpg"),
+            &LimitsConfig::default(),
+            (100, 100),
+        )
+        .unwrap();
+        assert_eq!((decoded.source_width, decoded.source_height), (800, 500));
+        assert_eq!((decoded.image.width(), decoded.image.height()), (400, 250));
+        // A box as large as the image: no reduction.
+        let decoded = decode(
+            &fixture("jpeg-baseline.jpg"),
+            &LimitsConfig::default(),
+            (800, 800),
+        )
+        .unwrap();
+        assert_eq!((decoded.image.width(), decoded.image.height()), (800, 500));
+    }
+
+    #[test]
+    fn reduces_by_the_upright_box_and_turns_upright() {
+        let bytes = fixture("jpeg-exif-orientation-6.jpg");
+        let header = Header::read(&bytes, &LimitsConfig::default()).unwrap();
+        assert_eq!(header.orientation, Orientation::Rotate90);
+        let decoded = decode(&bytes, &LimitsConfig::default(), (100, 100)).unwrap();
+        assert_eq!(
+            (decoded.source_width, decoded.source_height),
+            (header.height, header.width)
+        );
+        assert!(decoded.image.height() > decoded.image.width());
+    }
+
+    #[test]
+    fn grey_and_cmyk_decode() {
+        let grey = decode(
+            &fixture("jpeg-grayscale.jpg"),
+            &LimitsConfig::default(),
+            (20, 20),
+        )
+        .unwrap();
+        assert!(matches!(grey.image, DynamicImage::ImageLuma8(_)));
+        let cmyk = decode(
+            &fixture("jpeg-cmyk.jpg"),
+            &LimitsConfig::default(),
+            (20, 20),
+        )
+        .unwrap();
+        assert_eq!((cmyk.source_width, cmyk.source_height), (400, 250));
+    }
+}
