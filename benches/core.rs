@@ -4,7 +4,7 @@
 //! on one thread, fitting in the default 100×100 box:
 //!
 //! - ours: the worker's own code path (`worker::thumbnail::make`: decode → resize → encode),
-//!   in-process, median of REPEAT runs (default 11) after a warm-up;
+//!   in-process, median of REPEAT runs (default 11) after a warm-up, and its decode step alone;
 //! - `vipsthumbnail` (libvips, `VIPS_CONCURRENCY=1`): median wall time of REPEAT processes,
 //!   so its figure includes process start-up (reported on its own line);
 //! - Pillow `Image.thumbnail` (`benches/pillow_thumbnail.py`): in-process median.
@@ -39,7 +39,7 @@ fn main() {
         .filter(|path| path.extension().is_some())
         .collect();
     files.sort();
-    let settings = ThumbnailConfig::default();
+    let (settings, limits) = (ThumbnailConfig::default(), LimitsConfig::default());
     println!(
         "core: one thread, fit in {}×{}, median of {repeat} runs; decoders: {}",
         settings.width,
@@ -49,9 +49,9 @@ fn main() {
     let startup = vips_startup_ms(repeat);
     println!("vipsthumbnail start-up alone (1×1 PNG): {startup:.1} ms; \"vips net\" subtracts it");
     println!(
-        "| file | MP | ours ms | vips ms | vips net ms | Pillow ms | ours ÷ best | ours MP/s | RSS MB ours / vips / Pillow |"
+        "| file | MP | ours ms | of which decode | vips ms | vips net ms | Pillow ms | ours ÷ best | ours MP/s | RSS MB ours / vips / Pillow |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     for path in &files {
         let bytes = std::fs::read(path).unwrap();
         let media_type = media_type(path);
@@ -60,6 +60,13 @@ fn main() {
         let ours = median((0..repeat).map(|_| {
             let start = Instant::now();
             std::hint::black_box(thumbnail(&bytes, media_type));
+            start.elapsed().as_secs_f64() * 1000.0
+        }));
+        let fit_box = (settings.width, settings.height);
+        let decode = median((0..repeat).map(|_| {
+            let start = Instant::now();
+            let decoded = worker::decode::decode(&bytes, media_type, &limits, fit_box);
+            std::hint::black_box(decoded.unwrap());
             start.elapsed().as_secs_f64() * 1000.0
         }));
         let vips = median((0..repeat).map(|_| vips_ms(path, settings.width)));
@@ -73,7 +80,7 @@ fn main() {
             peak_rss_mb(&pillow_command(path, 1, settings.width)),
         ];
         println!(
-            "| {} | {megapixels:.1} | {ours:.1} | {vips:.1} | {vips_net:.1} | {pillow:.1} | {:.2} | {:.0} | {:.0} / {:.0} / {:.0} |",
+            "| {} | {megapixels:.1} | {ours:.1} | {decode:.1} | {vips:.1} | {vips_net:.1} | {pillow:.1} | {:.2} | {:.0} | {:.0} / {:.0} / {:.0} |",
             path.file_name().unwrap().to_string_lossy(),
             ours / best,
             megapixels / (ours / 1000.0),

@@ -1,0 +1,176 @@
+"""Service benchmark: Locust against the real binaries, and the bare references beside them.
+
+Usage: service.py CORPUS_DIR SECONDS USERS RESULTS_DIR  (scripts/bench calls it)
+
+1. For each set-up — the embedded queue, then RabbitMQ (127.0.0.1:5672, guest/guest, a fresh
+   vhost) with 1 and with 2 `worker` processes — starts target/release/gateway (and workers)
+   on a fresh data directory and runs `locustfile.py` headless: USERS users for SECONDS, each
+   looping upload (base64 of a corpus photo) → poll until final → fetch thumbnail → delete.
+   Locust's CSV files are kept in RESULTS_DIR/<set-up>_*.csv.
+2. The references: the same corpus files, round after round for about SECONDS, through
+   `vipsthumbnail` (one process per file list, VIPS_CONCURRENCY=1) and through Pillow's
+   `Image.thumbnail` (benches/pillow_thumbnail.py's work), each as two processes, one per core.
+
+Prints one Markdown table: uploads accepted/s, thumbnails completed/s, POST p50/p99 and
+failures for ours; thumbnails/s for the references.
+"""
+
+import csv
+import os
+import pathlib
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+CORPUS, SECONDS, USERS, RESULTS = (
+    pathlib.Path(sys.argv[1]),
+    int(sys.argv[2]),
+    int(sys.argv[3]),
+    pathlib.Path(sys.argv[4]),
+)
+PORT = 18080
+RELEASE = ROOT / "target" / "release"
+FILES = sorted(p for p in CORPUS.iterdir() if p.suffix and not p.name.startswith("."))
+
+
+def wait_healthy(url, process):
+    for _ in range(300):
+        if process.poll() is not None:
+            sys.exit(f"the gateway exited with {process.returncode}")
+        try:
+            with urllib.request.urlopen(url + "/health", timeout=1) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    sys.exit("the gateway did not become healthy")
+
+
+def rabbitmqctl(*args):
+    subprocess.run(["rabbitmqctl", "-q", *args], check=True, stdout=subprocess.DEVNULL)
+
+
+def run_ours(label, workers):
+    """One Locust run against a fresh gateway; `workers` None means the embedded queue."""
+    data = tempfile.mkdtemp(prefix="thumbnailify-bench-")
+    env = dict(
+        os.environ,
+        THUMBNAILIFY_LISTEN=f"127.0.0.1:{PORT}",
+        THUMBNAILIFY_DATA_DIR=data,
+        RUST_LOG="warn",
+    )
+    vhost = None
+    if workers is not None:
+        vhost = f"bench-{uuid.uuid4().hex[:8]}"
+        rabbitmqctl("add_vhost", vhost)
+        rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+        env["THUMBNAILIFY_QUEUE_URL"] = f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
+    processes = [subprocess.Popen([RELEASE / "gateway"], env=env, cwd=data)]
+    url = f"http://127.0.0.1:{PORT}"
+    try:
+        wait_healthy(url, processes[0])
+        for _ in range(workers or 0):
+            processes.append(subprocess.Popen([RELEASE / "worker"], env=env, cwd=data))
+        prefix = RESULTS / label
+        subprocess.run(
+            [
+                "locust", "-f", ROOT / "locustfile.py", "--headless", "--only-summary",
+                "-u", str(USERS), "-r", str(USERS), "-t", f"{SECONDS}s",
+                "--host", url, "--csv", prefix, "--loglevel", "WARNING",
+            ],
+            env=dict(os.environ, THUMBNAILIFY_LOAD_IMAGES=str(CORPUS)),
+            check=False,
+            stdout=subprocess.DEVNULL,
+        )
+        return summarize(prefix)
+    finally:
+        for process in reversed(processes):
+            process.send_signal(signal.SIGTERM)
+        for process in processes:
+            process.wait(timeout=60)
+        if vhost:
+            rabbitmqctl("delete_vhost", vhost)
+        shutil.rmtree(data, ignore_errors=True)
+
+
+def summarize(prefix):
+    with open(f"{prefix}_stats.csv") as f:
+        rows = {row["Name"]: row for row in csv.DictReader(f)}
+    post = rows["POST /images"]
+    thumbnails = rows.get("GET /images/{id}/thumbnail", {"Request Count": "0", "Failure Count": "0"})
+    completed = int(thumbnails["Request Count"]) - int(thumbnails["Failure Count"])
+    accepted = int(post["Request Count"]) - int(post["Failure Count"])
+    return {
+        "uploads/s": accepted / SECONDS,
+        "thumbnails/s": completed / SECONDS,
+        "p50": float(post["50%"]),
+        "p99": float(post["99%"]),
+        "failures": int(rows["Aggregated"]["Failure Count"]),
+    }
+
+
+PILLOW_WORKER = """
+import io, sys
+from PIL import Image
+for path in sys.argv[1:]:
+    with Image.open(path) as image:
+        image.thumbnail((100, 100))
+        out = io.BytesIO()
+        if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
+            image.save(out, "PNG")
+        else:
+            image.convert("RGB").save(out, "JPEG", quality=85)
+"""
+
+
+def run_reference(make_command):
+    """Thumbnails/s of two processes of `make_command(out_dir) + files`, over enough rounds of
+    the corpus to keep them busy for about SECONDS/2 (timed on one round first)."""
+    out = tempfile.mkdtemp(prefix="thumbnailify-ref-")
+    command = make_command(out)
+    env = dict(os.environ, VIPS_CONCURRENCY="1")
+    try:
+        start = time.monotonic()
+        subprocess.run(command + [str(p) for p in FILES], check=True, env=env, cwd=out)
+        one_round = time.monotonic() - start
+        rounds = max(1, round(SECONDS / one_round))  # two processes: each does half the rounds
+        files = [str(p) for p in FILES] * rounds
+        start = time.monotonic()
+        halves = [files[0::2], files[1::2]]
+        processes = [subprocess.Popen(command + half, env=env, cwd=out) for half in halves]
+        for process in processes:
+            if process.wait() != 0:
+                sys.exit(f"{command[0]} failed")
+        return len(files) / (time.monotonic() - start)
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+
+
+def main():
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    print(f"service: {USERS} Locust users, {SECONDS} s per set-up, {len(FILES)} corpus files")
+    print("| set-up | uploads accepted/s | thumbnails completed/s | POST p50 ms | POST p99 ms | failures |")
+    print("|---|---|---|---|---|---|")
+    for label, workers in [("embedded", None), ("rabbitmq-1-worker", 1), ("rabbitmq-2-workers", 2)]:
+        r = run_ours(label, workers)
+        print(
+            f"| {label} | {r['uploads/s']:.1f} | {r['thumbnails/s']:.1f} | {r['p50']:.0f} "
+            f"| {r['p99']:.0f} | {r['failures']} |",
+            flush=True,
+        )
+    vips = run_reference(
+        lambda out: ["vipsthumbnail", "--size", "100x100", "-o", f"{out}/%s.jpg[Q=85]"]
+    )
+    pillow = run_reference(lambda out: ["python3", "-c", PILLOW_WORKER])
+    print(f"| vipsthumbnail, 2 processes (bare, no HTTP) | | {vips:.1f} | | | |")
+    print(f"| Pillow Image.thumbnail, 2 processes (bare, no HTTP) | | {pillow:.1f} | | | |")
+
+
+main()
