@@ -11,11 +11,19 @@ Usage: service.py CORPUS_DIR SECONDS USERS RESULTS_DIR  (scripts/bench calls it)
    `vipsthumbnail` (one process per file list, VIPS_CONCURRENCY=1) and through Pillow's
    `Image.thumbnail` (benches/pillow_thumbnail.py's work), each as two processes, one per core.
 
-Prints one Markdown table: uploads accepted/s, thumbnails completed/s, POST p50/p99 and
-failures for ours; thumbnails/s for the references.
+3. Memory, on RabbitMQ: the gateway's peak RSS growth (VmHWM) while 16 clients upload the
+   largest JPEG of the corpus at once, per upload and against the upload's size; then one
+   `worker` process's peak RSS after thumbnailing that JPEG, against a full RGB decode of it.
+
+Prints Markdown tables: uploads accepted/s, thumbnails completed/s, POST p50/p99 and failures
+for ours; thumbnails/s for the references; the memory figures.
 """
 
+import base64
+import concurrent.futures
 import csv
+import http.client
+import json
 import os
 import pathlib
 import shutil
@@ -44,7 +52,7 @@ def wait_healthy(url, process):
         if process.poll() is not None:
             sys.exit(f"the gateway exited with {process.returncode}")
         try:
-            with urllib.request.urlopen(url + "/health", timeout=1) as response:
+            with urllib.request.urlopen(url + "/readyz", timeout=1) as response:
                 if response.status == 200:
                     return
         except OSError:
@@ -153,6 +161,90 @@ def run_reference(make_command):
         shutil.rmtree(out, ignore_errors=True)
 
 
+def peak_rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    raise RuntimeError("no VmHWM")
+
+
+def post(path, media_type, body):
+    connection = http.client.HTTPConnection("127.0.0.1", PORT, timeout=120)
+    connection.request("POST", path, body=body, headers={"Content-Type": media_type})
+    response = connection.getresponse()
+    answer = json.loads(response.read())
+    connection.close()
+    return response.status, answer
+
+
+def get_json(path):
+    with urllib.request.urlopen(f"http://127.0.0.1:{PORT}{path}", timeout=10) as response:
+        return json.loads(response.read())
+
+
+def run_memory():
+    """Gateway memory per concurrent upload, and a worker's peak RSS on the largest JPEG."""
+    from PIL import Image
+
+    jpeg = max((p for p in FILES if p.suffix == ".jpg"), key=lambda p: Image.open(p).size[0])
+    width, height = Image.open(jpeg).size
+    raw = jpeg.read_bytes()
+    body = base64.b64encode(raw)
+    clients = 16
+    data = tempfile.mkdtemp(prefix="thumbnailify-mem-")
+    vhost = f"bench-{uuid.uuid4().hex[:8]}"
+    rabbitmqctl("add_vhost", vhost)
+    rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+    env = dict(
+        os.environ,
+        THUMBNAILIFY_LISTEN=f"127.0.0.1:{PORT}",
+        THUMBNAILIFY_DATA_DIR=data,
+        THUMBNAILIFY_QUEUE_URL=f"amqp://guest:guest@127.0.0.1:5672/{vhost}",
+        RUST_LOG="warn",
+    )
+    gateway = subprocess.Popen([RELEASE / "gateway"], env=env, cwd=data)
+    worker = None
+    try:
+        wait_healthy(f"http://127.0.0.1:{PORT}", gateway)
+        post("/images", "image/png", base64.b64encode((ROOT / "tests/fixtures/small.png").read_bytes()))
+        before = peak_rss_kib(gateway.pid)
+        with concurrent.futures.ThreadPoolExecutor(clients) as pool:
+            answers = list(pool.map(lambda _: post("/images", "image/jpeg", body), range(clients)))
+        assert all(status == 202 for status, _ in answers), answers
+        growth = (peak_rss_kib(gateway.pid) - before) * 1024 / clients
+        # One job at a time, so that the peak is one thumbnail's.
+        (pathlib.Path(data) / "config.yaml").write_text("worker:\n  concurrency: 1\n")
+        worker = subprocess.Popen([RELEASE / "worker"], env=env, cwd=data)
+        media_id = answers[0][1]["media_id"]
+        for _ in range(1200):
+            if get_json(f"/images/{media_id}")["state"] in ("Completed", "Error"):
+                break
+            time.sleep(0.1)
+        worker_rss = peak_rss_kib(worker.pid) * 1024
+    finally:
+        for process in (worker, gateway):
+            if process:
+                process.send_signal(signal.SIGTERM)
+                process.wait(timeout=60)
+        rabbitmqctl("delete_vhost", vhost)
+        shutil.rmtree(data, ignore_errors=True)
+    mb = 1024 * 1024
+    full = width * height * 3
+    print()
+    print(f"memory: {jpeg.name} ({width}×{height}, {len(raw) / mb:.1f} MB, base64 {len(body) / mb:.1f} MB)")
+    print("| measure | MB | against | ratio |")
+    print("|---|---|---|---|")
+    print(
+        f"| gateway RSS growth per concurrent upload ({clients} at once) | {growth / mb:.1f} "
+        f"| upload size {len(raw) / mb:.1f} MB | {growth / len(raw):.2f}× |"
+    )
+    print(
+        f"| worker peak RSS (whole process, one job at a time) | {worker_rss / mb:.1f} "
+        f"| full RGB decode {full / mb:.1f} MB | {worker_rss / full:.2f}× |"
+    )
+
+
 def main():
     RESULTS.mkdir(parents=True, exist_ok=True)
     print(f"service: {USERS} Locust users, {SECONDS} s per set-up, {len(FILES)} corpus files")
@@ -171,6 +263,7 @@ def main():
     pillow = run_reference(lambda out: ["python3", "-c", PILLOW_WORKER])
     print(f"| vipsthumbnail, 2 processes (bare, no HTTP) | | {vips:.1f} | | | |")
     print(f"| Pillow Image.thumbnail, 2 processes (bare, no HTTP) | | {pillow:.1f} | | | |")
+    run_memory()
 
 
 main()

@@ -42,6 +42,11 @@ use super::{Acker, Consumer, ConsumerInner, Delivery, QueueError};
 use crate::config::QueueConfig;
 use crate::message::{Job, JobResult};
 
+/// The largest AMQP frame we negotiate, unless the URL's `frame_max` says otherwise. lapin
+/// keeps 32 frames of zero-filled buffer each way: at RabbitMQ's default of 128 KiB that is
+/// 8 MiB per process, for messages under 1 KiB.
+const FRAME_MAX: u32 = 16 * 1024;
+
 /// The first wait before reconnecting; it doubles up to [`MAX_BACKOFF`].
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
 /// The longest wait between reconnection attempts.
@@ -272,7 +277,14 @@ async fn supervise(
 /// Connects, declares the topology and opens the publishing channel.
 async fn connect(url: &str, names: &Names, delivery_limit: u32) -> Result<Link, lapin::Error> {
     let properties = ConnectionProperties::default().with_connection_name("thumbnailify".into());
-    let connection = Connection::connect(url, properties).await?;
+    let connection = match url.parse::<lapin::uri::AMQPUri>() {
+        Ok(mut uri) => {
+            uri.query.frame_max.get_or_insert(FRAME_MAX);
+            Connection::connect_uri(uri, properties).await?
+        }
+        // lapin reports the malformed URL.
+        Err(_) => Connection::connect(url, properties).await?,
+    };
     let channel = connection.create_channel().await?;
     declare(&channel, names, delivery_limit).await?;
     channel
