@@ -1,8 +1,12 @@
 # Thumbnailify: one image with both binaries, `gateway` (the default command) and `worker`.
 FROM rust:1-bookworm AS build
+# cmake and nasm build libjpeg-turbo for the `turbojpeg` feature.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends cmake nasm \
+    && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
-RUN cargo build --release --locked --bin gateway --bin worker
+RUN cargo build --release --locked --features turbojpeg,libwebp --bin gateway --bin worker
 
 FROM debian:bookworm-slim
 RUN useradd --system --uid 10001 --home-dir /data thumbnailify \
