@@ -8,7 +8,8 @@
 //! Decoding knows the box the thumbnail must fit, so formats that can decode at reduced size do:
 //! JPEG decodes its DCT blocks at 1/2, 1/4 or 1/8 scale ([`jpeg`]), and WebP, with the
 //! `libwebp` feature, scales while it decodes ([`webp`]). GIF reads its first frame's palette
-//! indices itself ([`gif`]). Every other format decodes through `image` at full size.
+//! indices itself ([`gif`]), and a plain 24-bit BMP is copied row by row ([`bmp`]). Every other
+//! format decodes through `image` at full size.
 
 use std::io::Cursor;
 
@@ -19,6 +20,7 @@ use image::{DynamicImage, ImageDecoder, ImageError, ImageFormat, ImageReader};
 
 use crate::error::ThumbnailError;
 
+mod bmp;
 mod gif;
 mod jpeg;
 #[cfg(feature = "libwebp")]
@@ -137,6 +139,7 @@ pub fn decode(
     match media_type {
         MediaType::Jpeg => jpeg::decode(bytes, limits, fit_box),
         MediaType::Gif => gif::decode(bytes, limits),
+        MediaType::Bmp => bmp::decode(bytes, limits),
         #[cfg(feature = "libwebp")]
         MediaType::Webp => webp::decode(bytes, limits, fit_box),
         _ => decode_full(bytes, media_type, limits),
