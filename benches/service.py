@@ -37,7 +37,7 @@ import uuid
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 CORPUS, SECONDS, USERS, RESULTS = (
-    pathlib.Path(sys.argv[1]),
+    pathlib.Path(sys.argv[1]).resolve(),
     int(sys.argv[2]),
     int(sys.argv[3]),
     pathlib.Path(sys.argv[4]),
