@@ -81,22 +81,13 @@ pub fn decode(bytes: &[u8], limits: &LimitsConfig) -> Result<Decoded, ThumbnailE
 }
 
 fn decode_error(error: impl std::fmt::Display) -> ThumbnailError {
-    ThumbnailError::Decode {
-        media_type: MediaType::Gif.as_str(),
-        detail: error.to_string(),
-    }
+    super::decode_error(MediaType::Gif, error)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn fixture(name: &str) -> Vec<u8> {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../tests/fixtures")
-            .join(name);
-        std::fs::read(path).unwrap()
-    }
+    use crate::decode::fixture;
 
     #[test]
     fn matches_image_on_the_first_frame() {

@@ -189,22 +189,13 @@ fn decode_scaled(
 }
 
 fn decode_error(error: impl std::fmt::Display) -> ThumbnailError {
-    ThumbnailError::Decode {
-        media_type: MediaType::Jpeg.as_str(),
-        detail: error.to_string(),
-    }
+    super::decode_error(MediaType::Jpeg, error)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn fixture(name: &str) -> Vec<u8> {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../tests/fixtures")
-            .join(name);
-        std::fs::read(path).unwrap()
-    }
+    use crate::decode::fixture;
 
     #[test]
     fn decodes_at_the_smallest_reduction_twice_the_thumbnail() {

@@ -187,24 +187,32 @@ fn reduction(
         .unwrap_or(1)
 }
 
+/// The error for a `media_type` file that its decoder could not read, in the decoder's words.
+fn decode_error(media_type: MediaType, detail: impl std::fmt::Display) -> ThumbnailError {
+    ThumbnailError::Decode {
+        media_type: media_type.as_str(),
+        detail: detail.to_string(),
+    }
+}
+
+/// The bytes of a file in `tests/fixtures`.
+#[cfg(test)]
+fn fixture(name: &str) -> Vec<u8> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures");
+    std::fs::read(path.join(name)).unwrap()
+}
+
 /// Maps a decoder error to ours.
 fn map_error(error: ImageError, media_type: MediaType) -> ThumbnailError {
-    let media_type = media_type.as_str();
     match error {
         ImageError::Limits(limit) => ThumbnailError::OverMemoryLimit {
-            media_type,
+            media_type: media_type.as_str(),
             detail: limit.to_string(),
         },
         ImageError::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
-            ThumbnailError::Decode {
-                media_type,
-                detail: "the file is truncated".to_owned(),
-            }
+            decode_error(media_type, "the file is truncated")
         }
-        other => ThumbnailError::Decode {
-            media_type,
-            detail: other.to_string(),
-        },
+        other => decode_error(media_type, other),
     }
 }
 
@@ -246,7 +254,6 @@ mod tests {
 
     #[test]
     fn bombs_of_every_format_are_refused_from_the_header() {
-        let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures");
         for (name, media_type) in [
             ("bomb-png.png", MediaType::Png),
             ("bomb-jpeg.jpg", MediaType::Jpeg),
@@ -255,7 +262,7 @@ mod tests {
             ("bomb-tiff.tiff", MediaType::Tiff),
             ("bomb-bmp.bmp", MediaType::Bmp),
         ] {
-            let bytes = std::fs::read(fixtures.join(name)).unwrap();
+            let bytes = fixture(name);
             let error =
                 decode(&bytes, media_type, &LimitsConfig::default(), (100, 100)).unwrap_err();
             assert!(

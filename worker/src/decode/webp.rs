@@ -118,23 +118,14 @@ fn check(status: VP8StatusCode) -> Result<(), ThumbnailError> {
     }
 }
 
-fn decode_error(detail: impl Into<String>) -> ThumbnailError {
-    ThumbnailError::Decode {
-        media_type: MediaType::Webp.as_str(),
-        detail: detail.into(),
-    }
+fn decode_error(error: impl std::fmt::Display) -> ThumbnailError {
+    super::decode_error(MediaType::Webp, error)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn fixture(name: &str) -> Vec<u8> {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../tests/fixtures")
-            .join(name);
-        std::fs::read(path).unwrap()
-    }
+    use crate::decode::fixture;
 
     #[test]
     fn scales_to_twice_the_thumbnail_while_decoding() {
