@@ -41,10 +41,11 @@ fn main() {
     files.sort();
     let (settings, limits) = (ThumbnailConfig::default(), LimitsConfig::default());
     println!(
-        "core: one thread, fit in {}×{}, median of {repeat} runs; decoders: {}",
+        "core: one thread, fit in {}×{}, median of {repeat} runs; decoders: {}; resize SIMD: {}",
         settings.width,
         settings.height,
-        worker::decode::backends()
+        worker::decode::backends(),
+        worker::resize::simd()
     );
     let startup = vips_startup_ms(repeat);
     println!("vipsthumbnail start-up alone (1×1 PNG): {startup:.1} ms; \"vips net\" subtracts it");

@@ -33,6 +33,12 @@ pub fn fit(width: u32, height: u32, box_width: u32, box_height: u32) -> (u32, u3
     (side(width, box_width), side(height, box_height))
 }
 
+/// The SIMD extension fast_image_resize picked for this CPU (`Avx2`, `Sse4_1`, `Neon`, or
+/// `None` for plain Rust), for start-up logs and benchmark reports.
+pub fn simd() -> String {
+    format!("{:?}", Resizer::new().cpu_extensions())
+}
+
 /// How many times the thumbnail's size the box pre-reduction leaves for Lanczos3 to finish.
 pub const PRE_REDUCTION_GAP: u32 = 2;
 

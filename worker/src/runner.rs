@@ -32,7 +32,13 @@ pub async fn run(
     let mut jobs = queue.consume_jobs(prefetch).await?;
     let permits = Arc::new(Semaphore::new(concurrency));
     let mut tasks = JoinSet::new();
-    tracing::info!(concurrency, queue = queue.kind(), "worker started");
+    tracing::info!(
+        concurrency,
+        queue = queue.kind(),
+        decoders = %crate::decode::backends(),
+        simd = %crate::resize::simd(),
+        "worker started"
+    );
 
     loop {
         let permit = tokio::select! {

@@ -26,7 +26,7 @@ mod jpeg;
 #[cfg(feature = "libwebp")]
 mod webp;
 
-/// The decoders this build uses for JPEG and WebP, for benchmark reports.
+/// The decoders this build uses for JPEG and WebP, for start-up logs and benchmark reports.
 pub fn backends() -> String {
     let webp = if cfg!(feature = "libwebp") {
         "libwebp, scaled while decoding"
