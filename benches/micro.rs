@@ -1,0 +1,143 @@
+//! In-process micro-benchmarks with divan: `cargo bench --bench micro`.
+//!
+//! Each group puts the path the service takes beside the plain alternative it replaced, on
+//! synthetic input of a realistic size (the figures do not depend on image content):
+//!
+//! - `base64`: an 8 MiB upload's body through the gateway's streaming decoder (the SIMD
+//!   engine, fed 64 KiB chunks as hyper delivers them), beside base64's scalar engine decoding
+//!   the whole body at once. Throughput is of decoded bytes.
+//! - `resize`: a 3840×2160 RGB image to its 100×56 thumbnail through the worker's resize (box
+//!   pre-reduction to twice the thumbnail, then Lanczos3), beside Lanczos3 alone.
+//! - `bmp`: a 1920×1280 24-bit BMP through the worker's decoder (rows copied from the input)
+//!   beside `image`'s BMP decoder.
+
+use std::io::Cursor;
+
+use base64::Engine;
+use base64::engine::general_purpose::{PAD_INDIFFERENT, STANDARD};
+use base64::engine::simd::Simd;
+use common::config::LimitsConfig;
+use common::media::MediaType;
+use divan::Bencher;
+use divan::counter::BytesCount;
+use fast_image_resize::{FilterType, ResizeAlg, ResizeOptions, Resizer};
+use gateway::body::Base64Stream;
+use image::{DynamicImage, ImageFormat, RgbImage};
+
+fn main() {
+    divan::main();
+}
+
+/// `len` bytes that look random to a decoder (xorshift).
+fn noise(len: usize) -> Vec<u8> {
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect()
+}
+
+/// A photo-sized RGB image with smooth gradients and fine detail.
+fn photo(width: u32, height: u32) -> DynamicImage {
+    let grain = noise(64 * 1024);
+    DynamicImage::ImageRgb8(RgbImage::from_fn(width, height, |x, y| {
+        let g = grain[((x * 31 + y * 17) % 65_536) as usize] / 8;
+        image::Rgb([(x / 16) as u8 ^ g, (y / 9) as u8, ((x + y) / 24) as u8 ^ g])
+    }))
+}
+
+mod base64_decode {
+    use super::*;
+
+    const RAW_BYTES: usize = 8 << 20;
+    const CHUNK: usize = 64 << 10;
+
+    #[divan::bench(sample_count = 30)]
+    fn gateway_stream_simd(bencher: Bencher) {
+        let encoded = STANDARD.encode(noise(RAW_BYTES)).into_bytes();
+        bencher.counter(BytesCount::new(RAW_BYTES)).bench(|| {
+            let mut stream = Base64Stream::new(RAW_BYTES as u64, Some(encoded.len() as u64));
+            for chunk in encoded.chunks(CHUNK) {
+                stream.push(chunk).unwrap();
+            }
+            stream.finish().unwrap()
+        });
+    }
+
+    #[divan::bench(sample_count = 30)]
+    fn simd_whole_body(bencher: Bencher) {
+        let encoded = STANDARD.encode(noise(RAW_BYTES));
+        let simd = Simd::standard(PAD_INDIFFERENT);
+        bencher
+            .counter(BytesCount::new(RAW_BYTES))
+            .bench(|| simd.decode(&encoded).unwrap());
+    }
+
+    #[divan::bench(sample_count = 30)]
+    fn scalar_whole_body(bencher: Bencher) {
+        let encoded = STANDARD.encode(noise(RAW_BYTES));
+        bencher
+            .counter(BytesCount::new(RAW_BYTES))
+            .bench(|| STANDARD.decode(&encoded).unwrap());
+    }
+}
+
+mod resize {
+    use super::*;
+
+    const SOURCE: (u32, u32) = (3840, 2160);
+    const THUMBNAIL: (u32, u32) = (100, 56);
+
+    #[divan::bench(sample_count = 30)]
+    fn worker_box_then_lanczos3(bencher: Bencher) {
+        let source = photo(SOURCE.0, SOURCE.1);
+        bencher
+            .with_inputs(|| source.clone())
+            .bench_local_values(|image| {
+                worker::resize::resize(image, THUMBNAIL.0, THUMBNAIL.1).unwrap()
+            });
+    }
+
+    #[divan::bench(sample_count = 30)]
+    fn lanczos3_alone(bencher: Bencher) {
+        let source = photo(SOURCE.0, SOURCE.1);
+        let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Lanczos3));
+        bencher.bench_local(|| {
+            let mut target = DynamicImage::new(THUMBNAIL.0, THUMBNAIL.1, source.color());
+            Resizer::new()
+                .resize(&source, &mut target, &options)
+                .unwrap();
+            target
+        });
+    }
+}
+
+mod bmp {
+    use super::*;
+
+    fn file() -> Vec<u8> {
+        let mut bytes = Vec::new();
+        photo(1920, 1280)
+            .write_to(&mut Cursor::new(&mut bytes), ImageFormat::Bmp)
+            .unwrap();
+        bytes
+    }
+
+    #[divan::bench(sample_count = 30)]
+    fn worker_rows_from_input(bencher: Bencher) {
+        let bytes = file();
+        let limits = LimitsConfig::default();
+        bencher
+            .bench(|| worker::decode::decode(&bytes, MediaType::Bmp, &limits, (100, 100)).unwrap());
+    }
+
+    #[divan::bench(sample_count = 30)]
+    fn image_decoder(bencher: Bencher) {
+        let bytes = file();
+        bencher.bench(|| image::load_from_memory_with_format(&bytes, ImageFormat::Bmp).unwrap());
+    }
+}
