@@ -23,8 +23,10 @@ use crate::error::ApiError;
 /// The most encoded bytes a body may have to decode to at most `limit` bytes: 4/3 of it,
 /// plus line breaks every 76 characters, plus room for a data URI prefix.
 pub fn encoded_limit(limit: u64) -> u64 {
-    let chars = limit.div_ceil(3) * 4;
-    chars + chars.div_ceil(76) * 2 + 1024
+    let chars = limit.div_ceil(3).saturating_mul(4);
+    chars
+        .saturating_add(chars.div_ceil(76) * 2)
+        .saturating_add(1024)
 }
 
 /// Decodes a base64 body as it arrives.
@@ -143,7 +145,7 @@ impl Base64Stream {
         }
         let start = self.out.len();
         let most = chars.len().div_ceil(4) * 3;
-        if (start + most) as u64 > self.limit + 2 {
+        if (start + most) as u64 > self.limit.saturating_add(2) {
             return Err(ApiError::PayloadTooLarge { limit: self.limit });
         }
         self.out.resize(start + most, 0);
@@ -416,6 +418,16 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn limits_near_the_top_of_u64_do_not_overflow() {
+        assert_eq!(encoded_limit(u64::MAX), u64::MAX);
+        let encoded = STANDARD.encode([7u8; 100]);
+        assert_eq!(
+            decode_in_chunks(encoded.as_bytes(), 7, u64::MAX).unwrap(),
+            [7u8; 100]
+        );
     }
 
     #[test]
