@@ -13,30 +13,22 @@ use common::config::LimitsConfig;
 use common::media::MediaType;
 use image::{DynamicImage, ImageDecoder, RgbImage};
 
-use super::{Decoded, decode_full, open};
+use super::{Decoded, check_alloc, decode_opened, open};
 use crate::error::ThumbnailError;
 
 /// Decodes a BMP: 24-bit `BI_RGB` directly, anything else through `image`.
 pub fn decode(bytes: &[u8], limits: &LimitsConfig) -> Result<Decoded, ThumbnailError> {
     let decoder = open(bytes, MediaType::Bmp, limits)?;
     let (width, height) = decoder.dimensions();
-    match Layout::read(bytes, width, height) {
-        Some(layout) => {
-            let size = u64::from(width) * u64::from(height) * 3;
-            if size > limits.max_alloc_bytes {
-                return Err(ThumbnailError::OverMemoryLimit {
-                    media_type: MediaType::Bmp.as_str(),
-                    detail: format!("{size} bytes of pixels"),
-                });
-            }
-            Ok(Decoded {
-                image: DynamicImage::ImageRgb8(layout.to_rgb(bytes)),
-                source_width: width,
-                source_height: height,
-            })
-        }
-        None => decode_full(bytes, MediaType::Bmp, limits),
-    }
+    let Some(layout) = Layout::read(bytes, width, height) else {
+        return decode_opened(decoder, MediaType::Bmp);
+    };
+    check_alloc(MediaType::Bmp, (width, height), 3, limits)?;
+    Ok(Decoded {
+        image: DynamicImage::ImageRgb8(layout.to_rgb(bytes)),
+        source_width: width,
+        source_height: height,
+    })
 }
 
 /// Where the rows of a complete 24-bit `BI_RGB` bitmap lie in the file.
@@ -70,9 +62,10 @@ impl Layout {
         }
         let row = usize::try_from(width).ok()? * 3;
         let stride = row.checked_add(3)? & !3;
-        let rows = usize::try_from(height).ok()?.checked_sub(1)? + 1;
+        // The last stored row needs its pixels, not its padding.
+        let last_row = usize::try_from(height).ok()?.checked_sub(1)?;
         let end = offset
-            .checked_add(stride.checked_mul(rows - 1)?)?
+            .checked_add(stride.checked_mul(last_row)?)?
             .checked_add(row)?;
         (end <= bytes.len()).then_some(Layout {
             width,

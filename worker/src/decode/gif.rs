@@ -13,7 +13,7 @@ use common::media::MediaType;
 use gif::{ColorOutput, DecodeOptions, MemoryLimit};
 use image::{DynamicImage, RgbImage, Rgba, RgbaImage};
 
-use super::{Decoded, check_pixels};
+use super::{Decoded, check_alloc, check_pixels};
 use crate::error::ThumbnailError;
 
 /// The colour an index outside the palette shows (a corrupt file): opaque black.
@@ -29,13 +29,7 @@ pub fn decode(bytes: &[u8], limits: &LimitsConfig) -> Result<Decoded, ThumbnailE
     let mut decoder = options.read_info(bytes).map_err(decode_error)?;
     let (width, height) = (u32::from(decoder.width()), u32::from(decoder.height()));
     check_pixels(width, height, limits.max_pixels)?;
-    let needed = u64::from(width) * u64::from(height) * 4;
-    if needed > limits.max_alloc_bytes {
-        return Err(ThumbnailError::OverMemoryLimit {
-            media_type: MediaType::Gif.as_str(),
-            detail: format!("{width}×{height} pixels need {needed} bytes"),
-        });
-    }
+    check_alloc(MediaType::Gif, (width, height), 4, limits)?;
     let global = decoder.global_palette().map(<[u8]>::to_vec);
     let frame = decoder
         .read_next_frame()

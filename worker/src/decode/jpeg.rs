@@ -22,7 +22,7 @@ use common::media::MediaType;
 use image::metadata::Orientation;
 use image::{DynamicImage, GrayImage, RgbImage};
 
-use super::{Decoded, check_pixels, decode_full, reduction, upright};
+use super::{Decoded, check_alloc, check_pixels, decode_full, reduction, upright};
 use crate::error::ThumbnailError;
 
 /// The JPEG decoder this build uses, for benchmark reports.
@@ -98,13 +98,7 @@ pub fn decode(
     );
     let grey = header.grey;
     let channels = if grey { 1 } else { 3 };
-    let bytes_needed = u64::from(width) * u64::from(height) * channels;
-    if bytes_needed > limits.max_alloc_bytes {
-        return Err(ThumbnailError::OverMemoryLimit {
-            media_type: MediaType::Jpeg.as_str(),
-            detail: format!("{width}×{height} pixels need {bytes_needed} bytes"),
-        });
-    }
+    check_alloc(MediaType::Jpeg, (width, height), channels, limits)?;
     let Some(pixels) = decode_scaled(bytes, reduction, grey, limits)? else {
         return decode_full(bytes, MediaType::Jpeg, limits);
     };

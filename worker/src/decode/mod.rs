@@ -95,6 +95,24 @@ pub fn check_pixels(width: u32, height: u32, max_pixels: u64) -> Result<(), Thum
     Ok(())
 }
 
+/// Refuses a `width`×`height` pixel buffer of `channels` bytes per pixel over
+/// `limits.max_alloc_bytes`, before it is allocated.
+fn check_alloc(
+    media_type: MediaType,
+    (width, height): (u32, u32),
+    channels: u64,
+    limits: &LimitsConfig,
+) -> Result<(), ThumbnailError> {
+    let needed = u64::from(width) * u64::from(height) * channels;
+    if needed > limits.max_alloc_bytes {
+        return Err(ThumbnailError::OverMemoryLimit {
+            media_type: media_type.as_str(),
+            detail: format!("{width}×{height} pixels need {needed} bytes"),
+        });
+    }
+    Ok(())
+}
+
 /// Reads only the header: the upright dimensions (EXIF orientation applied). Refuses images
 /// over the pixel limit. Cheap: no pixel is decoded, and the bytes are not copied.
 pub fn probe(
@@ -152,7 +170,14 @@ fn decode_full(
     media_type: MediaType,
     limits: &LimitsConfig,
 ) -> Result<Decoded, ThumbnailError> {
-    let mut decoder = open(bytes, media_type, limits)?;
+    decode_opened(open(bytes, media_type, limits)?, media_type)
+}
+
+/// Decodes the whole image from a decoder [`open`] returned, and turns it upright.
+fn decode_opened(
+    mut decoder: impl ImageDecoder,
+    media_type: MediaType,
+) -> Result<Decoded, ThumbnailError> {
     let orientation = orientation(&mut decoder);
     let mut image =
         DynamicImage::from_decoder(decoder).map_err(|error| map_error(error, media_type))?;

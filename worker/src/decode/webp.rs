@@ -15,7 +15,7 @@ use libwebp_sys::{
     VP8StatusCode, WEBP_CSP_MODE, WebPDecode, WebPDecoderConfig, WebPFreeDecBuffer, WebPGetFeatures,
 };
 
-use super::{Decoded, decode_full, open, orientation, upright};
+use super::{Decoded, check_alloc, decode_full, open, orientation, upright};
 use crate::error::ThumbnailError;
 use crate::resize::fit;
 
@@ -53,14 +53,13 @@ pub fn decode(
     let alpha = config.input.has_alpha != 0;
     let channels: u32 = if alpha { 4 } else { 3 };
     let stride = out_width * channels;
-    let size = u64::from(stride) * u64::from(out_height);
-    if size > limits.max_alloc_bytes {
-        return Err(ThumbnailError::OverMemoryLimit {
-            media_type: MediaType::Webp.as_str(),
-            detail: format!("{out_width}×{out_height} pixels need {size} bytes"),
-        });
-    }
-    let mut pixels = vec![0u8; size as usize];
+    check_alloc(
+        MediaType::Webp,
+        (out_width, out_height),
+        u64::from(channels),
+        limits,
+    )?;
+    let mut pixels = vec![0u8; stride as usize * out_height as usize];
 
     config.options.use_threads = 0;
     if (out_width, out_height) != (width, height) {
