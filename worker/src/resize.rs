@@ -1,13 +1,14 @@
 //! Resizing: fit the image in the thumbnail box with fast_image_resize's SIMD convolution.
 //!
 //! The aspect ratio is kept, the image is never enlarged, and each side is at least 1 px.
+//! Resizing runs at the source's own bit depth and is alpha-aware (colour is multiplied by
+//! alpha before filtering and divided after), so transparent pixels do not bleed dark fringes.
+//!
 //! A Lanczos3 kernel spans six source pixels per thumbnail pixel on each axis, so for large
 //! shrink factors its cost grows with the factor. Beyond [`PRE_REDUCTION_GAP`] × 2 the image
 //! is first brought down to [`PRE_REDUCTION_GAP`] × the thumbnail by a box filter (an area
 //! average: one tap per source pixel, no aliasing), then Lanczos3 finishes, as libvips'
 //! shrink-then-reduce and Pillow's `reducing_gap` do.
-//! Resizing runs at the source's own bit depth and is alpha-aware (colour is multiplied by
-//! alpha before filtering and divided after), so transparent pixels do not bleed dark fringes.
 
 use fast_image_resize::{FilterType, IntoImageView, ResizeAlg, ResizeOptions, Resizer};
 use image::DynamicImage;
@@ -59,19 +60,19 @@ pub fn resize(
         DynamicImage::ImageRgba8(image.to_rgba8())
     };
     let mut resizer = Resizer::new();
-    let (gap_width, gap_height) = (width * PRE_REDUCTION_GAP, height * PRE_REDUCTION_GAP);
-    let source = if source.width() >= 2 * gap_width && source.height() >= 2 * gap_height {
-        convolve(
-            &mut resizer,
-            &source,
-            gap_width,
-            gap_height,
-            FilterType::Box,
-        )?
-    } else {
-        source
+    let source = match pre_reduced_size((source.width(), source.height()), (width, height)) {
+        Some((w, h)) => convolve(&mut resizer, &source, w, h, FilterType::Box)?,
+        None => source,
     };
     convolve(&mut resizer, &source, width, height, FilterType::Lanczos3)
+}
+
+/// The size the box filter brings a `source`-sized image to before Lanczos3 makes it
+/// `target`: [`PRE_REDUCTION_GAP`] × `target`, when the source is at least twice that on both
+/// axes; `None` when Lanczos3 alone is cheap enough.
+fn pre_reduced_size(source: (u32, u32), target: (u32, u32)) -> Option<(u32, u32)> {
+    let gap = (target.0 * PRE_REDUCTION_GAP, target.1 * PRE_REDUCTION_GAP);
+    (source.0 >= 2 * gap.0 && source.1 >= 2 * gap.1).then_some(gap)
 }
 
 /// `source` resized to `width`×`height` by a convolution with `filter`.
@@ -128,6 +129,14 @@ mod tests {
         DynamicImage::ImageRgb8(image::RgbImage::from_fn(width, height, |x, _| {
             image::Rgb([if x % 2 == 0 { 0 } else { 255 }; 3])
         }))
+    }
+
+    #[test]
+    fn pre_reduces_only_beyond_four_times_the_thumbnail() {
+        assert_eq!(pre_reduced_size((3840, 2160), (100, 56)), Some((200, 112)));
+        assert_eq!(pre_reduced_size((400, 224), (100, 56)), Some((200, 112)));
+        assert_eq!(pre_reduced_size((399, 224), (100, 56)), None);
+        assert_eq!(pre_reduced_size((800, 223), (100, 56)), None);
     }
 
     #[test]
