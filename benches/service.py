@@ -89,7 +89,7 @@ def run_ours(label, workers):
         prefix = RESULTS / label
         subprocess.run(
             [
-                "locust", "-f", ROOT / "locustfile.py", "--headless", "--only-summary",
+                sys.executable, "-m", "locust", "-f", ROOT / "locustfile.py", "--headless", "--only-summary",
                 "-u", str(USERS), "-r", str(USERS), "-t", f"{SECONDS}s",
                 "--host", url, "--csv", prefix, "--loglevel", "WARNING",
             ],
