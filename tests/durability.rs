@@ -130,8 +130,27 @@ async fn a_job_in_flight_at_every_crash_ends_as_an_error() {
     assert_eq!(gateway.wait_final(&other).await["state"], "Completed");
 }
 
+async fn a_restart_removes_the_temporary_files_a_crash_left(backend: Backend) {
+    let mut gateway = Gateway::start(backend, "").await;
+    let raw = gateway.data_dir.join("raw/.tmp-crashed");
+    let thumbnail = gateway.data_dir.join("thumbnails/.tmp-crashed");
+    gateway.kill();
+    std::fs::write(&raw, b"half a file").unwrap();
+    std::fs::write(&thumbnail, b"half a file").unwrap();
+    gateway.spawn().await;
+    assert!(!raw.exists(), "the gateway alone writes raw files");
+    // With the embedded queue the crashed process was the only writer of thumbnails; with
+    // RabbitMQ a worker elsewhere may be writing this very file.
+    assert_eq!(
+        thumbnail.exists(),
+        backend == Backend::RabbitMq,
+        "temporary thumbnail after a restart on {backend:?}"
+    );
+}
+
 on_both_backends!(
     two_hundred_concurrent_uploads_all_complete,
     a_crash_loses_no_accepted_upload,
+    a_restart_removes_the_temporary_files_a_crash_left,
     sigterm_finishes_in_flight_work_and_exits_cleanly,
 );

@@ -68,12 +68,17 @@ pub async fn serve(
     let data = DataDir::new(&config.data_dir);
     data.create()?;
     let store = Store::open(&data.db_dir())?;
-    let (sweep_store, sweep_data, keep_raw) = (store.clone(), data.clone(), config.keep_raw);
-    tokio::task::spawn_blocking(move || recovery::sweep_files(&sweep_store, &sweep_data, keep_raw))
-        .await
-        .map_err(std::io::Error::other)??;
-    let keys = auth::ApiKeys::load(&config.auth)?;
     let queue = Queue::from_config(&config.queue);
+    // With the embedded queue this process alone writes thumbnails, and its workers have not
+    // started yet.
+    let sole_writer = matches!(queue, Queue::Embedded(_));
+    let (sweep_store, sweep_data, keep_raw) = (store.clone(), data.clone(), config.keep_raw);
+    tokio::task::spawn_blocking(move || {
+        recovery::sweep_files(&sweep_store, &sweep_data, keep_raw, sole_writer)
+    })
+    .await
+    .map_err(std::io::Error::other)??;
+    let keys = auth::ApiKeys::load(&config.auth)?;
     let metrics = Arc::new(Metrics::new());
     let processing = recovery::requeue(&store, queue.is_durable(), &config.recovery, &metrics)?;
     store.flush().await?;

@@ -81,8 +81,18 @@ pub fn requeue(
 
 /// Removes the files a crash left behind. Blocking: call it before serving, from a blocking
 /// thread. Thumbnails being written by workers meanwhile are safe: their records exist.
-pub fn sweep_files(store: &Store, data: &DataDir, keep_raw: bool) -> Result<usize, GatewayError> {
+/// `sole_writer` says that no worker of another process writes thumbnails (the embedded
+/// queue, before its workers start): then temporary thumbnails are leftovers too.
+pub fn sweep_files(
+    store: &Store,
+    data: &DataDir,
+    keep_raw: bool,
+    sole_writer: bool,
+) -> Result<usize, GatewayError> {
     remove_temp_files(&data.raw_dir())?;
+    if sole_writer {
+        remove_temp_files(&data.thumbnails_dir())?;
+    }
     let raw = sweep_dir(&data.raw_dir(), |id| {
         Ok(match store.get(id)? {
             None => true,
