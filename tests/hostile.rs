@@ -5,6 +5,9 @@
 //! |---|---|---|
 //! | header declaring more pixels than `limits.max_pixels`: PNG 50000², JPEG 65535², GIF 65535², WebP 16383², TIFF 100000², BMP 60000² | 413 `too_many_pixels` at upload; no pixel buffer is allocated (gateway peak RSS measured) | `bombs_of_every_format_are_refused_from_the_header` |
 //! | the same bombs reaching a worker | `Error` record, code 413, from the header | `worker` unit test `bombs_of_every_format_are_refused_from_the_header` |
+//! | metadata bombs: PNG `iCCP`/`zTXt`/`iTXt` inflating to 256 MiB | 202, `Completed`: never inflated (peak RSS of the gateway and its workers measured) | `metadata_bombs_cost_no_memory` |
+//! | JPEG with ICC segments over `limits.max_metadata_bytes` | 202, `Completed` without them, EXIF orientation kept | same |
+//! | PNG `eXIf`, GIF extensions, WebP `EXIF`, TIFF strip table over the bound | 413 `metadata_too_large` at upload | same; `worker` unit test `metadata_bombs_are_bounded_in_every_format` |
 //! | a decode that exhausts a worker's memory every time | worker dies; dead-lettered after the delivery limit; `Error` record | `rabbitmq.rs` |
 //! | every fixture cut short (half, 10 bytes) | 202 then `Completed` (decoders that fill what is missing) or `Error` 422; or 415 when too little is left to recognise | `truncated_and_corrupt_files_of_every_format_end_final` |
 //! | every fixture with bytes overwritten in its body | 202 then `Completed` or `Error`; never a crash | same |
@@ -57,6 +60,63 @@ async fn bombs_of_every_format_are_refused_from_the_header() {
         "peak RSS {after} KiB (before the bombs: {before} KiB)"
     );
     assert_eq!(gateway.record_count().await, 0);
+}
+
+#[tokio::test]
+async fn metadata_bombs_cost_no_memory() {
+    // The embedded gateway runs the workers too: its peak RSS covers probe and decode.
+    let gateway = Gateway::start_with_queue(None, "limits: {max_metadata_bytes: 262144}").await;
+    for name in [
+        "png-rgb.png",
+        "jpeg-baseline.jpg",
+        "gif-animated.gif",
+        "webp-lossy.webp",
+    ] {
+        let id = gateway.upload_fixture(name).await;
+        assert_eq!(gateway.wait_final(&id).await["state"], "Completed");
+    }
+    let before = gateway.peak_rss_kib();
+    for (name, width, height) in [
+        ("bomb-png-iccp.png", 10, 10),
+        ("bomb-png-ztxt.png", 10, 10),
+        ("bomb-png-itxt.png", 10, 10),
+        ("bomb-meta-jpeg-icc.jpg", 75, 100),
+    ] {
+        let id = gateway.upload_fixture(name).await;
+        let record = gateway.wait_final(&id).await;
+        assert_eq!(record["state"], "Completed", "{name}: {record}");
+        let thumbnail = &record["thumbnail"];
+        assert_eq!(
+            (thumbnail["width"].as_u64(), thumbnail["height"].as_u64()),
+            (Some(width), Some(height)),
+            "{name}: {record}"
+        );
+    }
+    for name in [
+        "bomb-meta-png-exif.png",
+        "bomb-meta-gif-comment.gif",
+        "bomb-meta-webp-exif.webp",
+        "bomb-meta-tiff-count.tiff",
+    ] {
+        let answer = gateway.upload(media_type_of(name), &fixture(name)).await;
+        answer.assert_error(413, "metadata_too_large");
+        let message = answer.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(
+            message.contains("over the limit of 262144 bytes"),
+            "{name}: {message}"
+        );
+    }
+    let after = gateway.peak_rss_kib();
+    eprintln!("peak RSS before the bombs {before} KiB, after {after} KiB");
+    // Each PNG bomb would inflate 256 MiB; the uploads themselves are under 400 KB.
+    assert!(
+        after < before + 8 * 1024,
+        "peak RSS grew from {before} KiB to {after} KiB"
+    );
+    assert_eq!(gateway.record_count().await, 8);
 }
 
 #[tokio::test]

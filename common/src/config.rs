@@ -100,6 +100,9 @@ pub struct LimitsConfig {
     pub max_pixels: u64,
     /// Most memory one decode may allocate, in bytes.
     pub max_alloc_bytes: u64,
+    /// Most bytes of metadata (ICC profiles, EXIF, XMP, comments, tables) a file may make a
+    /// decoder keep; compressed metadata is never inflated.
+    pub max_metadata_bytes: u64,
     /// How long a client may take to send its headers, and may leave its body idle, before
     /// the request is refused (408) and the connection freed.
     pub read_timeout_secs: u64,
@@ -173,6 +176,7 @@ impl Default for LimitsConfig {
             max_upload_bytes: 50 * 1024 * 1024,
             max_pixels: 100_000_000,
             max_alloc_bytes: 1024 * 1024 * 1024,
+            max_metadata_bytes: 4 * 1024 * 1024,
             read_timeout_secs: 30,
             max_inflight_uploads: 64,
             max_queued_jobs: 100_000,

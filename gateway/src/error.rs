@@ -43,6 +43,9 @@ pub enum ApiError {
     /// The image's header declares more pixels than allowed.
     #[error("{0}")]
     TooManyPixels(String),
+    /// The image carries more metadata than allowed.
+    #[error("{0}")]
+    MetadataTooLarge(String),
     /// The JSON body is malformed or lacks a field.
     #[error("invalid JSON body: {0}")]
     InvalidJson(String),
@@ -124,6 +127,7 @@ impl ApiError {
                 (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large")
             }
             ApiError::TooManyPixels(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_many_pixels"),
+            ApiError::MetadataTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "metadata_too_large"),
             ApiError::InvalidJson(_) => (StatusCode::BAD_REQUEST, "invalid_json"),
             ApiError::InvalidParameter(_) => (StatusCode::BAD_REQUEST, "invalid_parameter"),
             ApiError::BodyRead(_) => (StatusCode::BAD_REQUEST, "body_read_failed"),

@@ -2,8 +2,9 @@
 //! header parsing, fsync): the upload route runs it on a blocking thread.
 //!
 //! 1. Sniff the magic bytes: they must say the declared media type.
-//! 2. Read the header: an image over `limits.max_pixels` is refused here, before any pixel
-//!    exists. A header that cannot be read is left to the worker, whose error the record
+//! 2. Read the header: an image over `limits.max_pixels`, or carrying more metadata than
+//!    `limits.max_metadata_bytes` where it cannot be skipped, is refused here, before any
+//!    pixel exists and without inflating anything. A header that cannot be read is left to the worker, whose error the record
 //!    will carry.
 //! 3. Hash (MD5, SHA-256) and write the raw file atomically under a fresh UUID v7.
 
@@ -14,6 +15,7 @@ use common::record::{NewUpload, Record};
 use md5::Md5;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
+use worker::ThumbnailError;
 
 use crate::error::ApiError;
 
@@ -36,6 +38,9 @@ pub fn ingest(
     }
     let dimensions = match worker::decode::probe(bytes, declared, limits) {
         Ok(dimensions) => Some(dimensions),
+        Err(error @ ThumbnailError::MetadataTooLarge { .. }) => {
+            return Err(ApiError::MetadataTooLarge(error.to_string()));
+        }
         Err(error) if error.code() == 413 => {
             return Err(ApiError::TooManyPixels(error.to_string()));
         }

@@ -24,6 +24,17 @@ pub enum ThumbnailError {
         /// The decoder's account.
         detail: String,
     },
+    /// The file carries more metadata (ICC profiles, EXIF, XMP, comments, tables) than
+    /// `limits.max_metadata_bytes` allows, in a format where it cannot simply be skipped.
+    #[error("this {media_type} carries {bytes} bytes of metadata, over the limit of {max} bytes")]
+    MetadataTooLarge {
+        /// The declared media type.
+        media_type: &'static str,
+        /// The metadata bytes the file declares (at least this many).
+        bytes: u64,
+        /// The configured limit.
+        max: u64,
+    },
     /// The data is not a valid image of its declared type (corrupt, truncated, or using a
     /// feature the decoder does not support).
     #[error("cannot decode {media_type}: {detail}")]
@@ -49,7 +60,9 @@ impl ThumbnailError {
     /// that cannot be decoded, 500 for failures of our own.
     pub fn code(&self) -> u16 {
         match self {
-            ThumbnailError::TooManyPixels { .. } | ThumbnailError::OverMemoryLimit { .. } => 413,
+            ThumbnailError::TooManyPixels { .. }
+            | ThumbnailError::OverMemoryLimit { .. }
+            | ThumbnailError::MetadataTooLarge { .. } => 413,
             ThumbnailError::Decode { .. } | ThumbnailError::Panic(_) => 422,
             ThumbnailError::Resize(_) | ThumbnailError::Encode(_) => 500,
         }

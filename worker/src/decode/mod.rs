@@ -8,8 +8,13 @@
 //! Decoding knows the box the thumbnail must fit, so formats that can decode at reduced size do:
 //! JPEG decodes its DCT blocks at 1/2, 1/4 or 1/8 scale ([`jpeg`]), and WebP, with the
 //! `libwebp` feature, scales while it decodes ([`webp`]). GIF reads its first frame's palette
-//! indices itself ([`gif`]), and a plain 24-bit BMP is copied row by row ([`bmp`]). Every other
-//! format decodes through `image` at full size.
+//! indices itself ([`gif`]), a plain 24-bit BMP is copied row by row ([`bmp`]), and PNG goes
+//! through the `png` crate with its text and ICC chunks skipped ([`png`]). TIFF, and WebP
+//! without `libwebp`, decode through `image` at full size.
+//!
+//! Before any of this, [`metadata`] bounds what the file carries beside its pixels: the probe
+//! and the decoders never allocate more than `limits.max_metadata_bytes` for metadata, and
+//! never inflate it.
 
 use std::io::Cursor;
 
@@ -23,6 +28,8 @@ use crate::error::ThumbnailError;
 mod bmp;
 mod gif;
 mod jpeg;
+mod metadata;
+mod png;
 #[cfg(feature = "libwebp")]
 mod webp;
 
@@ -114,15 +121,23 @@ fn check_alloc(
 }
 
 /// Reads only the header: the upright dimensions (EXIF orientation applied). Refuses images
-/// over the pixel limit. Cheap: no pixel is decoded, and the bytes are not copied.
+/// over the pixel limit, and files whose metadata is over its bound. Cheap: no pixel is
+/// decoded, nothing is inflated, and the bytes are copied only to drop a JPEG's excess
+/// metadata.
 pub fn probe(
     bytes: &[u8],
     media_type: MediaType,
     limits: &LimitsConfig,
 ) -> Result<(u32, u32), ThumbnailError> {
-    if media_type == MediaType::Jpeg {
-        let header = jpeg::Header::read(bytes, limits)?;
-        return Ok(upright(header.width, header.height, header.orientation));
+    let bytes = metadata::bounded(bytes, media_type, limits.max_metadata_bytes)?;
+    let bytes = bytes.as_ref();
+    match media_type {
+        MediaType::Jpeg => {
+            let header = jpeg::Header::read(bytes, limits)?;
+            return Ok(upright(header.width, header.height, header.orientation));
+        }
+        MediaType::Png => return png::probe(bytes, limits),
+        _ => {}
     }
     let mut decoder = open(bytes, media_type, limits)?;
     let (width, height) = decoder.dimensions();
@@ -154,8 +169,11 @@ pub fn decode(
     limits: &LimitsConfig,
     fit_box: (u32, u32),
 ) -> Result<Decoded, ThumbnailError> {
+    let bytes = metadata::bounded(bytes, media_type, limits.max_metadata_bytes)?;
+    let bytes = bytes.as_ref();
     match media_type {
         MediaType::Jpeg => jpeg::decode(bytes, limits, fit_box),
+        MediaType::Png => png::decode(bytes, limits),
         MediaType::Gif => gif::decode(bytes, limits),
         MediaType::Bmp => bmp::decode(bytes, limits),
         #[cfg(feature = "libwebp")]
@@ -295,6 +313,53 @@ mod tests {
                 "{name}: {error}"
             );
             assert_eq!(error.code(), 413);
+        }
+    }
+
+    #[test]
+    fn metadata_bombs_are_bounded_in_every_format() {
+        let limits = LimitsConfig {
+            max_metadata_bytes: 256 * 1024,
+            ..LimitsConfig::default()
+        };
+        // Compressed metadata is skipped, and a JPEG's excess metadata dropped: these decode.
+        for (name, media_type, upright) in [
+            ("bomb-png-iccp.png", MediaType::Png, (10, 10)),
+            ("bomb-png-ztxt.png", MediaType::Png, (10, 10)),
+            ("bomb-png-itxt.png", MediaType::Png, (10, 10)),
+            ("bomb-meta-jpeg-icc.jpg", MediaType::Jpeg, (300, 400)),
+        ] {
+            let bytes = fixture(name);
+            assert_eq!(
+                probe(&bytes, media_type, &limits).unwrap(),
+                upright,
+                "{name}"
+            );
+            let decoded = decode(&bytes, media_type, &limits, (100, 100)).unwrap();
+            assert_eq!(
+                (decoded.source_width, decoded.source_height),
+                upright,
+                "{name}"
+            );
+        }
+        // Metadata that would have to be kept: refused from the probe on.
+        for (name, media_type) in [
+            ("bomb-meta-png-exif.png", MediaType::Png),
+            ("bomb-meta-gif-comment.gif", MediaType::Gif),
+            ("bomb-meta-webp-exif.webp", MediaType::Webp),
+            ("bomb-meta-tiff-count.tiff", MediaType::Tiff),
+        ] {
+            let bytes = fixture(name);
+            for error in [
+                probe(&bytes, media_type, &limits).unwrap_err(),
+                decode(&bytes, media_type, &limits, (100, 100)).unwrap_err(),
+            ] {
+                assert!(
+                    matches!(error, ThumbnailError::MetadataTooLarge { .. }),
+                    "{name}: {error}"
+                );
+                assert_eq!(error.code(), 413);
+            }
         }
     }
 
