@@ -60,7 +60,8 @@ mod base64_decode {
     fn gateway_stream_simd(bencher: Bencher) {
         let encoded = STANDARD.encode(noise(RAW_BYTES)).into_bytes();
         bencher.counter(BytesCount::new(RAW_BYTES)).bench(|| {
-            let mut stream = Base64Stream::new(RAW_BYTES as u64, Some(encoded.len() as u64));
+            let mut stream = Base64Stream::new(RAW_BYTES as u64);
+            stream.reserve(stream.capacity_for(encoded.len()));
             for chunk in encoded.chunks(CHUNK) {
                 stream.push(chunk).unwrap();
             }

@@ -2,7 +2,7 @@
 //! the inputs the fuzzers once crashed on).
 
 use common::config::{LimitsConfig, ThumbnailConfig};
-use gateway::body::{Base64Stream, Envelope, decode_base64};
+use gateway::body::{Base64Stream, EnvelopeParser};
 
 /// The worker's decode → resize → encode path on arbitrary bytes; the first byte picks the
 /// declared media type. It must return, whatever the bytes.
@@ -15,31 +15,53 @@ pub fn thumbnail(data: &[u8]) {
     let limits = LimitsConfig {
         max_pixels: 4_000_000,
         max_alloc_bytes: 256 * 1024 * 1024,
+        max_metadata_bytes: 64 * 1024,
         ..LimitsConfig::default()
     };
     let _ = worker::thumbnail::make(image, media_type, &ThumbnailConfig::default(), &limits);
 }
 
-/// The gateway's body decoding on arbitrary bytes: the streaming base64 decoder fed in
-/// chunks of the size the first byte picks must agree with a one-piece decode, and the JSON
-/// envelope parser must return.
+/// The gateway's body decoding on arbitrary bytes, fed in chunks of the size the first byte
+/// picks: the streaming base64 decoder must agree with a one-piece decode; the streaming JSON
+/// envelope parser must agree with a one-piece parse, and accept only what `serde_json` takes
+/// for JSON.
 pub fn upload_body(data: &[u8]) {
     let Some((&chunk, body)) = data.split_first() else {
         return;
     };
+    let chunk = usize::from(chunk).max(1);
     let limit = 1 << 20;
-    let mut stream = Base64Stream::new(limit, None);
-    let streamed = body
-        .chunks(usize::from(chunk).max(1))
-        .try_for_each(|piece| stream.push(piece))
-        .and_then(|()| stream.finish());
-    if let Ok(text) = std::str::from_utf8(body) {
-        let whole = decode_base64(text, limit);
-        assert_eq!(
-            streamed.as_ref().ok(),
-            whole.as_ref().ok(),
-            "chunking changed the result"
+    let base64 = |chunk: usize| {
+        let mut stream = Base64Stream::new(limit);
+        body.chunks(chunk)
+            .try_for_each(|piece| stream.push(piece))
+            .and_then(|()| stream.finish())
+            .ok()
+    };
+    assert_eq!(
+        base64(chunk),
+        base64(body.len().max(1)),
+        "chunking changed the result"
+    );
+
+    let envelope = |chunk: usize| {
+        let mut parser = EnvelopeParser::new(limit);
+        body.chunks(chunk)
+            .try_for_each(|piece| parser.push(piece))
+            .and_then(|()| parser.finish())
+            .ok()
+            .map(|envelope| (envelope.data, envelope.media_type, envelope.name))
+    };
+    let streamed = envelope(chunk);
+    assert_eq!(
+        streamed,
+        envelope(body.len().max(1)),
+        "chunking changed the envelope"
+    );
+    if streamed.is_some() {
+        assert!(
+            serde_json::from_slice::<serde_json::Value>(body).is_ok(),
+            "an envelope that is not JSON was accepted"
         );
     }
-    let _ = serde_json::from_slice::<Envelope>(body);
 }

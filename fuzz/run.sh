@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Fuzzes Thumbnailify with libFuzzer (cargo fuzz), each target for SECONDS (default 600),
-# seeded with the test fixtures:
+# seeded with the test fixtures (the metadata bombs among them: ICC, text, EXIF, comment and
+# strip-table bombs of every format):
 #   thumbnail    the worker's decode → resize → encode path (first byte: the media type)
 #   upload_body  the gateway's streaming base64 decoder and JSON envelope parser
 # Usage: fuzz/run.sh [SECONDS] [TARGET...]
@@ -33,6 +34,8 @@ for file in ../tests/fixtures/small.png ../tests/fixtures/strip.jpg ../tests/fix
 done
 printf '\x07{"data": "iVBORw0KGgo=", "media_type": "image/png", "name": "a.png"}' \
   > corpus/upload_body/envelope.json
+printf '\x03 {"name": null, "x": [1, {"y": "}"}], "media_type": "image/gif", "data": "R0lG\\/\\u004fODlh\\n"} ' \
+  > corpus/upload_body/envelope-members.json
 
 for target in "${targets[@]}"; do
   echo "== fuzzing $target for $seconds s"

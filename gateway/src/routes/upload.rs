@@ -21,7 +21,7 @@ use common::media::MediaType;
 use common::message::Job;
 use serde::Deserialize;
 
-use crate::body;
+use crate::body::{self, BodyTiming};
 use crate::error::ApiError;
 use crate::ingest::ingest;
 use crate::metrics::Refusal;
@@ -50,7 +50,7 @@ pub async fn upload(
         state.admission.admit(&state.metrics, client.ip()).await,
     ) {
         (Ok(Query(params)), Ok(_permit)) => accept(&state, params.name, &headers, &mut body).await,
-        (Err(rejection), _) => Err(ApiError::InvalidParameter(rejection.body_text())),
+        (Err(_), _) => Err(ApiError::InvalidQuery),
         (_, Err(refusal)) => Err(refusal),
     };
     // A client told to wait for "100 Continue" has sent nothing: there is nothing to drain.
@@ -80,30 +80,38 @@ async fn accept(
     headers: &HeaderMap,
     body: &mut Body,
 ) -> Result<Response, ApiError> {
-    let limit = state.config.limits.max_upload_bytes;
-    let idle = Duration::from_secs(state.config.limits.read_timeout_secs);
-    let content_type = headers
-        .get(CONTENT_TYPE)
-        .ok_or(ApiError::MissingContentType)?
+    let limits = &state.config.limits;
+    let limit = limits.max_upload_bytes;
+    let timing = BodyTiming {
+        idle: Duration::from_secs(limits.read_timeout_secs),
+        grace: Duration::from_secs(limits.read_timeout_secs),
+        min_rate: limits.min_body_bytes_per_sec,
+    };
+    let mut content_types = headers.get_all(CONTENT_TYPE).iter();
+    let content_type = content_types.next().ok_or(ApiError::MissingContentType)?;
+    if content_types.next().is_some() {
+        return Err(ApiError::InvalidHeader(
+            "Content-Type is given more than once",
+        ));
+    }
+    let content_type = content_type
         .to_str()
         .map_err(|_| ApiError::UnsupportedMediaType("the Content-Type is not text".to_owned()))?;
     let essence = content_type.split(';').next().unwrap_or_default().trim();
+    let length = headers
+        .get(CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok()?.parse().ok());
+    // The decoded bytes grow under this grant, held until they are on disk.
+    let mut grant = state.memory.grant();
 
     let (bytes, media_type, name) = if essence.eq_ignore_ascii_case("application/json") {
-        let envelope = body::read_envelope(body, limit, idle).await?;
+        let envelope = body::read_envelope(body, limit, length, timing, &mut grant).await?;
         let media_type = parse_media_type(&envelope.media_type)?;
-        let bytes = body::decode_base64(&envelope.data, limit)?;
-        (bytes, media_type, envelope.name.or(name))
+        (envelope.data, media_type, envelope.name.or(name))
     } else {
         let media_type = parse_media_type(content_type)?;
-        let length = headers
-            .get(CONTENT_LENGTH)
-            .and_then(|value| value.to_str().ok()?.parse().ok());
-        (
-            body::read_base64(body, limit, length, idle).await?,
-            media_type,
-            name,
-        )
+        let bytes = body::read_base64(body, limit, length, timing, &mut grant).await?;
+        (bytes, media_type, name)
     };
     let name = check_name(name)?;
 
@@ -113,6 +121,7 @@ async fn accept(
         tokio::task::spawn_blocking(move || ingest(&bytes, media_type, name, &data, &limits))
             .await
             .map_err(|error| ApiError::Io(std::io::Error::other(error)))??;
+    drop(grant);
 
     state
         .store
@@ -138,16 +147,79 @@ fn parse_media_type(text: &str) -> Result<MediaType, ApiError> {
         })
 }
 
-/// A name is metadata only (files are named by id), but keep it printable and short.
+/// A name is metadata only (files are named by id), but it is shown to people: keep it short
+/// and free of characters that hide or reorder text.
 fn check_name(name: Option<String>) -> Result<Option<String>, ApiError> {
     match name {
         Some(name) if name.len() > MAX_NAME => Err(ApiError::InvalidParameter(format!(
             "name is longer than {MAX_NAME} bytes"
         ))),
-        Some(name) if name.chars().any(char::is_control) => Err(ApiError::InvalidParameter(
-            "name contains control characters".to_owned(),
-        )),
-        Some(name) if name.trim().is_empty() => Ok(None),
-        other => Ok(other),
+        Some(name) => match name.chars().find(|&c| is_hidden(c)) {
+            Some(found) => Err(ApiError::InvalidParameter(format!(
+                "name contains U+{:04X}: control characters, invisible formatting, bidirectional \
+                 overrides and line or paragraph separators are refused",
+                u32::from(found)
+            ))),
+            None if name.trim().is_empty() => Ok(None),
+            None => Ok(Some(name)),
+        },
+        None => Ok(None),
+    }
+}
+
+/// Whether a character is a control character, or one that changes how the text around it
+/// shows without showing itself: bidirectional marks, embeddings, overrides and isolates
+/// (`U+202E` turns `gpj.exe` into what reads as `exe.jpg`), zero-width and invisible
+/// operators, tag characters, the byte order mark, and line and paragraph separators. The
+/// zero-width joiner and non-joiner stay: emoji sequences and several scripts need them.
+fn is_hidden(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{00AD}'
+                | '\u{061C}'
+                | '\u{180E}'
+                | '\u{200B}'
+                | '\u{200E}'..='\u{200F}'
+                | '\u{2028}'..='\u{202E}'
+                | '\u{2060}'..='\u{206F}'
+                | '\u{FEFF}'
+                | '\u{FFF9}'..='\u{FFFB}'
+                | '\u{E0000}'..='\u{E007F}'
+        )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_that_hide_or_reorder_text_are_refused() {
+        for bad in [
+            "photo\u{202E}gpj.exe",
+            "a\u{2028}b",
+            "a\u{2029}b",
+            "a\u{200F}b",
+            "a\u{2066}b\u{2069}",
+            "\u{FEFF}a",
+            "a\u{E0041}",
+            "tab\there",
+            "nel\u{85}",
+        ] {
+            let error = check_name(Some(bad.to_owned())).unwrap_err();
+            assert!(error.to_string().starts_with("name contains U+"), "{bad:?}");
+        }
+        for good in [
+            "café.png",
+            "👨\u{200D}👩\u{200D}👧.jpg",
+            "می\u{200C}خواهم.png",
+            "ファイル.gif",
+        ] {
+            assert_eq!(
+                check_name(Some(good.to_owned())).unwrap().as_deref(),
+                Some(good)
+            );
+        }
+        assert_eq!(check_name(Some("  ".to_owned())).unwrap(), None);
     }
 }

@@ -1,33 +1,17 @@
-//! Upload bodies: base64 decoded as it streams in, under a size limit.
+//! Base64 decoded as it streams in, under a limit on the decoded size.
 //!
-//! A body is base64 of the standard alphabet; padding is optional, ASCII white space (line
-//! breaks of MIME-style base64) is skipped, and a `data:<type>;base64,` prefix (what browsers
-//! produce) is accepted. Decoding runs chunk by chunk as the body arrives, with the runtime-
-//! detected SIMD engine, into one buffer sized from `Content-Length`: the encoded body is never
-//! held whole, and a body whose decoded size passes the limit is refused as soon as it does.
-//!
-//! A JSON envelope (`{"data": "<base64>", "media_type": "image/png", "name": "cat.png"}`) is
-//! read whole under the same limit and its `data` goes through the same decoder.
+//! The standard alphabet; padding is optional, ASCII white space (line breaks of MIME-style
+//! base64) is skipped, and a `data:<type>;base64,` prefix (what browsers produce) is accepted.
+//! Decoding runs chunk by chunk as the body arrives, with the runtime-detected SIMD engine, into
+//! one buffer: the encoded text is never held whole, and data whose decoded size passes the
+//! limit is refused as soon as it does. Only decoded bytes count against the limit, whatever
+//! the white space.
 
-use axum::body::{Body, Bytes};
 use base64::engine::general_purpose::PAD_INDIFFERENT;
 use base64::engine::simd::Simd;
 use base64::{DecodeSliceError, Engine};
-use std::time::Duration;
-
-use http_body_util::BodyExt;
-use serde::Deserialize;
 
 use crate::error::ApiError;
-
-/// The most encoded bytes a body may have to decode to at most `limit` bytes: 4/3 of it,
-/// plus line breaks every 76 characters, plus room for a data URI prefix.
-pub fn encoded_limit(limit: u64) -> u64 {
-    let chars = limit.div_ceil(3).saturating_mul(4);
-    chars
-        .saturating_add(chars.div_ceil(76) * 2)
-        .saturating_add(1024)
-}
 
 /// Decodes a base64 body as it arrives.
 #[derive(Debug)]
@@ -48,15 +32,15 @@ pub struct Base64Stream {
 const MAX_PREFIX: usize = 256;
 
 impl Base64Stream {
-    /// A decoder refusing output over `limit` bytes; `size_hint` is the expected encoded length.
-    pub fn new(limit: u64, size_hint: Option<u64>) -> Self {
-        let capacity = size_hint.map_or(0, |hint| (hint / 4 * 3).min(limit));
+    /// A decoder refusing output over `limit` bytes. Its buffer starts empty: see
+    /// [`Base64Stream::reserve`].
+    pub fn new(limit: u64) -> Self {
         Self {
             engine: Simd::standard(PAD_INDIFFERENT),
             head: Some(Vec::new()),
             pending: Vec::new(),
             consumed: 0,
-            out: Vec::with_capacity(usize::try_from(capacity).unwrap_or(0)),
+            out: Vec::new(),
             limit,
         }
     }
@@ -76,6 +60,27 @@ impl Base64Stream {
             }
             None => self.feed(chunk),
         }
+    }
+
+    /// The buffer capacity that decoding `encoded` more bytes of input may need: the current
+    /// one when it suffices, else at least double it (so that growth stays amortised), never
+    /// more than the limit allows.
+    pub fn capacity_for(&self, encoded: usize) -> usize {
+        // Held-back input (a data URI prefix, a group of four) decodes along with the chunk.
+        let held = self.head.as_ref().map_or(0, Vec::len) + self.pending.len();
+        let needed = self.out.len() + (encoded + held).div_ceil(4) * 3;
+        let capacity = self.out.capacity();
+        if needed <= capacity {
+            return capacity;
+        }
+        let most = usize::try_from(self.limit.saturating_add(3)).unwrap_or(usize::MAX);
+        needed.max(capacity.saturating_mul(2)).min(most)
+    }
+
+    /// Grows the buffer to hold `capacity` decoded bytes.
+    pub fn reserve(&mut self, capacity: usize) {
+        self.out
+            .reserve_exact(capacity.saturating_sub(self.out.len()));
     }
 
     /// Decodes what is left and returns the decoded bytes.
@@ -166,19 +171,14 @@ impl Base64Stream {
         let at = |offset: usize| self.consumed + offset as u64;
         ApiError::InvalidBase64(match error {
             DecodeSliceError::DecodeError(InvalidByte(offset, byte)) => {
-                format!(
-                    "invalid character {:?} at position {}",
-                    byte as char,
-                    at(offset)
-                )
+                format!("invalid byte 0x{byte:02x} at position {}", at(offset))
             }
             DecodeSliceError::DecodeError(InvalidLength(_)) => {
                 "the length is not that of base64 data (one character too many or too few)"
                     .to_owned()
             }
             DecodeSliceError::DecodeError(InvalidLastSymbol { offset, symbol, .. }) => format!(
-                "invalid last character {:?} at position {}",
-                symbol as char,
+                "invalid last character (byte 0x{symbol:02x}) at position {}",
                 at(offset)
             ),
             DecodeSliceError::DecodeError(InvalidPadding) => "misplaced padding".to_owned(),
@@ -221,108 +221,6 @@ fn strip_data_uri(head: &[u8]) -> Result<Option<&[u8]>, ApiError> {
     }
 }
 
-/// How long a refused body is still read (and discarded) before the connection closes.
-const LINGER_TIME: Duration = Duration::from_secs(5);
-/// How much of a refused body is read (and discarded) at most.
-const LINGER_BYTES: usize = 8 * 1024 * 1024;
-
-/// Reads and discards what is left of a refused body, for a bounded time and size: a lingering
-/// close, so that a client still sending reads the refusal instead of a reset connection.
-pub async fn drain(mut body: Body) {
-    let discard = async {
-        let mut read = 0;
-        while let Some(Ok(frame)) = body.frame().await {
-            read += frame.data_ref().map_or(0, |data| data.len());
-            if read > LINGER_BYTES {
-                break;
-            }
-        }
-    };
-    let _ = tokio::time::timeout(LINGER_TIME, discard).await;
-}
-
-/// The next chunk of data of `body`; `None` at its end. A body idle longer than `idle` is
-/// refused.
-async fn next_chunk(body: &mut Body, idle: Duration) -> Result<Option<Bytes>, ApiError> {
-    loop {
-        let frame = tokio::time::timeout(idle, body.frame())
-            .await
-            .map_err(|_| ApiError::RequestTimeout(idle.as_secs()))?;
-        match frame {
-            None => return Ok(None),
-            Some(Err(error)) => return Err(ApiError::BodyRead(error.to_string())),
-            Some(Ok(frame)) => {
-                if let Ok(data) = frame.into_data() {
-                    return Ok(Some(data));
-                }
-            }
-        }
-    }
-}
-
-/// Reads a raw base64 body, decoding as it streams in. Each chunk must come within `idle`.
-pub async fn read_base64(
-    body: &mut Body,
-    limit: u64,
-    content_length: Option<u64>,
-    idle: Duration,
-) -> Result<Vec<u8>, ApiError> {
-    let max_encoded = encoded_limit(limit);
-    if content_length.is_some_and(|length| length > max_encoded) {
-        return Err(ApiError::PayloadTooLarge { limit });
-    }
-    let mut decoder = Base64Stream::new(limit, content_length);
-    let mut received = 0u64;
-    while let Some(data) = next_chunk(body, idle).await? {
-        received += data.len() as u64;
-        if received > max_encoded {
-            return Err(ApiError::PayloadTooLarge { limit });
-        }
-        decoder.push(&data)?;
-    }
-    decoder.finish()
-}
-
-/// The JSON form of an upload.
-#[derive(Debug, Deserialize)]
-pub struct Envelope {
-    /// The image, base64.
-    pub data: String,
-    /// Its media type.
-    pub media_type: String,
-    /// The client's file name.
-    #[serde(default)]
-    pub name: Option<String>,
-}
-
-/// Reads a JSON envelope whole, under the encoded-size limit. Each chunk must come within
-/// `idle`.
-pub async fn read_envelope(
-    body: &mut Body,
-    limit: u64,
-    idle: Duration,
-) -> Result<Envelope, ApiError> {
-    let max = encoded_limit(limit) + 64 * 1024;
-    let mut bytes = Vec::new();
-    while let Some(data) = next_chunk(body, idle).await? {
-        if (bytes.len() + data.len()) as u64 > max {
-            return Err(ApiError::PayloadTooLarge { limit });
-        }
-        bytes.extend_from_slice(&data);
-    }
-    if bytes.trim_ascii().is_empty() {
-        return Err(ApiError::EmptyBody);
-    }
-    serde_json::from_slice(&bytes).map_err(|error| ApiError::InvalidJson(error.to_string()))
-}
-
-/// Decodes base64 already in memory (the `data` of an envelope).
-pub fn decode_base64(data: &str, limit: u64) -> Result<Vec<u8>, ApiError> {
-    let mut decoder = Base64Stream::new(limit, Some(data.len() as u64));
-    decoder.push(data.as_bytes())?;
-    decoder.finish()
-}
-
 #[cfg(test)]
 mod tests {
     use base64::engine::general_purpose::STANDARD;
@@ -330,7 +228,7 @@ mod tests {
     use super::*;
 
     fn decode_in_chunks(input: &[u8], chunk: usize, limit: u64) -> Result<Vec<u8>, ApiError> {
-        let mut decoder = Base64Stream::new(limit, None);
+        let mut decoder = Base64Stream::new(limit);
         for piece in input.chunks(chunk) {
             decoder.push(piece)?;
         }
@@ -422,7 +320,6 @@ mod tests {
 
     #[test]
     fn limits_near_the_top_of_u64_do_not_overflow() {
-        assert_eq!(encoded_limit(u64::MAX), u64::MAX);
         let encoded = STANDARD.encode([7u8; 100]);
         assert_eq!(
             decode_in_chunks(encoded.as_bytes(), 7, u64::MAX).unwrap(),
