@@ -103,9 +103,23 @@ pub struct LimitsConfig {
     /// Most bytes of metadata (ICC profiles, EXIF, XMP, comments, tables) a file may make a
     /// decoder keep; compressed metadata is never inflated.
     pub max_metadata_bytes: u64,
-    /// How long a client may take to send its headers, and may leave its body idle, before
-    /// the request is refused (408) and the connection freed.
+    /// How long a new connection may take to send a complete request head, and a body may
+    /// stay idle, before the connection is closed (a body: refused with 408). Also the grace
+    /// period before `min_body_bytes_per_sec` applies.
     pub read_timeout_secs: u64,
+    /// How long a keep-alive connection may wait, idle between requests, before it is closed.
+    pub keep_alive_secs: u64,
+    /// The slowest average rate, in bytes per second, an upload body may arrive at once
+    /// `read_timeout_secs` have passed (a body may take `read_timeout_secs + received /
+    /// min_body_bytes_per_sec`); slower is refused with 408. 0: no minimum.
+    pub min_body_bytes_per_sec: u64,
+    /// Open connections at most; more are answered 503 and closed.
+    pub max_connections: usize,
+    /// Open connections from one client IP address at most; more are answered 503 and closed.
+    pub max_connections_per_client: usize,
+    /// Memory all uploads being read may hold together, in decoded bytes; an upload that cannot
+    /// get its share within 5 s is refused (503). At least `max_upload_bytes`.
+    pub max_upload_memory_bytes: u64,
     /// Uploads read at once; more wait up to 5 s with their bodies unread, then are refused
     /// (503, `Retry-After`).
     pub max_inflight_uploads: usize,
@@ -178,6 +192,11 @@ impl Default for LimitsConfig {
             max_alloc_bytes: 1024 * 1024 * 1024,
             max_metadata_bytes: 4 * 1024 * 1024,
             read_timeout_secs: 30,
+            keep_alive_secs: 60,
+            min_body_bytes_per_sec: 8 * 1024,
+            max_connections: 4096,
+            max_connections_per_client: 512,
+            max_upload_memory_bytes: 1024 * 1024 * 1024,
             max_inflight_uploads: 64,
             max_queued_jobs: 100_000,
             min_free_disk_bytes: 256 * 1024 * 1024,
@@ -299,6 +318,19 @@ impl Config {
                 "limits.max_upload_bytes, max_pixels, read_timeout_secs, max_inflight_uploads and max_queued_jobs must be at least 1",
             );
         }
+        if self.limits.keep_alive_secs == 0
+            || self.limits.max_connections == 0
+            || self.limits.max_connections_per_client == 0
+        {
+            return invalid(
+                "limits.keep_alive_secs, max_connections and max_connections_per_client must be at least 1",
+            );
+        }
+        if self.limits.max_upload_memory_bytes < self.limits.max_upload_bytes {
+            return invalid(
+                "limits.max_upload_memory_bytes must be at least limits.max_upload_bytes, or no upload at the size limit could ever be read",
+            );
+        }
         if let Some(url) = &self.queue.url
             && !url.starts_with("amqp://")
         {
@@ -365,6 +397,20 @@ mod tests {
             default.recovery.stuck_after_secs
         );
         assert_eq!(config.recovery.max_attempts, default.recovery.max_attempts);
+        let (file, default) = (&config.limits, &default.limits);
+        assert_eq!(file.max_metadata_bytes, default.max_metadata_bytes);
+        assert_eq!(file.read_timeout_secs, default.read_timeout_secs);
+        assert_eq!(file.keep_alive_secs, default.keep_alive_secs);
+        assert_eq!(file.min_body_bytes_per_sec, default.min_body_bytes_per_sec);
+        assert_eq!(file.max_connections, default.max_connections);
+        assert_eq!(
+            file.max_connections_per_client,
+            default.max_connections_per_client
+        );
+        assert_eq!(
+            file.max_upload_memory_bytes,
+            default.max_upload_memory_bytes
+        );
     }
 
     #[test]

@@ -49,24 +49,56 @@ pub enum ApiError {
     /// The JSON body is malformed or lacks a field.
     #[error("invalid JSON body: {0}")]
     InvalidJson(String),
+    /// The `Host` header is missing or repeated.
+    #[error("{0}")]
+    InvalidHost(&'static str),
+    /// The request target is too long.
+    #[error("the request target is longer than {max} bytes")]
+    UriTooLong {
+        /// The limit.
+        max: usize,
+    },
+    /// Too many headers, or too large.
+    #[error("at most {max_headers} headers of {max_bytes} bytes in all are read")]
+    HeadersTooLarge {
+        /// The most headers.
+        max_headers: usize,
+        /// The most bytes.
+        max_bytes: usize,
+    },
+    /// A header is malformed or repeated.
+    #[error("{0}")]
+    InvalidHeader(&'static str),
     /// A parameter or field is out of range.
     #[error("{0}")]
     InvalidParameter(String),
     /// The client left its body idle longer than `limits.read_timeout_secs`.
     #[error("the body stopped arriving for {0} s")]
     RequestTimeout(u64),
+    /// The body arrived slower than `limits.min_body_bytes_per_sec`.
+    #[error("the body arrived slower than {min_rate} bytes per second")]
+    TooSlow {
+        /// The minimum rate.
+        min_rate: u64,
+    },
     /// The body could not be read (the client went away, or sent a broken stream).
     #[error("cannot read the request body: {0}")]
     BodyRead(String),
-    /// The id in the path is not a media id.
-    #[error("{0:?} is not a media id (a UUID)")]
-    InvalidId(String),
+    /// The id in the path is not a media id; with the id it spells another way.
+    #[error("{}", match .0 {
+        None => "not a media id: media ids are UUIDs, lower case with hyphens".to_owned(),
+        Some(id) => format!("media ids are spelled lower case with hyphens: {id}"),
+    })]
+    InvalidId(Option<uuid::Uuid>),
+    /// The query string does not parse.
+    #[error("the query string is malformed, or a parameter has a value of the wrong kind")]
+    InvalidQuery,
     /// No API key, or one that is not accepted.
     #[error("{0}")]
     Unauthorized(&'static str),
     /// No record has this id.
     #[error("no image has the id {0}")]
-    NotFound(String),
+    NotFound(uuid::Uuid),
     /// No route has this path.
     #[error("no such endpoint")]
     NoRoute,
@@ -75,7 +107,7 @@ pub enum ApiError {
     MethodNotAllowed,
     /// The thumbnail is not made yet.
     #[error("the thumbnail of {0} is still processing")]
-    Processing(String),
+    Processing(uuid::Uuid),
     /// The job failed, so there is no thumbnail.
     #[error("the job failed: {0}")]
     JobFailed(String),
@@ -88,6 +120,9 @@ pub enum ApiError {
     /// Too many uploads at once.
     #[error("{0}; retry shortly")]
     Overloaded(&'static str),
+    /// Too many connections are open, in all or from this client.
+    #[error("too many open connections; retry shortly")]
+    TooManyConnections,
     /// Too many jobs not final yet.
     #[error("too many jobs are waiting; retry shortly")]
     QueueFull,
@@ -128,10 +163,21 @@ impl ApiError {
             }
             ApiError::TooManyPixels(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_many_pixels"),
             ApiError::MetadataTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "metadata_too_large"),
+            ApiError::InvalidHeader(_) => (StatusCode::BAD_REQUEST, "invalid_header"),
+            ApiError::InvalidHost(_) => (StatusCode::BAD_REQUEST, "invalid_host"),
+            ApiError::UriTooLong { .. } => (StatusCode::URI_TOO_LONG, "uri_too_long"),
+            ApiError::HeadersTooLarge { .. } => (
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "headers_too_large",
+            ),
             ApiError::InvalidJson(_) => (StatusCode::BAD_REQUEST, "invalid_json"),
-            ApiError::InvalidParameter(_) => (StatusCode::BAD_REQUEST, "invalid_parameter"),
+            ApiError::InvalidParameter(_) | ApiError::InvalidQuery => {
+                (StatusCode::BAD_REQUEST, "invalid_parameter")
+            }
             ApiError::BodyRead(_) => (StatusCode::BAD_REQUEST, "body_read_failed"),
-            ApiError::RequestTimeout(_) => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
+            ApiError::RequestTimeout(_) | ApiError::TooSlow { .. } => {
+                (StatusCode::REQUEST_TIMEOUT, "request_timeout")
+            }
             ApiError::InvalidId(_) => (StatusCode::BAD_REQUEST, "invalid_id"),
             ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
@@ -143,6 +189,9 @@ impl ApiError {
             ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             ApiError::Overloaded(_) => (StatusCode::SERVICE_UNAVAILABLE, "overloaded"),
             ApiError::QueueFull => (StatusCode::SERVICE_UNAVAILABLE, "queue_full"),
+            ApiError::TooManyConnections => {
+                (StatusCode::SERVICE_UNAVAILABLE, "too_many_connections")
+            }
             ApiError::InsufficientStorage { .. } => {
                 (StatusCode::INSUFFICIENT_STORAGE, "insufficient_storage")
             }
@@ -153,24 +202,53 @@ impl ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let (status, code) = self.status_and_code();
-        if status == StatusCode::INTERNAL_SERVER_ERROR {
-            tracing::error!(error = %self, "request failed");
-        }
-        let body = json!({ "error": { "code": code, "message": self.to_string() } });
-        let mut response = (status, Json(body)).into_response();
-        let extra = match self {
+impl ApiError {
+    /// The error's JSON body.
+    fn body(&self) -> serde_json::Value {
+        let (_, code) = self.status_and_code();
+        json!({ "error": { "code": code, "message": self.to_string() } })
+    }
+
+    /// The header the error adds to its response, if any.
+    fn extra_header(&self) -> Option<(header::HeaderName, String)> {
+        match self {
             ApiError::Unauthorized(_) => Some((header::WWW_AUTHENTICATE, "Bearer".into())),
             ApiError::RateLimited { retry_after } => {
                 Some((header::RETRY_AFTER, retry_after.to_string()))
             }
-            ApiError::Overloaded(_) => Some((header::RETRY_AFTER, "1".into())),
+            ApiError::Overloaded(_) | ApiError::TooManyConnections => {
+                Some((header::RETRY_AFTER, "1".into()))
+            }
             ApiError::QueueFull => Some((header::RETRY_AFTER, "5".into())),
             _ => None,
-        };
-        if let Some((name, value)) = extra
+        }
+    }
+
+    /// The whole HTTP/1.1 response, for a connection answered before any HTTP handling (and
+    /// closed after it).
+    pub fn to_http1_bytes(&self) -> Vec<u8> {
+        let (status, _) = self.status_and_code();
+        let body = self.body().to_string();
+        let mut head = format!(
+            "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n",
+            body.len()
+        );
+        if let Some((name, value)) = self.extra_header() {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        head.push_str("\r\n");
+        [head.into_bytes(), body.into_bytes()].concat()
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, _) = self.status_and_code();
+        if status == StatusCode::INTERNAL_SERVER_ERROR {
+            tracing::error!(error = %self, "request failed");
+        }
+        let mut response = (status, Json(self.body())).into_response();
+        if let Some((name, value)) = self.extra_header()
             && let Ok(value) = HeaderValue::from_str(&value)
         {
             response.headers_mut().insert(name, value);
@@ -191,7 +269,23 @@ pub enum GatewayError {
     /// The API keys cannot be loaded.
     #[error("auth: {0}")]
     Auth(String),
-    /// Listening or file set-up failed.
+    /// The listen address cannot be bound (in use, not local, not permitted).
+    #[error("cannot listen on {address}: {source}")]
+    Listen {
+        /// The configured address.
+        address: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The data directory cannot be created or written.
+    #[error("cannot use the data directory {}: {source}", path.display())]
+    DataDir {
+        /// The configured directory.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// File set-up failed.
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }

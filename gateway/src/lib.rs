@@ -20,8 +20,10 @@ pub mod auth;
 pub mod body;
 pub mod error;
 pub mod ingest;
+pub mod memory;
 pub mod metrics;
 pub mod outbox;
+pub mod protocol;
 pub mod recovery;
 pub mod results;
 pub mod routes;
@@ -53,7 +55,13 @@ const RESULTS_DRAIN: Duration = Duration::from_secs(30);
 
 /// Binds `config.listen` and serves until `shutdown` fires.
 pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), GatewayError> {
-    let listener = TcpListener::bind(&config.listen).await?;
+    let listener =
+        TcpListener::bind(&config.listen)
+            .await
+            .map_err(|source| GatewayError::Listen {
+                address: config.listen.clone(),
+                source,
+            })?;
     serve(listener, config, shutdown).await
 }
 
@@ -66,7 +74,10 @@ pub async fn serve(
 ) -> Result<(), GatewayError> {
     let config = Arc::new(config);
     let data = DataDir::new(&config.data_dir);
-    data.create()?;
+    data.create().map_err(|source| GatewayError::DataDir {
+        path: data.root().to_owned(),
+        source,
+    })?;
     let store = Store::open(&data.db_dir())?;
     let queue = Queue::from_config(&config.queue);
     // With the embedded queue this process alone writes thumbnails, and its workers have not
@@ -117,6 +128,10 @@ pub async fn serve(
 
     let state = AppState {
         admission: admission::Admission::new(&config.limits, data.root().to_owned()),
+        memory: memory::UploadMemory::new(
+            config.limits.max_upload_memory_bytes,
+            admission::SLOT_WAIT,
+        ),
         config: Arc::clone(&config),
         store: store.clone(),
         queue: queue.clone(),
@@ -125,11 +140,17 @@ pub async fn serve(
         outbox,
     };
     tracing::info!(address = %listener.local_addr()?, queue = queue.kind(), processing, "listening");
-    let read_timeout = Duration::from_secs(config.limits.read_timeout_secs);
+    let limits = &config.limits;
+    let server_limits = server::ServerLimits {
+        read_timeout: Duration::from_secs(limits.read_timeout_secs),
+        keep_alive: Duration::from_secs(limits.keep_alive_secs),
+        max_connections: limits.max_connections,
+        max_connections_per_client: limits.max_connections_per_client,
+    };
     server::serve(
         listener,
         routes::router(state, keys),
-        read_timeout,
+        server_limits,
         shutdown,
     )
     .await;

@@ -7,6 +7,7 @@ use common::files::DataDir;
 use common::queue::Queue;
 
 use crate::admission::Admission;
+use crate::memory::UploadMemory;
 use crate::metrics::Metrics;
 use crate::outbox::Outbox;
 use crate::store::Store;
@@ -28,4 +29,6 @@ pub struct AppState {
     pub outbox: Outbox,
     /// Whether there is room for another upload.
     pub admission: Admission,
+    /// The memory uploads being read share.
+    pub memory: UploadMemory,
 }

@@ -24,6 +24,17 @@ use uuid::Uuid;
 /// Why the store failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// The database cannot be opened: another gateway holds it, or the directory is not
+    /// writable.
+    #[error("cannot open the store in {}: {source}{}", path.display(), if matches!(source, sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock) {
+        " (another gateway process is using this data directory: with the embedded store, one gateway owns a data directory)"
+    } else { "" })]
+    Open {
+        /// The store's directory.
+        path: std::path::PathBuf,
+        /// Why.
+        source: sled::Error,
+    },
     /// The database failed.
     #[error("store: {0}")]
     Sled(#[from] sled::Error),
@@ -66,7 +77,13 @@ impl Store {
     /// last clone of the store is dropped. Fails if another process holds the store. Call it
     /// inside a Tokio runtime.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        let db = sled::Config::new().path(dir).open()?;
+        let db = sled::Config::new()
+            .path(dir)
+            .open()
+            .map_err(|source| StoreError::Open {
+                path: dir.to_owned(),
+                source,
+            })?;
         let records = db.open_tree("records")?;
         let outbox = db.open_tree("outbox")?;
         let (flushes, waiting) = mpsc::unbounded_channel();

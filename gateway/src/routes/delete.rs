@@ -3,24 +3,20 @@
 //! The record goes first. A job still in flight then finds no record when its result comes
 //! back, and the results path removes the thumbnail it wrote: nothing is left behind.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use common::files::remove_if_exists;
 
-use super::parse_id;
+use super::MediaId;
 use crate::error::ApiError;
 use crate::state::AppState;
 
 /// The handler.
 pub async fn delete(
     State(state): State<AppState>,
-    Path(media_id): Path<String>,
+    MediaId(id): MediaId,
 ) -> Result<StatusCode, ApiError> {
-    let id = parse_id(&media_id)?;
-    let record = state
-        .store
-        .remove(id)?
-        .ok_or(ApiError::NotFound(media_id))?;
+    let record = state.store.remove(id)?.ok_or(ApiError::NotFound(id))?;
     state.store.flush().await?;
     if !record.is_final() {
         state.metrics.jobs_processing.dec();

@@ -40,7 +40,7 @@ pub async fn list(
     State(state): State<AppState>,
     params: Result<Query<ListParams>, QueryRejection>,
 ) -> Result<Json<Page>, ApiError> {
-    let Query(params) = params.map_err(|error| ApiError::InvalidParameter(error.body_text()))?;
+    let Query(params) = params.map_err(|_| ApiError::InvalidQuery)?;
     let limit = params.limit.unwrap_or(DEFAULT_LIMIT);
     if !(1..=MAX_LIMIT).contains(&limit) {
         return Err(ApiError::InvalidParameter(format!(

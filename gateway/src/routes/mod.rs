@@ -10,8 +10,9 @@
 //! | `GET /healthz`, `GET /readyz` | [`health`] |
 //! | `GET /metrics` | [`metrics`] |
 //!
-//! Every error is an [`ApiError`], turned into a response in one place. With API keys
-//! configured, [`crate::auth`] guards every route but `/healthz`.
+//! Every error is an [`ApiError`], turned into a response in one place. Every request first
+//! passes [`crate::protocol`]'s checks; with API keys configured, [`crate::auth`] guards every
+//! route but `/healthz`.
 
 pub mod delete;
 pub mod health;
@@ -24,6 +25,8 @@ pub mod upload;
 use std::sync::Arc;
 
 use axum::Router;
+use axum::extract::{FromRequestParts, Path};
+use axum::http::request::Parts;
 use axum::routing::get;
 use uuid::Uuid;
 
@@ -46,13 +49,60 @@ pub fn router(state: AppState, keys: Option<Arc<ApiKeys>>) -> Router {
         .fallback(|| async { ApiError::NoRoute })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .with_state(state);
-    match keys {
+    let router = match keys {
         Some(keys) => router.layer(axum::middleware::from_fn_with_state(keys, require_key)),
         None => router,
+    };
+    // Outermost: protocol checks run before the key check and the routes.
+    router.layer(axum::middleware::from_fn(crate::protocol::check))
+}
+
+/// Parses a media id: a UUID in its canonical spelling, lower case with hyphens. Other
+/// spellings of a UUID (upper case, no hyphens, braces, `urn:uuid:`) are refused with the
+/// canonical one in the message, so that one record has one URL.
+pub fn parse_id(text: &str) -> Result<Uuid, ApiError> {
+    let id = Uuid::try_parse(text).map_err(|_| ApiError::InvalidId(None))?;
+    if id.hyphenated().encode_lower(&mut Uuid::encode_buffer()) != text {
+        return Err(ApiError::InvalidId(Some(id)));
+    }
+    Ok(id)
+}
+
+/// The media id of a `/images/{media_id}…` path, parsed by [`parse_id`]. A path segment that
+/// is not even text (`%FF`) is refused alike, with the JSON error.
+#[derive(Debug, Clone, Copy)]
+pub struct MediaId(pub Uuid);
+
+impl<S: Send + Sync> FromRequestParts<S> for MediaId {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Path(text) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| ApiError::InvalidId(None))?;
+        parse_id(&text).map(MediaId)
     }
 }
 
-/// Parses a media id from a path segment.
-pub fn parse_id(text: &str) -> Result<Uuid, ApiError> {
-    Uuid::try_parse(text).map_err(|_| ApiError::InvalidId(text.to_owned()))
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_canonical_spelling_is_an_id() {
+        let canonical = "0190a5b2-7c3d-7e4f-8a9b-0c1d2e3f4a5b";
+        assert_eq!(parse_id(canonical).unwrap().to_string(), canonical);
+        for other in [
+            "0190A5B2-7C3D-7E4F-8A9B-0C1D2E3F4A5B",
+            "0190a5b27c3d7e4f8a9b0c1d2e3f4a5b",
+            "{0190a5b2-7c3d-7e4f-8a9b-0c1d2e3f4a5b}",
+            "urn:uuid:0190a5b2-7c3d-7e4f-8a9b-0c1d2e3f4a5b",
+        ] {
+            let error = parse_id(other).unwrap_err();
+            assert!(error.to_string().ends_with(canonical), "{error}");
+        }
+        let long = "x".repeat(65_000);
+        let error = parse_id(&long).unwrap_err();
+        assert!(error.to_string().len() < 200);
+    }
 }

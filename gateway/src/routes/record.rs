@@ -2,22 +2,17 @@
 //! own `code` says how the job went.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use common::record::Record;
 
-use super::parse_id;
+use super::MediaId;
 use crate::error::ApiError;
 use crate::state::AppState;
 
 /// The handler.
 pub async fn get(
     State(state): State<AppState>,
-    Path(media_id): Path<String>,
+    MediaId(id): MediaId,
 ) -> Result<Json<Record>, ApiError> {
-    let id = parse_id(&media_id)?;
-    state
-        .store
-        .get(id)?
-        .map(Json)
-        .ok_or(ApiError::NotFound(media_id))
+    state.store.get(id)?.map(Json).ok_or(ApiError::NotFound(id))
 }

@@ -7,7 +7,7 @@
 //! `If-None-Match` gets 304.
 
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::header::{ACCEPT, CACHE_CONTROL, CONTENT_TYPE, ETAG, IF_NONE_MATCH, VARY};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -16,7 +16,7 @@ use base64::engine::general_purpose::STANDARD;
 use common::media::MediaType;
 use common::record::State as JobState;
 
-use super::parse_id;
+use super::MediaId;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -25,16 +25,12 @@ const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 /// The handler.
 pub async fn get(
     State(state): State<AppState>,
-    Path(media_id): Path<String>,
+    MediaId(id): MediaId,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let id = parse_id(&media_id)?;
-    let record = state
-        .store
-        .get(id)?
-        .ok_or_else(|| ApiError::NotFound(media_id.clone()))?;
+    let record = state.store.get(id)?.ok_or_else(|| ApiError::NotFound(id))?;
     let thumbnail = match (record.state, record.thumbnail) {
-        (JobState::Processing, _) => return Err(ApiError::Processing(media_id)),
+        (JobState::Processing, _) => return Err(ApiError::Processing(id)),
         (JobState::Error, _) => return Err(ApiError::JobFailed(record.message)),
         (JobState::Completed, Some(thumbnail)) => thumbnail,
         (JobState::Completed, None) => {
@@ -63,7 +59,7 @@ pub async fn get(
         Ok(bytes) => bytes,
         // Deleted between the read of the record and the read of the file.
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-            return Err(ApiError::NotFound(media_id));
+            return Err(ApiError::NotFound(id));
         }
         Err(error) => return Err(error.into()),
     };
