@@ -70,9 +70,25 @@ pub fn init_tracing() {
         .init();
 }
 
+/// Large buffers (upload bytes, raw files, pixels) go straight to the operating system and
+/// back: glibc's malloc otherwise raises its mmap threshold after the first large free and
+/// serves the next buffers of that size from per-thread arenas, which keep freed memory, so a
+/// process that holds at most its upload budget at once can still grow to several times it.
+fn return_large_buffers_to_the_system() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        const THRESHOLD: libc::c_int = 1024 * 1024;
+        // SAFETY: mallopt only sets a malloc tunable; it is called before other threads exist.
+        if unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, THRESHOLD) } != 1 {
+            tracing::warn!("cannot set malloc's mmap threshold");
+        }
+    }
+}
+
 /// Starts a binary: parses the command line (answering `--help`), sets up logging and loads
 /// the configuration. `Err` is the exit code to end with.
 pub fn start(binary: &str, what: &str) -> Result<Config, ExitCode> {
+    return_large_buffers_to_the_system();
     let args = match parse_args(std::env::args().skip(1)) {
         Ok(Command::Run(args)) => args,
         Ok(Command::Help) => {

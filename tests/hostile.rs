@@ -27,13 +27,23 @@
 //! | a job in flight at every crash of the (embedded) process | counted per restart; `Error` 500 after `recovery.max_attempts` | `durability.rs` |
 //! | a job no worker ever finishes | queued again after `recovery.stuck_after_secs`, then `Error` 504 after `recovery.max_attempts` | `rabbitmq.rs` |
 //! | a full disk | 507 `insufficient_storage`; accepted records stay readable; nothing half-written | `trust.rs` |
+//! | a path id that is not UTF-8 (`%FF`), 4 KB long, or a UUID spelled another way | 400 `invalid_id`, the id never echoed (the canonical spelling named) | `every_refusal_is_the_json_error` |
+//! | a target over 8 KiB; headers over 16 KiB or 100 | 414 `uri_too_long`; 431 `headers_too_large` | same |
+//! | no `Host`, or two, in HTTP/1.1; two `Content-Type` | 400 `invalid_host`; 400 `invalid_header` | same |
+//! | a malformed query; a name with U+202E, U+2028 or other hidden characters | 400 `invalid_parameter`, the input never echoed | same |
+//! | a request head over 64 KiB (hyper's buffer) | hyper's 431 with an empty body, then the connection closes; nothing of the request is echoed | same |
+//! | a 52 427 800-byte image (under the 50 MiB limit) as base64 with CRLF every 64 characters | 202 | `an_upload_at_the_limit_wrapped_in_crlf_is_accepted` |
+//! | 6 concurrent JSON envelopes of 19 MB under a 42 MiB upload memory budget | 202 (or 503 `overloaded` while the budget is taken); peak RSS bounded by the budget | `upload_memory_stays_within_its_budget` |
+//! | silent, h2c, idle, too many and trickling connections | closed, 503 or 408 in bounded time | `connections.rs` |
 
 mod support;
 
 use std::time::Duration;
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 use hyper::Method;
-use support::{Gateway, fixture, media_type_of, slow_png};
+use support::{Gateway, fixture, media_type_of, raw_exchange, slow_png};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[tokio::test]
@@ -294,4 +304,208 @@ async fn slow_clients_lose_their_connection() {
         .ok();
 
     assert_eq!(gateway.get("/healthz").await.status, 200);
+}
+
+#[tokio::test]
+async fn every_refusal_is_the_json_error() {
+    let gateway = Gateway::start_with_queue(None, "").await;
+    let get =
+        |target: &str| format!("GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let canonical = "0190a5b2-7c3d-7e4f-8a9b-0c1d2e3f4a5b";
+    let png = STANDARD.encode(fixture("small.png"));
+    let upload = |query: &str, headers: &str| {
+        format!(
+            "POST /images{query} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{headers}Content-Length: {}\r\n\r\n{png}",
+            png.len()
+        )
+    };
+    let many_headers: String = (0..150).map(|i| format!("X-{i}: v\r\n")).collect();
+    let cases: Vec<(String, u16, &str)> = vec![
+        (get("/images/%FF"), 400, "invalid_id"),
+        (get("/images/%FF/thumbnail"), 400, "invalid_id"),
+        (
+            get(&format!("/images/{}", "a".repeat(4000))),
+            400,
+            "invalid_id",
+        ),
+        (
+            get(&format!("/images/{}", canonical.to_uppercase())),
+            400,
+            "invalid_id",
+        ),
+        (
+            get(&format!("/images/urn:uuid:{canonical}")),
+            400,
+            "invalid_id",
+        ),
+        (
+            get(&format!("/images/{}", canonical.replace('-', ""))),
+            400,
+            "invalid_id",
+        ),
+        (
+            get(&format!("/images/{}", "a".repeat(65_000))),
+            414,
+            "uri_too_long",
+        ),
+        (get("/images?limit=SECRET"), 400, "invalid_parameter"),
+        (get("/nowhere"), 404, "no_route"),
+        (
+            format!(
+                "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Big: {}\r\n\r\n",
+                "b".repeat(20_000)
+            ),
+            431,
+            "headers_too_large",
+        ),
+        (
+            format!("GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{many_headers}\r\n"),
+            431,
+            "headers_too_large",
+        ),
+        (
+            "GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n".to_owned(),
+            400,
+            "invalid_host",
+        ),
+        (
+            "GET /healthz HTTP/1.1\r\nHost: a\r\nHost: b\r\nConnection: close\r\n\r\n".to_owned(),
+            400,
+            "invalid_host",
+        ),
+        (
+            upload(
+                "",
+                "Content-Type: image/png\r\nContent-Type: image/jpeg\r\n",
+            ),
+            400,
+            "invalid_header",
+        ),
+        (
+            upload("?name=a%E2%80%AEgnp.exe", "Content-Type: image/png\r\n"),
+            400,
+            "invalid_parameter",
+        ),
+        (
+            upload("?name=a%E2%80%A8b", "Content-Type: image/png\r\n"),
+            400,
+            "invalid_parameter",
+        ),
+        (
+            upload("?name=%FFSECRET", "Content-Type: image/png\r\n"),
+            400,
+            "invalid_parameter",
+        ),
+        (
+            "DELETE /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".to_owned(),
+            405,
+            "method_not_allowed",
+        ),
+    ];
+    for (request, status, code) in cases {
+        let answer = gateway.raw(request.as_bytes()).await;
+        let message = answer.assert_error(status, code);
+        assert!(
+            !message.contains("SECRET") && !message.contains("aaaa"),
+            "{message}"
+        );
+        if message.contains("spelled") {
+            assert!(message.ends_with(canonical), "{message}");
+        }
+    }
+    // An HTTP/1.0 request needs no Host.
+    let answer = gateway.raw(b"GET /healthz HTTP/1.0\r\n\r\n").await;
+    assert_eq!(answer.status(), 200);
+
+    // Past hyper's 64 KiB buffer, hyper answers itself: 431 with no body, then it closes.
+    let huge = format!(
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Huge: {}\r\n\r\n",
+        "SECRET".repeat(20_000)
+    );
+    let answer = gateway.raw(huge.as_bytes()).await;
+    assert_eq!(answer.status(), 431);
+    assert!(answer.body().is_empty());
+    assert!(!String::from_utf8_lossy(&answer.0).contains("SECRET"));
+    assert_eq!(gateway.record_count().await, 0);
+}
+
+#[tokio::test]
+async fn an_upload_at_the_limit_wrapped_in_crlf_is_accepted() {
+    let gateway = Gateway::start_with_queue(None, "").await;
+    // A real PNG padded to 52 427 800 bytes (decoders stop at IEND), under the 52 428 800
+    // limit, as MIME-style base64 with a CRLF after every 64 characters.
+    let mut image = fixture("small.png");
+    image.resize(52_427_800, 0);
+    let encoded = STANDARD.encode(&image);
+    let mut wrapped = String::with_capacity(encoded.len() / 64 * 66 + 66);
+    for line in encoded.as_bytes().chunks(64) {
+        wrapped.push_str(std::str::from_utf8(line).unwrap());
+        wrapped.push_str("\r\n");
+    }
+    let answer = gateway
+        .request(
+            Method::POST,
+            "/images",
+            &[("content-type", "image/png")],
+            wrapped,
+        )
+        .await;
+    assert_eq!(
+        answer.status,
+        202,
+        "{:?}",
+        String::from_utf8_lossy(&answer.body)
+    );
+    assert_eq!(answer.json()["size"], 52_427_800);
+    let record = gateway.wait_final(&answer.media_id()).await;
+    assert_eq!(record["state"], "Completed", "{record}");
+}
+
+#[tokio::test]
+async fn upload_memory_stays_within_its_budget() {
+    // Room for two uploads of 20 MiB at once; one job at a time, so that decoding adds one
+    // file's worth.
+    let gateway = Gateway::start_with_queue(
+        None,
+        "{limits: {max_upload_bytes: 20971520, max_upload_memory_bytes: 44040192}, worker: {concurrency: 1}}",
+    )
+    .await;
+    let id = gateway.upload_fixture("png-rgb.png").await;
+    gateway.wait_final(&id).await;
+    let before = gateway.peak_rss_kib();
+    let mut image = fixture("small.png");
+    image.resize(19_000_000, 0);
+    let envelope = serde_json::json!({
+        "data": STANDARD.encode(&image),
+        "media_type": "image/png",
+        "name": "padded.png",
+    })
+    .to_string();
+    let request = format!(
+        "POST /images HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{envelope}",
+        envelope.len()
+    )
+    .into_bytes();
+    let mut uploads = tokio::task::JoinSet::new();
+    for _ in 0..6 {
+        uploads.spawn(raw_exchange(gateway.address(), request.clone()));
+    }
+    let mut accepted = 0;
+    for answer in uploads.join_all().await {
+        match answer.status() {
+            202 => accepted += 1,
+            _ => {
+                answer.assert_error(503, "overloaded");
+            }
+        }
+    }
+    assert!(accepted >= 2, "{accepted} accepted");
+    let after = gateway.peak_rss_kib();
+    eprintln!("peak RSS before {before} KiB, after 6 concurrent 19 MB envelopes {after} KiB");
+    // The budget (42 MiB), one file being decoded (19 MB), and buffers. Reading each
+    // envelope whole, as text, string and bytes, took about 70 MB an upload.
+    assert!(
+        after < before + 100 * 1024,
+        "peak RSS grew from {before} KiB to {after} KiB"
+    );
 }

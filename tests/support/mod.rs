@@ -182,6 +182,68 @@ impl Answer {
     }
 }
 
+/// Sends `request` as it is to `address` on a new connection, and returns what comes back
+/// until the connection closes (or 10 s pass). Owns its arguments, so it can be spawned.
+pub async fn raw_exchange(address: String, request: Vec<u8>) -> RawAnswer {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    stream.write_all(&request).await.unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer))
+        .await
+        .expect("the gateway answers and closes within 10 s");
+    RawAnswer(answer)
+}
+
+/// An HTTP/1.1 answer as it came off the wire.
+pub struct RawAnswer(pub Vec<u8>);
+
+impl RawAnswer {
+    /// The status code of the first response (HTTP/1.1, or 1.0 to a 1.0 request).
+    pub fn status(&self) -> u16 {
+        let text = String::from_utf8_lossy(&self.0);
+        text.strip_prefix("HTTP/1.1 ")
+            .or_else(|| text.strip_prefix("HTTP/1.0 "))
+            .and_then(|rest| rest.get(..3))
+            .and_then(|code| code.parse().ok())
+            .unwrap_or_else(|| panic!("not an HTTP/1 response: {text:?}"))
+    }
+
+    /// The body of the first response (after its head; `Content-Length` bytes).
+    pub fn body(&self) -> &[u8] {
+        let head_end = self
+            .0
+            .windows(4)
+            .position(|window| window == b"\r\n\r\n")
+            .expect("a complete head")
+            + 4;
+        let head = String::from_utf8_lossy(&self.0[..head_end]).to_ascii_lowercase();
+        let length = head
+            .lines()
+            .find_map(|line| line.strip_prefix("content-length: "))
+            .map_or(0, |value| value.trim().parse().unwrap());
+        &self.0[head_end..head_end + length]
+    }
+
+    /// Asserts the status and that the body is the JSON error `code` with a short message;
+    /// returns the message.
+    pub fn assert_error(&self, status: u16, code: &str) -> String {
+        assert_eq!(
+            self.status(),
+            status,
+            "{:?}",
+            String::from_utf8_lossy(&self.0)
+        );
+        let json: Value = serde_json::from_slice(self.body()).unwrap_or_else(|error| {
+            panic!("not JSON ({error}): {:?}", String::from_utf8_lossy(&self.0))
+        });
+        assert_eq!(json["error"]["code"], code, "{json}");
+        let message = json["error"]["message"].as_str().unwrap().to_owned();
+        assert!(!message.is_empty() && message.len() < 300, "{message}");
+        message
+    }
+}
+
 /// A free loopback port.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -357,6 +419,25 @@ impl Gateway {
             assert!(Instant::now() < deadline, "the gateway did not start");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// The gateway's `host:port`.
+    pub fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// How many file descriptors the gateway process has open.
+    pub fn open_fds(&self) -> usize {
+        let pid = self.child.as_ref().expect("not running").id();
+        std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .unwrap()
+            .count()
+    }
+
+    /// Sends `request` as it is on a new connection, and returns what the gateway answers until
+    /// it closes the connection (or 10 s pass).
+    pub async fn raw(&self, request: &[u8]) -> RawAnswer {
+        raw_exchange(self.address(), request.to_vec()).await
     }
 
     /// The gateway process's peak resident memory (VmHWM), in KiB.

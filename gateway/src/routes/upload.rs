@@ -170,7 +170,8 @@ fn check_name(name: Option<String>) -> Result<Option<String>, ApiError> {
 /// Whether a character is a control character, or one that changes how the text around it
 /// shows without showing itself: bidirectional marks, embeddings, overrides and isolates
 /// (`U+202E` turns `gpj.exe` into what reads as `exe.jpg`), zero-width and invisible
-/// operators, tag characters, the byte order mark, and line and paragraph separators. The
+/// operators, tag characters, the byte order mark, line and paragraph separators, and the
+/// replacement character (what bytes that are not UTF-8 become in a query string). The
 /// zero-width joiner and non-joiner stay: emoji sequences and several scripts need them.
 fn is_hidden(c: char) -> bool {
     c.is_control()
@@ -185,6 +186,7 @@ fn is_hidden(c: char) -> bool {
                 | '\u{2060}'..='\u{206F}'
                 | '\u{FEFF}'
                 | '\u{FFF9}'..='\u{FFFB}'
+                | '\u{FFFD}'
                 | '\u{E0000}'..='\u{E007F}'
         )
 }
