@@ -9,9 +9,9 @@
 //!   and a keep-alive connection is closed once idle for `limits.keep_alive_secs` between
 //!   requests ([`Activity`]). A request being handled, or its response being written, is never
 //!   cut by these; bodies have their own limits ([`crate::body`]).
-//! - HTTP/2 is not served: a client that opens with the HTTP/2 preface (h2c) gets hyper's
-//!   bodiless refusal and the connection closes. Put a TLS-terminating proxy in front for
-//!   HTTP/2 to clients.
+//! - HTTP/2 is not served: a client that opens with the HTTP/2 preface (h2c) has its
+//!   connection closed without an answer. Put a TLS-terminating proxy in front for HTTP/2 to
+//!   clients.
 //! - On shutdown the listener closes, connections finish the requests in flight (idle
 //!   keep-alive connections close at once), and whatever is still open after
 //!   [`DRAIN_TIMEOUT`] is dropped.

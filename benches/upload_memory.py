@@ -1,0 +1,116 @@
+"""Gateway memory under concurrent uploads at the size limit, raw base64 and JSON envelope.
+
+Usage: upload_memory.py GATEWAY_BINARY [CLIENTS]  (scripts/bench calls it; default 64 clients)
+
+For each form, starts GATEWAY_BINARY on a fresh data directory with RabbitMQ as its queue and
+no worker (127.0.0.1:5672, guest/guest, a fresh vhost), so that only the gateway's own work is
+measured: reading, decoding, checking and writing the uploads. Then CLIENTS clients post at
+once a real JPEG padded to 52 428 000 bytes (just under the default 50 MiB limit), as base64
+with line breaks every 76 characters, or inside `{"data", "media_type"}`. Prints the gateway's
+peak RSS (VmHWM) before and after, the growth per upload, and how many uploads got 202 and
+how many 503 (`overloaded`: the upload memory budget was taken for longer than 5 s).
+"""
+
+import base64
+import concurrent.futures
+import http.client
+import json
+import os
+import pathlib
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+BINARY = pathlib.Path(sys.argv[1]).resolve()
+CLIENTS = int(sys.argv[2]) if len(sys.argv) > 2 else 64
+PORT = 18081
+SIZE = 52_428_000
+
+
+def peak_rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    raise RuntimeError("no VmHWM")
+
+
+def post(media_type, body):
+    connection = http.client.HTTPConnection("127.0.0.1", PORT, timeout=300)
+    connection.request("POST", "/images", body=body, headers={"Content-Type": media_type})
+    response = connection.getresponse()
+    response.read()
+    connection.close()
+    return response.status
+
+
+def rabbitmqctl(*args):
+    subprocess.run(["rabbitmqctl", "-q", *args], check=True, stdout=subprocess.DEVNULL)
+
+
+def measure(form, media_type, body):
+    data = tempfile.mkdtemp(prefix="thumbnailify-upload-memory-")
+    vhost = f"bench-{uuid.uuid4().hex[:8]}"
+    rabbitmqctl("add_vhost", vhost)
+    rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+    env = dict(
+        os.environ,
+        THUMBNAILIFY_LISTEN=f"127.0.0.1:{PORT}",
+        THUMBNAILIFY_DATA_DIR=data,
+        THUMBNAILIFY_QUEUE_URL=f"amqp://guest:guest@127.0.0.1:5672/{vhost}",
+        RUST_LOG="warn",
+    )
+    gateway = subprocess.Popen([BINARY], env=env, cwd=data)
+    try:
+        for _ in range(300):
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{PORT}/readyz", timeout=1):
+                    break
+            except OSError:
+                time.sleep(0.1)
+        small = base64.b64encode((ROOT / "tests/fixtures/small.png").read_bytes())
+        assert post("image/png", small) == 202
+        before = peak_rss_kib(gateway.pid)
+        started = time.monotonic()
+        with concurrent.futures.ThreadPoolExecutor(CLIENTS) as pool:
+            statuses = list(pool.map(lambda _: post(media_type, body), range(CLIENTS)))
+        elapsed = time.monotonic() - started
+        after = peak_rss_kib(gateway.pid)
+    finally:
+        gateway.send_signal(signal.SIGTERM)
+        gateway.wait(timeout=60)
+        rabbitmqctl("delete_vhost", vhost)
+        shutil.rmtree(data, ignore_errors=True)
+    mb = 1024 * 1024
+    accepted = statuses.count(202)
+    refused = statuses.count(503)
+    other = len(statuses) - accepted - refused
+    print(
+        f"| {form} | {CLIENTS} | {before * 1024 / mb:.0f} | {after * 1024 / mb:.0f} "
+        f"| {(after - before) * 1024 / CLIENTS / mb:.1f} | {accepted} | {refused} | {other} "
+        f"| {elapsed:.1f} |",
+        flush=True,
+    )
+
+
+def main():
+    image = (ROOT / "tests/fixtures/jpeg-baseline.jpg").read_bytes()
+    image += b"\0" * (SIZE - len(image))
+    encoded = base64.encodebytes(image)  # MIME style: a line break every 76 characters
+    envelope = json.dumps(
+        {"data": base64.b64encode(image).decode(), "media_type": "image/jpeg", "name": "big.jpg"}
+    ).encode()
+    print(f"upload memory: {BINARY}, {SIZE} bytes per upload, {CLIENTS} clients at once")
+    print("| form | clients | peak RSS before, MB | peak RSS after, MB | growth per upload, MB | 202 | 503 | other | seconds |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    measure("base64 (MIME line breaks)", "image/jpeg", encoded)
+    measure("JSON envelope", "application/json", envelope)
+
+
+main()
