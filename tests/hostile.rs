@@ -86,6 +86,16 @@ async fn metadata_bombs_cost_no_memory() {
         assert_eq!(gateway.wait_final(&id).await["state"], "Completed");
     }
     let before = gateway.peak_rss_kib();
+    // Each PNG bomb would inflate 256 MiB; the uploads themselves are under 400 KB. VmHWM
+    // only grows, so checking it after each case names the first one that costs memory.
+    let check_peak = |name: &str| {
+        let peak = gateway.peak_rss_kib();
+        assert!(
+            peak < before + 8 * 1024,
+            "{name}: peak RSS grew from {before} KiB to {peak} KiB"
+        );
+        eprintln!("{name}: peak RSS {peak} KiB ({before} KiB before the bombs)");
+    };
     for (name, width, height) in [
         ("bomb-png-iccp.png", 10, 10),
         ("bomb-png-ztxt.png", 10, 10),
@@ -101,6 +111,7 @@ async fn metadata_bombs_cost_no_memory() {
             (Some(width), Some(height)),
             "{name}: {record}"
         );
+        check_peak(name);
     }
     for name in [
         "bomb-meta-png-exif.png",
@@ -118,14 +129,8 @@ async fn metadata_bombs_cost_no_memory() {
             message.contains("over the limit of 262144 bytes"),
             "{name}: {message}"
         );
+        check_peak(name);
     }
-    let after = gateway.peak_rss_kib();
-    eprintln!("peak RSS before the bombs {before} KiB, after {after} KiB");
-    // Each PNG bomb would inflate 256 MiB; the uploads themselves are under 400 KB.
-    assert!(
-        after < before + 8 * 1024,
-        "peak RSS grew from {before} KiB to {after} KiB"
-    );
     assert_eq!(gateway.record_count().await, 8);
 }
 

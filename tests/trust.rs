@@ -223,3 +223,84 @@ async fn a_client_over_its_upload_rate_is_told_when_to_retry() {
     tokio::time::sleep(std::time::Duration::from_secs(retry_after)).await;
     assert_eq!(gateway.upload("image/png", &small).await.status, 202);
 }
+
+/// Runs the gateway binary with `env` until it exits (it must, within 10 s); returns its exit
+/// status and what it logged.
+fn run_gateway_to_exit(env: &[(&str, &str)]) -> (std::process::ExitStatus, String) {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_gateway"));
+    command
+        .env_remove("THUMBNAILIFY_QUEUE_URL")
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let mut child = command.spawn().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while child.try_wait().unwrap().is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the gateway kept running"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let output = child.wait_with_output().unwrap();
+    (
+        output.status,
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn a_second_gateway_on_the_same_data_directory_is_told_why_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let _first = Gateway::start_in(data.clone(), "").await;
+    let (status, log) = run_gateway_to_exit(&[
+        ("THUMBNAILIFY_LISTEN", "127.0.0.1:0"),
+        ("THUMBNAILIFY_DATA_DIR", data.to_str().unwrap()),
+    ]);
+    assert!(!status.success());
+    assert!(
+        log.contains("another gateway process is using this data directory"),
+        "{log}"
+    );
+}
+
+#[test]
+fn start_up_failures_name_what_failed_in_plain_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data = data.to_str().unwrap();
+
+    // A port already in use.
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = busy.local_addr().unwrap().to_string();
+    let (status, log) = run_gateway_to_exit(&[
+        ("THUMBNAILIFY_LISTEN", &address),
+        ("THUMBNAILIFY_DATA_DIR", data),
+    ]);
+    assert!(!status.success());
+    assert!(
+        log.contains(&format!("cannot listen on {address}")),
+        "{log}"
+    );
+    // Logs to a pipe carry no colour codes.
+    assert!(!log.contains('\u{1b}'), "{log:?}");
+
+    // A data directory that cannot be created: its parent is a file.
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, b"").unwrap();
+    let below_a_file = file.join("data");
+    let below_a_file = below_a_file.to_str().unwrap();
+    let (status, log) = run_gateway_to_exit(&[
+        ("THUMBNAILIFY_LISTEN", "127.0.0.1:0"),
+        ("THUMBNAILIFY_DATA_DIR", below_a_file),
+    ]);
+    assert!(!status.success());
+    assert!(
+        log.contains(&format!("cannot use the data directory {below_a_file}")),
+        "{log}"
+    );
+}

@@ -26,7 +26,7 @@ use uuid::Uuid;
 pub enum StoreError {
     /// The database cannot be opened: another gateway holds it, or the directory is not
     /// writable.
-    #[error("cannot open the store in {}: {source}{}", path.display(), if matches!(source, sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock) {
+    #[error("cannot open the store in {}: {source}{}", path.display(), if is_locked(source) {
         " (another gateway process is using this data directory: with the embedded store, one gateway owns a data directory)"
     } else { "" })]
     Open {
@@ -45,6 +45,13 @@ pub enum StoreError {
     /// of that flush).
     #[error("store: flush failed: {0}")]
     Flush(Arc<str>),
+}
+
+/// Whether sled could not open its database because another process holds its lock (sled
+/// says so only in its message).
+fn is_locked(error: &sled::Error) -> bool {
+    matches!(error, sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock
+        || io.to_string().contains("could not acquire lock"))
 }
 
 /// The result of [`Store::update`].
