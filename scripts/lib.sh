@@ -50,3 +50,51 @@ ensure_rabbitmq() {
   echo "RabbitMQ did not start on 127.0.0.1:5672" >&2
   exit 1
 }
+
+postgres_answers() {
+  (exec 3<>/dev/tcp/127.0.0.1/5432) 2>/dev/null
+}
+
+# The database the tests use. With a role and password of their own it works with the trust
+# authentication of a development machine and with Debian's default (password over TCP).
+TEST_DATABASE_URL=postgres://root:root@127.0.0.1:5432/test
+
+# Makes sure PostgreSQL answers on 127.0.0.1:5432 with the database `test` that role `root`
+# (password `root`) owns: the running server, else an installed cluster started, else
+# PostgreSQL installed from Debian's packages and started. Installs psql when absent.
+ensure_postgres() {
+  ensure_command psql postgresql-client
+  if ! postgres_answers; then
+    ensure_command pg_ctlcluster postgresql
+    local version
+    version=$(ls /etc/postgresql | sort -V | tail -1)
+    echo "starting PostgreSQL $version"
+    sudo_if_needed pg_ctlcluster "$version" main start || true
+    for _ in $(seq 1 60); do
+      postgres_answers && break
+      sleep 1
+    done
+    postgres_answers || { echo "PostgreSQL did not start on 127.0.0.1:5432" >&2; exit 1; }
+  fi
+  if ! psql "$TEST_DATABASE_URL" -qc 'SELECT 1' >/dev/null 2>&1; then
+    echo "creating the role root and the database test"
+    local sql
+    sql=$(mktemp)
+    cat > "$sql" <<'SQL'
+DO $$ BEGIN
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'root') THEN
+    CREATE ROLE root SUPERUSER LOGIN PASSWORD 'root';
+  ELSE
+    ALTER ROLE root PASSWORD 'root';
+  END IF;
+END $$;
+SQL
+    chmod 644 "$sql"
+    sudo_if_needed su postgres -c "psql -q -f $sql"
+    rm -f "$sql"
+    sudo_if_needed su postgres -c "createdb -O root test" 2>/dev/null || true
+  fi
+  psql "$TEST_DATABASE_URL" -qc 'SELECT 1' >/dev/null
+  echo "PostgreSQL answers on 127.0.0.1:5432"
+  export THUMBNAILIFY_TEST_DATABASE_URL="$TEST_DATABASE_URL"
+}

@@ -510,6 +510,7 @@ async fn health_readiness_and_metrics(backend: Backend) {
     let ready = gateway.get("/readyz").await;
     assert_eq!(ready.status, 200);
     assert_eq!(ready.json()["queue"], backend.kind());
+    assert_eq!(ready.json()["store"], backend.store_kind());
 
     let id = gateway.upload_fixture("small.png").await;
     gateway.wait_final(&id).await;
@@ -527,7 +528,7 @@ async fn health_readiness_and_metrics(backend: Backend) {
     }
 }
 
-on_both_backends!(
+on_every_backend!(
     upload_answers_202_with_location_and_the_record,
     upload_accepts_aliases_line_breaks_data_uris_and_json,
     bad_uploads_get_clear_json_errors,

@@ -143,12 +143,12 @@ async fn a_restart_removes_the_temporary_files_a_crash_left(backend: Backend) {
     // RabbitMQ a worker elsewhere may be writing this very file.
     assert_eq!(
         thumbnail.exists(),
-        backend == Backend::RabbitMq,
+        backend.is_rabbitmq(),
         "temporary thumbnail after a restart on {backend:?}"
     );
 }
 
-on_both_backends!(
+on_every_backend!(
     two_hundred_concurrent_uploads_all_complete,
     a_crash_loses_no_accepted_upload,
     a_restart_removes_the_temporary_files_a_crash_left,

@@ -184,7 +184,7 @@ async fn output_format_follows_the_configuration(backend: Backend) {
     }
 }
 
-on_both_backends!(
+on_every_backend!(
     every_format_becomes_a_faithful_thumbnail,
     exif_orientation_is_applied_on_the_pixels,
     alpha_is_kept,

@@ -8,6 +8,7 @@
 //! | `THUMBNAILIFY_LISTEN` | `listen` | `127.0.0.1:8080` |
 //! | `THUMBNAILIFY_DATA_DIR` | `data_dir` | `./data` |
 //! | `THUMBNAILIFY_QUEUE_URL` | `queue.url` | unset: the embedded queue |
+//! | `THUMBNAILIFY_STORE_URL`, else `DATABASE_URL` (when `store.url` is unset) | `store.url` | unset: sled in the data directory |
 //!
 //! The root `config.yaml` documents every key.
 
@@ -27,6 +28,8 @@ pub struct Config {
     pub keep_raw: bool,
     /// The job queue.
     pub queue: QueueConfig,
+    /// The record store.
+    pub store: StoreConfig,
     /// Size limits on uploads and decoding.
     pub limits: LimitsConfig,
     /// What thumbnails to make.
@@ -54,6 +57,26 @@ impl Default for RecoveryConfig {
         Self {
             stuck_after_secs: 600,
             max_attempts: 3,
+        }
+    }
+}
+
+/// The record store.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreConfig {
+    /// Unset: sled in `<data_dir>/db` (one gateway). `postgres://…`: PostgreSQL (any number
+    /// of gateways).
+    pub url: Option<String>,
+    /// PostgreSQL: connections each gateway opens at most.
+    pub max_connections: u32,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            url: None,
+            max_connections: 16,
         }
     }
 }
@@ -175,6 +198,7 @@ impl Default for Config {
             data_dir: PathBuf::from("./data"),
             keep_raw: false,
             queue: QueueConfig::default(),
+            store: StoreConfig::default(),
             limits: LimitsConfig::default(),
             thumbnail: ThumbnailConfig::default(),
             worker: WorkerConfig::default(),
@@ -297,6 +321,11 @@ impl Config {
         if let Some(url) = var("THUMBNAILIFY_QUEUE_URL") {
             self.queue.url = Some(url).filter(|url| !url.is_empty());
         }
+        if let Some(url) = var("THUMBNAILIFY_STORE_URL") {
+            self.store.url = Some(url).filter(|url| !url.is_empty());
+        } else if self.store.url.is_none() {
+            self.store.url = var("DATABASE_URL").filter(|url| !url.is_empty());
+        }
     }
 
     /// Checks values that parse but make no sense.
@@ -335,6 +364,16 @@ impl Config {
             && !url.starts_with("amqp://")
         {
             return invalid("queue.url must be an amqp:// URL (TLS is not built in)");
+        }
+        if let Some(url) = &self.store.url
+            && !(url.starts_with("postgres://") || url.starts_with("postgresql://"))
+        {
+            return invalid(
+                "store.url must be a postgres:// URL (or unset for the embedded store)",
+            );
+        }
+        if self.store.max_connections == 0 {
+            return invalid("store.max_connections must be at least 1");
         }
         if self.recovery.stuck_after_secs == 0 || self.recovery.max_attempts == 0 {
             return invalid(
@@ -434,6 +473,40 @@ mod tests {
         assert_eq!(config.listen, "127.0.0.1:9");
         assert_eq!(config.data_dir, PathBuf::from("/tmp/x"));
         assert_eq!(config.queue.url.as_deref(), Some("amqp://127.0.0.1:5672"));
+        config.validate().unwrap();
+    }
+
+    #[test]
+    fn the_store_url_comes_from_the_file_or_the_environment() {
+        let from = |yaml: &str, vars: &[(&str, &str)]| {
+            let mut config = Config::from_yaml(yaml).unwrap();
+            config.apply_env(|name| {
+                vars.iter()
+                    .find(|(key, _)| *key == name)
+                    .map(|(_, value)| (*value).to_owned())
+            });
+            config.store.url
+        };
+        let file = "store: {url: 'postgres://file/db'}";
+        assert_eq!(from("", &[]), None);
+        assert_eq!(from(file, &[]).as_deref(), Some("postgres://file/db"));
+        let database_url = [("DATABASE_URL", "postgres://env/db")];
+        assert_eq!(
+            from("", &database_url).as_deref(),
+            Some("postgres://env/db")
+        );
+        assert_eq!(
+            from(file, &database_url).as_deref(),
+            Some("postgres://file/db")
+        );
+        let ours = [
+            ("THUMBNAILIFY_STORE_URL", "postgres://ours/db"),
+            database_url[0],
+        ];
+        assert_eq!(from(file, &ours).as_deref(), Some("postgres://ours/db"));
+        let mut config = Config::from_yaml("store: {url: 'mysql://x'}").unwrap();
+        assert!(config.validate().is_err());
+        config.store.url = None;
         config.validate().unwrap();
     }
 }

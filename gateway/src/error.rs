@@ -195,6 +195,9 @@ impl ApiError {
             ApiError::InsufficientStorage { .. } => {
                 (StatusCode::INSUFFICIENT_STORAGE, "insufficient_storage")
             }
+            ApiError::Store(StoreError::Unavailable(_)) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable")
+            }
             ApiError::Store(_) | ApiError::Io(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal_error")
             }
@@ -219,7 +222,9 @@ impl ApiError {
             ApiError::Overloaded(_) | ApiError::TooManyConnections => {
                 Some((header::RETRY_AFTER, "1".into()))
             }
-            ApiError::QueueFull => Some((header::RETRY_AFTER, "5".into())),
+            ApiError::QueueFull | ApiError::Store(StoreError::Unavailable(_)) => {
+                Some((header::RETRY_AFTER, "5".into()))
+            }
             _ => None,
         }
     }

@@ -78,20 +78,17 @@ pub async fn serve(
         path: data.root().to_owned(),
         source,
     })?;
-    let store = Store::open(&data.db_dir())?;
+    let store = Store::open(&config.store, &data.db_dir()).await?;
     let queue = Queue::from_config(&config.queue);
     // With the embedded queue this process alone writes thumbnails, and its workers have not
     // started yet.
     let sole_writer = matches!(queue, Queue::Embedded(_));
     let (sweep_store, sweep_data, keep_raw) = (store.clone(), data.clone(), config.keep_raw);
-    tokio::task::spawn_blocking(move || {
-        recovery::sweep_files(&sweep_store, &sweep_data, keep_raw, sole_writer)
-    })
-    .await
-    .map_err(std::io::Error::other)??;
+    recovery::sweep_files(&sweep_store, &sweep_data, keep_raw, sole_writer).await?;
     let keys = auth::ApiKeys::load(&config.auth)?;
     let metrics = Arc::new(Metrics::new());
-    let processing = recovery::requeue(&store, queue.is_durable(), &config.recovery, &metrics)?;
+    let processing =
+        recovery::requeue(&store, queue.is_durable(), &config.recovery, &metrics).await?;
     store.flush().await?;
 
     let results = Results {

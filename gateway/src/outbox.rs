@@ -74,7 +74,7 @@ impl Outbox {
 
     /// Publishes one batch; returns how many were published.
     async fn publish_round(&self) -> Result<usize, String> {
-        let jobs = self.store.outbox(BATCH).map_err(|e| e.to_string())?;
+        let jobs = self.store.outbox(BATCH).await.map_err(|e| e.to_string())?;
         let mut publishing = JoinSet::new();
         for job in jobs {
             let queue = self.queue.clone();
@@ -87,7 +87,10 @@ impl Outbox {
                 .and_then(|r| r.map_err(|e| e.to_string()))
             {
                 Ok(media_id) => {
-                    self.store.published(media_id).map_err(|e| e.to_string())?;
+                    self.store
+                        .published(media_id)
+                        .await
+                        .map_err(|e| e.to_string())?;
                     published += 1;
                 }
                 Err(error) => failure = Some(error),

@@ -12,7 +12,7 @@
 //!   of records that are final (unless `keep_raw`) or gone, thumbnails of records that are
 //!   gone (a DELETE interrupted between the record and its files).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use common::config::RecoveryConfig;
 use common::files::{DataDir, remove_if_exists, remove_temp_files};
@@ -23,50 +23,53 @@ use uuid::Uuid;
 
 use crate::error::GatewayError;
 use crate::metrics::Metrics;
-use crate::store::{Store, StoreError, Update};
+use crate::store::{Store, Update};
 
 /// Counts the records still processing and, when the queue is not durable, puts their jobs
 /// back in the outbox (or fails those that were in flight at too many crashes); returns how
 /// many are still processing. Flush the store afterwards.
-pub fn requeue(
+pub async fn requeue(
     store: &Store,
     queue_is_durable: bool,
     recovery: &RecoveryConfig,
     metrics: &Metrics,
 ) -> Result<usize, GatewayError> {
     let mut processing = 0;
-    let records: Vec<_> = store.processing().collect::<Result<_, _>>()?;
-    for record in records {
+    for record in store.processing().await? {
         if queue_is_durable {
             processing += 1;
             continue;
         }
-        let update = store.update(record.media_id, |current| {
-            if current.is_final() || current.service != Service::Worker {
-                return false;
-            }
-            current.updated_at = now_rfc3339();
-            current.service = Service::Gateway;
-            if current.attempts >= recovery.max_attempts {
-                current.state = State::Error;
-                current.code = 500;
-                current.message = format!(
-                    "the service stopped while processing this image on each of {} attempts",
-                    current.attempts
-                );
-            } else {
-                current.attempts += 1;
-                current.message = format!(
-                    "queued again after a restart (attempt {})",
-                    current.attempts
-                );
-            }
-            true
-        })?;
+        let update = store
+            .update(record.media_id, |current| {
+                if current.is_final() || current.service != Service::Worker {
+                    return false;
+                }
+                current.updated_at = now_rfc3339();
+                current.service = Service::Gateway;
+                if current.attempts >= recovery.max_attempts {
+                    current.state = State::Error;
+                    current.code = 500;
+                    current.message = format!(
+                        "the service stopped while processing this image on each of {} attempts",
+                        current.attempts
+                    );
+                } else {
+                    current.attempts += 1;
+                    current.message = format!(
+                        "queued again after a restart (attempt {})",
+                        current.attempts
+                    );
+                }
+                true
+            })
+            .await?;
         if matches!(&update, Update::Changed(record) if record.state == State::Error) {
             tracing::error!(media_id = %record.media_id, "a job was in flight at every crash; recorded as failed");
         } else {
-            store.enqueue(&Job::new(record.media_id, record.media_type))?;
+            store
+                .enqueue(&Job::new(record.media_id, record.media_type))
+                .await?;
             processing += 1;
         }
     }
@@ -79,11 +82,12 @@ pub fn requeue(
     Ok(processing)
 }
 
-/// Removes the files a crash left behind. Blocking: call it before serving, from a blocking
-/// thread. Thumbnails being written by workers meanwhile are safe: their records exist.
-/// `sole_writer` says that no worker of another process writes thumbnails (the embedded
-/// queue, before its workers start): then temporary thumbnails are leftovers too.
-pub fn sweep_files(
+/// Removes the files a crash left behind. Call it before serving: it reads directories and
+/// removes files on the calling thread. Thumbnails being written by workers meanwhile are
+/// safe: their records exist. `sole_writer` says that no worker of another process writes
+/// thumbnails (the embedded queue, before its workers start): then temporary thumbnails are
+/// leftovers too.
+pub async fn sweep_files(
     store: &Store,
     data: &DataDir,
     keep_raw: bool,
@@ -93,39 +97,41 @@ pub fn sweep_files(
     if sole_writer {
         remove_temp_files(&data.thumbnails_dir())?;
     }
-    let raw = sweep_dir(&data.raw_dir(), |id| {
-        Ok(match store.get(id)? {
+    let mut removed = 0;
+    for (id, path) in files_by_id(&data.raw_dir())? {
+        let stale = match store.get(id).await? {
             None => true,
             Some(record) => record.is_final() && !keep_raw,
-        })
-    })?;
-    let thumbnails = sweep_dir(&data.thumbnails_dir(), |id| Ok(store.get(id)?.is_none()))?;
-    let removed = raw + thumbnails;
+        };
+        if stale {
+            remove_if_exists(&path)?;
+            removed += 1;
+        }
+    }
+    for (id, path) in files_by_id(&data.thumbnails_dir())? {
+        if store.get(id).await?.is_none() {
+            remove_if_exists(&path)?;
+            removed += 1;
+        }
+    }
     if removed > 0 {
         tracing::info!(removed, "removed files left behind");
     }
     Ok(removed)
 }
 
-/// Removes the files of `dir` named by a media id for which `stale` says so.
-fn sweep_dir(
-    dir: &Path,
-    stale: impl Fn(Uuid) -> Result<bool, StoreError>,
-) -> Result<usize, GatewayError> {
-    let mut removed = 0;
+/// The files of `dir` named by a media id, with their ids.
+fn files_by_id(dir: &Path) -> Result<Vec<(Uuid, PathBuf)>, GatewayError> {
+    let mut files = Vec::new();
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
-        let Some(id) = entry
+        if let Some(id) = entry
             .file_name()
             .to_str()
             .and_then(|name| Uuid::try_parse(name).ok())
-        else {
-            continue;
-        };
-        if stale(id)? {
-            remove_if_exists(&entry.path())?;
-            removed += 1;
+        {
+            files.push((id, entry.path()));
         }
     }
-    Ok(removed)
+    Ok(files)
 }

@@ -106,16 +106,19 @@ impl Results {
         let media_id = result.media_id;
         match &result.outcome {
             Outcome::Started => {
-                let update = self.store.update(media_id, |record| {
-                    let take =
-                        record.state == State::Processing && record.service == Service::Gateway;
-                    if take {
-                        record.service = Service::Worker;
-                        record.message = "a worker is making the thumbnail".to_owned();
-                        record.updated_at = now_rfc3339();
-                    }
-                    take
-                })?;
+                let update = self
+                    .store
+                    .update(media_id, |record| {
+                        let take =
+                            record.state == State::Processing && record.service == Service::Gateway;
+                        if take {
+                            record.service = Service::Worker;
+                            record.message = "a worker is making the thumbnail".to_owned();
+                            record.updated_at = now_rfc3339();
+                        }
+                        take
+                    })
+                    .await?;
                 // Durable, so that after a crash the start-up recovery knows this job was in
                 // flight (and may be what crashed the process).
                 if let Update::Changed(_) = update {
@@ -127,14 +130,16 @@ impl Results {
                 height,
                 thumbnail,
             } => {
-                let update = self.finish(media_id, |record| {
-                    record.state = State::Completed;
-                    record.code = CODE_COMPLETED;
-                    record.message = "thumbnail ready".to_owned();
-                    record.width = Some(*width);
-                    record.height = Some(*height);
-                    record.thumbnail = Some(thumbnail.clone());
-                })?;
+                let update = self
+                    .finish(media_id, |record| {
+                        record.state = State::Completed;
+                        record.code = CODE_COMPLETED;
+                        record.message = "thumbnail ready".to_owned();
+                        record.width = Some(*width);
+                        record.height = Some(*height);
+                        record.thumbnail = Some(thumbnail.clone());
+                    })
+                    .await?;
                 match update {
                     Update::Changed(_) => self.settle(media_id, "completed").await?,
                     Update::Unchanged(record) if record.state == State::Completed => {
@@ -148,11 +153,13 @@ impl Results {
                 }
             }
             Outcome::Failed { code, message } => {
-                let update = self.finish(media_id, |record| {
-                    record.state = State::Error;
-                    record.code = *code;
-                    record.message = message.clone();
-                })?;
+                let update = self
+                    .finish(media_id, |record| {
+                        record.state = State::Error;
+                        record.code = *code;
+                        record.message = message.clone();
+                    })
+                    .await?;
                 match update {
                     Update::Changed(_) => self.settle(media_id, "error").await?,
                     Update::Missing | Update::Unchanged(_) => {
@@ -165,20 +172,22 @@ impl Results {
     }
 
     /// Makes a processing record final with `change`; a final or missing record is left alone.
-    fn finish(
+    async fn finish(
         &self,
         media_id: uuid::Uuid,
-        change: impl Fn(&mut Record),
+        change: impl Fn(&mut Record) + Send + Sync,
     ) -> Result<Update, StoreError> {
-        self.store.update(media_id, |record| {
-            if record.is_final() {
-                return false;
-            }
-            change(record);
-            record.service = Service::Worker;
-            record.updated_at = now_rfc3339();
-            true
-        })
+        self.store
+            .update(media_id, |record| {
+                if record.is_final() {
+                    return false;
+                }
+                change(record);
+                record.service = Service::Worker;
+                record.updated_at = now_rfc3339();
+                true
+            })
+            .await
     }
 
     /// After a record became final: flush, count, and drop the raw file unless kept.

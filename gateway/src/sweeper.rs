@@ -57,40 +57,45 @@ impl Sweeper {
         let stuck: Vec<Record> = self
             .store
             .processing()
-            .filter(|record| match record {
-                Ok(record) => humantime::parse_rfc3339(&record.updated_at).map_or(true, |at| {
+            .await?
+            .into_iter()
+            .filter(|record| {
+                humantime::parse_rfc3339(&record.updated_at).map_or(true, |at| {
                     now.duration_since(at).unwrap_or_default() >= stuck_after
-                }),
-                Err(_) => true,
+                })
             })
-            .collect::<Result<_, _>>()?;
+            .collect();
         for record in stuck {
             let media_id = record.media_id;
             let max_attempts = self.config.max_attempts;
-            let update = self.store.update(media_id, |current| {
-                if current.is_final() || current.updated_at != record.updated_at {
-                    return false; // it moved meanwhile
-                }
-                current.updated_at = now_rfc3339();
-                if current.attempts >= max_attempts {
-                    current.state = State::Error;
-                    current.code = 504;
-                    current.message = format!(
-                        "the job did not finish: stuck for {} s on each of {} attempts",
-                        stuck_after.as_secs(),
-                        current.attempts
-                    );
-                } else {
-                    current.attempts += 1;
-                    current.service = Service::Gateway;
-                    current.message = format!("queued again (attempt {})", current.attempts);
-                }
-                true
-            })?;
+            let update = self
+                .store
+                .update(media_id, |current| {
+                    if current.is_final() || current.updated_at != record.updated_at {
+                        return false; // it moved meanwhile
+                    }
+                    current.updated_at = now_rfc3339();
+                    if current.attempts >= max_attempts {
+                        current.state = State::Error;
+                        current.code = 504;
+                        current.message = format!(
+                            "the job did not finish: stuck for {} s on each of {} attempts",
+                            stuck_after.as_secs(),
+                            current.attempts
+                        );
+                    } else {
+                        current.attempts += 1;
+                        current.service = Service::Gateway;
+                        current.message = format!("queued again (attempt {})", current.attempts);
+                    }
+                    true
+                })
+                .await?;
             if let Update::Changed(record) = update {
                 if record.state == State::Processing {
                     self.store
-                        .enqueue(&Job::new(record.media_id, record.media_type))?;
+                        .enqueue(&Job::new(record.media_id, record.media_type))
+                        .await?;
                 }
                 self.store.flush().await?;
                 if record.state == State::Error {

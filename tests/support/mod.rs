@@ -37,8 +37,11 @@ pub enum Backend {
     /// The gateway alone, workers in-process.
     Embedded,
     /// The gateway and two `worker` processes on RabbitMQ (127.0.0.1:5672, guest/guest), in a
-    /// vhost of the test's own.
+    /// vhost of the test's own; records in sled.
     RabbitMq,
+    /// As [`Backend::RabbitMq`], with the records in PostgreSQL (a schema of the test's own in
+    /// the database [`database_url`] names).
+    Distributed,
 }
 
 impl Backend {
@@ -46,15 +49,28 @@ impl Backend {
     pub fn kind(self) -> &'static str {
         match self {
             Backend::Embedded => "embedded",
-            Backend::RabbitMq => "rabbitmq",
+            Backend::RabbitMq | Backend::Distributed => "rabbitmq",
         }
+    }
+
+    /// The store kind `/readyz` reports.
+    pub fn store_kind(self) -> &'static str {
+        match self {
+            Backend::Embedded | Backend::RabbitMq => "sled",
+            Backend::Distributed => "postgres",
+        }
+    }
+
+    /// Whether jobs go through RabbitMQ to worker processes.
+    pub fn is_rabbitmq(self) -> bool {
+        self != Backend::Embedded
     }
 }
 
 /// Generates, for each `async fn name(backend: Backend)`, a test per back-end:
-/// `embedded::name` and `rabbitmq::name`.
+/// `embedded::name`, `rabbitmq::name` and `distributed::name`.
 #[macro_export]
-macro_rules! on_both_backends {
+macro_rules! on_every_backend {
     ($($name:ident),* $(,)?) => {
         mod embedded {
             $(#[tokio::test] async fn $name() { super::$name(super::support::Backend::Embedded).await })*
@@ -62,7 +78,67 @@ macro_rules! on_both_backends {
         mod rabbitmq {
             $(#[tokio::test] async fn $name() { super::$name(super::support::Backend::RabbitMq).await })*
         }
+        mod distributed {
+            $(#[tokio::test] async fn $name() { super::$name(super::support::Backend::Distributed).await })*
+        }
     };
+}
+
+/// The PostgreSQL database the tests use: `THUMBNAILIFY_TEST_DATABASE_URL`, by default
+/// `postgres://root:root@127.0.0.1:5432/test` (which `scripts/test` provides).
+pub fn database_url() -> String {
+    std::env::var("THUMBNAILIFY_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://root:root@127.0.0.1:5432/test".to_owned())
+}
+
+/// Runs one SQL statement with `psql`, panicking with its output on failure.
+pub fn psql(sql: &str) -> String {
+    let output = Command::new("psql")
+        .arg(database_url())
+        .args(["-v", "ON_ERROR_STOP=1", "-Atqc", sql])
+        .output()
+        .expect("psql is required for the PostgreSQL tests (scripts/test installs PostgreSQL)");
+    assert!(
+        output.status.success(),
+        "psql {sql:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+/// A PostgreSQL schema that lives as long as the value.
+pub struct Schema {
+    /// Its name.
+    pub name: String,
+}
+
+impl Schema {
+    /// Creates a fresh, empty schema.
+    pub fn create() -> Self {
+        let name = format!("test_{}", uuid::Uuid::now_v7().simple());
+        psql(&format!("CREATE SCHEMA {name}"));
+        Self { name }
+    }
+
+    /// The database URL with the schema as the search path.
+    pub fn url(&self) -> String {
+        format!(
+            "{}?options=-c%20search_path%3D{}",
+            database_url(),
+            self.name
+        )
+    }
+}
+
+impl Drop for Schema {
+    fn drop(&mut self) {
+        let _ = Command::new("psql")
+            .arg(database_url())
+            .args(["-qc", &format!("DROP SCHEMA {} CASCADE", self.name)])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
 }
 
 /// A RabbitMQ vhost that lives as long as the value.
@@ -117,6 +193,8 @@ pub struct Gateway {
     pub workers: Vec<Option<Child>>,
     queue_url: Option<String>,
     vhost: Option<Vhost>,
+    /// The PostgreSQL schema holding the records (`None`: sled).
+    pub schema: Option<Schema>,
     /// Its data directory (kept across restarts).
     pub data_dir: PathBuf,
     /// Its base URL, e.g. `http://127.0.0.1:40123`.
@@ -257,11 +335,12 @@ impl Gateway {
     /// Starts a gateway (and on RabbitMQ two workers) with the default configuration plus
     /// `yaml`.
     pub async fn start(backend: Backend, yaml: &str) -> Self {
-        let vhost = (backend == Backend::RabbitMq).then(Vhost::create);
+        let vhost = backend.is_rabbitmq().then(Vhost::create);
         let url = vhost.as_ref().map(Vhost::url);
-        let mut gateway = Self::start_with_queue(url, yaml).await;
+        let schema = (backend == Backend::Distributed).then(Schema::create);
+        let mut gateway = Self::launch(url, schema, None, yaml).await;
         gateway.vhost = vhost;
-        if backend == Backend::RabbitMq {
+        if backend.is_rabbitmq() {
             gateway.start_worker();
             gateway.start_worker();
             gateway.wait_ready().await;
@@ -283,15 +362,20 @@ impl Gateway {
 
     /// Starts a gateway alone, on the queue at `queue_url` (embedded when `None`).
     pub async fn start_with_queue(queue_url: Option<String>, yaml: &str) -> Self {
-        Self::launch(queue_url, None, yaml).await
+        Self::launch(queue_url, None, None, yaml).await
     }
 
     /// Starts a gateway alone, embedded, with its data in `data_dir`.
     pub async fn start_in(data_dir: PathBuf, yaml: &str) -> Self {
-        Self::launch(None, Some(data_dir), yaml).await
+        Self::launch(None, None, Some(data_dir), yaml).await
     }
 
-    async fn launch(queue_url: Option<String>, data_dir: Option<PathBuf>, yaml: &str) -> Self {
+    async fn launch(
+        queue_url: Option<String>,
+        schema: Option<Schema>,
+        data_dir: Option<PathBuf>,
+        yaml: &str,
+    ) -> Self {
         let temp = tempfile::tempdir().unwrap();
         let data_dir = data_dir.unwrap_or_else(|| temp.path().join("data"));
         let config = temp.path().join("config.yaml");
@@ -301,6 +385,7 @@ impl Gateway {
             workers: Vec::new(),
             queue_url,
             vhost: None,
+            schema,
             data_dir,
             base: String::new(),
             config,
@@ -335,6 +420,11 @@ impl Gateway {
         match &self.queue_url {
             Some(url) => command.env("THUMBNAILIFY_QUEUE_URL", url),
             None => command.env_remove("THUMBNAILIFY_QUEUE_URL"),
+        };
+        command.env_remove("DATABASE_URL");
+        match &self.schema {
+            Some(schema) => command.env("THUMBNAILIFY_STORE_URL", schema.url()),
+            None => command.env_remove("THUMBNAILIFY_STORE_URL"),
         };
     }
 

@@ -16,7 +16,11 @@ pub async fn delete(
     State(state): State<AppState>,
     MediaId(id): MediaId,
 ) -> Result<StatusCode, ApiError> {
-    let record = state.store.remove(id)?.ok_or(ApiError::NotFound(id))?;
+    let record = state
+        .store
+        .remove(id)
+        .await?
+        .ok_or(ApiError::NotFound(id))?;
     state.store.flush().await?;
     if !record.is_final() {
         state.metrics.jobs_processing.dec();

@@ -18,12 +18,13 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiErr
     state
         .store
         .check()
+        .await
         .map_err(|error| ApiError::NotReady(error.to_string()))?;
     state
         .queue
         .check()
         .map_err(|error| ApiError::NotReady(error.to_string()))?;
     Ok(Json(
-        json!({ "status": "ready", "queue": state.queue.kind() }),
+        json!({ "status": "ready", "queue": state.queue.kind(), "store": state.store.kind() }),
     ))
 }

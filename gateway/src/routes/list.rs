@@ -48,7 +48,7 @@ pub async fn list(
         )));
     }
     let after = params.after.as_deref().map(parse_id).transpose()?;
-    let mut items = state.store.list(after, limit + 1)?;
+    let mut items = state.store.list(after, limit + 1).await?;
     let next = if items.len() > limit {
         items.truncate(limit);
         items.last().map(|record| record.media_id)

@@ -14,5 +14,10 @@ pub async fn get(
     State(state): State<AppState>,
     MediaId(id): MediaId,
 ) -> Result<Json<Record>, ApiError> {
-    state.store.get(id)?.map(Json).ok_or(ApiError::NotFound(id))
+    state
+        .store
+        .get(id)
+        .await?
+        .map(Json)
+        .ok_or(ApiError::NotFound(id))
 }

@@ -28,7 +28,11 @@ pub async fn get(
     MediaId(id): MediaId,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let record = state.store.get(id)?.ok_or_else(|| ApiError::NotFound(id))?;
+    let record = state
+        .store
+        .get(id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(id))?;
     let thumbnail = match (record.state, record.thumbnail) {
         (JobState::Processing, _) => return Err(ApiError::Processing(id)),
         (JobState::Error, _) => return Err(ApiError::JobFailed(record.message)),

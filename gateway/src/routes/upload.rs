@@ -123,9 +123,13 @@ async fn accept(
             .map_err(|error| ApiError::Io(std::io::Error::other(error)))??;
     drop(grant);
 
-    state
-        .store
-        .insert(&record, &Job::new(record.media_id, record.media_type))?;
+    let job = Job::new(record.media_id, record.media_type);
+    if let Err(error) = state.store.insert(&record, &job).await {
+        // No record will point at the raw file: take it back (a crash here leaves it to the
+        // start-up sweep).
+        let _ = tokio::fs::remove_file(state.data.raw_path(record.media_id)).await;
+        return Err(error.into());
+    }
     state.store.flush().await?;
     state.metrics.jobs_processing.inc();
     state.outbox.wake();

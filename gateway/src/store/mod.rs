@@ -1,0 +1,385 @@
+//! The record store: every record, and the outbox of jobs accepted but not yet confirmed by
+//! the queue, written in the same transaction as their record.
+//!
+//! Two implementations behind one interface, chosen by `store.url`:
+//!
+//! | `store.url` | implementation | gateways |
+//! |---|---|---|
+//! | unset | [`SledStore`]: sled in `<data_dir>/db`, group-committed flushes | one per data directory |
+//! | `postgres://…` | [`PostgresStore`]: PostgreSQL, migrations run at start | any number |
+//!
+//! The contract both keep, which the rest of the gateway relies on:
+//! - [`Store::insert`] writes a record and its outbox job atomically; after [`Store::flush`]
+//!   both survive a crash (PostgreSQL commits each call, so its flush has nothing to do).
+//! - [`Store::update`] is compare-and-swap: the change is applied to the record as stored,
+//!   and again if another writer changed it meanwhile, so racing results, sweeps and DELETEs
+//!   never lose a change or resurrect a record.
+//! - [`Store::outbox`] hands out each waiting job to one publisher at a time (PostgreSQL:
+//!   claimed for [`postgres::CLAIM`] with `FOR UPDATE SKIP LOCKED`, so several gateways
+//!   publish without duplicates or stalls); [`Store::published`] takes it out.
+//! - [`Store::list`] pages in id (upload) order, a range scan on both.
+//! - An unreachable store is [`StoreError::Unavailable`] (503 with `Retry-After`), never a
+//!   lost write: nothing is acknowledged before the store has it.
+
+pub mod postgres;
+pub mod sled;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use common::config::StoreConfig;
+use common::message::Job;
+use common::record::Record;
+use uuid::Uuid;
+
+pub use self::postgres::PostgresStore;
+pub use self::sled::SledStore;
+
+/// The record store. Cheap to clone.
+#[derive(Debug, Clone)]
+pub enum Store {
+    /// Embedded: sled in the data directory.
+    Sled(SledStore),
+    /// Shared: PostgreSQL.
+    Postgres(PostgresStore),
+}
+
+/// The result of [`Store::update`].
+#[derive(Debug)]
+pub enum Update {
+    /// There is no such record.
+    Missing,
+    /// The change declined to change the record; here it is as stored.
+    Unchanged(Record),
+    /// The record as changed and stored.
+    Changed(Record),
+}
+
+/// Why the store failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The embedded database cannot be opened: another gateway holds it, or the directory is
+    /// not writable.
+    #[error("cannot open the store in {}: {source}{}", path.display(), if is_locked(source) {
+        " (another gateway process is using this data directory: with the embedded store, one gateway owns a data directory)"
+    } else { "" })]
+    Open {
+        /// The store's directory.
+        path: PathBuf,
+        /// Why.
+        source: ::sled::Error,
+    },
+    /// The embedded database failed.
+    #[error("store: {0}")]
+    Sled(#[from] ::sled::Error),
+    /// A stored value is not a record (a bug or a damaged database).
+    #[error("store: a stored record cannot be read: {0}")]
+    Corrupt(#[from] serde_json::Error),
+    /// Flushing to disk failed (the message of the underlying error, shared by every caller
+    /// of that flush).
+    #[error("store: flush failed: {0}")]
+    Flush(Arc<str>),
+    /// `store.url` is not a usable PostgreSQL URL.
+    #[error("store: invalid store.url: {0}")]
+    Url(String),
+    /// The schema could not be brought up to date.
+    #[error("store: migrating the schema failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The database cannot be reached now (down, restarting, out of connections).
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// The database refused a statement.
+    #[error("store: {0}")]
+    Postgres(sqlx::Error),
+}
+
+/// Whether sled could not open its database because another process holds its lock (sled
+/// says so only in its message).
+fn is_locked(error: &::sled::Error) -> bool {
+    matches!(error, ::sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock
+        || io.to_string().contains("could not acquire lock"))
+}
+
+/// Runs the same call on whichever store this is.
+macro_rules! on_store {
+    ($self:ident, $store:ident => $call:expr) => {
+        match $self {
+            Store::Sled($store) => $call,
+            Store::Postgres($store) => $call,
+        }
+    };
+}
+
+impl Store {
+    /// Opens the store `config` names: PostgreSQL when `store.url` is set (connecting and
+    /// migrating the schema), else sled in `db_dir`. Call it inside a Tokio runtime.
+    pub async fn open(config: &StoreConfig, db_dir: &std::path::Path) -> Result<Self, StoreError> {
+        match &config.url {
+            Some(url) => Ok(Store::Postgres(
+                PostgresStore::connect(url, config.max_connections).await?,
+            )),
+            None => Ok(Store::Sled(SledStore::open(db_dir)?)),
+        }
+    }
+
+    /// What kind of store this is, for logs and `/readyz`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Store::Sled(_) => "sled",
+            Store::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Inserts a new record and its job in the outbox, atomically.
+    pub async fn insert(&self, record: &Record, job: &Job) -> Result<(), StoreError> {
+        on_store!(self, store => store.insert(record, job).await)
+    }
+
+    /// Puts a job in the outbox (to be published again).
+    pub async fn enqueue(&self, job: &Job) -> Result<(), StoreError> {
+        on_store!(self, store => store.enqueue(job).await)
+    }
+
+    /// Up to `limit` jobs waiting in the outbox, oldest first, for this caller to publish.
+    pub async fn outbox(&self, limit: usize) -> Result<Vec<Job>, StoreError> {
+        on_store!(self, store => store.outbox(limit).await)
+    }
+
+    /// Takes a job out of the outbox once the queue has it.
+    pub async fn published(&self, media_id: Uuid) -> Result<(), StoreError> {
+        on_store!(self, store => store.published(media_id).await)
+    }
+
+    /// The record of `media_id`, if any.
+    pub async fn get(&self, media_id: Uuid) -> Result<Option<Record>, StoreError> {
+        on_store!(self, store => store.get(media_id).await)
+    }
+
+    /// Up to `limit` records with ids after `after` (from the first when `None`), in id order.
+    pub async fn list(&self, after: Option<Uuid>, limit: usize) -> Result<Vec<Record>, StoreError> {
+        on_store!(self, store => store.list(after, limit).await)
+    }
+
+    /// Every record still processing, in id order.
+    pub async fn processing(&self) -> Result<Vec<Record>, StoreError> {
+        on_store!(self, store => store.processing().await)
+    }
+
+    /// Applies `change` to the record of `media_id` atomically. `change` returns whether it
+    /// changed the record; it may run more than once if the record changes meanwhile.
+    pub async fn update(
+        &self,
+        media_id: Uuid,
+        change: impl FnMut(&mut Record) -> bool + Send,
+    ) -> Result<Update, StoreError> {
+        on_store!(self, store => store.update(media_id, change).await)
+    }
+
+    /// Removes the record of `media_id` (and its job if still in the outbox); returns it if it
+    /// existed.
+    pub async fn remove(&self, media_id: Uuid) -> Result<Option<Record>, StoreError> {
+        on_store!(self, store => store.remove(media_id).await)
+    }
+
+    /// Waits until every change made before the call survives a crash.
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        on_store!(self, store => store.flush().await)
+    }
+
+    /// Whether the store answers reads.
+    pub async fn check(&self) -> Result<(), StoreError> {
+        on_store!(self, store => store.check().await)
+    }
+}
+
+/// The same tests on both stores: sled in a temporary directory, and PostgreSQL in a schema of
+/// its own in the database `THUMBNAILIFY_TEST_DATABASE_URL` names (default
+/// `postgres://root:root@127.0.0.1:5432/test`, which `scripts/test` provides).
+#[cfg(test)]
+pub mod tests {
+    use common::media::MediaType;
+    use common::record::{NewUpload, State};
+
+    use super::*;
+
+    /// The PostgreSQL server the tests use.
+    pub fn test_database_url() -> String {
+        std::env::var("THUMBNAILIFY_TEST_DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://root:root@127.0.0.1:5432/test".to_owned())
+    }
+
+    /// A fresh, empty PostgreSQL schema; its URL (search_path set to it).
+    pub async fn fresh_schema() -> String {
+        use sqlx::Connection;
+        let url = test_database_url();
+        let schema = format!("t_{}", Uuid::now_v7().simple());
+        let mut connection = sqlx::PgConnection::connect(&url).await.unwrap();
+        sqlx::query(&format!("CREATE SCHEMA {schema}"))
+            .execute(&mut connection)
+            .await
+            .unwrap();
+        let separator = if url.contains('?') { '&' } else { '?' };
+        format!("{url}{separator}options=-c%20search_path%3D{schema}")
+    }
+
+    fn record() -> Record {
+        Record::new(NewUpload {
+            media_id: Uuid::now_v7(),
+            media_type: MediaType::Png,
+            name: None,
+            size: 1,
+            md5: String::new(),
+            sha256: String::new(),
+            dimensions: None,
+        })
+    }
+
+    fn job(record: &Record) -> Job {
+        Job::new(record.media_id, record.media_type)
+    }
+
+    /// Both stores, each fresh; the directory keeps sled's files alive.
+    async fn stores() -> (tempfile::TempDir, Vec<Store>) {
+        let dir = tempfile::tempdir().unwrap();
+        let sled = Store::Sled(SledStore::open(dir.path()).unwrap());
+        let postgres = Store::Postgres(
+            PostgresStore::connect(&fresh_schema().await, 4)
+                .await
+                .unwrap(),
+        );
+        (dir, vec![sled, postgres])
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn concurrent_inserts_and_flushes_all_complete() {
+        let (_dir, stores) = stores().await;
+        for store in stores {
+            let tasks: Vec<_> = (0..200)
+                .map(|_| {
+                    let store = store.clone();
+                    tokio::spawn(async move {
+                        let record = record();
+                        store.insert(&record, &job(&record)).await.unwrap();
+                        store.flush().await
+                    })
+                })
+                .collect();
+            for task in tasks {
+                task.await.unwrap().unwrap();
+            }
+            assert_eq!(
+                store.list(None, 1000).await.unwrap().len(),
+                200,
+                "{}",
+                store.kind()
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn records_list_in_order_update_atomically_and_leave_with_their_jobs() {
+        let (_dir, stores) = stores().await;
+        for store in stores {
+            let kind = store.kind();
+            let records: Vec<Record> = (0..5).map(|_| record()).collect();
+            for record in records.iter().rev() {
+                store.insert(record, &job(record)).await.unwrap();
+            }
+            store.flush().await.unwrap();
+            assert_eq!(store.list(None, 10).await.unwrap(), records, "{kind}");
+            let page = store.list(Some(records[1].media_id), 2).await.unwrap();
+            assert_eq!(page, records[2..4], "{kind}");
+
+            let id = records[0].media_id;
+            let changed = store
+                .update(id, |record| {
+                    record.state = State::Completed;
+                    true
+                })
+                .await
+                .unwrap();
+            assert!(matches!(changed, Update::Changed(r) if r.state == State::Completed));
+            assert!(matches!(
+                store.update(id, |_| false).await.unwrap(),
+                Update::Unchanged(r) if r.state == State::Completed
+            ));
+            assert_eq!(
+                store.get(id).await.unwrap().unwrap().state,
+                State::Completed
+            );
+            assert_eq!(store.processing().await.unwrap(), records[1..], "{kind}");
+            let outbox = store.outbox(10).await.unwrap();
+            assert_eq!(outbox.len(), 5, "{kind}: every job waits in the outbox");
+            assert_eq!(outbox[0], job(&records[0]));
+            store.published(records[1].media_id).await.unwrap();
+            assert_eq!(store.remove(id).await.unwrap().unwrap().media_id, id);
+            assert!(matches!(
+                store.update(id, |_| true).await.unwrap(),
+                Update::Missing
+            ));
+            assert!(store.get(id).await.unwrap().is_none());
+            assert!(store.remove(id).await.unwrap().is_none());
+            // A job queued again is handed out again (on PostgreSQL, although an earlier call
+            // claimed it); the removed record's job is gone.
+            store.enqueue(&job(&records[1])).await.unwrap();
+            let remaining = store.outbox(10).await.unwrap();
+            assert!(
+                remaining.iter().all(|job| job.media_id != id),
+                "{kind}: a removed record's job goes too"
+            );
+            assert!(
+                remaining
+                    .iter()
+                    .any(|job| job.media_id == records[1].media_id),
+                "{kind}: a job queued again is handed out"
+            );
+            store.check().await.unwrap();
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn racing_updates_lose_no_change() {
+        let (_dir, stores) = stores().await;
+        for store in stores {
+            let record = record();
+            store.insert(&record, &job(&record)).await.unwrap();
+            let tasks: Vec<_> = (0..20)
+                .map(|_| {
+                    let store = store.clone();
+                    tokio::spawn(async move {
+                        store
+                            .update(record.media_id, |record| {
+                                record.attempts += 1;
+                                true
+                            })
+                            .await
+                            .unwrap()
+                    })
+                })
+                .collect();
+            for task in tasks {
+                task.await.unwrap();
+            }
+            let stored = store.get(record.media_id).await.unwrap().unwrap();
+            assert_eq!(stored.attempts, record.attempts + 20, "{}", store.kind());
+        }
+    }
+
+    #[tokio::test]
+    async fn postgres_hands_each_outbox_job_to_one_publisher() {
+        let url = fresh_schema().await;
+        let (one, two) = (
+            PostgresStore::connect(&url, 2).await.unwrap(),
+            PostgresStore::connect(&url, 2).await.unwrap(),
+        );
+        let records: Vec<Record> = (0..10).map(|_| record()).collect();
+        for record in &records {
+            one.insert(record, &job(record)).await.unwrap();
+        }
+        let (first, second) = tokio::join!(one.outbox(6), two.outbox(6));
+        let (first, second) = (first.unwrap(), second.unwrap());
+        assert_eq!(first.len() + second.len(), 10);
+        assert!(first.iter().all(|job| !second.contains(job)));
+        assert!(one.outbox(10).await.unwrap().is_empty(), "all are claimed");
+    }
+}

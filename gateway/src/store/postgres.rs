@@ -1,0 +1,280 @@
+//! The shared record store: PostgreSQL, for any number of gateways.
+//!
+//! Two tables (`gateway/migrations/`): `records` (the record as `jsonb`, a `processing` flag
+//! with a partial index for recovery and sweeps, and a `version` that every change bumps) and
+//! `outbox` (jobs not yet confirmed by the queue, deleted with their record). The schema is
+//! migrated at start by sqlx's migrator, under its advisory lock, so gateways starting at once
+//! migrate once.
+//!
+//! - Every call commits before it returns: [`PostgresStore::flush`] has nothing to wait for.
+//! - [`PostgresStore::update`] reads the record and its version, applies the change, and
+//!   writes it only if the version is still the one read (`UPDATE … WHERE version = $n`);
+//!   otherwise it reads again.
+//! - [`PostgresStore::outbox`] claims jobs for [`CLAIM`] with `FOR UPDATE SKIP LOCKED`: two
+//!   gateways never take the same job, and a job whose publisher died is taken again once
+//!   its claim lapses.
+//! - A connection that cannot be had within [`ACQUIRE_TIMEOUT`], or that the server drops
+//!   (restart, `pg_terminate_backend`), is [`StoreError::Unavailable`]: the API answers 503
+//!   with `Retry-After` and the pool reconnects on its own.
+
+use std::borrow::Cow;
+use std::pin::Pin;
+use std::time::Duration;
+
+use common::message::Job;
+use common::record::{Record, State};
+use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::types::Json;
+use uuid::Uuid;
+
+use super::{StoreError, Update};
+
+/// How long a publisher holds the outbox jobs it took.
+pub const CLAIM: Duration = Duration::from_secs(30);
+/// How long a call waits for a connection before the store counts as unavailable.
+pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The schema's migrations, embedded in the binary.
+const MIGRATIONS: [(i64, &str, &str); 1] = [(
+    1,
+    "records and outbox",
+    include_str!("../../migrations/0001_records_and_outbox.sql"),
+)];
+
+/// The embedded migrations, as sqlx's migrator reads them.
+#[derive(Debug)]
+struct Embedded;
+
+impl<'s> MigrationSource<'s> for Embedded {
+    fn resolve(
+        self,
+    ) -> Pin<Box<dyn Future<Output = Result<Vec<Migration>, sqlx::error::BoxDynError>> + Send + 's>>
+    {
+        Box::pin(async {
+            Ok(MIGRATIONS
+                .iter()
+                .map(|&(version, description, sql)| {
+                    Migration::new(
+                        version,
+                        Cow::Borrowed(description),
+                        MigrationType::Simple,
+                        Cow::Borrowed(sql),
+                        false,
+                    )
+                })
+                .collect())
+        })
+    }
+}
+
+/// The PostgreSQL record store. Cheap to clone: a connection pool.
+#[derive(Debug, Clone)]
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+/// Maps a database error: connection failures are the store being unavailable.
+fn map_error(error: sqlx::Error) -> StoreError {
+    let unavailable = match &error {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::Protocol(_) => true,
+        // Class 08 (connection exception) and 57P0x (the server shutting down or starting).
+        sqlx::Error::Database(database) => database
+            .code()
+            .is_some_and(|code| code.starts_with("08") || code.starts_with("57P")),
+        _ => false,
+    };
+    if unavailable {
+        StoreError::Unavailable(error.to_string())
+    } else {
+        StoreError::Postgres(error)
+    }
+}
+
+impl PostgresStore {
+    /// Connects to the database at `url` with a pool of at most `max_connections`, and brings
+    /// its schema up to date.
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
+        let options: PgConnectOptions = url
+            .parse()
+            .map_err(|error: sqlx::Error| StoreError::Url(error.to_string()))?;
+        let options = options.application_name("thumbnailify");
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with(options)
+            .await
+            .map_err(map_error)?;
+        Migrator::new(Embedded).await?.run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    /// Inserts a new record and its job in the outbox, in one transaction.
+    pub async fn insert(&self, record: &Record, job: &Job) -> Result<(), StoreError> {
+        let mut transaction = self.pool.begin().await.map_err(map_error)?;
+        sqlx::query("INSERT INTO records (media_id, processing, record) VALUES ($1, $2, $3)")
+            .bind(record.media_id)
+            .bind(record.state == State::Processing)
+            .bind(Json(record))
+            .execute(&mut *transaction)
+            .await
+            .map_err(map_error)?;
+        sqlx::query("INSERT INTO outbox (media_id, job) VALUES ($1, $2)")
+            .bind(job.media_id)
+            .bind(Json(job))
+            .execute(&mut *transaction)
+            .await
+            .map_err(map_error)?;
+        transaction.commit().await.map_err(map_error)
+    }
+
+    /// Puts a job in the outbox (to be published again), unclaimed. A job whose record is gone
+    /// is not queued.
+    pub async fn enqueue(&self, job: &Job) -> Result<(), StoreError> {
+        let outcome = sqlx::query(
+            "INSERT INTO outbox (media_id, job)
+             SELECT $1, $2 WHERE EXISTS (SELECT 1 FROM records WHERE media_id = $1)
+             ON CONFLICT (media_id) DO UPDATE SET job = EXCLUDED.job, claimed_until = '-infinity'",
+        )
+        .bind(job.media_id)
+        .bind(Json(job))
+        .execute(&self.pool)
+        .await;
+        match outcome {
+            Ok(_) => Ok(()),
+            // The record went between the check and the insert.
+            Err(sqlx::Error::Database(error)) if error.is_foreign_key_violation() => Ok(()),
+            Err(error) => Err(map_error(error)),
+        }
+    }
+
+    /// Claims up to `limit` unclaimed jobs for [`CLAIM`], oldest first.
+    pub async fn outbox(&self, limit: usize) -> Result<Vec<Job>, StoreError> {
+        let claimed: Vec<(Uuid, Json<Job>)> = sqlx::query_as(
+            "UPDATE outbox SET claimed_until = now() + make_interval(secs => $2)
+             WHERE media_id IN (
+                 SELECT media_id FROM outbox WHERE claimed_until < now()
+                 ORDER BY media_id LIMIT $1 FOR UPDATE SKIP LOCKED)
+             RETURNING media_id, job",
+        )
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .bind(CLAIM.as_secs_f64())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_error)?;
+        let mut jobs: Vec<_> = claimed.into_iter().collect();
+        jobs.sort_by_key(|(media_id, _)| *media_id);
+        Ok(jobs.into_iter().map(|(_, Json(job))| job).collect())
+    }
+
+    /// Takes a job out of the outbox once the queue has it.
+    pub async fn published(&self, media_id: Uuid) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM outbox WHERE media_id = $1")
+            .bind(media_id)
+            .execute(&self.pool)
+            .await
+            .map_err(map_error)?;
+        Ok(())
+    }
+
+    /// The record of `media_id`, if any.
+    pub async fn get(&self, media_id: Uuid) -> Result<Option<Record>, StoreError> {
+        let row: Option<(Json<Record>,)> =
+            sqlx::query_as("SELECT record FROM records WHERE media_id = $1")
+                .bind(media_id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(map_error)?;
+        Ok(row.map(|(Json(record),)| record))
+    }
+
+    /// Up to `limit` records with ids after `after`, in id order: a range scan of the key.
+    pub async fn list(&self, after: Option<Uuid>, limit: usize) -> Result<Vec<Record>, StoreError> {
+        let rows: Vec<(Json<Record>,)> = sqlx::query_as(
+            "SELECT record FROM records WHERE $1::uuid IS NULL OR media_id > $1
+             ORDER BY media_id LIMIT $2",
+        )
+        .bind(after)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_error)?;
+        Ok(rows.into_iter().map(|(Json(record),)| record).collect())
+    }
+
+    /// Every record still processing, in id order.
+    pub async fn processing(&self) -> Result<Vec<Record>, StoreError> {
+        let rows: Vec<(Json<Record>,)> =
+            sqlx::query_as("SELECT record FROM records WHERE processing ORDER BY media_id")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(map_error)?;
+        Ok(rows.into_iter().map(|(Json(record),)| record).collect())
+    }
+
+    /// Applies `change` to the record of `media_id`, compare-and-swap on its version.
+    pub async fn update(
+        &self,
+        media_id: Uuid,
+        mut change: impl FnMut(&mut Record) -> bool + Send,
+    ) -> Result<Update, StoreError> {
+        loop {
+            let row: Option<(i64, Json<Record>)> =
+                sqlx::query_as("SELECT version, record FROM records WHERE media_id = $1")
+                    .bind(media_id)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(map_error)?;
+            let Some((version, Json(mut record))) = row else {
+                return Ok(Update::Missing);
+            };
+            if !change(&mut record) {
+                return Ok(Update::Unchanged(record));
+            }
+            let written = sqlx::query(
+                "UPDATE records SET record = $3, processing = $4, version = version + 1
+                 WHERE media_id = $1 AND version = $2",
+            )
+            .bind(media_id)
+            .bind(version)
+            .bind(Json(&record))
+            .bind(record.state == State::Processing)
+            .execute(&self.pool)
+            .await
+            .map_err(map_error)?;
+            if written.rows_affected() == 1 {
+                return Ok(Update::Changed(record));
+            }
+        }
+    }
+
+    /// Removes the record of `media_id` and its outbox job; returns the record if it existed.
+    pub async fn remove(&self, media_id: Uuid) -> Result<Option<Record>, StoreError> {
+        let row: Option<(Json<Record>,)> =
+            sqlx::query_as("DELETE FROM records WHERE media_id = $1 RETURNING record")
+                .bind(media_id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(map_error)?;
+        Ok(row.map(|(Json(record),)| record))
+    }
+
+    /// Every call has committed already: nothing to wait for.
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// Whether the database answers.
+    pub async fn check(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(map_error)?;
+        Ok(())
+    }
+}
