@@ -1,14 +1,17 @@
 """Gateway memory under concurrent uploads at the size limit, raw base64 and JSON envelope.
 
-Usage: upload_memory.py GATEWAY_BINARY [CLIENTS]  (scripts/bench calls it; default 64 clients)
+Usage: upload_memory.py GATEWAY_BINARY [CLIENTS [BUDGET_BYTES]]  (scripts/bench calls it;
+default 64 clients; BUDGET_BYTES, when given, is written as limits.max_upload_memory_bytes)
 
 For each form, starts GATEWAY_BINARY on a fresh data directory with RabbitMQ as its queue and
 no worker (127.0.0.1:5672, guest/guest, a fresh vhost), so that only the gateway's own work is
 measured: reading, decoding, checking and writing the uploads. Then CLIENTS clients post at
 once a real JPEG padded to 52 428 000 bytes (just under the default 50 MiB limit), as base64
 with line breaks every 76 characters, or inside `{"data", "media_type"}`. Prints the gateway's
-peak RSS (VmHWM) before and after, the growth per upload, and how many uploads got 202 and
-how many 503 (`overloaded`: the upload memory budget was taken for longer than 5 s).
+peak RSS (VmHWM) before and after, the growth per upload, and how many uploads got 202, how
+many 503 (`overloaded`: the upload memory budget was taken for longer than 5 s), and how many
+saw the connection closed before their answer (a refused client still sending its body past
+the 8 MB the gateway reads and discards).
 """
 
 import base64
@@ -29,6 +32,7 @@ import uuid
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 BINARY = pathlib.Path(sys.argv[1]).resolve()
 CLIENTS = int(sys.argv[2]) if len(sys.argv) > 2 else 64
+BUDGET = int(sys.argv[3]) if len(sys.argv) > 3 else None
 PORT = 18081
 SIZE = 52_428_000
 
@@ -43,11 +47,15 @@ def peak_rss_kib(pid):
 
 def post(media_type, body):
     connection = http.client.HTTPConnection("127.0.0.1", PORT, timeout=300)
-    connection.request("POST", "/images", body=body, headers={"Content-Type": media_type})
-    response = connection.getresponse()
-    response.read()
-    connection.close()
-    return response.status
+    try:
+        connection.request("POST", "/images", body=body, headers={"Content-Type": media_type})
+        response = connection.getresponse()
+        response.read()
+        return response.status
+    except (BrokenPipeError, ConnectionResetError):
+        return "closed"
+    finally:
+        connection.close()
 
 
 def rabbitmqctl(*args):
@@ -66,6 +74,8 @@ def measure(form, media_type, body):
         THUMBNAILIFY_QUEUE_URL=f"amqp://guest:guest@127.0.0.1:5672/{vhost}",
         RUST_LOG="warn",
     )
+    if BUDGET is not None:
+        pathlib.Path(data, "config.yaml").write_text(f"limits: {{max_upload_memory_bytes: {BUDGET}}}\n")
     gateway = subprocess.Popen([BINARY], env=env, cwd=data)
     try:
         for _ in range(300):
@@ -90,10 +100,11 @@ def measure(form, media_type, body):
     mb = 1024 * 1024
     accepted = statuses.count(202)
     refused = statuses.count(503)
-    other = len(statuses) - accepted - refused
+    closed = statuses.count("closed")
+    other = len(statuses) - accepted - refused - closed
     print(
         f"| {form} | {CLIENTS} | {before * 1024 / mb:.0f} | {after * 1024 / mb:.0f} "
-        f"| {(after - before) * 1024 / CLIENTS / mb:.1f} | {accepted} | {refused} | {other} "
+        f"| {(after - before) * 1024 / CLIENTS / mb:.1f} | {accepted} | {refused} | {closed} | {other} "
         f"| {elapsed:.1f} |",
         flush=True,
     )
@@ -106,9 +117,10 @@ def main():
     envelope = json.dumps(
         {"data": base64.b64encode(image).decode(), "media_type": "image/jpeg", "name": "big.jpg"}
     ).encode()
-    print(f"upload memory: {BINARY}, {SIZE} bytes per upload, {CLIENTS} clients at once")
-    print("| form | clients | peak RSS before, MB | peak RSS after, MB | growth per upload, MB | 202 | 503 | other | seconds |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    budget = "default" if BUDGET is None else f"{BUDGET / 1024 / 1024:.0f} MiB"
+    print(f"upload memory: {BINARY}, {SIZE} bytes per upload, {CLIENTS} clients at once, upload memory budget {budget}")
+    print("| form | clients | peak RSS before, MB | peak RSS after, MB | growth per upload, MB | 202 | 503 | closed | other | seconds |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     measure("base64 (MIME line breaks)", "image/jpeg", encoded)
     measure("JSON envelope", "application/json", envelope)
 

@@ -98,3 +98,12 @@ SQL
   echo "PostgreSQL answers on 127.0.0.1:5432"
   export THUMBNAILIFY_TEST_DATABASE_URL="$TEST_DATABASE_URL"
 }
+
+# Makes sure s3s-fs (a real S3 server over a directory, from crates.io) is on the PATH, for
+# the S3 tests: builds it once with cargo; later runs find it in ~/.cargo/bin.
+ensure_s3s_fs() {
+  export PATH="$HOME/.cargo/bin:$PATH"
+  if command -v s3s-fs >/dev/null 2>&1; then return; fi
+  echo "installing s3s-fs from crates.io"
+  cargo install --quiet s3s-fs --version 0.14.1 --features binary --locked
+}

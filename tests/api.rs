@@ -47,6 +47,14 @@ async fn upload_answers_202_with_location_and_the_record(backend: Backend) {
     assert_eq!(done["code"], 200);
     assert_eq!(done["created_at"], record["created_at"]);
     assert!(done["updated_at"].as_str() >= record["updated_at"].as_str());
+    assert!(
+        gateway.thumbnail_path(id).exists(),
+        "the thumbnail is where media live"
+    );
+    if backend == Backend::Distributed {
+        // Records in PostgreSQL, media in S3: no process has a data directory.
+        assert!(!gateway.data_dir.exists(), "{}", gateway.data_dir.display());
+    }
 }
 
 async fn upload_accepts_aliases_line_breaks_data_uris_and_json(backend: Backend) {
@@ -190,12 +198,7 @@ async fn bad_uploads_get_clear_json_errors(backend: Backend) {
     // Nothing refused left a record or a file behind.
     let page = gateway.get("/images").await.json();
     assert_eq!(page["items"].as_array().unwrap().len(), 0);
-    assert_eq!(
-        std::fs::read_dir(gateway.data_dir.join("raw"))
-            .unwrap()
-            .count(),
-        0
-    );
+    assert_eq!(gateway.object_names("raw"), Vec::<String>::new());
 }
 
 async fn an_oversized_body_is_refused_while_it_streams(backend: Backend) {
@@ -448,16 +451,10 @@ async fn deleting_a_job_in_flight_leaves_no_orphan(backend: Backend) {
             .await
             .assert_error(404, "not_found");
     }
-    let thumbnails = std::fs::read_dir(gateway.data_dir.join("thumbnails"))
-        .unwrap()
-        .filter(|entry| {
-            !entry
-                .as_ref()
-                .unwrap()
-                .file_name()
-                .to_string_lossy()
-                .starts_with('.')
-        })
+    let thumbnails = gateway
+        .object_names("thumbnails")
+        .iter()
+        .filter(|name| !name.starts_with('.'))
         .count();
     assert_eq!(thumbnails, 1, "only the last job's thumbnail");
 }
@@ -511,6 +508,7 @@ async fn health_readiness_and_metrics(backend: Backend) {
     assert_eq!(ready.status, 200);
     assert_eq!(ready.json()["queue"], backend.kind());
     assert_eq!(ready.json()["store"], backend.store_kind());
+    assert_eq!(ready.json()["storage"], backend.storage_kind());
 
     let id = gateway.upload_fixture("small.png").await;
     gateway.wait_final(&id).await;

@@ -9,6 +9,8 @@
 //! | `THUMBNAILIFY_DATA_DIR` | `data_dir` | `./data` |
 //! | `THUMBNAILIFY_QUEUE_URL` | `queue.url` | unset: the embedded queue |
 //! | `THUMBNAILIFY_STORE_URL`, else `DATABASE_URL` (when `store.url` is unset) | `store.url` | unset: sled in the data directory |
+//! | `THUMBNAILIFY_MEDIA_URL` | `media.url` | unset: the data directory |
+//! | `AWS_ENDPOINT_URL`, `AWS_REGION`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_ALLOW_HTTP` (each when the file leaves it unset) | `media.s3.endpoint`, `region`, `access_key_id`, `secret_access_key`, `allow_http` | unset |
 //!
 //! The root `config.yaml` documents every key.
 
@@ -30,6 +32,8 @@ pub struct Config {
     pub queue: QueueConfig,
     /// The record store.
     pub store: StoreConfig,
+    /// Where media bytes (raw uploads, thumbnails) live.
+    pub media: MediaConfig,
     /// Size limits on uploads and decoding.
     pub limits: LimitsConfig,
     /// What thumbnails to make.
@@ -50,6 +54,11 @@ pub struct RecoveryConfig {
     pub stuck_after_secs: u64,
     /// Times a job is queued in all; a record stuck after the last is recorded as failed.
     pub max_attempts: u32,
+    /// How often the objects no record needs are swept (orphans of crashes and failures).
+    pub orphan_sweep_secs: u64,
+    /// How old such an object must be before it is swept: younger ones may be being written
+    /// by another process.
+    pub orphan_grace_secs: u64,
 }
 
 impl Default for RecoveryConfig {
@@ -57,6 +66,8 @@ impl Default for RecoveryConfig {
         Self {
             stuck_after_secs: 600,
             max_attempts: 3,
+            orphan_sweep_secs: 3600,
+            orphan_grace_secs: 3600,
         }
     }
 }
@@ -78,6 +89,50 @@ impl Default for StoreConfig {
             url: None,
             max_connections: 16,
         }
+    }
+}
+
+/// Where media bytes live.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MediaConfig {
+    /// Unset: the data directory. `s3://bucket/prefix`: S3-compatible object storage.
+    pub url: Option<String>,
+    /// S3: answer thumbnail requests for raw bytes with a redirect to a presigned URL instead
+    /// of streaming them through the gateway.
+    pub presign: bool,
+    /// S3 settings.
+    pub s3: S3Config,
+}
+
+/// S3 settings, named as the AWS tools name them.
+#[derive(Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct S3Config {
+    /// The endpoint, for S3-compatible services (MinIO, Garage, s3s-fs, …); unset: AWS.
+    pub endpoint: Option<String>,
+    /// The region (default `us-east-1`).
+    pub region: Option<String>,
+    /// The access key id.
+    pub access_key_id: Option<String>,
+    /// The secret access key.
+    pub secret_access_key: Option<String>,
+    /// Allow `http://` endpoints (local servers).
+    pub allow_http: bool,
+}
+
+impl std::fmt::Debug for S3Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Config")
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("access_key_id", &self.access_key_id)
+            .field(
+                "secret_access_key",
+                &self.secret_access_key.as_ref().map(|_| "***"),
+            )
+            .field("allow_http", &self.allow_http)
+            .finish()
     }
 }
 
@@ -199,6 +254,7 @@ impl Default for Config {
             keep_raw: false,
             queue: QueueConfig::default(),
             store: StoreConfig::default(),
+            media: MediaConfig::default(),
             limits: LimitsConfig::default(),
             thumbnail: ThumbnailConfig::default(),
             worker: WorkerConfig::default(),
@@ -326,6 +382,23 @@ impl Config {
         } else if self.store.url.is_none() {
             self.store.url = var("DATABASE_URL").filter(|url| !url.is_empty());
         }
+        if let Some(url) = var("THUMBNAILIFY_MEDIA_URL") {
+            self.media.url = Some(url).filter(|url| !url.is_empty());
+        }
+        let s3 = &mut self.media.s3;
+        for (field, name) in [
+            (&mut s3.endpoint, "AWS_ENDPOINT_URL"),
+            (&mut s3.region, "AWS_REGION"),
+            (&mut s3.access_key_id, "AWS_ACCESS_KEY_ID"),
+            (&mut s3.secret_access_key, "AWS_SECRET_ACCESS_KEY"),
+        ] {
+            if field.is_none() {
+                *field = var(name).filter(|value| !value.is_empty());
+            }
+        }
+        if let Some(allow) = var("AWS_ALLOW_HTTP") {
+            s3.allow_http |= allow.eq_ignore_ascii_case("true") || allow == "1";
+        }
     }
 
     /// Checks values that parse but make no sense.
@@ -371,6 +444,11 @@ impl Config {
             return invalid(
                 "store.url must be a postgres:// URL (or unset for the embedded store)",
             );
+        }
+        if let Some(url) = &self.media.url
+            && !url.starts_with("s3://")
+        {
+            return invalid("media.url must be an s3:// URL (or unset for the data directory)");
         }
         if self.store.max_connections == 0 {
             return invalid("store.max_connections must be at least 1");

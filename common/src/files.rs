@@ -74,13 +74,17 @@ impl DataDir {
         self.thumbnails_dir().join(media_id.to_string())
     }
 
-    /// Resolves a job's `raw_path` (relative to the data directory). Only the form
-    /// `raw/<uuid>` is accepted, so that a message can never point outside the raw directory.
+    /// Resolves a job's `raw_path` (relative to the data directory): see [`raw_id`].
     pub fn resolve_raw(&self, relative: &str) -> Option<PathBuf> {
-        let id = relative.strip_prefix(RAW)?.strip_prefix('/')?;
-        let media_id = Uuid::try_parse(id).ok()?;
-        Some(self.raw_path(media_id))
+        raw_id(relative).map(|media_id| self.raw_path(media_id))
     }
+}
+
+/// The media id of a job's `raw_path`. Only the form `raw/<uuid>` is accepted, so that a
+/// message can never point anywhere but at a raw upload.
+pub fn raw_id(relative: &str) -> Option<Uuid> {
+    let id = relative.strip_prefix(RAW)?.strip_prefix('/')?;
+    Uuid::try_parse(id).ok()
 }
 
 /// Writes `bytes` to `path` atomically: a temporary file in the same directory, fsync, rename

@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! gateway: route → store (Record) → queue (Job)
-//! worker:  decode → resize → encode → files (thumbnail) → queue (JobResult)
+//! worker:  storage (raw) → decode → resize → encode → storage (thumbnail) → queue (JobResult)
 //! gateway: results → store (Record, final)
 //! ```
 //!
@@ -14,7 +14,8 @@
 //! - [`media`]: the supported media types and sniffing of the real format from magic bytes.
 //! - [`record`]: the record of one image that the gateway stores and the API returns.
 //! - [`message`]: the job message (gateway → worker) and the result event (worker → gateway).
-//! - [`files`]: where raw uploads and thumbnails live, and atomic writes.
+//! - [`files`]: the data directory's layout, and atomic writes.
+//! - [`storage`]: media bytes, in the data directory or in S3-compatible object storage.
 //! - [`queue`]: the queue interface with its embedded and RabbitMQ back-ends.
 //! - [`shutdown`]: the graceful-shutdown signal shared by every long-running task.
 //! - [`time`]: RFC 3339 timestamps.
@@ -26,6 +27,7 @@ pub mod message;
 pub mod queue;
 pub mod record;
 pub mod shutdown;
+pub mod storage;
 pub mod time;
 
 pub use config::Config;

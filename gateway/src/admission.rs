@@ -5,7 +5,7 @@
 //! | this client's uploads ≤ `limits.uploads_per_client_per_second` (bursts of twice that) | 429 `rate_limited`, `Retry-After` |
 //! | uploads being read at once ≤ `limits.max_inflight_uploads`, waiting up to [`SLOT_WAIT`] for a place | 503 `overloaded`, `Retry-After: 1` |
 //! | jobs not final yet < `limits.max_queued_jobs` | 503 `queue_full`, `Retry-After: 5` |
-//! | free space in the data directory ≥ `limits.min_free_disk_bytes` | 507 `insufficient_storage` |
+//! | free space in the data directory ≥ `limits.min_free_disk_bytes`, where the gateway writes there (sled, or media in the directory) | 507 `insufficient_storage` |
 //!
 //! Refusing at the door keeps memory and disk bounded under any load, and refuses an upload
 //! before it could fail half-way through a write. An upload waiting for a place has had
@@ -35,12 +35,13 @@ pub struct Admission {
     uploads: Arc<Semaphore>,
     max_queued_jobs: u64,
     min_free_disk_bytes: u64,
-    data_dir: PathBuf,
+    data_dir: Option<PathBuf>,
 }
 
 impl Admission {
-    /// The checks for these limits on the data directory `data_dir`.
-    pub fn new(limits: &LimitsConfig, data_dir: PathBuf) -> Self {
+    /// The checks for these limits; free disk is checked in `data_dir` when the gateway
+    /// writes there.
+    pub fn new(limits: &LimitsConfig, data_dir: Option<PathBuf>) -> Self {
         let per_client = NonZeroU32::new(limits.uploads_per_client_per_second).map(|rate| {
             let burst = rate.saturating_mul(NonZeroU32::new(2).expect("2 is not 0"));
             Arc::new(DefaultKeyedRateLimiter::keyed(
@@ -82,12 +83,14 @@ impl Admission {
         if u64::try_from(metrics.jobs_processing.get()).unwrap_or(0) >= self.max_queued_jobs {
             return Err(ApiError::QueueFull);
         }
-        let free = free_bytes(&self.data_dir)?;
-        if free < self.min_free_disk_bytes {
-            return Err(ApiError::InsufficientStorage {
-                free,
-                floor: self.min_free_disk_bytes,
-            });
+        if let Some(data_dir) = &self.data_dir {
+            let free = free_bytes(data_dir)?;
+            if free < self.min_free_disk_bytes {
+                return Err(ApiError::InsufficientStorage {
+                    free,
+                    floor: self.min_free_disk_bytes,
+                });
+            }
         }
         Ok(permit)
     }

@@ -143,6 +143,9 @@ pub enum ApiError {
     /// A file operation failed.
     #[error("storage: {0}")]
     Io(#[from] std::io::Error),
+    /// Media storage failed or cannot be reached.
+    #[error(transparent)]
+    Storage(#[from] common::storage::StorageError),
 }
 
 impl ApiError {
@@ -198,6 +201,7 @@ impl ApiError {
             ApiError::Store(StoreError::Unavailable(_)) => {
                 (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable")
             }
+            ApiError::Storage(_) => (StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable"),
             ApiError::Store(_) | ApiError::Io(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal_error")
             }
@@ -222,9 +226,9 @@ impl ApiError {
             ApiError::Overloaded(_) | ApiError::TooManyConnections => {
                 Some((header::RETRY_AFTER, "1".into()))
             }
-            ApiError::QueueFull | ApiError::Store(StoreError::Unavailable(_)) => {
-                Some((header::RETRY_AFTER, "5".into()))
-            }
+            ApiError::QueueFull
+            | ApiError::Store(StoreError::Unavailable(_))
+            | ApiError::Storage(_) => Some((header::RETRY_AFTER, "5".into())),
             _ => None,
         }
     }
@@ -290,6 +294,9 @@ pub enum GatewayError {
         /// Why.
         source: std::io::Error,
     },
+    /// Media storage cannot be set up.
+    #[error("{0}")]
+    Storage(#[from] common::storage::StorageError),
     /// File set-up failed.
     #[error("{0}")]
     Io(#[from] std::io::Error),

@@ -6,10 +6,11 @@
 //!    `limits.max_metadata_bytes` where it cannot be skipped, is refused here, before any
 //!    pixel exists and without inflating anything. A header that cannot be read is left to the worker, whose error the record
 //!    will carry.
-//! 3. Hash (MD5, SHA-256) and write the raw file atomically under a fresh UUID v7.
+//! 3. Hash (MD5, SHA-256) and give the upload a fresh UUID v7.
+//!
+//! The caller then writes the bytes to media storage as `raw/<id>`.
 
 use common::config::LimitsConfig;
-use common::files::{DataDir, write_atomic};
 use common::media::{MediaType, Sniffed, sniff};
 use common::record::{NewUpload, Record};
 use md5::Md5;
@@ -19,12 +20,11 @@ use worker::ThumbnailError;
 
 use crate::error::ApiError;
 
-/// Checks and stores an upload; returns its new record (not yet in the store).
+/// Checks an upload; returns its new record (not yet in the store).
 pub fn ingest(
     bytes: &[u8],
     declared: MediaType,
     name: Option<String>,
-    data: &DataDir,
     limits: &LimitsConfig,
 ) -> Result<Record, ApiError> {
     match sniff(bytes) {
@@ -47,7 +47,6 @@ pub fn ingest(
         Err(_) => None,
     };
     let media_id = Uuid::now_v7();
-    write_atomic(&data.raw_path(media_id), bytes)?;
     Ok(Record::new(NewUpload {
         media_id,
         media_type: declared,
@@ -88,14 +87,10 @@ mod tests {
 
     #[test]
     fn refuses_data_that_is_not_what_it_claims() {
-        let dir = tempfile::tempdir().unwrap();
-        let data = DataDir::new(dir.path());
-        data.create().unwrap();
         let error = ingest(
             b"%PDF-1.7\n%\xe2\xe3",
             MediaType::Png,
             None,
-            &data,
             &LimitsConfig::default(),
         )
         .unwrap_err();
@@ -103,6 +98,5 @@ mod tests {
             error.to_string(),
             "declared image/png but the data is application/pdf"
         );
-        assert_eq!(std::fs::read_dir(data.raw_dir()).unwrap().count(), 0);
     }
 }

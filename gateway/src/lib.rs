@@ -39,6 +39,7 @@ use common::config::Config;
 use common::files::DataDir;
 use common::queue::Queue;
 use common::shutdown::{Shutdown, ShutdownTrigger};
+use common::storage::{Storage, StorageError};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
@@ -74,17 +75,27 @@ pub async fn serve(
 ) -> Result<(), GatewayError> {
     let config = Arc::new(config);
     let data = DataDir::new(&config.data_dir);
-    data.create().map_err(|source| GatewayError::DataDir {
-        path: data.root().to_owned(),
-        source,
+    let storage = Storage::from_config(&config).map_err(|error| match error {
+        StorageError::Io(source) => GatewayError::DataDir {
+            path: data.root().to_owned(),
+            source,
+        },
+        other => GatewayError::Storage(other),
     })?;
     let store = Store::open(&config.store, &data.db_dir()).await?;
     let queue = Queue::from_config(&config.queue);
-    // With the embedded queue this process alone writes thumbnails, and its workers have not
-    // started yet.
-    let sole_writer = matches!(queue, Queue::Embedded(_));
-    let (sweep_store, sweep_data, keep_raw) = (store.clone(), data.clone(), config.keep_raw);
-    recovery::sweep_files(&sweep_store, &sweep_data, keep_raw, sole_writer).await?;
+    // With the embedded store this gateway alone writes raw uploads; with the embedded queue
+    // too, it alone writes thumbnails (its workers have not started yet): what was left
+    // half-written is garbage, however young.
+    let sole_raw_writer = matches!(store, Store::Sled(_));
+    let sole_writer = sole_raw_writer && matches!(queue, Queue::Embedded(_));
+    recovery::remove_temp_files(&storage, sole_raw_writer, sole_writer).await?;
+    let grace = if sole_writer {
+        Duration::ZERO
+    } else {
+        Duration::from_secs(config.recovery.orphan_grace_secs)
+    };
+    recovery::sweep_orphans(&store, &storage, config.keep_raw, grace).await?;
     let keys = auth::ApiKeys::load(&config.auth)?;
     let metrics = Arc::new(Metrics::new());
     let processing =
@@ -93,7 +104,7 @@ pub async fn serve(
 
     let results = Results {
         store: store.clone(),
-        data: data.clone(),
+        storage: storage.clone(),
         config: Arc::clone(&config),
         metrics: Arc::clone(&metrics),
     };
@@ -116,15 +127,22 @@ pub async fn serve(
     let sweeper = tokio::spawn(
         sweeper::Sweeper {
             store: store.clone(),
+            storage: storage.clone(),
             outbox: outbox.clone(),
             config: config.recovery.clone(),
+            keep_raw: config.keep_raw,
             metrics: Arc::clone(&metrics),
         }
         .run(stop),
     );
 
     let state = AppState {
-        admission: admission::Admission::new(&config.limits, data.root().to_owned()),
+        admission: admission::Admission::new(
+            &config.limits,
+            // Free disk matters where the gateway writes: sled, or media in the directory.
+            (matches!(store, Store::Sled(_)) || matches!(storage, Storage::Dir(_)))
+                .then(|| data.root().to_owned()),
+        ),
         memory: memory::UploadMemory::new(
             config.limits.max_upload_memory_bytes,
             admission::SLOT_WAIT,
@@ -132,11 +150,18 @@ pub async fn serve(
         config: Arc::clone(&config),
         store: store.clone(),
         queue: queue.clone(),
-        data,
+        storage,
         metrics,
         outbox,
     };
-    tracing::info!(address = %listener.local_addr()?, queue = queue.kind(), processing, "listening");
+    tracing::info!(
+        address = %listener.local_addr()?,
+        queue = queue.kind(),
+        store = store.kind(),
+        storage = state.storage.kind(),
+        processing,
+        "listening"
+    );
     let limits = &config.limits;
     let server_limits = server::ServerLimits {
         read_timeout: Duration::from_secs(limits.read_timeout_secs),

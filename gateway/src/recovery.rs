@@ -8,18 +8,20 @@
 //!   keeps those not yet published.) A 202 means the record and the raw file are on disk;
 //!   this is what makes that promise hold across restarts. A job may thereby run twice, which
 //!   is harmless (see [`crate::results`]).
-//! - Files the crash left behind are removed: temporary files of interrupted writes, raw files
+//! - What the crash left behind is removed: temporary files of interrupted writes, raw uploads
 //!   of records that are final (unless `keep_raw`) or gone, thumbnails of records that are
-//!   gone (a DELETE interrupted between the record and its files).
+//!   gone (a DELETE interrupted between the record and its objects). The sweeper does the
+//!   same every `recovery.orphan_sweep_secs`, sparing objects younger than
+//!   `recovery.orphan_grace_secs` that another process may be writing.
 
-use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
 use common::config::RecoveryConfig;
-use common::files::{DataDir, remove_if_exists, remove_temp_files};
+use common::files;
 use common::message::Job;
 use common::record::{Service, State};
+use common::storage::{Key, Kind, Listed, Storage};
 use common::time::now_rfc3339;
-use uuid::Uuid;
 
 use crate::error::GatewayError;
 use crate::metrics::Metrics;
@@ -82,56 +84,68 @@ pub async fn requeue(
     Ok(processing)
 }
 
-/// Removes the files a crash left behind. Call it before serving: it reads directories and
-/// removes files on the calling thread. Thumbnails being written by workers meanwhile are
-/// safe: their records exist. `sole_writer` says that no worker of another process writes
-/// thumbnails (the embedded queue, before its workers start): then temporary thumbnails are
-/// leftovers too.
-pub async fn sweep_files(
-    store: &Store,
-    data: &DataDir,
-    keep_raw: bool,
-    sole_writer: bool,
-) -> Result<usize, GatewayError> {
-    remove_temp_files(&data.raw_dir())?;
-    if sole_writer {
-        remove_temp_files(&data.thumbnails_dir())?;
-    }
-    let mut removed = 0;
-    for (id, path) in files_by_id(&data.raw_dir())? {
-        let stale = match store.get(id).await? {
-            None => true,
-            Some(record) => record.is_final() && !keep_raw,
-        };
-        if stale {
-            remove_if_exists(&path)?;
-            removed += 1;
+/// Removes the temporary files interrupted writes left in the data directory, when media
+/// lives there. `sole_raw_writer`: no other gateway writes raw uploads there (the embedded
+/// store has one gateway); `sole_thumbnail_writer`: no worker of another process writes
+/// thumbnails (the embedded queue, before its workers start). Temporary files another
+/// process may still be writing are left alone.
+pub async fn remove_temp_files(
+    storage: &Storage,
+    sole_raw_writer: bool,
+    sole_thumbnail_writer: bool,
+) -> Result<(), GatewayError> {
+    let Storage::Dir(dir) = storage else {
+        return Ok(());
+    };
+    let data = dir.data().clone();
+    tokio::task::spawn_blocking(move || {
+        if sole_raw_writer {
+            files::remove_temp_files(&data.raw_dir())?;
         }
-    }
-    for (id, path) in files_by_id(&data.thumbnails_dir())? {
-        if store.get(id).await?.is_none() {
-            remove_if_exists(&path)?;
-            removed += 1;
+        if sole_thumbnail_writer {
+            files::remove_temp_files(&data.thumbnails_dir())?;
+        }
+        Ok::<_, std::io::Error>(())
+    })
+    .await
+    .map_err(std::io::Error::other)??;
+    Ok(())
+}
+
+/// Removes the objects no record needs, written more than `grace` ago: raw uploads and
+/// thumbnails of records that are gone (a crash between the object and the record, or in the
+/// middle of a DELETE), and raw uploads of final records (unless `keep_raw`). The grace period
+/// spares what another gateway or worker is writing right now; a process that is the only
+/// writer passes zero. Returns how many it removed.
+pub async fn sweep_orphans(
+    store: &Store,
+    storage: &Storage,
+    keep_raw: bool,
+    grace: Duration,
+) -> Result<usize, GatewayError> {
+    let now = SystemTime::now();
+    let old_enough =
+        |listed: &Listed| now.duration_since(listed.modified).unwrap_or_default() >= grace;
+    let mut removed = 0;
+    for kind in [Kind::Raw, Kind::Thumbnail] {
+        for listed in storage.list(kind).await?.iter().filter(|l| old_enough(l)) {
+            let orphan = match store.get(listed.media_id).await? {
+                None => true,
+                Some(record) => kind == Kind::Raw && record.is_final() && !keep_raw,
+            };
+            if orphan {
+                storage
+                    .delete(Key {
+                        kind,
+                        media_id: listed.media_id,
+                    })
+                    .await?;
+                removed += 1;
+            }
         }
     }
     if removed > 0 {
-        tracing::info!(removed, "removed files left behind");
+        tracing::info!(removed, "removed objects no record needs");
     }
     Ok(removed)
-}
-
-/// The files of `dir` named by a media id, with their ids.
-fn files_by_id(dir: &Path) -> Result<Vec<(Uuid, PathBuf)>, GatewayError> {
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        if let Some(id) = entry
-            .file_name()
-            .to_str()
-            .and_then(|name| Uuid::try_parse(name).ok())
-        {
-            files.push((id, entry.path()));
-        }
-    }
-    Ok(files)
 }

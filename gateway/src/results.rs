@@ -15,12 +15,11 @@
 //! queue and are recorded as failed, so that no record waits forever.
 
 use common::config::Config;
-use common::files::{DataDir, remove_if_exists};
 use common::message::{Job, JobResult, Outcome};
 use common::queue::{Consumer, Delivery};
 use common::record::{CODE_COMPLETED, Record, Service, State};
+use common::storage::{Key, Storage};
 use common::time::now_rfc3339;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Semaphore;
@@ -34,8 +33,8 @@ use crate::store::{Store, StoreError, Update};
 pub struct Results {
     /// The record store.
     pub store: Store,
-    /// Where the files are.
-    pub data: DataDir,
+    /// Where raw uploads and thumbnails are.
+    pub storage: Storage,
     /// The configuration (for `keep_raw`).
     pub config: Arc<Config>,
     /// The metrics.
@@ -148,7 +147,7 @@ impl Results {
                     Update::Missing | Update::Unchanged(_) => {
                         tracing::debug!(%media_id, "removing an orphan thumbnail");
                         self.metrics.results_discarded.inc();
-                        remove(self.data.thumbnail_path(media_id)).await;
+                        self.remove(Key::thumbnail(media_id)).await;
                     }
                 }
             }
@@ -190,6 +189,14 @@ impl Results {
             .await
     }
 
+    /// Removes an object nothing needs any more; a failure is logged (the orphan sweep
+    /// collects it).
+    async fn remove(&self, key: Key) {
+        if let Err(error) = self.storage.delete(key).await {
+            tracing::warn!(%error, "cannot remove an object");
+        }
+    }
+
     /// After a record became final: flush, count, and drop the raw file unless kept.
     async fn settle(&self, media_id: uuid::Uuid, state: &'static str) -> Result<(), StoreError> {
         self.store.flush().await?;
@@ -199,16 +206,8 @@ impl Results {
             .get_or_create(&Finish { state })
             .inc();
         if !self.config.keep_raw {
-            remove(self.data.raw_path(media_id)).await;
+            self.remove(Key::raw(media_id)).await;
         }
         Ok(())
-    }
-}
-
-/// Removes a file off the reactor; failures are logged (the file is garbage either way).
-async fn remove(path: PathBuf) {
-    let result = tokio::task::spawn_blocking(move || remove_if_exists(&path)).await;
-    if let Ok(Err(error)) | Err(error) = result.map_err(std::io::Error::other) {
-        tracing::warn!(%error, "cannot remove a file");
     }
 }

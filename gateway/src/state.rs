@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use common::config::Config;
-use common::files::DataDir;
 use common::queue::Queue;
+use common::storage::Storage;
 
 use crate::admission::Admission;
 use crate::memory::UploadMemory;
@@ -21,8 +21,8 @@ pub struct AppState {
     pub store: Store,
     /// The job queue.
     pub queue: Queue,
-    /// The raw and thumbnail directories.
-    pub data: DataDir,
+    /// Where raw uploads and thumbnails live.
+    pub storage: Storage,
     /// The metrics.
     pub metrics: Arc<Metrics>,
     /// The publisher of accepted jobs.

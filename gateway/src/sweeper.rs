@@ -6,6 +6,9 @@
 //! queued again, up to `recovery.max_attempts` times in all; stuck after the last, the record
 //! becomes `Error` (504) with a message. A late result of an earlier attempt is harmless: the
 //! first final result wins.
+//!
+//! Every `recovery.orphan_sweep_secs` it also removes the objects no record needs
+//! ([`crate::recovery::sweep_orphans`]), older than `recovery.orphan_grace_secs`.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -15,6 +18,7 @@ use common::message::Job;
 use common::record::{Record, Service, State};
 
 use common::shutdown::Shutdown;
+use common::storage::Storage;
 use common::time::now_rfc3339;
 
 use crate::metrics::{Finish, Metrics};
@@ -26,6 +30,10 @@ use crate::store::{Store, StoreError, Update};
 pub struct Sweeper {
     /// The record store.
     pub store: Store,
+    /// Where raw uploads and thumbnails are.
+    pub storage: Storage,
+    /// Whether raw uploads of final records stay.
+    pub keep_raw: bool,
     /// Where jobs queued again go.
     pub outbox: Outbox,
     /// The limits.
@@ -39,6 +47,9 @@ impl Sweeper {
     pub async fn run(self, mut shutdown: Shutdown) {
         let every = Duration::from_secs(self.config.stuck_after_secs / 4)
             .clamp(Duration::from_secs(1), Duration::from_secs(60));
+        let orphans_every = Duration::from_secs(self.config.orphan_sweep_secs.max(1));
+        let grace = Duration::from_secs(self.config.orphan_grace_secs);
+        let mut last_orphan_sweep = tokio::time::Instant::now();
         loop {
             tokio::select! {
                 () = shutdown.recv() => return,
@@ -46,6 +57,19 @@ impl Sweeper {
             }
             if let Err(error) = self.sweep().await {
                 tracing::error!(%error, "sweep failed");
+            }
+            if last_orphan_sweep.elapsed() >= orphans_every {
+                last_orphan_sweep = tokio::time::Instant::now();
+                let swept = crate::recovery::sweep_orphans(
+                    &self.store,
+                    &self.storage,
+                    self.keep_raw,
+                    grace,
+                )
+                .await;
+                if let Err(error) = swept {
+                    tracing::error!(%error, "orphan sweep failed");
+                }
             }
         }
     }

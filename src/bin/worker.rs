@@ -1,10 +1,11 @@
-//! `worker`: consumes jobs from RabbitMQ and writes thumbnails to the shared data directory.
-//! Run as many as the load needs, on any host that mounts the data directory.
+//! `worker`: consumes jobs from RabbitMQ, reads raw uploads from and writes thumbnails to
+//! media storage. Run as many as the load needs: with media in S3 a worker needs only the
+//! broker URL and the S3 settings, no directory; with media in the data directory, any host
+//! that mounts it.
 
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use common::files::DataDir;
 use common::queue::Queue;
 
 fn main() -> ExitCode {
@@ -18,10 +19,6 @@ fn main() -> ExitCode {
             "the worker needs queue.url (or THUMBNAILIFY_QUEUE_URL): with the embedded queue the gateway runs the workers itself"
         );
         return ExitCode::from(2);
-    }
-    if let Err(error) = DataDir::new(&config.data_dir).create() {
-        tracing::error!(%error, "cannot create the data directory");
-        return ExitCode::FAILURE;
     }
     thumbnailify::run_until_signal("worker", |shutdown| async move {
         let queue = Queue::from_config(&config.queue);

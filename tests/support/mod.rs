@@ -40,7 +40,8 @@ pub enum Backend {
     /// vhost of the test's own; records in sled.
     RabbitMq,
     /// As [`Backend::RabbitMq`], with the records in PostgreSQL (a schema of the test's own in
-    /// the database [`database_url`] names).
+    /// the database [`database_url`] names) and the media in S3 (an s3s-fs server of the
+    /// test's own): no process shares a directory.
     Distributed,
 }
 
@@ -58,6 +59,14 @@ impl Backend {
         match self {
             Backend::Embedded | Backend::RabbitMq => "sled",
             Backend::Distributed => "postgres",
+        }
+    }
+
+    /// The media storage kind `/readyz` reports.
+    pub fn storage_kind(self) -> &'static str {
+        match self {
+            Backend::Embedded | Backend::RabbitMq => "dir",
+            Backend::Distributed => "s3",
         }
     }
 
@@ -104,6 +113,90 @@ pub fn psql(sql: &str) -> String {
         String::from_utf8_lossy(&output.stderr)
     );
     String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+/// A real S3 server (s3s-fs, from crates.io; `scripts/test` installs it) on a loopback port,
+/// serving one bucket from a temporary directory, where each object is a file.
+pub struct S3Server {
+    child: Option<Child>,
+    root: tempfile::TempDir,
+    /// Its port.
+    pub port: u16,
+    /// The bucket the test uses.
+    pub bucket: String,
+}
+
+/// The credentials the test S3 server checks signatures with.
+const S3_ACCESS_KEY: &str = "thumbnailify-test";
+const S3_SECRET_KEY: &str = "thumbnailify-test-secret";
+
+impl S3Server {
+    /// Starts a server with one empty bucket.
+    pub async fn start() -> Self {
+        let root = tempfile::tempdir().unwrap();
+        let bucket = format!("test-{}", uuid::Uuid::now_v7().simple());
+        std::fs::create_dir(root.path().join(&bucket)).unwrap();
+        let mut server = Self {
+            child: None,
+            root,
+            port: free_port(),
+            bucket,
+        };
+        server.spawn().await;
+        server
+    }
+
+    /// (Re)starts the server process on the same port and directory.
+    pub async fn spawn(&mut self) {
+        assert!(self.child.is_none(), "already running");
+        let child = Command::new("s3s-fs")
+            .args(["--host", "127.0.0.1", "--port", &self.port.to_string()])
+            .args(["--access-key", S3_ACCESS_KEY, "--secret-key", S3_SECRET_KEY])
+            .arg(self.root.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("s3s-fs is required for the S3 tests (scripts/test installs it)");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "s3s-fs did not start");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Kills the server with SIGKILL.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+    }
+
+    /// The directory holding the bucket's objects.
+    pub fn bucket_dir(&self) -> PathBuf {
+        self.root.path().join(&self.bucket)
+    }
+
+    /// Points a gateway or worker process at the bucket, as the AWS tools are configured.
+    pub fn configure(&self, command: &mut Command) {
+        command
+            .env("THUMBNAILIFY_MEDIA_URL", format!("s3://{}", self.bucket))
+            .env(
+                "AWS_ENDPOINT_URL",
+                format!("http://127.0.0.1:{}", self.port),
+            )
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ACCESS_KEY_ID", S3_ACCESS_KEY)
+            .env("AWS_SECRET_ACCESS_KEY", S3_SECRET_KEY)
+            .env("AWS_ALLOW_HTTP", "true");
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
 }
 
 /// A PostgreSQL schema that lives as long as the value.
@@ -195,6 +288,8 @@ pub struct Gateway {
     vhost: Option<Vhost>,
     /// The PostgreSQL schema holding the records (`None`: sled).
     pub schema: Option<Schema>,
+    /// The S3 server holding the media (`None`: the data directory).
+    pub s3: Option<S3Server>,
     /// Its data directory (kept across restarts).
     pub data_dir: PathBuf,
     /// Its base URL, e.g. `http://127.0.0.1:40123`.
@@ -337,8 +432,13 @@ impl Gateway {
     pub async fn start(backend: Backend, yaml: &str) -> Self {
         let vhost = backend.is_rabbitmq().then(Vhost::create);
         let url = vhost.as_ref().map(Vhost::url);
-        let schema = (backend == Backend::Distributed).then(Schema::create);
-        let mut gateway = Self::launch(url, schema, None, yaml).await;
+        let distributed = backend == Backend::Distributed;
+        let schema = distributed.then(Schema::create);
+        let s3 = match distributed {
+            true => Some(S3Server::start().await),
+            false => None,
+        };
+        let mut gateway = Self::launch(url, schema, s3, None, yaml).await;
         gateway.vhost = vhost;
         if backend.is_rabbitmq() {
             gateway.start_worker();
@@ -362,17 +462,18 @@ impl Gateway {
 
     /// Starts a gateway alone, on the queue at `queue_url` (embedded when `None`).
     pub async fn start_with_queue(queue_url: Option<String>, yaml: &str) -> Self {
-        Self::launch(queue_url, None, None, yaml).await
+        Self::launch(queue_url, None, None, None, yaml).await
     }
 
     /// Starts a gateway alone, embedded, with its data in `data_dir`.
     pub async fn start_in(data_dir: PathBuf, yaml: &str) -> Self {
-        Self::launch(None, None, Some(data_dir), yaml).await
+        Self::launch(None, None, None, Some(data_dir), yaml).await
     }
 
     async fn launch(
         queue_url: Option<String>,
         schema: Option<Schema>,
+        s3: Option<S3Server>,
         data_dir: Option<PathBuf>,
         yaml: &str,
     ) -> Self {
@@ -386,6 +487,7 @@ impl Gateway {
             queue_url,
             vhost: None,
             schema,
+            s3,
             data_dir,
             base: String::new(),
             config,
@@ -426,6 +528,19 @@ impl Gateway {
             Some(schema) => command.env("THUMBNAILIFY_STORE_URL", schema.url()),
             None => command.env_remove("THUMBNAILIFY_STORE_URL"),
         };
+        for name in [
+            "THUMBNAILIFY_MEDIA_URL",
+            "AWS_ENDPOINT_URL",
+            "AWS_REGION",
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_ALLOW_HTTP",
+        ] {
+            command.env_remove(name);
+        }
+        if let Some(s3) = &self.s3 {
+            s3.configure(command);
+        }
     }
 
     /// Starts one more worker process; returns its index in [`Gateway::workers`].
@@ -661,12 +776,33 @@ impl Gateway {
 
     /// Where the gateway keeps the thumbnail of `media_id`.
     pub fn thumbnail_path(&self, media_id: &str) -> PathBuf {
-        self.data_dir.join("thumbnails").join(media_id)
+        self.media_dir().join("thumbnails").join(media_id)
     }
 
     /// Where the gateway keeps the raw file of `media_id`.
     pub fn raw_path(&self, media_id: &str) -> PathBuf {
-        self.data_dir.join("raw").join(media_id)
+        self.media_dir().join("raw").join(media_id)
+    }
+
+    /// Where the media objects are as files: the data directory, or the S3 server's
+    /// directory of the bucket (s3s-fs keeps each object as a file).
+    pub fn media_dir(&self) -> PathBuf {
+        match &self.s3 {
+            Some(s3) => s3.bucket_dir(),
+            None => self.data_dir.clone(),
+        }
+    }
+
+    /// The names of the objects in `folder` (`raw` or `thumbnails`); none when nothing was
+    /// ever written there.
+    pub fn object_names(&self, folder: &str) -> Vec<String> {
+        match std::fs::read_dir(self.media_dir().join(folder)) {
+            Ok(entries) => entries
+                .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+                .collect(),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(error) => panic!("{folder}: {error}"),
+        }
     }
 }
 

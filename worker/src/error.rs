@@ -75,4 +75,7 @@ pub enum WorkerError {
     /// The queue failed.
     #[error("queue: {0}")]
     Queue(#[from] common::queue::QueueError),
+    /// Media storage cannot be set up.
+    #[error("{0}")]
+    Storage(#[from] common::storage::StorageError),
 }

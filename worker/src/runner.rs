@@ -7,17 +7,21 @@
 //! it holds.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use common::config::Config;
-use common::files::DataDir;
 use common::message::{Job, JobResult, Outcome};
 use common::queue::{Delivery, Queue};
 use common::shutdown::Shutdown;
+use common::storage::Storage;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::error::WorkerError;
 use crate::job;
+
+/// How long a job whose media storage failed waits before it goes back to the queue.
+const STORAGE_RETRY_PAUSE: Duration = Duration::from_secs(1);
 
 /// Runs the worker loop until `shutdown` fires or the queue closes, then finishes the jobs in
 /// hand.
@@ -27,7 +31,7 @@ pub async fn run(
     mut shutdown: Shutdown,
 ) -> Result<(), WorkerError> {
     let concurrency = config.worker.effective_concurrency();
-    let data = DataDir::new(&config.data_dir);
+    let storage = Storage::from_config(&config)?;
     let prefetch = u16::try_from(concurrency).unwrap_or(u16::MAX);
     let mut jobs = queue.consume_jobs(prefetch).await?;
     let permits = Arc::new(Semaphore::new(concurrency));
@@ -35,6 +39,7 @@ pub async fn run(
     tracing::info!(
         concurrency,
         queue = queue.kind(),
+        storage = storage.kind(),
         decoders = %crate::decode::backends(),
         simd = %crate::resize::simd(),
         "worker started"
@@ -58,7 +63,7 @@ pub async fn run(
             delivery,
             queue.clone(),
             Arc::clone(&config),
-            data.clone(),
+            storage.clone(),
             permit,
         ));
         while let Some(done) = tasks.try_join_next() {
@@ -88,7 +93,7 @@ async fn handle(
     delivery: Delivery<Job>,
     queue: Queue,
     config: Arc<Config>,
-    data: DataDir,
+    storage: Storage,
     _permit: OwnedSemaphorePermit,
 ) {
     let job = delivery.message.clone();
@@ -101,12 +106,18 @@ async fn handle(
         tracing::warn!(%media_id, %error, "cannot report the job started");
     }
 
-    let outcome = tokio::task::spawn_blocking(move || job::process(&job, &data, &config))
-        .await
-        .unwrap_or_else(|error| Outcome::Failed {
-            code: 500,
-            message: format!("the job's thread failed: {error}"),
-        });
+    let outcome = match job::process(&job, &storage, &config).await {
+        Ok(outcome) => outcome,
+        Err(error) => {
+            // Storage out of reach is no fault of the job: hand it back after a pause.
+            tracing::warn!(%media_id, %error, "media storage failed; handing the job back");
+            tokio::time::sleep(STORAGE_RETRY_PAUSE).await;
+            if let Err(error) = delivery.retry().await {
+                tracing::warn!(%media_id, %error, "cannot hand the job back");
+            }
+            return;
+        }
+    };
     match &outcome {
         Outcome::Failed { code, message } => {
             tracing::info!(%media_id, code, %message, "job failed");

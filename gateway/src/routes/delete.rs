@@ -5,7 +5,7 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use common::files::remove_if_exists;
+use common::storage::Key;
 
 use super::MediaId;
 use crate::error::ApiError;
@@ -25,13 +25,13 @@ pub async fn delete(
     if !record.is_final() {
         state.metrics.jobs_processing.dec();
     }
-    let data = state.data.clone();
-    tokio::task::spawn_blocking(move || {
-        remove_if_exists(&data.raw_path(id))?;
-        remove_if_exists(&data.thumbnail_path(id))
-    })
-    .await
-    .map_err(|error| ApiError::Io(std::io::Error::other(error)))??;
+    // The record is gone, so the DELETE has happened; objects that cannot be removed now are
+    // orphans, which the orphan sweep collects.
+    for key in [Key::raw(id), Key::thumbnail(id)] {
+        if let Err(error) = state.storage.delete(key).await {
+            tracing::warn!(media_id = %id, %error, "cannot remove an object of a deleted record");
+        }
+    }
     tracing::debug!(media_id = %id, "deleted");
     Ok(StatusCode::NO_CONTENT)
 }

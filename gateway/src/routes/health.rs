@@ -1,4 +1,5 @@
-//! `GET /healthz` (the process answers) and `GET /readyz` (the store and the queue are usable).
+//! `GET /healthz` (the process answers) and `GET /readyz` (the store, the queue and media
+//! storage are usable).
 
 use axum::Json;
 use axum::extract::State;
@@ -12,8 +13,8 @@ pub async fn healthz() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
-/// Readiness: 200 when the store answers reads and the queue is usable, else 503 with the
-/// reason.
+/// Readiness: 200 when the store answers reads, the queue is usable and media storage
+/// answers, else 503 with the reason.
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     state
         .store
@@ -24,7 +25,15 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiErr
         .queue
         .check()
         .map_err(|error| ApiError::NotReady(error.to_string()))?;
-    Ok(Json(
-        json!({ "status": "ready", "queue": state.queue.kind(), "store": state.store.kind() }),
-    ))
+    state
+        .storage
+        .check()
+        .await
+        .map_err(|error| ApiError::NotReady(error.to_string()))?;
+    Ok(Json(json!({
+        "status": "ready",
+        "queue": state.queue.kind(),
+        "store": state.store.kind(),
+        "storage": state.storage.kind(),
+    })))
 }

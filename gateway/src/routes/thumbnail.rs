@@ -8,19 +8,25 @@
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::header::{ACCEPT, CACHE_CONTROL, CONTENT_TYPE, ETAG, IF_NONE_MATCH, VARY};
+use axum::http::header::{
+    ACCEPT, CACHE_CONTROL, CONTENT_TYPE, ETAG, IF_NONE_MATCH, LOCATION, VARY,
+};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use common::media::MediaType;
 use common::record::State as JobState;
+use common::storage::Key;
 
 use super::MediaId;
 use crate::error::ApiError;
 use crate::state::AppState;
 
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+
+/// How long a presigned thumbnail URL (`media.presign`) stays valid.
+const PRESIGNED_FOR: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// The handler.
 pub async fn get(
@@ -59,14 +65,25 @@ pub async fn get(
         return Ok((StatusCode::NOT_MODIFIED, common_headers).into_response());
     }
 
-    let bytes = match tokio::fs::read(state.data.thumbnail_path(id)).await {
-        Ok(bytes) => bytes,
-        // Deleted between the read of the record and the read of the file.
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-            return Err(ApiError::NotFound(id));
-        }
-        Err(error) => return Err(error.into()),
-    };
+    if raw
+        && state.config.media.presign
+        && let Some(url) = state
+            .storage
+            .presign(Key::thumbnail(id), PRESIGNED_FOR)
+            .await?
+    {
+        return Ok((
+            StatusCode::TEMPORARY_REDIRECT,
+            [(LOCATION, url), (VARY, "Accept".to_owned())],
+        )
+            .into_response());
+    }
+    // Deleted between the read of the record and the read of the object: gone.
+    let bytes = state
+        .storage
+        .get(Key::thumbnail(id))
+        .await?
+        .ok_or(ApiError::NotFound(id))?;
     let body = if raw {
         Body::from(bytes)
     } else {

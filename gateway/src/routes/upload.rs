@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::Json;
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE, EXPECT, LOCATION};
@@ -19,6 +19,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use common::media::MediaType;
 use common::message::Job;
+use common::storage::Key;
 use serde::Deserialize;
 
 use crate::body::{self, BodyTiming};
@@ -115,19 +116,23 @@ async fn accept(
     };
     let name = check_name(name)?;
 
-    let data = state.data.clone();
     let limits = state.config.limits.clone();
-    let record =
-        tokio::task::spawn_blocking(move || ingest(&bytes, media_type, name, &data, &limits))
-            .await
-            .map_err(|error| ApiError::Io(std::io::Error::other(error)))??;
+    let (record, bytes) = tokio::task::spawn_blocking(move || {
+        ingest(&bytes, media_type, name, &limits).map(|record| (record, bytes))
+    })
+    .await
+    .map_err(|error| ApiError::Io(std::io::Error::other(error)))??;
+    let raw = Key::raw(record.media_id);
+    state.storage.put(raw, Bytes::from(bytes)).await?;
     drop(grant);
 
     let job = Job::new(record.media_id, record.media_type);
     if let Err(error) = state.store.insert(&record, &job).await {
-        // No record will point at the raw file: take it back (a crash here leaves it to the
-        // start-up sweep).
-        let _ = tokio::fs::remove_file(state.data.raw_path(record.media_id)).await;
+        // No record will point at the raw upload: take it back (after a crash here, the
+        // orphan sweep does).
+        if let Err(error) = state.storage.delete(raw).await {
+            tracing::warn!(%error, "cannot remove the raw upload of a refused record");
+        }
         return Err(error.into());
     }
     state.store.flush().await?;

@@ -1,0 +1,103 @@
+//! Media bytes in the data directory: `raw/<id>` and `thumbnails/<id>`.
+//!
+//! Every write is a temporary file in the same directory, fsynced, renamed into place, with
+//! the directory fsynced after ([`crate::files::write_atomic`]); the file system does the
+//! blocking work on Tokio's blocking threads.
+
+use std::io;
+use std::path::Path;
+
+use bytes::Bytes;
+use uuid::Uuid;
+
+use super::{Key, Kind, Listed, StorageError};
+use crate::files::{DataDir, remove_if_exists, write_atomic};
+
+/// The data directory as media storage. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct DirStorage {
+    data: DataDir,
+}
+
+/// Runs blocking file work off the reactor.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> io::Result<T> + Send + 'static,
+) -> Result<T, StorageError> {
+    Ok(tokio::task::spawn_blocking(work)
+        .await
+        .map_err(io::Error::other)??)
+}
+
+impl DirStorage {
+    /// The storage in `root`, creating its folders if absent.
+    pub fn create(root: &Path) -> Result<Self, StorageError> {
+        let data = DataDir::new(root);
+        data.create()?;
+        Ok(Self { data })
+    }
+
+    /// The data directory.
+    pub fn data(&self) -> &DataDir {
+        &self.data
+    }
+
+    fn path(&self, key: Key) -> std::path::PathBuf {
+        self.data.root().join(key.relative())
+    }
+
+    /// Writes `bytes` as `key`: a temporary file renamed into place.
+    pub async fn put(&self, key: Key, bytes: Bytes) -> Result<(), StorageError> {
+        let path = self.path(key);
+        blocking(move || write_atomic(&path, &bytes)).await
+    }
+
+    /// The file of `key`, if any.
+    pub async fn get(&self, key: Key) -> Result<Option<Bytes>, StorageError> {
+        match tokio::fs::read(self.path(key)).await {
+            Ok(bytes) => Ok(Some(Bytes::from(bytes))),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// Removes the file of `key`, if any.
+    pub async fn delete(&self, key: Key) -> Result<(), StorageError> {
+        let path = self.path(key);
+        blocking(move || remove_if_exists(&path)).await
+    }
+
+    /// The files of `kind` named by a media id (temporary files are not), with their times.
+    pub async fn list(&self, kind: Kind) -> Result<Vec<Listed>, StorageError> {
+        let dir = self.data.root().join(kind.folder());
+        blocking(move || {
+            let mut listed = Vec::new();
+            for entry in std::fs::read_dir(dir)? {
+                let entry = entry?;
+                let Some(media_id) = entry
+                    .file_name()
+                    .to_str()
+                    .and_then(|name| Uuid::try_parse(name).ok())
+                else {
+                    continue;
+                };
+                match entry.metadata() {
+                    Ok(metadata) => listed.push(Listed {
+                        media_id,
+                        modified: metadata.modified()?,
+                    }),
+                    // Removed since the directory was read.
+                    Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+                    Err(error) => return Err(error),
+                }
+            }
+            Ok(listed)
+        })
+        .await
+    }
+
+    /// Whether the directory is there.
+    pub async fn check(&self) -> Result<(), StorageError> {
+        tokio::fs::metadata(self.data.root()).await?;
+        Ok(())
+    }
+}
