@@ -39,6 +39,10 @@ printf '\x03 {"name": null, "x": [1, {"y": "}"}], "media_type": "image/gif", "da
 
 for target in "${targets[@]}"; do
   echo "== fuzzing $target for $seconds s"
+  # -detect_leaks=0: jpeg-decoder's worker threads outlive a decode with their thread-local
+  # state, which LeakSanitizer reports as a leak of ~100 bytes; memory errors, panics,
+  # timeouts and memory blow-ups are still caught.
   cargo fuzz run -O "$target" "corpus/$target" -- \
-    -max_total_time="$seconds" -max_len=1048576 -rss_limit_mb=2048 -timeout=20 -print_final_stats=1
+    -max_total_time="$seconds" -max_len=1048576 -rss_limit_mb=2048 -timeout=20 \
+    -detect_leaks=0 -print_final_stats=1
 done

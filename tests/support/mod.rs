@@ -178,24 +178,93 @@ impl S3Server {
         self.root.path().join(&self.bucket)
     }
 
-    /// Points a gateway or worker process at the bucket, as the AWS tools are configured.
-    pub fn configure(&self, command: &mut Command) {
-        command
-            .env("THUMBNAILIFY_MEDIA_URL", format!("s3://{}", self.bucket))
-            .env(
+    /// The environment that points a gateway or worker process at the bucket, as the AWS
+    /// tools are configured.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("THUMBNAILIFY_MEDIA_URL", format!("s3://{}", self.bucket)),
+            (
                 "AWS_ENDPOINT_URL",
                 format!("http://127.0.0.1:{}", self.port),
-            )
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_ACCESS_KEY_ID", S3_ACCESS_KEY)
-            .env("AWS_SECRET_ACCESS_KEY", S3_SECRET_KEY)
-            .env("AWS_ALLOW_HTTP", "true");
+            ),
+            ("AWS_REGION", "us-east-1".to_owned()),
+            ("AWS_ACCESS_KEY_ID", S3_ACCESS_KEY.to_owned()),
+            ("AWS_SECRET_ACCESS_KEY", S3_SECRET_KEY.to_owned()),
+            ("AWS_ALLOW_HTTP", "true".to_owned()),
+        ]
     }
 }
 
 impl Drop for S3Server {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// The environment for a store in `schema` (else sled) and media in `s3` (else the data
+/// directory).
+fn shared_env(schema: Option<&Schema>, s3: Option<&S3Server>) -> Vec<(&'static str, String)> {
+    let mut env = Vec::new();
+    if let Some(schema) = schema {
+        env.push(("THUMBNAILIFY_STORE_URL", schema.url()));
+    }
+    if let Some(s3) = s3 {
+        env.extend(s3.env());
+    }
+    env
+}
+
+/// A PostgreSQL database of its own, in the server [`database_url`] names, that lives as long
+/// as the value: for tests that cut the database off without touching the others'.
+pub struct Database {
+    /// Its name.
+    pub name: String,
+}
+
+impl Database {
+    /// Creates a fresh, empty database.
+    pub fn create() -> Self {
+        let name = format!("test_{}", uuid::Uuid::now_v7().simple());
+        psql(&format!("CREATE DATABASE {name}"));
+        Self { name }
+    }
+
+    /// Its URL.
+    pub fn url(&self) -> String {
+        let server = database_url();
+        let base = server
+            .rsplit_once('/')
+            .map_or(server.as_str(), |(base, _)| base);
+        format!("{base}/{}", self.name)
+    }
+
+    /// Refuses new connections and ends the open ones (`allow` false), or lets them in again:
+    /// an outage of this database alone.
+    pub fn allow_connections(&self, allow: bool) {
+        psql(&format!(
+            "ALTER DATABASE {} WITH ALLOW_CONNECTIONS {allow}",
+            self.name
+        ));
+        if !allow {
+            psql(&format!(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = '{}'",
+                self.name
+            ));
+        }
+    }
+}
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        let _ = Command::new("psql")
+            .arg(database_url())
+            .args([
+                "-qc",
+                &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
     }
 }
 
@@ -290,6 +359,9 @@ pub struct Gateway {
     pub schema: Option<Schema>,
     /// The S3 server holding the media (`None`: the data directory).
     pub s3: Option<S3Server>,
+    /// The store URL and media settings the processes get (from `schema` and `s3`, or from
+    /// the gateway this one joined).
+    shared_env: Vec<(&'static str, String)>,
     /// Its data directory (kept across restarts).
     pub data_dir: PathBuf,
     /// Its base URL, e.g. `http://127.0.0.1:40123`.
@@ -438,13 +510,43 @@ impl Gateway {
             true => Some(S3Server::start().await),
             false => None,
         };
-        let mut gateway = Self::launch(url, schema, s3, None, yaml).await;
+        let env = shared_env(schema.as_ref(), s3.as_ref());
+        let mut gateway = Self::launch(url, schema, s3, None, env, yaml).await;
         gateway.vhost = vhost;
         if backend.is_rabbitmq() {
             gateway.start_worker();
             gateway.start_worker();
             gateway.wait_ready().await;
         }
+        gateway
+    }
+
+    /// Starts another gateway process beside this one, sharing its queue, store and media
+    /// (and, with media in the data directory, its data directory): a second gateway of the
+    /// same fleet, on a port of its own. It owns none of the shared services.
+    pub async fn join(&self, yaml: &str) -> Self {
+        let temp = tempfile::tempdir().unwrap();
+        let config = temp.path().join("config.yaml");
+        std::fs::write(&config, yaml).unwrap();
+        let mut gateway = Self {
+            child: None,
+            workers: Vec::new(),
+            queue_url: self.queue_url.clone(),
+            vhost: None,
+            schema: None,
+            s3: None,
+            shared_env: self.shared_env.clone(),
+            data_dir: self.data_dir.clone(),
+            base: String::new(),
+            config,
+            port: free_port(),
+            _temp: Some(temp),
+            client: Client::builder(TokioExecutor::new())
+                .pool_max_idle_per_host(64)
+                .build_http(),
+        };
+        gateway.spawn().await;
+        gateway.wait_ready().await;
         gateway
     }
 
@@ -462,12 +564,18 @@ impl Gateway {
 
     /// Starts a gateway alone, on the queue at `queue_url` (embedded when `None`).
     pub async fn start_with_queue(queue_url: Option<String>, yaml: &str) -> Self {
-        Self::launch(queue_url, None, None, None, yaml).await
+        Self::launch(queue_url, None, None, None, Vec::new(), yaml).await
+    }
+
+    /// Starts a gateway alone, embedded, with its records in PostgreSQL at `store_url`.
+    pub async fn start_with_store(store_url: String, yaml: &str) -> Self {
+        let env = vec![("THUMBNAILIFY_STORE_URL", store_url)];
+        Self::launch(None, None, None, None, env, yaml).await
     }
 
     /// Starts a gateway alone, embedded, with its data in `data_dir`.
     pub async fn start_in(data_dir: PathBuf, yaml: &str) -> Self {
-        Self::launch(None, None, None, Some(data_dir), yaml).await
+        Self::launch(None, None, None, Some(data_dir), Vec::new(), yaml).await
     }
 
     async fn launch(
@@ -475,6 +583,7 @@ impl Gateway {
         schema: Option<Schema>,
         s3: Option<S3Server>,
         data_dir: Option<PathBuf>,
+        shared_env: Vec<(&'static str, String)>,
         yaml: &str,
     ) -> Self {
         let temp = tempfile::tempdir().unwrap();
@@ -486,6 +595,7 @@ impl Gateway {
             workers: Vec::new(),
             queue_url,
             vhost: None,
+            shared_env,
             schema,
             s3,
             data_dir,
@@ -524,11 +634,8 @@ impl Gateway {
             None => command.env_remove("THUMBNAILIFY_QUEUE_URL"),
         };
         command.env_remove("DATABASE_URL");
-        match &self.schema {
-            Some(schema) => command.env("THUMBNAILIFY_STORE_URL", schema.url()),
-            None => command.env_remove("THUMBNAILIFY_STORE_URL"),
-        };
         for name in [
+            "THUMBNAILIFY_STORE_URL",
             "THUMBNAILIFY_MEDIA_URL",
             "AWS_ENDPOINT_URL",
             "AWS_REGION",
@@ -538,8 +645,8 @@ impl Gateway {
         ] {
             command.env_remove(name);
         }
-        if let Some(s3) = &self.s3 {
-            s3.configure(command);
+        for (name, value) in &self.shared_env {
+            command.env(name, value);
         }
     }
 
@@ -675,7 +782,7 @@ impl Gateway {
         path: &str,
         headers: &[(&str, &str)],
         body: Bytes,
-    ) -> Result<Answer, hyper_util::client::legacy::Error> {
+    ) -> Result<Answer, Box<dyn std::error::Error + Send + Sync>> {
         let mut request = Request::builder()
             .method(method)
             .uri(format!("{}{path}", self.base));
@@ -687,7 +794,7 @@ impl Gateway {
             .request(request.body(Full::new(body)).unwrap())
             .await?;
         let (parts, body) = response.into_parts();
-        let body = body.collect().await.unwrap().to_bytes();
+        let body = body.collect().await?.to_bytes();
         Ok(Answer {
             status: parts.status,
             headers: parts.headers,
@@ -711,6 +818,26 @@ impl Gateway {
     /// `GET path`.
     pub async fn get(&self, path: &str) -> Answer {
         self.request(Method::GET, path, &[], Bytes::new()).await
+    }
+
+    /// `POST /images` with `bytes` in base64 and `content_type`; `None` when the gateway
+    /// cannot be reached (not running, or the connection broke).
+    pub async fn try_upload(&self, content_type: &str, bytes: &[u8]) -> Option<Answer> {
+        self.try_request(
+            Method::POST,
+            "/images",
+            &[("content-type", content_type)],
+            Bytes::from(STANDARD.encode(bytes)),
+        )
+        .await
+        .ok()
+    }
+
+    /// `GET path`; `None` when the gateway cannot be reached.
+    pub async fn try_get(&self, path: &str) -> Option<Answer> {
+        self.try_request(Method::GET, path, &[], Bytes::new())
+            .await
+            .ok()
     }
 
     /// `POST /images` with `bytes` in base64 and `content_type`.

@@ -207,7 +207,7 @@ pub async fn read_envelope(
 /// How long a refused body is still read (and discarded) before the connection closes.
 const LINGER_TIME: Duration = Duration::from_secs(5);
 /// How much of a refused body is read (and discarded) at most.
-const LINGER_BYTES: usize = 8 * 1024 * 1024;
+const LINGER_BYTES: usize = 128 * 1024 * 1024;
 
 /// Reads and discards what is left of a refused body, for a bounded time and size: a lingering
 /// close, so that a client still sending reads the refusal instead of a reset connection.

@@ -23,8 +23,10 @@ use std::time::Duration;
 
 use common::message::Job;
 use common::record::{Record, State};
+use sqlx::Connection;
 use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::pool::PoolConnection;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, Postgres};
 use sqlx::types::Json;
 use uuid::Uuid;
 
@@ -97,6 +99,16 @@ fn map_error(error: sqlx::Error) -> StoreError {
 }
 
 impl PostgresStore {
+    /// A connection from the pool. Failing to get one (the server down, refusing
+    /// connections, or every connection busy for [`ACQUIRE_TIMEOUT`]) is the store being
+    /// unavailable, whatever the reason the server gave.
+    async fn connection(&self) -> Result<PoolConnection<Postgres>, StoreError> {
+        self.pool
+            .acquire()
+            .await
+            .map_err(|error| StoreError::Unavailable(error.to_string()))
+    }
+
     /// Connects to the database at `url` with a pool of at most `max_connections`, and brings
     /// its schema up to date.
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
@@ -116,7 +128,8 @@ impl PostgresStore {
 
     /// Inserts a new record and its job in the outbox, in one transaction.
     pub async fn insert(&self, record: &Record, job: &Job) -> Result<(), StoreError> {
-        let mut transaction = self.pool.begin().await.map_err(map_error)?;
+        let mut connection = self.connection().await?;
+        let mut transaction = connection.begin().await.map_err(map_error)?;
         sqlx::query("INSERT INTO records (media_id, processing, record) VALUES ($1, $2, $3)")
             .bind(record.media_id)
             .bind(record.state == State::Processing)
@@ -143,7 +156,7 @@ impl PostgresStore {
         )
         .bind(job.media_id)
         .bind(Json(job))
-        .execute(&self.pool)
+        .execute(&mut *self.connection().await?)
         .await;
         match outcome {
             Ok(_) => Ok(()),
@@ -164,7 +177,7 @@ impl PostgresStore {
         )
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
         .bind(CLAIM.as_secs_f64())
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.connection().await?)
         .await
         .map_err(map_error)?;
         let mut jobs: Vec<_> = claimed.into_iter().collect();
@@ -176,7 +189,7 @@ impl PostgresStore {
     pub async fn published(&self, media_id: Uuid) -> Result<(), StoreError> {
         sqlx::query("DELETE FROM outbox WHERE media_id = $1")
             .bind(media_id)
-            .execute(&self.pool)
+            .execute(&mut *self.connection().await?)
             .await
             .map_err(map_error)?;
         Ok(())
@@ -187,7 +200,7 @@ impl PostgresStore {
         let row: Option<(Json<Record>,)> =
             sqlx::query_as("SELECT record FROM records WHERE media_id = $1")
                 .bind(media_id)
-                .fetch_optional(&self.pool)
+                .fetch_optional(&mut *self.connection().await?)
                 .await
                 .map_err(map_error)?;
         Ok(row.map(|(Json(record),)| record))
@@ -201,7 +214,7 @@ impl PostgresStore {
         )
         .bind(after)
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.connection().await?)
         .await
         .map_err(map_error)?;
         Ok(rows.into_iter().map(|(Json(record),)| record).collect())
@@ -211,7 +224,7 @@ impl PostgresStore {
     pub async fn processing(&self) -> Result<Vec<Record>, StoreError> {
         let rows: Vec<(Json<Record>,)> =
             sqlx::query_as("SELECT record FROM records WHERE processing ORDER BY media_id")
-                .fetch_all(&self.pool)
+                .fetch_all(&mut *self.connection().await?)
                 .await
                 .map_err(map_error)?;
         Ok(rows.into_iter().map(|(Json(record),)| record).collect())
@@ -227,7 +240,7 @@ impl PostgresStore {
             let row: Option<(i64, Json<Record>)> =
                 sqlx::query_as("SELECT version, record FROM records WHERE media_id = $1")
                     .bind(media_id)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(&mut *self.connection().await?)
                     .await
                     .map_err(map_error)?;
             let Some((version, Json(mut record))) = row else {
@@ -244,7 +257,7 @@ impl PostgresStore {
             .bind(version)
             .bind(Json(&record))
             .bind(record.state == State::Processing)
-            .execute(&self.pool)
+            .execute(&mut *self.connection().await?)
             .await
             .map_err(map_error)?;
             if written.rows_affected() == 1 {
@@ -258,7 +271,7 @@ impl PostgresStore {
         let row: Option<(Json<Record>,)> =
             sqlx::query_as("DELETE FROM records WHERE media_id = $1 RETURNING record")
                 .bind(media_id)
-                .fetch_optional(&self.pool)
+                .fetch_optional(&mut *self.connection().await?)
                 .await
                 .map_err(map_error)?;
         Ok(row.map(|(Json(record),)| record))
@@ -272,7 +285,7 @@ impl PostgresStore {
     /// Whether the database answers.
     pub async fn check(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1")
-            .execute(&self.pool)
+            .execute(&mut *self.connection().await?)
             .await
             .map_err(map_error)?;
         Ok(())
