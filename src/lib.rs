@@ -46,13 +46,119 @@ pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, Str
     Ok(Command::Run(parsed))
 }
 
+/// The two configurations of `gateway migrate --from A.yaml --to B.yaml`.
+#[derive(Debug, PartialEq, Eq)]
+pub struct MigrateArgs {
+    /// The configuration naming the back-ends to copy from.
+    pub from: PathBuf,
+    /// The configuration naming the back-ends to copy to.
+    pub to: PathBuf,
+}
+
+/// Parses the arguments after `migrate`.
+pub fn parse_migrate_args(args: impl IntoIterator<Item = String>) -> Result<MigrateArgs, String> {
+    let (mut from, mut to) = (None, None);
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        let (name, value) = match arg.split_once('=') {
+            Some((name, value)) => (name.to_owned(), Some(value.to_owned())),
+            None => (arg, None),
+        };
+        let slot = match name.as_str() {
+            "--from" => &mut from,
+            "--to" => &mut to,
+            other => return Err(format!("unknown argument {other:?}")),
+        };
+        let value = value
+            .or_else(|| args.next())
+            .ok_or_else(|| format!("{name} needs a configuration file"))?;
+        *slot = Some(PathBuf::from(value));
+    }
+    match (from, to) {
+        (Some(from), Some(to)) => Ok(MigrateArgs { from, to }),
+        _ => Err("migrate needs --from A.yaml and --to B.yaml".to_owned()),
+    }
+}
+
+/// `gateway migrate`: copies every record and its media from the back-ends one configuration
+/// file names to those another names (each file read as it is, without the environment
+/// overrides, which would apply to both alike). Prints what it did.
+pub fn run_migrate(args: impl IntoIterator<Item = String>) -> ExitCode {
+    let args = match parse_migrate_args(args) {
+        Ok(args) => args,
+        Err(error) => {
+            eprintln!(
+                "error: {error}\n\nUsage: gateway migrate --from A.yaml --to B.yaml\n\n\
+                 Copies every record and its media from A's store and media to B's \
+                 (resumable: run it again to finish or retry)."
+            );
+            return ExitCode::from(2);
+        }
+    };
+    return_large_buffers_to_the_system();
+    init_tracing();
+    let load = |path: &std::path::Path| {
+        Config::from_file(path)
+            .map_err(|error| error.to_string())
+            .and_then(|config| {
+                config
+                    .validate()
+                    .map(|()| config)
+                    .map_err(|e| e.to_string())
+            })
+    };
+    let (from, to) = match (load(&args.from), load(&args.to)) {
+        (Ok(from), Ok(to)) => (from, to),
+        (Err(error), _) | (_, Err(error)) => {
+            tracing::error!(%error, "cannot load the configuration");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            tracing::error!(%error, "cannot start the runtime");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(gateway::migrate::migrate(&from, &to)) {
+        Ok(report) => {
+            println!(
+                "copied {}, already there {}, raw uploads absent at the source {}, failed {}",
+                report.copied,
+                report.already_there,
+                report.raw_absent,
+                report.failed.len()
+            );
+            for (media_id, error) in &report.failed {
+                println!("failed {media_id}: {error}");
+            }
+            if report.failed.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(error) => {
+            tracing::error!(%error, "migration failed");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 /// The usage text of a binary.
 pub fn usage(binary: &str, what: &str) -> String {
+    let migrate = if binary == "gateway" {
+        "       gateway migrate --from A.yaml --to B.yaml   (copy records and media)\n"
+    } else {
+        ""
+    };
     format!(
         "{binary}: {what}\n\n\
-         Usage: {binary} [--config PATH]\n\n\
+         Usage: {binary} [--config PATH]\n{migrate}\n\
          The configuration is PATH, else ./config.yaml if present, else the defaults.\n\
-         Environment: THUMBNAILIFY_LISTEN, THUMBNAILIFY_DATA_DIR, THUMBNAILIFY_QUEUE_URL;\n\
+         Environment: THUMBNAILIFY_LISTEN, THUMBNAILIFY_DATA_DIR, THUMBNAILIFY_QUEUE_URL,\n\
+         THUMBNAILIFY_STORE_URL (or DATABASE_URL), THUMBNAILIFY_MEDIA_URL, AWS_*;\n\
          RUST_LOG sets the log level (default info).\n"
     )
 }
@@ -144,6 +250,20 @@ mod tests {
 
     fn parse(args: &[&str]) -> Result<Command, String> {
         parse_args(args.iter().map(|s| s.to_string()))
+    }
+
+    #[test]
+    fn parses_migrate_arguments() {
+        let parse = |args: &[&str]| parse_migrate_args(args.iter().map(|s| s.to_string()));
+        let expected = MigrateArgs {
+            from: PathBuf::from("a.yaml"),
+            to: PathBuf::from("b.yaml"),
+        };
+        assert_eq!(parse(&["--from", "a.yaml", "--to", "b.yaml"]), Ok(expected));
+        assert!(parse(&["--from=a.yaml", "--to=b.yaml"]).is_ok());
+        assert!(parse(&["--from", "a.yaml"]).is_err());
+        assert!(parse(&["--to"]).is_err());
+        assert!(parse(&["--bogus", "x"]).is_err());
     }
 
     #[test]

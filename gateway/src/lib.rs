@@ -22,6 +22,7 @@ pub mod error;
 pub mod ingest;
 pub mod memory;
 pub mod metrics;
+pub mod migrate;
 pub mod outbox;
 pub mod protocol;
 pub mod recovery;

@@ -3,6 +3,10 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    let mut args = std::env::args().skip(1).peekable();
+    if args.peek().map(String::as_str) == Some("migrate") {
+        return thumbnailify::run_migrate(args.skip(1));
+    }
     match thumbnailify::start("gateway", "the Thumbnailify HTTP API") {
         Ok(config) => {
             thumbnailify::run_until_signal("gateway", |shutdown| gateway::run(config, shutdown))

@@ -178,6 +178,15 @@ impl S3Server {
         self.root.path().join(&self.bucket)
     }
 
+    /// The `media:` section of a configuration file pointing at the bucket.
+    pub fn yaml(&self) -> String {
+        format!(
+            "media: {{url: 's3://{}', s3: {{endpoint: 'http://127.0.0.1:{}', region: us-east-1, \
+             access_key_id: {S3_ACCESS_KEY}, secret_access_key: {S3_SECRET_KEY}, allow_http: true}}}}",
+            self.bucket, self.port
+        )
+    }
+
     /// The environment that points a gateway or worker process at the bucket, as the AWS
     /// tools are configured.
     pub fn env(&self) -> Vec<(&'static str, String)> {
@@ -571,6 +580,13 @@ impl Gateway {
     pub async fn start_with_store(store_url: String, yaml: &str) -> Self {
         let env = vec![("THUMBNAILIFY_STORE_URL", store_url)];
         Self::launch(None, None, None, None, env, yaml).await
+    }
+
+    /// Starts a gateway alone, on the embedded queue, with its records in `schema` and its
+    /// media in `s3`.
+    pub async fn start_on(schema: Schema, s3: S3Server, yaml: &str) -> Self {
+        let env = shared_env(Some(&schema), Some(&s3));
+        Self::launch(None, Some(schema), Some(s3), None, env, yaml).await
     }
 
     /// Starts a gateway alone, embedded, with its data in `data_dir`.

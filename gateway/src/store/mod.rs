@@ -135,6 +135,12 @@ impl Store {
         on_store!(self, store => store.insert(record, job).await)
     }
 
+    /// Adds a record made elsewhere (a migration), with its job in the outbox when it has
+    /// one, unless a record with its id exists; returns whether it was added.
+    pub async fn import(&self, record: &Record, job: Option<&Job>) -> Result<bool, StoreError> {
+        on_store!(self, store => store.import(record, job).await)
+    }
+
     /// Puts a job in the outbox (to be published again).
     pub async fn enqueue(&self, job: &Job) -> Result<(), StoreError> {
         on_store!(self, store => store.enqueue(job).await)

@@ -146,6 +146,35 @@ impl PostgresStore {
         transaction.commit().await.map_err(map_error)
     }
 
+    /// Adds `record` (and `job` to the outbox) unless a record with its id exists, in one
+    /// transaction.
+    pub async fn import(&self, record: &Record, job: Option<&Job>) -> Result<bool, StoreError> {
+        let mut connection = self.connection().await?;
+        let mut transaction = connection.begin().await.map_err(map_error)?;
+        let added = sqlx::query(
+            "INSERT INTO records (media_id, processing, record) VALUES ($1, $2, $3)
+             ON CONFLICT (media_id) DO NOTHING",
+        )
+        .bind(record.media_id)
+        .bind(record.state == State::Processing)
+        .bind(Json(record))
+        .execute(&mut *transaction)
+        .await
+        .map_err(map_error)?
+        .rows_affected()
+            == 1;
+        if let (true, Some(job)) = (added, job) {
+            sqlx::query("INSERT INTO outbox (media_id, job) VALUES ($1, $2)")
+                .bind(job.media_id)
+                .bind(Json(job))
+                .execute(&mut *transaction)
+                .await
+                .map_err(map_error)?;
+        }
+        transaction.commit().await.map_err(map_error)?;
+        Ok(added)
+    }
+
     /// Puts a job in the outbox (to be published again), unclaimed. A job whose record is gone
     /// is not queued.
     pub async fn enqueue(&self, job: &Job) -> Result<(), StoreError> {

@@ -78,6 +78,23 @@ impl SledStore {
             })
     }
 
+    /// Adds `record` (and `job` to the outbox) unless a record with its id exists.
+    pub async fn import(&self, record: &Record, job: Option<&Job>) -> Result<bool, StoreError> {
+        let key = record.media_id.as_bytes();
+        let value = serde_json::to_vec(record)?;
+        if self
+            .records
+            .compare_and_swap(key, None as Option<&[u8]>, Some(value))?
+            .is_err()
+        {
+            return Ok(false);
+        }
+        if let Some(job) = job {
+            self.enqueue(job).await?;
+        }
+        Ok(true)
+    }
+
     /// Puts a job in the outbox (to be published again).
     pub async fn enqueue(&self, job: &Job) -> Result<(), StoreError> {
         self.outbox

@@ -1,0 +1,153 @@
+//! `gateway migrate --from A.yaml --to B.yaml`: copies every record and its media from one
+//! pair of back-ends to another, typically from the embedded ones (sled, the data directory)
+//! to the distributed ones (PostgreSQL, S3), so that a service started on one machine can
+//! grow without losing anything.
+//!
+//! For each record of the source, in id order:
+//! 1. skip it if the target has a record with its id (migrated by an earlier run: a record
+//!    is written last, so its objects are there); this makes the migration resumable;
+//! 2. copy its raw upload, if the source still has it, and read it back: its SHA-256 must be
+//!    the record's `sha256`;
+//! 3. copy its thumbnail, if it has one, and read it back: its SHA-256 must be the source's;
+//! 4. add the record to the target (with its job queued again if it was still processing).
+//!
+//! A record whose objects cannot be copied or verified is reported and left out of the target,
+//! and the command fails at the end; running it again retries those. Stop the gateways using
+//! the source first (sled refuses a second process anyway); the target may be live.
+
+use common::config::Config;
+use common::message::Job;
+use common::record::{Record, State};
+use common::storage::{Key, Storage, StorageError};
+use sha2::{Digest, Sha256};
+
+use crate::error::GatewayError;
+use crate::store::{Store, StoreError};
+
+/// Records read from the source at a time.
+const PAGE: usize = 500;
+
+/// What a migration did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Report {
+    /// Records copied, with their objects.
+    pub copied: usize,
+    /// Records the target had already.
+    pub already_there: usize,
+    /// Raw uploads the source no longer had (final records, unless `keep_raw` was on).
+    pub raw_absent: usize,
+    /// Records left out, with why.
+    pub failed: Vec<(uuid::Uuid, String)>,
+}
+
+/// Why one record could not be migrated.
+#[derive(Debug, thiserror::Error)]
+enum RecordError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0} changed on the way: its SHA-256 read back is not the one expected")]
+    Mismatch(&'static str),
+    #[error("the record says Completed but the source has no thumbnail")]
+    MissingThumbnail,
+}
+
+/// The hex SHA-256 of `bytes`.
+fn sha256(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
+}
+
+/// The back-ends one configuration names.
+struct Ends {
+    store: Store,
+    storage: Storage,
+}
+
+async fn open(config: &Config) -> Result<Ends, GatewayError> {
+    let data = common::files::DataDir::new(&config.data_dir);
+    Ok(Ends {
+        store: Store::open(&config.store, &data.db_dir()).await?,
+        storage: Storage::from_config(config)?,
+    })
+}
+
+/// Copies every record and its media from `from` to `to`.
+pub async fn migrate(from: &Config, to: &Config) -> Result<Report, GatewayError> {
+    let (source, target) = (open(from).await?, open(to).await?);
+    tracing::info!(
+        from = %format!("{} + {}", source.store.kind(), source.storage.kind()),
+        to = %format!("{} + {}", target.store.kind(), target.storage.kind()),
+        "migrating"
+    );
+    let mut report = Report::default();
+    let mut after = None;
+    loop {
+        let page = source.store.list(after, PAGE).await?;
+        let Some(last) = page.last() else { break };
+        after = Some(last.media_id);
+        for record in page {
+            if target.store.get(record.media_id).await?.is_some() {
+                report.already_there += 1;
+                continue;
+            }
+            match copy(&record, &source, &target, &mut report).await {
+                Ok(()) => report.copied += 1,
+                Err(error) => {
+                    tracing::error!(media_id = %record.media_id, %error, "not migrated");
+                    report.failed.push((record.media_id, error.to_string()));
+                }
+            }
+        }
+        tracing::info!(
+            copied = report.copied,
+            already_there = report.already_there,
+            "progress"
+        );
+    }
+    target.store.flush().await?;
+    Ok(report)
+}
+
+/// Copies one record's objects, verified, then the record.
+async fn copy(
+    record: &Record,
+    source: &Ends,
+    target: &Ends,
+    report: &mut Report,
+) -> Result<(), RecordError> {
+    let id = record.media_id;
+    match source.storage.get(Key::raw(id)).await? {
+        Some(raw) => {
+            target.storage.put(Key::raw(id), raw).await?;
+            let back = target.storage.get(Key::raw(id)).await?.unwrap_or_default();
+            if sha256(&back) != record.sha256 {
+                return Err(RecordError::Mismatch("the raw upload"));
+            }
+        }
+        None => report.raw_absent += 1,
+    }
+    if record.thumbnail.is_some() {
+        let thumbnail = source
+            .storage
+            .get(Key::thumbnail(id))
+            .await?
+            .ok_or(RecordError::MissingThumbnail)?;
+        let expected = sha256(&thumbnail);
+        target.storage.put(Key::thumbnail(id), thumbnail).await?;
+        let back = target
+            .storage
+            .get(Key::thumbnail(id))
+            .await?
+            .unwrap_or_default();
+        if sha256(&back) != expected {
+            return Err(RecordError::Mismatch("the thumbnail"));
+        }
+    }
+    let job = (record.state == State::Processing).then(|| Job::new(id, record.media_type));
+    target.store.import(record, job.as_ref()).await?;
+    Ok(())
+}
