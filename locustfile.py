@@ -6,7 +6,9 @@ fetch the thumbnail and delete it.
         --csv results/run
 
 Images come from THUMBNAILIFY_LOAD_IMAGES (a directory; default: tests/fixtures), every
-.jpg/.png/.gif/.webp/.tiff/.bmp in it except the deliberately hostile ones. Polling and
+.jpg/.png/.gif/.webp/.tiff/.bmp in it except the deliberately hostile ones. With
+THUMBNAILIFY_LOAD_HOSTS (base URLs, comma-separated), users are spread over those gateways
+instead of --host, each user keeping one. Polling and
 deleting are reported under their own names; a job that ends in Error counts as a failure.
 
 Locust shares the machine with the service in the benchmarks, so each user is cheap on CPU:
@@ -44,10 +46,19 @@ FIRST_POLL = 0.02
 POLL_BACKOFF = 1.5
 MAX_POLL_INTERVAL = 0.5
 POLL_TIMEOUT = 60.0
+HOSTS = [host for host in os.environ.get("THUMBNAILIFY_LOAD_HOSTS", "").split(",") if host]
+USERS_MADE = 0
 
 
 class Uploader(FastHttpUser):
     wait_time = between(0, 0.1)
+
+    def __init__(self, environment):
+        global USERS_MADE
+        if HOSTS:
+            self.host = HOSTS[USERS_MADE % len(HOSTS)]
+            USERS_MADE += 1
+        super().__init__(environment)
 
     @task
     def thumbnail_round_trip(self):

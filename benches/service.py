@@ -3,10 +3,13 @@
 Usage: service.py CORPUS_DIR SECONDS USERS RESULTS_DIR  (scripts/bench calls it)
 
 1. For each set-up — the embedded queue, then RabbitMQ (127.0.0.1:5672, guest/guest, a fresh
-   vhost) with 1 and with 2 `worker` processes — starts target/release/gateway (and workers)
-   on a fresh data directory and runs `locustfile.py` headless: USERS users for SECONDS, each
+   vhost) with 1 and with 2 `worker` processes, then the fleet (two gateways and two workers
+   sharing RabbitMQ, PostgreSQL on 127.0.0.1:5432 in a fresh schema and an s3s-fs server,
+   Locust users spread over both gateways) — starts target/release/gateway (and workers) on a
+   fresh data directory and runs `locustfile.py` headless: USERS users for SECONDS, each
    looping upload (base64 of a corpus photo) → poll until final → fetch thumbnail → delete.
-   Locust's CSV files are kept in RESULTS_DIR/<set-up>_*.csv.
+   Locust's CSV files are kept in RESULTS_DIR/<set-up>_*.csv. THUMBNAILIFY_BENCH_SETUPS
+   (comma-separated labels) runs only those set-ups, and skips the references and memory.
 2. The references: the same corpus files, round after round for about SECONDS, through
    `vipsthumbnail` (one process per file list, VIPS_CONCURRENCY=1) and through Pillow's
    `Image.thumbnail` (benches/pillow_thumbnail.py's work), each as two processes, one per core.
@@ -63,6 +66,86 @@ def wait_healthy(url, process):
 
 def rabbitmqctl(*args):
     subprocess.run(["rabbitmqctl", "-q", *args], check=True, stdout=subprocess.DEVNULL)
+
+
+def free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def psql(sql):
+    url = os.environ.get("THUMBNAILIFY_TEST_DATABASE_URL", "postgres://root:root@127.0.0.1:5432/test")
+    subprocess.run(["psql", url, "-qc", sql], check=True)
+    return url
+
+
+def run_fleet(label):
+    """One Locust run against two gateways and two workers sharing RabbitMQ, PostgreSQL and S3
+    (s3s-fs), with no directory in common."""
+    vhost = f"bench-{uuid.uuid4().hex[:8]}"
+    schema = f"bench_{uuid.uuid4().hex[:12]}"
+    rabbitmqctl("add_vhost", vhost)
+    rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+    database = psql(f"CREATE SCHEMA {schema}")
+    s3_root = tempfile.mkdtemp(prefix="thumbnailify-s3-")
+    os.mkdir(os.path.join(s3_root, "bench"))
+    s3_port = free_port()
+    s3 = subprocess.Popen(
+        ["s3s-fs", "--host", "127.0.0.1", "--port", str(s3_port), "--access-key", "bench",
+         "--secret-key", "bench-secret", s3_root],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    separator = "&" if "?" in database else "?"
+    env = dict(
+        os.environ,
+        THUMBNAILIFY_QUEUE_URL=f"amqp://guest:guest@127.0.0.1:5672/{vhost}",
+        THUMBNAILIFY_STORE_URL=f"{database}{separator}options=-c%20search_path%3D{schema}",
+        THUMBNAILIFY_MEDIA_URL="s3://bench",
+        AWS_ENDPOINT_URL=f"http://127.0.0.1:{s3_port}",
+        AWS_REGION="us-east-1",
+        AWS_ACCESS_KEY_ID="bench",
+        AWS_SECRET_ACCESS_KEY="bench-secret",
+        AWS_ALLOW_HTTP="true",
+        RUST_LOG="warn",
+    )
+    cwd = tempfile.mkdtemp(prefix="thumbnailify-fleet-")
+    ports = [PORT, PORT + 1]
+    processes = []
+    try:
+        for port in ports:
+            gateway = subprocess.Popen(
+                [RELEASE / "gateway"], env=dict(env, THUMBNAILIFY_LISTEN=f"127.0.0.1:{port}"), cwd=cwd
+            )
+            processes.append(gateway)
+            wait_healthy(f"http://127.0.0.1:{port}", gateway)
+        for _ in range(2):
+            processes.append(subprocess.Popen([RELEASE / "worker"], env=env, cwd=cwd))
+        prefix = RESULTS / label
+        hosts = ",".join(f"http://127.0.0.1:{port}" for port in ports)
+        subprocess.run(
+            [
+                sys.executable, "-m", "locust", "-f", ROOT / "locustfile.py", "--headless", "--only-summary",
+                "-u", str(USERS), "-r", str(USERS), "-t", f"{SECONDS}s",
+                "--host", f"http://127.0.0.1:{ports[0]}", "--csv", prefix, "--loglevel", "WARNING",
+            ],
+            env=dict(os.environ, THUMBNAILIFY_LOAD_IMAGES=str(CORPUS), THUMBNAILIFY_LOAD_HOSTS=hosts),
+            check=False,
+            stdout=subprocess.DEVNULL,
+        )
+        return summarize(prefix)
+    finally:
+        for process in reversed(processes):
+            process.send_signal(signal.SIGTERM)
+        for process in processes:
+            process.wait(timeout=60)
+        s3.kill()
+        s3.wait()
+        rabbitmqctl("delete_vhost", vhost)
+        psql(f"DROP SCHEMA {schema} CASCADE")
+        shutil.rmtree(s3_root, ignore_errors=True)
+        shutil.rmtree(cwd, ignore_errors=True)
 
 
 def run_ours(label, workers):
@@ -250,13 +333,19 @@ def main():
     print(f"service: {USERS} Locust users, {SECONDS} s per set-up, {len(FILES)} corpus files")
     print("| set-up | uploads accepted/s | thumbnails completed/s | POST p50 ms | POST p99 ms | failures |")
     print("|---|---|---|---|---|---|")
-    for label, workers in [("embedded", None), ("rabbitmq-1-worker", 1), ("rabbitmq-2-workers", 2)]:
-        r = run_ours(label, workers)
+    only = [label for label in os.environ.get("THUMBNAILIFY_BENCH_SETUPS", "").split(",") if label]
+    setups = [("embedded", None), ("rabbitmq-1-worker", 1), ("rabbitmq-2-workers", 2), ("fleet-2-gateways-2-workers", "fleet")]
+    for label, workers in setups:
+        if only and label not in only:
+            continue
+        r = run_fleet(label) if workers == "fleet" else run_ours(label, workers)
         print(
             f"| {label} | {r['uploads/s']:.1f} | {r['thumbnails/s']:.1f} | {r['p50']:.0f} "
             f"| {r['p99']:.0f} | {r['failures']} |",
             flush=True,
         )
+    if only:
+        return
     vips = run_reference(
         lambda out: ["vipsthumbnail", "--size", "100x100", "-o", f"{out}/%s.jpg[Q=85]"]
     )

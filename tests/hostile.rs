@@ -1,5 +1,7 @@
 //! Hostile input, end to end against a real gateway. Every bad request gets a clear JSON error
-//! with the right status, never a crash, never a lost or stuck record.
+//! with the right status, never a crash, never a lost or stuck record. The tests of what
+//! reaches the store, the media storage and the workers run on every back-end (embedded;
+//! RabbitMQ; RabbitMQ with PostgreSQL and S3), the others on the embedded one.
 //!
 //! | input | answer | test |
 //! |---|---|---|
@@ -43,12 +45,11 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use hyper::Method;
-use support::{Gateway, fixture, media_type_of, raw_exchange, slow_png};
+use support::{Backend, Gateway, fixture, media_type_of, raw_exchange, slow_png};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-#[tokio::test]
-async fn bombs_of_every_format_are_refused_from_the_header() {
-    let gateway = Gateway::start_with_queue(None, "").await;
+async fn bombs_of_every_format_are_refused_from_the_header(backend: Backend) {
+    let gateway = Gateway::start(backend, "").await;
     let before = gateway.peak_rss_kib();
     for name in [
         "bomb-png.png",
@@ -134,9 +135,8 @@ async fn metadata_bombs_cost_no_memory() {
     assert_eq!(gateway.record_count().await, 8);
 }
 
-#[tokio::test]
-async fn truncated_and_corrupt_files_of_every_format_end_final() {
-    let gateway = Gateway::start_with_queue(None, "").await;
+async fn truncated_and_corrupt_files_of_every_format_end_final(backend: Backend) {
+    let gateway = Gateway::start(backend, "").await;
     let names = [
         "jpeg-baseline.jpg",
         "jpeg-progressive.jpg",
@@ -192,9 +192,8 @@ async fn truncated_and_corrupt_files_of_every_format_end_final() {
     assert_eq!(gateway.wait_final(&id).await["state"], "Completed");
 }
 
-#[tokio::test]
-async fn tiny_and_disguised_files_are_refused() {
-    let gateway = Gateway::start_with_queue(None, "").await;
+async fn tiny_and_disguised_files_are_refused(backend: Backend) {
+    let gateway = Gateway::start(backend, "").await;
     gateway
         .upload("image/png", b"")
         .await
@@ -251,10 +250,10 @@ async fn a_body_shorter_than_its_content_length_is_refused() {
     assert_eq!(gateway.record_count().await, 0);
 }
 
-#[tokio::test]
-async fn a_raw_file_corrupted_after_acceptance_ends_as_an_error() {
-    // One worker, kept busy, so that the file can be damaged before it is read.
-    let gateway = Gateway::start_with_queue(None, "worker: {concurrency: 1}").await;
+async fn a_raw_file_corrupted_after_acceptance_ends_as_an_error(backend: Backend) {
+    // One job at a time per worker, each kept busy, so that the file can be damaged before
+    // it is read.
+    let gateway = Gateway::start(backend, "worker: {concurrency: 1}").await;
     let slow = slow_png();
     for _ in 0..2 {
         assert_eq!(gateway.upload("image/png", &slow).await.status, 202);
@@ -514,3 +513,12 @@ async fn upload_memory_stays_within_its_budget() {
         "peak RSS grew from {before} KiB to {after} KiB"
     );
 }
+
+// On every back-end: the gateway's refusals, and the worker's reading of what the gateway
+// stored (from the data directory or from S3).
+on_every_backend!(
+    bombs_of_every_format_are_refused_from_the_header,
+    truncated_and_corrupt_files_of_every_format_end_final,
+    tiny_and_disguised_files_are_refused,
+    a_raw_file_corrupted_after_acceptance_ends_as_an_error,
+);
