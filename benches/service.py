@@ -81,6 +81,22 @@ def psql(sql):
     return url
 
 
+def run_locust(label, hosts):
+    """Runs Locust headless against `hosts` (users spread over them); returns its summary."""
+    prefix = RESULTS / label
+    subprocess.run(
+        [
+            sys.executable, "-m", "locust", "-f", ROOT / "locustfile.py", "--headless", "--only-summary",
+            "-u", str(USERS), "-r", str(USERS), "-t", f"{SECONDS}s",
+            "--host", hosts[0], "--csv", prefix, "--loglevel", "WARNING",
+        ],
+        env=dict(os.environ, THUMBNAILIFY_LOAD_IMAGES=str(CORPUS), THUMBNAILIFY_LOAD_HOSTS=",".join(hosts)),
+        check=False,
+        stdout=subprocess.DEVNULL,
+    )
+    return summarize(prefix)
+
+
 def run_fleet(label):
     """One Locust run against two gateways and two workers sharing RabbitMQ, PostgreSQL and S3
     (s3s-fs), with no directory in common."""
@@ -122,19 +138,7 @@ def run_fleet(label):
             wait_healthy(f"http://127.0.0.1:{port}", gateway)
         for _ in range(2):
             processes.append(subprocess.Popen([RELEASE / "worker"], env=env, cwd=cwd))
-        prefix = RESULTS / label
-        hosts = ",".join(f"http://127.0.0.1:{port}" for port in ports)
-        subprocess.run(
-            [
-                sys.executable, "-m", "locust", "-f", ROOT / "locustfile.py", "--headless", "--only-summary",
-                "-u", str(USERS), "-r", str(USERS), "-t", f"{SECONDS}s",
-                "--host", f"http://127.0.0.1:{ports[0]}", "--csv", prefix, "--loglevel", "WARNING",
-            ],
-            env=dict(os.environ, THUMBNAILIFY_LOAD_IMAGES=str(CORPUS), THUMBNAILIFY_LOAD_HOSTS=hosts),
-            check=False,
-            stdout=subprocess.DEVNULL,
-        )
-        return summarize(prefix)
+        return run_locust(label, [f"http://127.0.0.1:{port}" for port in ports])
     finally:
         for process in reversed(processes):
             process.send_signal(signal.SIGTERM)
@@ -169,18 +173,7 @@ def run_ours(label, workers):
         wait_healthy(url, processes[0])
         for _ in range(workers or 0):
             processes.append(subprocess.Popen([RELEASE / "worker"], env=env, cwd=data))
-        prefix = RESULTS / label
-        subprocess.run(
-            [
-                sys.executable, "-m", "locust", "-f", ROOT / "locustfile.py", "--headless", "--only-summary",
-                "-u", str(USERS), "-r", str(USERS), "-t", f"{SECONDS}s",
-                "--host", url, "--csv", prefix, "--loglevel", "WARNING",
-            ],
-            env=dict(os.environ, THUMBNAILIFY_LOAD_IMAGES=str(CORPUS)),
-            check=False,
-            stdout=subprocess.DEVNULL,
-        )
-        return summarize(prefix)
+        return run_locust(label, [url])
     finally:
         for process in reversed(processes):
             process.send_signal(signal.SIGTERM)

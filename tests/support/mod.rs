@@ -230,10 +230,25 @@ pub struct Database {
     pub name: String,
 }
 
+/// A fresh name for a test's own database or schema.
+fn scratch_name() -> String {
+    format!("test_{}", uuid::Uuid::now_v7().simple())
+}
+
+/// Runs one SQL statement with `psql`, ignoring the outcome (clean-up).
+fn psql_quietly(sql: &str) {
+    let _ = Command::new("psql")
+        .arg(database_url())
+        .args(["-qc", sql])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+}
+
 impl Database {
     /// Creates a fresh, empty database.
     pub fn create() -> Self {
-        let name = format!("test_{}", uuid::Uuid::now_v7().simple());
+        let name = scratch_name();
         psql(&format!("CREATE DATABASE {name}"));
         Self { name }
     }
@@ -265,15 +280,10 @@ impl Database {
 
 impl Drop for Database {
     fn drop(&mut self) {
-        let _ = Command::new("psql")
-            .arg(database_url())
-            .args([
-                "-qc",
-                &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
+        psql_quietly(&format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.name
+        ));
     }
 }
 
@@ -286,7 +296,7 @@ pub struct Schema {
 impl Schema {
     /// Creates a fresh, empty schema.
     pub fn create() -> Self {
-        let name = format!("test_{}", uuid::Uuid::now_v7().simple());
+        let name = scratch_name();
         psql(&format!("CREATE SCHEMA {name}"));
         Self { name }
     }
@@ -303,12 +313,7 @@ impl Schema {
 
 impl Drop for Schema {
     fn drop(&mut self) {
-        let _ = Command::new("psql")
-            .arg(database_url())
-            .args(["-qc", &format!("DROP SCHEMA {} CASCADE", self.name)])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
+        psql_quietly(&format!("DROP SCHEMA {} CASCADE", self.name));
     }
 }
 

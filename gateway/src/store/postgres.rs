@@ -224,15 +224,20 @@ impl PostgresStore {
         Ok(())
     }
 
+    /// The record `query` (taking the media id as `$1`) returns, if any.
+    async fn one_record(&self, query: &str, media_id: Uuid) -> Result<Option<Record>, StoreError> {
+        let row: Option<(Json<Record>,)> = sqlx::query_as(query)
+            .bind(media_id)
+            .fetch_optional(&mut *self.connection().await?)
+            .await
+            .map_err(map_error)?;
+        Ok(row.map(|(Json(record),)| record))
+    }
+
     /// The record of `media_id`, if any.
     pub async fn get(&self, media_id: Uuid) -> Result<Option<Record>, StoreError> {
-        let row: Option<(Json<Record>,)> =
-            sqlx::query_as("SELECT record FROM records WHERE media_id = $1")
-                .bind(media_id)
-                .fetch_optional(&mut *self.connection().await?)
-                .await
-                .map_err(map_error)?;
-        Ok(row.map(|(Json(record),)| record))
+        self.one_record("SELECT record FROM records WHERE media_id = $1", media_id)
+            .await
     }
 
     /// Up to `limit` records with ids after `after`, in id order: a range scan of the key.
@@ -297,13 +302,11 @@ impl PostgresStore {
 
     /// Removes the record of `media_id` and its outbox job; returns the record if it existed.
     pub async fn remove(&self, media_id: Uuid) -> Result<Option<Record>, StoreError> {
-        let row: Option<(Json<Record>,)> =
-            sqlx::query_as("DELETE FROM records WHERE media_id = $1 RETURNING record")
-                .bind(media_id)
-                .fetch_optional(&mut *self.connection().await?)
-                .await
-                .map_err(map_error)?;
-        Ok(row.map(|(Json(record),)| record))
+        self.one_record(
+            "DELETE FROM records WHERE media_id = $1 RETURNING record",
+            media_id,
+        )
+        .await
     }
 
     /// Every call has committed already: nothing to wait for.
