@@ -11,6 +11,9 @@
 //! | no duplicate thumbnail | exactly one thumbnail object per accepted upload |
 //! | no orphan | no raw object left once every job is final (the orphan sweep runs every second past a 2 s grace) |
 //! | no process has a data directory | the gateways' and workers' data directory never exists |
+//!
+//! Beside it: a database outage answers 503 and heals by itself, and presigned thumbnail
+//! URLs (`media.presign`) serve the same bytes straight from S3.
 
 mod support;
 
@@ -151,4 +154,33 @@ async fn a_database_outage_answers_503_and_heals_by_itself() {
     for id in [before, after] {
         assert_eq!(gateway.wait_final(&id).await["state"], "Completed", "{id}");
     }
+}
+
+#[tokio::test]
+async fn presigned_thumbnails_redirect_to_s3_and_serve_the_same_bytes() {
+    let gateway = Gateway::start(Backend::Distributed, "media: {presign: true}").await;
+    let id = gateway.upload_fixture("jpeg-baseline.jpg").await;
+    assert_eq!(gateway.wait_final(&id).await["state"], "Completed");
+    let path = format!("/images/{id}/thumbnail");
+    let redirect = gateway
+        .request(hyper::Method::GET, &path, &[("accept", "image/*")], "")
+        .await;
+    assert_eq!(redirect.status, 307);
+    let location = redirect.header("location").unwrap();
+    assert!(location.contains("X-Amz-Signature="), "{location}");
+    // The presigned URL serves the thumbnail to anyone holding it.
+    let rest = location.strip_prefix("http://").unwrap();
+    let (host, target) = rest.split_at(rest.find('/').unwrap());
+    let answer = support::raw_exchange(
+        host.to_owned(),
+        format!("GET {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").into_bytes(),
+    )
+    .await;
+    assert_eq!(answer.status(), 200);
+    let stored = std::fs::read(gateway.thumbnail_path(&id)).unwrap();
+    assert!(answer.0.ends_with(&stored));
+    // Base64, the default, still comes through the gateway.
+    let base64 = gateway.get(&path).await;
+    assert_eq!(base64.status, 200);
+    assert_eq!(base64.header("content-type").as_deref(), Some("image/jpeg"));
 }

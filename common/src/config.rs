@@ -450,6 +450,11 @@ impl Config {
         {
             return invalid("media.url must be an s3:// URL (or unset for the data directory)");
         }
+        if self.media.presign && self.media.url.is_none() {
+            return invalid(
+                "media.presign needs media.url: only S3 can presign URLs, the data directory cannot",
+            );
+        }
         if self.store.max_connections == 0 {
             return invalid("store.max_connections must be at least 1");
         }
@@ -584,6 +589,22 @@ mod tests {
         assert_eq!(from(file, &ours).as_deref(), Some("postgres://ours/db"));
         let mut config = Config::from_yaml("store: {url: 'mysql://x'}").unwrap();
         assert!(config.validate().is_err());
+        assert!(
+            Config::from_yaml("media: {presign: true}")
+                .unwrap()
+                .validate()
+                .is_err()
+        );
+        assert!(
+            Config::from_yaml("media: {url: 'http://x'}")
+                .unwrap()
+                .validate()
+                .is_err()
+        );
+        Config::from_yaml("media: {url: 's3://bucket', presign: true}")
+            .unwrap()
+            .validate()
+            .unwrap();
         config.store.url = None;
         config.validate().unwrap();
     }
