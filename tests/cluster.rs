@@ -12,8 +12,9 @@
 //! | no orphan | no raw object left once every job is final (the orphan sweep runs every second past a 2 s grace) |
 //! | no process has a data directory | the gateways' and workers' data directory never exists |
 //!
-//! Beside it: a database outage answers 503 and heals by itself, and presigned thumbnail
-//! URLs (`media.presign`) serve the same bytes straight from S3.
+//! Beside it: every combination of record store and media storage (sled or PostgreSQL, the
+//! data directory or S3) serves across a restart, a database outage answers 503 and heals by
+//! itself, and presigned thumbnail URLs (`media.presign`) serve the same bytes from S3.
 
 mod support;
 
@@ -183,4 +184,45 @@ async fn presigned_thumbnails_redirect_to_s3_and_serve_the_same_bytes() {
     let base64 = gateway.get(&path).await;
     assert_eq!(base64.status, 200);
     assert_eq!(base64.header("content-type").as_deref(), Some("image/jpeg"));
+}
+
+#[tokio::test]
+async fn every_combination_of_store_and_media_works() {
+    for (postgres, s3) in [(false, false), (false, true), (true, false), (true, true)] {
+        let topology = support::Topology {
+            rabbitmq: true,
+            postgres,
+            s3,
+        };
+        let mut gateway = Gateway::start_topology(topology, "").await;
+        let ids = [
+            gateway.upload_fixture("png-rgba.png").await,
+            gateway.upload_fixture("jpeg-baseline.jpg").await,
+        ];
+        for id in &ids {
+            let record = gateway.wait_final(id).await;
+            assert_eq!(record["state"], "Completed", "{topology:?}: {record}");
+        }
+        // A restarted gateway finds everything where it was.
+        assert!(gateway.terminate(), "{topology:?}");
+        gateway.spawn().await;
+        gateway.wait_ready().await;
+        let ready = gateway.get("/readyz").await.json();
+        assert_eq!(ready["store"], if postgres { "postgres" } else { "sled" });
+        assert_eq!(ready["storage"], if s3 { "s3" } else { "dir" });
+        for id in &ids {
+            assert_eq!(gateway.thumbnail(id).await.status, 200, "{topology:?}");
+        }
+        let delete = gateway
+            .request(
+                hyper::Method::DELETE,
+                &format!("/images/{}", ids[0]),
+                &[],
+                "",
+            )
+            .await;
+        assert_eq!(delete.status, 204);
+        assert!(!gateway.thumbnail_path(&ids[0]).exists(), "{topology:?}");
+        assert!(gateway.thumbnail_path(&ids[1]).exists(), "{topology:?}");
+    }
 }

@@ -76,6 +76,17 @@ impl Backend {
     }
 }
 
+/// Which distributed back-ends a gateway uses; the others are the embedded defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Topology {
+    /// RabbitMQ and two worker processes, else the in-process queue.
+    pub rabbitmq: bool,
+    /// Records in PostgreSQL, else sled.
+    pub postgres: bool,
+    /// Media in S3, else the data directory.
+    pub s3: bool,
+}
+
 /// Generates, for each `async fn name(backend: Backend)`, a test per back-end:
 /// `embedded::name`, `rabbitmq::name` and `distributed::name`.
 #[macro_export]
@@ -516,18 +527,29 @@ impl Gateway {
     /// Starts a gateway (and on RabbitMQ two workers) with the default configuration plus
     /// `yaml`.
     pub async fn start(backend: Backend, yaml: &str) -> Self {
-        let vhost = backend.is_rabbitmq().then(Vhost::create);
-        let url = vhost.as_ref().map(Vhost::url);
         let distributed = backend == Backend::Distributed;
-        let schema = distributed.then(Schema::create);
-        let s3 = match distributed {
+        let topology = Topology {
+            rabbitmq: backend.is_rabbitmq(),
+            postgres: distributed,
+            s3: distributed,
+        };
+        Self::start_topology(topology, yaml).await
+    }
+
+    /// Starts a gateway on the back-ends `topology` names, each a fresh one of the test's own
+    /// (on RabbitMQ, with two workers).
+    pub async fn start_topology(topology: Topology, yaml: &str) -> Self {
+        let vhost = topology.rabbitmq.then(Vhost::create);
+        let url = vhost.as_ref().map(Vhost::url);
+        let schema = topology.postgres.then(Schema::create);
+        let s3 = match topology.s3 {
             true => Some(S3Server::start().await),
             false => None,
         };
         let env = shared_env(schema.as_ref(), s3.as_ref());
         let mut gateway = Self::launch(url, schema, s3, None, env, yaml).await;
         gateway.vhost = vhost;
-        if backend.is_rabbitmq() {
+        if topology.rabbitmq {
             gateway.start_worker();
             gateway.start_worker();
             gateway.wait_ready().await;
