@@ -91,12 +91,21 @@ pub async fn serve(
     let sole_raw_writer = matches!(store, Store::Sled(_));
     let sole_writer = sole_raw_writer && matches!(queue, Queue::Embedded(_));
     recovery::remove_temp_files(&storage, sole_raw_writer, sole_writer).await?;
-    let grace = if sole_writer {
-        Duration::ZERO
+    if sole_writer {
+        // Nothing else writes: every orphan is one, however young, and none can appear while
+        // the sweep runs, since the gateway does not serve yet.
+        recovery::sweep_orphans(&store, &storage, config.keep_raw, Duration::ZERO).await?;
     } else {
-        Duration::from_secs(config.recovery.orphan_grace_secs)
-    };
-    recovery::sweep_orphans(&store, &storage, config.keep_raw, grace).await?;
+        // Other processes write meanwhile, and a bucket may hold millions of objects: sweep
+        // past the grace period in the background, and serve at once.
+        let (store, storage, keep_raw) = (store.clone(), storage.clone(), config.keep_raw);
+        let grace = Duration::from_secs(config.recovery.orphan_grace_secs);
+        tokio::spawn(async move {
+            if let Err(error) = recovery::sweep_orphans(&store, &storage, keep_raw, grace).await {
+                tracing::error!(%error, "orphan sweep failed");
+            }
+        });
+    }
     let keys = auth::ApiKeys::load(&config.auth)?;
     let metrics = Arc::new(Metrics::new());
     let processing =
