@@ -270,11 +270,12 @@ impl PostgresStore {
         media_id: Uuid,
         mut change: impl FnMut(&mut Record) -> bool + Send,
     ) -> Result<Update, StoreError> {
+        let mut connection = self.connection().await?;
         loop {
             let row: Option<(i64, Json<Record>)> =
                 sqlx::query_as("SELECT version, record FROM records WHERE media_id = $1")
                     .bind(media_id)
-                    .fetch_optional(&mut *self.connection().await?)
+                    .fetch_optional(&mut *connection)
                     .await
                     .map_err(map_error)?;
             let Some((version, Json(mut record))) = row else {
@@ -291,7 +292,7 @@ impl PostgresStore {
             .bind(version)
             .bind(Json(&record))
             .bind(record.state == State::Processing)
-            .execute(&mut *self.connection().await?)
+            .execute(&mut *connection)
             .await
             .map_err(map_error)?;
             if written.rows_affected() == 1 {
