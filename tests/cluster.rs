@@ -114,3 +114,54 @@ async fn every_combination_of_store_and_media_works() {
         assert!(gateway.thumbnail_path(&ids[1]).exists(), "{topology:?}");
     }
 }
+
+/// Writes an object nobody's record points at, as a crash between an object and its record
+/// leaves one; returns its path.
+fn plant_orphan(gateway: &Gateway, folder: &str) -> std::path::PathBuf {
+    let dir = gateway.media_dir().join(folder);
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(uuid::Uuid::now_v7().to_string());
+    std::fs::write(&path, b"left by a crash").unwrap();
+    path
+}
+
+#[tokio::test]
+async fn objects_no_record_needs_are_swept() {
+    // The only writer (embedded queue, sled, the data directory): swept at the restart, however
+    // young.
+    let mut alone = Gateway::start(Backend::Embedded, "").await;
+    let kept = alone.upload_fixture("png-rgb.png").await;
+    alone.wait_final(&kept).await;
+    alone.kill();
+    let orphans = [
+        plant_orphan(&alone, "raw"),
+        plant_orphan(&alone, "thumbnails"),
+    ];
+    alone.spawn().await;
+    for orphan in &orphans {
+        assert!(!orphan.exists(), "{}", orphan.display());
+    }
+    assert!(alone.thumbnail_path(&kept).exists());
+
+    // A fleet (PostgreSQL and S3): swept while serving, once older than the grace period.
+    let yaml = "recovery: {orphan_sweep_secs: 1, orphan_grace_secs: 3}";
+    let fleet = Gateway::start(Backend::Distributed, yaml).await;
+    let kept = fleet.upload_fixture("png-rgb.png").await;
+    fleet.wait_final(&kept).await;
+    let planted = Instant::now();
+    let orphans = [
+        plant_orphan(&fleet, "raw"),
+        plant_orphan(&fleet, "thumbnails"),
+    ];
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        orphans.iter().all(|orphan| orphan.exists()),
+        "swept within the grace period"
+    );
+    for orphan in &orphans {
+        support::wait_gone(orphan).await;
+    }
+    assert!(planted.elapsed() >= Duration::from_secs(3));
+    assert!(fleet.thumbnail_path(&kept).exists());
+    assert_eq!(fleet.thumbnail(&kept).await.status, 200);
+}

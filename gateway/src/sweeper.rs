@@ -45,30 +45,37 @@ pub struct Sweeper {
 impl Sweeper {
     /// Sweeps until `shutdown` fires.
     pub async fn run(self, mut shutdown: Shutdown) {
-        let every = Duration::from_secs(self.config.stuck_after_secs / 4)
+        let stuck_every = Duration::from_secs(self.config.stuck_after_secs / 4)
             .clamp(Duration::from_secs(1), Duration::from_secs(60));
         let orphans_every = Duration::from_secs(self.config.orphan_sweep_secs.max(1));
         let grace = Duration::from_secs(self.config.orphan_grace_secs);
-        let mut last_orphan_sweep = tokio::time::Instant::now();
+        let mut stuck = tokio::time::interval(stuck_every);
+        let mut orphans = tokio::time::interval(orphans_every);
+        for interval in [&mut stuck, &mut orphans] {
+            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        }
+        // Both first ticks are at once: skip them, the start-up recovery has just swept.
+        stuck.tick().await;
+        orphans.tick().await;
         loop {
             tokio::select! {
                 () = shutdown.recv() => return,
-                () = tokio::time::sleep(every) => {}
-            }
-            if let Err(error) = self.sweep().await {
-                tracing::error!(%error, "sweep failed");
-            }
-            if last_orphan_sweep.elapsed() >= orphans_every {
-                last_orphan_sweep = tokio::time::Instant::now();
-                let swept = crate::recovery::sweep_orphans(
-                    &self.store,
-                    &self.storage,
-                    self.keep_raw,
-                    grace,
-                )
-                .await;
-                if let Err(error) = swept {
-                    tracing::error!(%error, "orphan sweep failed");
+                _ = stuck.tick() => {
+                    if let Err(error) = self.sweep().await {
+                        tracing::error!(%error, "sweep failed");
+                    }
+                }
+                _ = orphans.tick() => {
+                    let swept = crate::recovery::sweep_orphans(
+                        &self.store,
+                        &self.storage,
+                        self.keep_raw,
+                        grace,
+                    )
+                    .await;
+                    if let Err(error) = swept {
+                        tracing::error!(%error, "orphan sweep failed");
+                    }
                 }
             }
         }
