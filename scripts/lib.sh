@@ -6,15 +6,20 @@ sudo_if_needed() {
 }
 
 apt_updated=
-# ensure_command COMMAND PACKAGE: installs PACKAGE from Debian's packages unless COMMAND exists.
-ensure_command() {
-  if command -v "$1" >/dev/null 2>&1; then return; fi
-  echo "installing $2 from Debian's packages"
+# apt_install PACKAGE: installs PACKAGE from Debian's packages.
+apt_install() {
+  echo "installing $1 from Debian's packages"
   if [ -z "$apt_updated" ]; then
     sudo_if_needed apt-get update -qq
     apt_updated=1
   fi
-  sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null
+  sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$1" >/dev/null
+}
+
+# ensure_command COMMAND PACKAGE: installs PACKAGE from Debian's packages unless COMMAND exists.
+ensure_command() {
+  if command -v "$1" >/dev/null 2>&1; then return; fi
+  apt_install "$2"
 }
 
 # ensure_python_module MODULE REQUIREMENT: pip-installs REQUIREMENT unless MODULE imports.

@@ -1,4 +1,5 @@
-//! Where raw uploads and thumbnails live on disk, and how they are written.
+//! The data directory's layout, and atomic writes: where raw uploads and thumbnails live on
+//! disk when media storage is the data directory ([`crate::storage::dir`]).
 //!
 //! ```text
 //! <data_dir>/
@@ -22,14 +23,15 @@ pub struct DataDir {
     root: PathBuf,
 }
 
-/// The raw directory's name below the data directory.
-const RAW: &str = "raw";
-/// The thumbnails directory's name below the data directory.
-const THUMBNAILS: &str = "thumbnails";
+/// The raw directory's name below the data directory (and the raw key prefix in S3).
+pub const RAW: &str = "raw";
+/// The thumbnails directory's name below the data directory (and the key prefix in S3).
+pub const THUMBNAILS: &str = "thumbnails";
 
-/// The path of an image's raw file relative to the data directory, as a job carries it.
+/// The path of an image's raw upload relative to the data directory (its key below the
+/// prefix in S3), as a job carries it.
 pub fn raw_relative_path(media_id: Uuid) -> String {
-    format!("{RAW}/{media_id}")
+    crate::storage::Key::raw(media_id).relative()
 }
 
 impl DataDir {
@@ -62,21 +64,6 @@ impl DataDir {
     /// Where thumbnails live.
     pub fn thumbnails_dir(&self) -> PathBuf {
         self.root.join(THUMBNAILS)
-    }
-
-    /// The raw file of an image.
-    pub fn raw_path(&self, media_id: Uuid) -> PathBuf {
-        self.raw_dir().join(media_id.to_string())
-    }
-
-    /// The thumbnail of an image.
-    pub fn thumbnail_path(&self, media_id: Uuid) -> PathBuf {
-        self.thumbnails_dir().join(media_id.to_string())
-    }
-
-    /// Resolves a job's `raw_path` (relative to the data directory): see [`raw_id`].
-    pub fn resolve_raw(&self, relative: &str) -> Option<PathBuf> {
-        raw_id(relative).map(|media_id| self.raw_path(media_id))
     }
 }
 
@@ -139,7 +126,7 @@ mod tests {
         let data = DataDir::new(dir.path());
         data.create().unwrap();
         let id = Uuid::now_v7();
-        let path = data.raw_path(id);
+        let path = data.raw_dir().join(id.to_string());
         write_atomic(&path, b"first").unwrap();
         write_atomic(&path, b"second").unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"second");
@@ -162,14 +149,10 @@ mod tests {
 
     #[test]
     fn resolves_only_raw_ids() {
-        let data = DataDir::new("/data");
         let id = Uuid::now_v7();
-        assert_eq!(
-            data.resolve_raw(&raw_relative_path(id)),
-            Some(data.raw_path(id))
-        );
-        assert_eq!(data.resolve_raw("raw/../../etc/passwd"), None);
-        assert_eq!(data.resolve_raw("/etc/passwd"), None);
-        assert_eq!(data.resolve_raw(&format!("thumbnails/{id}")), None);
+        assert_eq!(raw_id(&raw_relative_path(id)), Some(id));
+        assert_eq!(raw_id("raw/../../etc/passwd"), None);
+        assert_eq!(raw_id("/etc/passwd"), None);
+        assert_eq!(raw_id(&format!("thumbnails/{id}")), None);
     }
 }

@@ -43,8 +43,8 @@ impl Kind {
     /// The folder (or key prefix) of this kind.
     pub fn folder(self) -> &'static str {
         match self {
-            Kind::Raw => "raw",
-            Kind::Thumbnail => "thumbnails",
+            Kind::Raw => crate::files::RAW,
+            Kind::Thumbnail => crate::files::THUMBNAILS,
         }
     }
 }

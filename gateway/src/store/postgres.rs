@@ -128,22 +128,7 @@ impl PostgresStore {
 
     /// Inserts a new record and its job in the outbox, in one transaction.
     pub async fn insert(&self, record: &Record, job: &Job) -> Result<(), StoreError> {
-        let mut connection = self.connection().await?;
-        let mut transaction = connection.begin().await.map_err(map_error)?;
-        sqlx::query("INSERT INTO records (media_id, processing, record) VALUES ($1, $2, $3)")
-            .bind(record.media_id)
-            .bind(record.state == State::Processing)
-            .bind(Json(record))
-            .execute(&mut *transaction)
-            .await
-            .map_err(map_error)?;
-        sqlx::query("INSERT INTO outbox (media_id, job) VALUES ($1, $2)")
-            .bind(job.media_id)
-            .bind(Json(job))
-            .execute(&mut *transaction)
-            .await
-            .map_err(map_error)?;
-        transaction.commit().await.map_err(map_error)
+        self.import(record, Some(job)).await.map(drop)
     }
 
     /// Adds `record` (and `job` to the outbox) unless a record with its id exists, in one

@@ -60,14 +60,26 @@ impl SledStore {
 
     /// Inserts a new record and its job in the outbox, atomically (not yet flushed).
     pub async fn insert(&self, record: &Record, job: &Job) -> Result<(), StoreError> {
+        self.import(record, Some(job)).await.map(drop)
+    }
+
+    /// Adds `record` (and `job` to the outbox) unless a record with its id exists, in one
+    /// transaction; returns whether it was added.
+    pub async fn import(&self, record: &Record, job: Option<&Job>) -> Result<bool, StoreError> {
         let key = record.media_id.as_bytes();
-        let (record, job) = (serde_json::to_vec(record)?, serde_json::to_vec(job)?);
+        let record = serde_json::to_vec(record)?;
+        let job = job.map(serde_json::to_vec).transpose()?;
         (&self.records, &self.outbox)
             .transaction(
-                |(records, outbox)| -> sled::transaction::ConflictableTransactionResult<(), ()> {
+                |(records, outbox)| -> sled::transaction::ConflictableTransactionResult<bool, ()> {
+                    if records.get(key)?.is_some() {
+                        return Ok(false);
+                    }
                     records.insert(key, record.as_slice())?;
-                    outbox.insert(key, job.as_slice())?;
-                    Ok(())
+                    if let Some(job) = &job {
+                        outbox.insert(key, job.as_slice())?;
+                    }
+                    Ok(true)
                 },
             )
             .map_err(|error| match error {
@@ -76,23 +88,6 @@ impl SledStore {
                     unreachable!("the transaction never aborts")
                 }
             })
-    }
-
-    /// Adds `record` (and `job` to the outbox) unless a record with its id exists.
-    pub async fn import(&self, record: &Record, job: Option<&Job>) -> Result<bool, StoreError> {
-        let key = record.media_id.as_bytes();
-        let value = serde_json::to_vec(record)?;
-        if self
-            .records
-            .compare_and_swap(key, None as Option<&[u8]>, Some(value))?
-            .is_err()
-        {
-            return Ok(false);
-        }
-        if let Some(job) = job {
-            self.enqueue(job).await?;
-        }
-        Ok(true)
     }
 
     /// Puts a job in the outbox (to be published again).
