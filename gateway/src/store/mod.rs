@@ -372,12 +372,15 @@ pub mod tests {
     }
 
     #[tokio::test]
-    async fn postgres_hands_each_outbox_job_to_one_publisher() {
+    async fn postgres_gateways_starting_at_once_migrate_once_and_share_the_outbox() {
+        // Two gateways starting together on an empty schema: sqlx's migrator lock lets one
+        // migrate while the other waits, and neither fails.
         let url = fresh_schema().await;
-        let (one, two) = (
-            PostgresStore::connect(&url, 2).await.unwrap(),
-            PostgresStore::connect(&url, 2).await.unwrap(),
+        let (one, two) = tokio::join!(
+            PostgresStore::connect(&url, 2),
+            PostgresStore::connect(&url, 2)
         );
+        let (one, two) = (one.unwrap(), two.unwrap());
         let records: Vec<Record> = (0..10).map(|_| record()).collect();
         for record in &records {
             one.insert(record, &job(record)).await.unwrap();
