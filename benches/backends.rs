@@ -39,8 +39,12 @@ fn record() -> (Record, Job) {
         md5: "0".repeat(32),
         sha256: "0".repeat(64),
         dimensions: Some((4000, 3000)),
+        variants: vec![common::variant::Variant::default_for(
+            &common::config::ThumbnailConfig::default(),
+        )],
+        callback_url: None,
     });
-    let job = Job::new(record.media_id, record.media_type);
+    let job = record.job();
     (record, job)
 }
 

@@ -18,8 +18,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use common::config::{LimitsConfig, ThumbnailConfig};
+use common::config::{LimitsConfig, OutputFormat, ThumbnailConfig};
 use common::media::MediaType;
+use common::message::JobVariant;
+use common::variant::{Fit, Variant};
 
 fn main() {
     let mut args = std::env::args()
@@ -49,24 +51,40 @@ fn main() {
     );
     let startup = vips_startup_ms(repeat);
     println!("vipsthumbnail start-up alone (1×1 PNG): {startup:.1} ms; \"vips net\" subtracts it");
+    let names: Vec<String> = extra_variants()
+        .iter()
+        .map(|v| format!("{} {}", v.variant.name, v.variant.fit.as_str()))
+        .collect();
     println!(
-        "| file | MP | ours ms | of which decode | vips ms | vips net ms | Pillow ms | ours ÷ best | ours MP/s | RSS MB ours / vips / Pillow |"
+        "\"+ each extra\": ms per variant beyond the default, from one run making {} variants ({})",
+        names.len(),
+        names.join(", ")
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!(
+        "| file | MP | ours ms | of which decode | + each extra ms | vips ms | vips net ms | Pillow ms | ours ÷ best | ours MP/s | RSS MB ours / vips / Pillow |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for path in &files {
         let bytes = std::fs::read(path).unwrap();
         let media_type = media_type(path);
         let made = thumbnail(&bytes, media_type);
         let megapixels = f64::from(made.source_width) * f64::from(made.source_height) / 1e6;
+        let extra = extra_variants();
+        let with_extra = median((0..repeat).map(|_| {
+            let start = Instant::now();
+            std::hint::black_box(make(&bytes, media_type, &extra));
+            start.elapsed().as_secs_f64() * 1000.0
+        }));
         let ours = median((0..repeat).map(|_| {
             let start = Instant::now();
             std::hint::black_box(thumbnail(&bytes, media_type));
             start.elapsed().as_secs_f64() * 1000.0
         }));
-        let fit_box = (settings.width, settings.height);
+        let default = [default_variant().variant];
+        let target = |w, h| worker::geometry::largest_scaled(&default, w, h, 4096);
         let decode = median((0..repeat).map(|_| {
             let start = Instant::now();
-            let decoded = worker::decode::decode(&bytes, media_type, &limits, fit_box);
+            let decoded = worker::decode::decode(&bytes, media_type, &limits, &target);
             std::hint::black_box(decoded.unwrap());
             start.elapsed().as_secs_f64() * 1000.0
         }));
@@ -81,8 +99,9 @@ fn main() {
             peak_rss_mb(&pillow_command(path, 1, settings.width)),
         ];
         println!(
-            "| {} | {megapixels:.1} | {ours:.1} | {decode:.1} | {vips:.1} | {vips_net:.1} | {pillow:.1} | {:.2} | {:.0} | {:.0} / {:.0} / {:.0} |",
+            "| {} | {megapixels:.1} | {ours:.1} | {decode:.1} | {:.1} | {vips:.1} | {vips_net:.1} | {pillow:.1} | {:.2} | {:.0} | {:.0} / {:.0} / {:.0} |",
             path.file_name().unwrap().to_string_lossy(),
+            (with_extra - ours) / (extra.len() - 1) as f64,
             ours / best,
             megapixels / (ours / 1000.0),
             rss[0],
@@ -92,9 +111,51 @@ fn main() {
     }
 }
 
-fn thumbnail(bytes: &[u8], media_type: MediaType) -> worker::thumbnail::Thumbnail {
-    let (settings, limits) = (ThumbnailConfig::default(), LimitsConfig::default());
-    worker::thumbnail::make(bytes, media_type, &settings, &limits).unwrap()
+/// The default variant: what an upload that names none gets.
+fn default_variant() -> JobVariant {
+    JobVariant {
+        index: 0,
+        variant: Variant::default_for(&ThumbnailConfig::default()),
+    }
+}
+
+/// The default and three more, as a client asking for several sizes might.
+fn extra_variants() -> Vec<JobVariant> {
+    let default = default_variant().variant;
+    let more = [
+        ("400x300", Fit::Cover, OutputFormat::Webp),
+        ("320x", Fit::Contain, OutputFormat::Auto),
+        ("64x64", Fit::Cover, OutputFormat::Jpeg),
+    ];
+    std::iter::once(default.clone())
+        .chain(more.into_iter().map(|(size, fit, format)| Variant {
+            name: size.to_owned(),
+            size: size.parse().unwrap(),
+            fit,
+            format,
+            ..default.clone()
+        }))
+        .enumerate()
+        .map(|(index, variant)| JobVariant {
+            index: index as u16,
+            variant,
+        })
+        .collect()
+}
+
+fn make(
+    bytes: &[u8],
+    media_type: MediaType,
+    variants: &[JobVariant],
+) -> worker::thumbnail::Thumbnails {
+    let made =
+        worker::thumbnail::make(bytes, media_type, variants, &LimitsConfig::default()).unwrap();
+    assert!(made.variants.iter().all(|(_, made)| made.is_ok()));
+    made
+}
+
+fn thumbnail(bytes: &[u8], media_type: MediaType) -> worker::thumbnail::Thumbnails {
+    make(bytes, media_type, &[default_variant()])
 }
 
 fn media_type(path: &Path) -> MediaType {

@@ -96,11 +96,13 @@ mod resize {
     #[divan::bench(sample_count = 30)]
     fn worker_box_then_lanczos3(bencher: Bencher) {
         let source = photo(SOURCE.0, SOURCE.1);
-        bencher
-            .with_inputs(|| source.clone())
-            .bench_local_values(|image| {
-                worker::resize::resize(image, THUMBNAIL.0, THUMBNAIL.1).unwrap()
-            });
+        let plan = worker::geometry::Plan {
+            width: THUMBNAIL.0,
+            height: THUMBNAIL.1,
+            crop: None,
+            scaled: THUMBNAIL,
+        };
+        bencher.bench_local(|| worker::resize::resize(&source, &plan).unwrap());
     }
 
     #[divan::bench(sample_count = 30)]
@@ -132,8 +134,9 @@ mod bmp {
     fn worker_rows_from_input(bencher: Bencher) {
         let bytes = file();
         let limits = LimitsConfig::default();
-        bencher
-            .bench(|| worker::decode::decode(&bytes, MediaType::Bmp, &limits, (100, 100)).unwrap());
+        bencher.bench(|| {
+            worker::decode::decode(&bytes, MediaType::Bmp, &limits, &|_, _| (100, 56)).unwrap()
+        });
     }
 
     #[divan::bench(sample_count = 30)]

@@ -2,10 +2,13 @@
 //! the inputs the fuzzers once crashed on).
 
 use common::config::{LimitsConfig, ThumbnailConfig};
+use common::message::JobVariant;
+use common::variant::{Fit, Variant};
 use gateway::body::{Base64Stream, EnvelopeParser};
 
-/// The worker's decode → resize → encode path on arbitrary bytes; the first byte picks the
-/// declared media type. It must return, whatever the bytes.
+/// The worker's decode → resize → encode path on arbitrary bytes, making three variants
+/// (contain, cover, fill) from one decode; the first byte picks the declared media type. It
+/// must return, whatever the bytes.
 pub fn thumbnail(data: &[u8]) {
     let Some((&selector, image)) = data.split_first() else {
         return;
@@ -18,7 +21,25 @@ pub fn thumbnail(data: &[u8]) {
         max_metadata_bytes: 64 * 1024,
         ..LimitsConfig::default()
     };
-    let _ = worker::thumbnail::make(image, media_type, &ThumbnailConfig::default(), &limits);
+    let default = Variant::default_for(&ThumbnailConfig::default());
+    let variants: Vec<JobVariant> = [
+        (Fit::Contain, "100x100"),
+        (Fit::Cover, "64x48"),
+        (Fit::Fill, "x30"),
+    ]
+    .into_iter()
+    .enumerate()
+    .map(|(index, (fit, size))| JobVariant {
+        index: index as u16,
+        variant: Variant {
+            name: size.to_owned(),
+            size: size.parse().expect("a valid size"),
+            fit,
+            ..default.clone()
+        },
+    })
+    .collect();
+    let _ = worker::thumbnail::make(image, media_type, &variants, &limits);
 }
 
 /// The gateway's body decoding on arbitrary bytes, fed in chunks of the size the first byte

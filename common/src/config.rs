@@ -44,6 +44,70 @@ pub struct Config {
     pub auth: AuthConfig,
     /// What becomes of jobs that do not finish.
     pub recovery: RecoveryConfig,
+    /// Completion callbacks (webhooks).
+    pub callbacks: CallbacksConfig,
+}
+
+/// Completion callbacks: a signed POST of the record when it becomes final.
+#[derive(Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CallbacksConfig {
+    /// A URL that every record is posted to when final, besides any `callback_url` of its
+    /// upload (which then wins).
+    pub url: Option<String>,
+    /// The Standard Webhooks signing secret (`whsec_` and base64).
+    pub secret: Option<String>,
+    /// A file holding the secret instead (its first line).
+    pub secret_file: Option<PathBuf>,
+    /// Hosts (names or addresses, as written in URLs) that callbacks may reach although they
+    /// resolve to loopback, private, link-local or other internal addresses.
+    pub allowed_hosts: Vec<String>,
+    /// Attempts of one delivery before it is recorded as failed.
+    pub max_attempts: u32,
+    /// Wait before the first retry, in milliseconds; doubled each time, with jitter.
+    pub initial_backoff_ms: u64,
+    /// The longest wait between attempts, in seconds.
+    pub max_backoff_secs: u64,
+    /// Seconds to connect, and for the whole request.
+    pub connect_timeout_secs: u64,
+    /// Seconds for the whole request (connect, send, answer).
+    pub timeout_secs: u64,
+    /// Deliveries in flight at once, per gateway.
+    pub concurrency: usize,
+}
+
+impl Default for CallbacksConfig {
+    fn default() -> Self {
+        Self {
+            url: None,
+            secret: None,
+            secret_file: None,
+            allowed_hosts: Vec::new(),
+            max_attempts: 10,
+            initial_backoff_ms: 1000,
+            max_backoff_secs: 3600,
+            connect_timeout_secs: 5,
+            timeout_secs: 10,
+            concurrency: 16,
+        }
+    }
+}
+
+impl std::fmt::Debug for CallbacksConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallbacksConfig")
+            .field("url", &self.url)
+            .field("secret", &self.secret.as_ref().map(|_| "***"))
+            .field("secret_file", &self.secret_file)
+            .field("allowed_hosts", &self.allowed_hosts)
+            .field("max_attempts", &self.max_attempts)
+            .field("initial_backoff_ms", &self.initial_backoff_ms)
+            .field("max_backoff_secs", &self.max_backoff_secs)
+            .field("connect_timeout_secs", &self.connect_timeout_secs)
+            .field("timeout_secs", &self.timeout_secs)
+            .field("concurrency", &self.concurrency)
+            .finish()
+    }
 }
 
 /// What becomes of jobs that do not finish.
@@ -208,10 +272,16 @@ pub struct LimitsConfig {
     /// Uploads one client (IP address) may make per second, with bursts of twice that;
     /// beyond, 429. 0: no per-client limit.
     pub uploads_per_client_per_second: u32,
+    /// The longest side a client may ask a thumbnail for, in pixels.
+    pub max_thumbnail_side: u32,
+    /// Variants one record may have, asked for at upload and on demand together.
+    pub max_variants: usize,
+    /// The longest `?wait=` a client may ask for, in seconds.
+    pub max_wait_secs: u64,
 }
 
 /// The output format of thumbnails.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum OutputFormat {
     /// PNG for sources with alpha, JPEG otherwise.
@@ -222,6 +292,20 @@ pub enum OutputFormat {
     Png,
     /// Always WebP (lossless).
     Webp,
+}
+
+impl std::str::FromStr for OutputFormat {
+    type Err = ();
+
+    fn from_str(text: &str) -> Result<Self, ()> {
+        match text {
+            "auto" => Ok(OutputFormat::Auto),
+            "jpeg" | "jpg" => Ok(OutputFormat::Jpeg),
+            "png" => Ok(OutputFormat::Png),
+            "webp" => Ok(OutputFormat::Webp),
+            _ => Err(()),
+        }
+    }
 }
 
 /// What thumbnails to make.
@@ -236,6 +320,8 @@ pub struct ThumbnailConfig {
     pub format: OutputFormat,
     /// JPEG quality, 1–100.
     pub jpeg_quality: u8,
+    /// Named variants clients may ask for by name in `sizes`.
+    pub presets: std::collections::BTreeMap<String, crate::variant::Preset>,
 }
 
 /// The workers.
@@ -260,6 +346,7 @@ impl Default for Config {
             worker: WorkerConfig::default(),
             auth: AuthConfig::default(),
             recovery: RecoveryConfig::default(),
+            callbacks: CallbacksConfig::default(),
         }
     }
 }
@@ -281,6 +368,9 @@ impl Default for LimitsConfig {
             max_queued_jobs: 100_000,
             min_free_disk_bytes: 256 * 1024 * 1024,
             uploads_per_client_per_second: 0,
+            max_thumbnail_side: 4096,
+            max_variants: 8,
+            max_wait_secs: 60,
         }
     }
 }
@@ -292,6 +382,7 @@ impl Default for ThumbnailConfig {
             height: 100,
             format: OutputFormat::Auto,
             jpeg_quality: 85,
+            presets: std::collections::BTreeMap::new(),
         }
     }
 }
@@ -462,6 +553,26 @@ impl Config {
             return invalid(
                 "recovery.stuck_after_secs and recovery.max_attempts must be at least 1",
             );
+        }
+        if self.limits.max_thumbnail_side == 0 || self.limits.max_variants == 0 {
+            return invalid("limits.max_thumbnail_side and limits.max_variants must be at least 1");
+        }
+        for (name, preset) in &self.thumbnail.presets {
+            if !crate::variant::is_preset_name(name) {
+                return Err(ConfigError::Invalid(format!(
+                    "thumbnail.presets: `{name}` is not a preset name (1 to 32 of a-z, 0-9, _ and -, starting with a letter)"
+                )));
+            }
+            if crate::variant::check_size(preset.size, &self.limits).is_err()
+                || preset.quality.is_some_and(|q| !(1..=100).contains(&q))
+            {
+                return Err(ConfigError::Invalid(format!(
+                    "thumbnail.presets.{name}: a side over limits.max_thumbnail_side, or a quality outside 1-100"
+                )));
+            }
+        }
+        if self.callbacks.max_attempts == 0 || self.callbacks.concurrency == 0 {
+            return invalid("callbacks.max_attempts and callbacks.concurrency must be at least 1");
         }
         if self.queue.prefix.is_empty() || self.queue.delivery_limit == 0 {
             return invalid(

@@ -29,6 +29,7 @@ pub mod record;
 pub mod shutdown;
 pub mod storage;
 pub mod time;
+pub mod variant;
 
 pub use config::Config;
 pub use media::MediaType;

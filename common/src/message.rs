@@ -12,7 +12,32 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::media::MediaType;
-use crate::record::ThumbnailInfo;
+use crate::record::{ThumbnailInfo, VariantFailure};
+use crate::variant::Variant;
+
+/// One variant a job makes, with its place in the record's `thumbnails` (which names the
+/// object it is stored as).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobVariant {
+    /// Its index in the record's `thumbnails`.
+    pub index: u16,
+    /// What to make.
+    #[serde(flatten)]
+    pub variant: Variant,
+}
+
+/// One variant a worker made, or could not make.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Made {
+    /// Its index in the record's `thumbnails`.
+    pub index: u16,
+    /// Its name.
+    pub name: String,
+    /// The thumbnail written, if it could be made.
+    pub info: Option<ThumbnailInfo>,
+    /// Why not, if it could not.
+    pub error: Option<VariantFailure>,
+}
 
 /// A request to thumbnail one uploaded image.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -24,6 +49,10 @@ pub struct Job {
     /// The raw file, relative to the data directory (e.g. `raw/<media_id>`), so that workers on
     /// other hosts resolve it against their own mount of the shared volume.
     pub raw_path: String,
+    /// The variants to make, from one decode. Empty (a job from before variants existed): the
+    /// configured default, as variant 0.
+    #[serde(default)]
+    pub variants: Vec<JobVariant>,
 }
 
 /// What a worker reports about a job.
@@ -33,6 +62,9 @@ pub struct JobResult {
     pub media_id: Uuid,
     /// What happened.
     pub outcome: Outcome,
+    /// The worker process that did it (`host:pid`), for the record's history.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker: Option<String>,
 }
 
 /// What happened to a job.
@@ -41,14 +73,14 @@ pub struct JobResult {
 pub enum Outcome {
     /// A worker has taken the job.
     Started,
-    /// The thumbnail is written to the thumbnails directory.
+    /// At least one variant is written to media storage.
     Completed {
         /// The source image's width, after EXIF orientation.
         width: u32,
         /// The source image's height, after EXIF orientation.
         height: u32,
-        /// The thumbnail written.
-        thumbnail: ThumbnailInfo,
+        /// Each variant of the job, made or failed.
+        thumbnails: Vec<Made>,
     },
     /// The job cannot succeed (corrupt image, too many pixels, …).
     Failed {
@@ -59,13 +91,30 @@ pub enum Outcome {
     },
 }
 
+/// This process's name in records' histories: `host:pid`.
+pub fn process_name() -> String {
+    static NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    NAME.get_or_init(read_process_name).clone()
+}
+
+fn read_process_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|host| host.trim().to_owned())
+        .filter(|host| !host.is_empty())
+        .unwrap_or_else(|| "unknown".to_owned());
+    format!("{host}:{}", std::process::id())
+}
+
 impl Job {
-    /// The job for an image whose raw file is at the conventional place.
-    pub fn new(media_id: Uuid, media_type: MediaType) -> Self {
+    /// The job making `variants` of an image whose raw file is at the conventional place.
+    pub fn new(media_id: Uuid, media_type: MediaType, variants: Vec<JobVariant>) -> Self {
         Self {
             media_id,
             media_type,
             raw_path: crate::files::raw_relative_path(media_id),
+            variants,
         }
     }
 }
@@ -82,6 +131,7 @@ mod tests {
                 code: 422,
                 message: "corrupt".into(),
             },
+            worker: None,
         };
         let json = serde_json::to_value(&result).unwrap();
         assert_eq!(json["outcome"]["status"], "failed");
@@ -93,7 +143,7 @@ mod tests {
     #[test]
     fn job_points_at_the_raw_directory() {
         let id = Uuid::now_v7();
-        let job = Job::new(id, MediaType::Png);
+        let job = Job::new(id, MediaType::Png, Vec::new());
         assert_eq!(job.raw_path, format!("raw/{id}"));
     }
 }

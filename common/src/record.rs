@@ -9,7 +9,9 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::media::MediaType;
+use crate::message::{Job, Made};
 use crate::time::now_rfc3339;
+use crate::variant::{Fit, Variant};
 
 /// Which part of the system holds the job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -50,6 +52,148 @@ pub struct ThumbnailInfo {
     pub size: u64,
 }
 
+/// How far one variant has come.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VariantState {
+    /// Asked for, not made yet.
+    Processing,
+    /// Made: its facts are filled in.
+    Ready,
+    /// It could not be made; `error` says why.
+    Failed,
+}
+
+/// Why a variant could not be made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VariantFailure {
+    /// HTTP-like status, as a record's `code`.
+    pub code: u16,
+    /// Why, for people.
+    pub message: String,
+}
+
+/// One variant in a record: what was asked for, and what was made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Thumbnail {
+    /// The variant's name, as in `/images/{id}/thumbnails/{name}`.
+    pub name: String,
+    /// How far it has come.
+    pub state: VariantState,
+    /// How the image meets the box.
+    pub fit: Fit,
+    /// Width in pixels, once made.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub width: Option<u32>,
+    /// Height in pixels, once made.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub height: Option<u32>,
+    /// Its format, once made.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub media_type: Option<MediaType>,
+    /// Size of the encoded thumbnail in bytes, once made.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+    /// Where to fetch it.
+    pub url: String,
+    /// Why it failed, if it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<VariantFailure>,
+    /// What was asked for.
+    pub request: Variant,
+}
+
+impl Thumbnail {
+    /// A variant of `media_id` asked for and not made yet.
+    pub fn requested(media_id: Uuid, request: Variant) -> Self {
+        Self {
+            url: format!("/images/{media_id}/thumbnails/{}", request.name),
+            name: request.name.clone(),
+            state: VariantState::Processing,
+            fit: request.fit,
+            width: None,
+            height: None,
+            media_type: None,
+            size: None,
+            error: None,
+            request,
+        }
+    }
+
+    /// The facts of the thumbnail made, when it is ready.
+    pub fn info(&self) -> Option<ThumbnailInfo> {
+        match (
+            self.state,
+            self.media_type,
+            self.width,
+            self.height,
+            self.size,
+        ) {
+            (VariantState::Ready, Some(media_type), Some(width), Some(height), Some(size)) => {
+                Some(ThumbnailInfo {
+                    media_type,
+                    width,
+                    height,
+                    size,
+                })
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Where a record's completion callback stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CallbackState {
+    /// To be delivered once the record is final (and retried until it is, or fails).
+    Pending,
+    /// The receiver answered 2xx.
+    Delivered,
+    /// Given up: a 4xx answer, a refused address, or every attempt failed.
+    Failed,
+}
+
+/// A record's completion callback.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Callback {
+    /// Where the record is posted.
+    pub url: String,
+    /// Where the delivery stands.
+    pub state: CallbackState,
+    /// Attempts made so far.
+    pub attempts: u32,
+    /// The HTTP status of the last answer, if there was one.
+    pub last_status: Option<u16>,
+    /// Why the last attempt failed, if it did.
+    pub last_error: Option<String>,
+    /// When the next attempt is due (RFC 3339), while pending and after a failed attempt.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_attempt_at: Option<String>,
+}
+
+/// One step in a record's history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    /// When it happened (RFC 3339).
+    pub at: String,
+    /// What happened: `accepted`, `queued`, `started`, `completed`, `failed`, `requeued`,
+    /// `variant_requested`, `variant_completed`, `variant_failed`, `callback_delivered`,
+    /// `callback_retry`, `callback_failed`.
+    pub event: String,
+    /// The service that wrote it: `gateway` or `worker`.
+    pub service: Service,
+    /// The process, for a worker (`host:pid`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
+    /// More about it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// The most events a record keeps; older ones beyond the first are dropped.
+pub const MAX_EVENTS: usize = 64;
+
 /// The record of one uploaded image.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Record {
@@ -82,11 +226,21 @@ pub struct Record {
     pub created_at: String,
     /// When the record last changed (RFC 3339).
     pub updated_at: String,
-    /// The thumbnail, once completed.
+    /// The first variant, once completed (for clients that know one thumbnail).
     pub thumbnail: Option<ThumbnailInfo>,
+    /// Every variant, asked for at upload or later on demand, in the order asked.
+    #[serde(default)]
+    pub thumbnails: Vec<Thumbnail>,
+    /// The completion callback, if one was asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callback: Option<Callback>,
     /// How many times the job has been queued (more than once when it got stuck).
     #[serde(default = "one")]
     pub attempts: u32,
+    /// The record's history, oldest first; served by `/images/{id}/events`, left out of the
+    /// record's own representation by [`Record::public`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub events: Vec<Event>,
 }
 
 fn one() -> u32 {
@@ -110,6 +264,10 @@ pub struct NewUpload {
     pub sha256: String,
     /// Dimensions read from the header at upload, when readable there.
     pub dimensions: Option<(u32, u32)>,
+    /// The variants to make (at least one).
+    pub variants: Vec<Variant>,
+    /// Where to post the record when final, if anywhere.
+    pub callback_url: Option<String>,
 }
 
 impl Record {
@@ -132,12 +290,164 @@ impl Record {
             created_at: now.clone(),
             updated_at: now,
             thumbnail: None,
+            thumbnails: upload
+                .variants
+                .into_iter()
+                .map(|variant| Thumbnail::requested(upload.media_id, variant))
+                .collect(),
+            callback: upload.callback_url.map(|url| Callback {
+                url,
+                state: CallbackState::Pending,
+                attempts: 0,
+                last_status: None,
+                last_error: None,
+                next_attempt_at: None,
+            }),
             attempts: 1,
+            events: vec![Event::new("accepted", Service::Gateway, None)],
         }
     }
 
     /// Whether the record has reached a final state.
     pub fn is_final(&self) -> bool {
         self.state != State::Processing
+    }
+
+    /// Whether some work is still to be done: the job, or a variant asked for on demand.
+    pub fn needs_work(&self) -> bool {
+        !self.is_final()
+            || self
+                .thumbnails
+                .iter()
+                .any(|t| t.state == VariantState::Processing)
+    }
+
+    /// The job that does what is left: every variant while the record is processing, the
+    /// variants still processing once it is final. A record from before variants existed
+    /// makes the configured default (an empty list).
+    pub fn job(&self) -> Job {
+        let variants = self
+            .thumbnails
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| !self.is_final() || t.state == VariantState::Processing)
+            .map(|(index, t)| crate::message::JobVariant {
+                index: u16::try_from(index).unwrap_or(u16::MAX),
+                variant: t.request.clone(),
+            })
+            .collect();
+        Job::new(self.media_id, self.media_type, variants)
+    }
+
+    /// When the completion callback is due, if it is: once the record is final, while the
+    /// delivery is pending (at once, or at the time of its next attempt).
+    pub fn callback_due(&self) -> Option<String> {
+        let callback = self.callback.as_ref()?;
+        (self.is_final() && callback.state == CallbackState::Pending).then(|| {
+            callback
+                .next_attempt_at
+                .clone()
+                .unwrap_or_else(|| self.updated_at.clone())
+        })
+    }
+
+    /// Adds an event to the history (keeping the first and the latest when it is long).
+    pub fn push_event(&mut self, event: Event) {
+        if self.events.len() >= MAX_EVENTS {
+            self.events.remove(1);
+        }
+        self.events.push(event);
+    }
+
+    /// Whether variant `index` was made (and its object is needed). A record from before
+    /// variants existed has its one thumbnail as variant 0.
+    pub fn has_made(&self, index: u16) -> bool {
+        match self.thumbnails.get(usize::from(index)) {
+            Some(entry) => entry.state == VariantState::Ready,
+            None => self.thumbnails.is_empty() && index == 0 && self.thumbnail.is_some(),
+        }
+    }
+
+    /// The record as the API shows it: without its history.
+    pub fn public(mut self) -> Self {
+        self.events = Vec::new();
+        self
+    }
+
+    /// Applies the variants a worker made. A processing record becomes completed, with the
+    /// first variant as `thumbnail`; in a final record, only variants still processing (asked
+    /// for on demand) change. Returns whether anything changed.
+    pub fn apply_made(&mut self, made: &[Made], width: u32, height: u32) -> bool {
+        let (mut changed, is_final) = (false, self.is_final());
+        for made in made {
+            let Some(entry) = self.thumbnails.get_mut(usize::from(made.index)) else {
+                continue;
+            };
+            if entry.name != made.name || (is_final && entry.state != VariantState::Processing) {
+                continue;
+            }
+            match (&made.info, &made.error) {
+                (Some(info), _) => {
+                    entry.state = VariantState::Ready;
+                    entry.width = Some(info.width);
+                    entry.height = Some(info.height);
+                    entry.media_type = Some(info.media_type);
+                    entry.size = Some(info.size);
+                    entry.error = None;
+                }
+                (None, Some(error)) => {
+                    entry.state = VariantState::Failed;
+                    entry.error = Some(error.clone());
+                }
+                (None, None) => continue,
+            }
+            changed = true;
+        }
+        if !self.is_final() {
+            self.state = State::Completed;
+            self.code = CODE_COMPLETED;
+            self.message = "thumbnail ready".to_owned();
+            self.width = Some(width);
+            self.height = Some(height);
+            self.thumbnail = self.thumbnails.first().and_then(Thumbnail::info);
+            changed = true;
+        }
+        changed
+    }
+
+    /// Records a failure of the job: a processing record becomes `Error`; in a final record,
+    /// the variants still processing fail. Returns whether anything changed.
+    pub fn fail(&mut self, code: u16, message: &str) -> bool {
+        let mut changed = false;
+        for entry in &mut self.thumbnails {
+            if entry.state == VariantState::Processing {
+                entry.state = VariantState::Failed;
+                entry.error = Some(VariantFailure {
+                    code,
+                    message: message.to_owned(),
+                });
+                changed = true;
+            }
+        }
+        if !self.is_final() {
+            self.state = State::Error;
+            self.code = code;
+            self.message = message.to_owned();
+            changed = true;
+        }
+        changed
+    }
+}
+
+impl Event {
+    /// An event happening now.
+    pub fn new(event: &str, service: Service, message: Option<String>) -> Self {
+        Self {
+            at: now_rfc3339(),
+            event: event.to_owned(),
+            service,
+            by: None,
+            message,
+        }
     }
 }

@@ -1,6 +1,8 @@
 //! Every error the API answers, and the one place where each becomes an HTTP response.
 //!
-//! The body is always `{"error": {"code": "<slug>", "message": "<text>"}}`.
+//! The body is always `{"error": {"code": "<slug>", "message": "<text>"}}`, with
+//! `parameter` naming the parameter at fault where there is one, and `variants` listing the
+//! variants that exist for `unknown_variant`.
 
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -108,6 +110,26 @@ pub enum ApiError {
     /// The thumbnail is not made yet.
     #[error("the thumbnail of {0} is still processing")]
     Processing(uuid::Uuid),
+    /// A variant parameter cannot be used.
+    #[error("{0}")]
+    InvalidVariant(common::variant::VariantError),
+    /// A callback URL that callbacks may not reach, or callbacks are off.
+    #[error("callback_url: {0}")]
+    CallbackNotAllowed(String),
+    /// No variant of that name, and none can be made on demand.
+    #[error("{message}")]
+    UnknownVariant {
+        /// Why, with the variants that exist.
+        message: String,
+        /// The variants that exist.
+        variants: Vec<String>,
+    },
+    /// The record has as many variants as it may.
+    #[error("this image has {0} variants, the most one may have")]
+    TooManyVariants(usize),
+    /// The variant could not be made.
+    #[error("the variant failed: {0}")]
+    VariantFailed(String),
     /// The job failed, so there is no thumbnail.
     #[error("the job failed: {0}")]
     JobFailed(String),
@@ -187,6 +209,11 @@ impl ApiError {
             ApiError::NoRoute => (StatusCode::NOT_FOUND, "no_route"),
             ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             ApiError::Processing(_) => (StatusCode::CONFLICT, "processing"),
+            ApiError::InvalidVariant(_) => (StatusCode::BAD_REQUEST, "invalid_parameter"),
+            ApiError::CallbackNotAllowed(_) => (StatusCode::BAD_REQUEST, "callback_not_allowed"),
+            ApiError::UnknownVariant { .. } => (StatusCode::NOT_FOUND, "unknown_variant"),
+            ApiError::TooManyVariants(_) => (StatusCode::BAD_REQUEST, "too_many_variants"),
+            ApiError::VariantFailed(_) => (StatusCode::UNPROCESSABLE_ENTITY, "variant_failed"),
             ApiError::JobFailed(_) => (StatusCode::UNPROCESSABLE_ENTITY, "job_failed"),
             ApiError::NotReady(_) => (StatusCode::SERVICE_UNAVAILABLE, "not_ready"),
             ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
@@ -213,7 +240,16 @@ impl ApiError {
     /// The error's JSON body.
     fn body(&self) -> serde_json::Value {
         let (_, code) = self.status_and_code();
-        json!({ "error": { "code": code, "message": self.to_string() } })
+        let mut error = json!({ "code": code, "message": self.to_string() });
+        match self {
+            ApiError::InvalidVariant(variant) => {
+                error["parameter"] = json!(variant.parameter);
+            }
+            ApiError::CallbackNotAllowed(_) => error["parameter"] = json!("callback_url"),
+            ApiError::UnknownVariant { variants, .. } => error["variants"] = json!(variants),
+            _ => {}
+        }
+        json!({ "error": error })
     }
 
     /// The header the error adds to its response, if any.
@@ -278,6 +314,9 @@ pub enum GatewayError {
     /// The API keys cannot be loaded.
     #[error("auth: {0}")]
     Auth(String),
+    /// Callbacks cannot be set up.
+    #[error(transparent)]
+    Callbacks(#[from] crate::callbacks::CallbackError),
     /// The listen address cannot be bound (in use, not local, not permitted).
     #[error("cannot listen on {address}: {source}")]
     Listen {

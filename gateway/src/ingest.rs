@@ -13,6 +13,7 @@
 use common::config::LimitsConfig;
 use common::media::{MediaType, Sniffed, sniff};
 use common::record::{NewUpload, Record};
+use common::variant::Variant;
 use md5::Md5;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -20,11 +21,22 @@ use worker::ThumbnailError;
 
 use crate::error::ApiError;
 
+/// What the client asked for besides the bytes, checked.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// The client's file name.
+    pub name: Option<String>,
+    /// The variants to make.
+    pub variants: Vec<Variant>,
+    /// Where to post the record when final.
+    pub callback_url: Option<String>,
+}
+
 /// Checks an upload; returns its new record (not yet in the store).
 pub fn ingest(
     bytes: &[u8],
     declared: MediaType,
-    name: Option<String>,
+    request: Request,
     limits: &LimitsConfig,
 ) -> Result<Record, ApiError> {
     match sniff(bytes) {
@@ -50,11 +62,13 @@ pub fn ingest(
     Ok(Record::new(NewUpload {
         media_id,
         media_type: declared,
-        name,
+        name: request.name,
         size: bytes.len() as u64,
         md5: hex(&Md5::digest(bytes)),
         sha256: hex(&Sha256::digest(bytes)),
         dimensions,
+        variants: request.variants,
+        callback_url: request.callback_url,
     }))
 }
 
@@ -90,7 +104,11 @@ mod tests {
         let error = ingest(
             b"%PDF-1.7\n%\xe2\xe3",
             MediaType::Png,
-            None,
+            Request {
+                name: None,
+                variants: Vec::new(),
+                callback_url: None,
+            },
             &LimitsConfig::default(),
         )
         .unwrap_err();

@@ -7,7 +7,8 @@
 //!   and its job ([`store`], one transaction, flushed), answers 202.
 //! - [`outbox`]: publishes the job to the queue, and takes it out once confirmed.
 //! - a worker (the `worker` crate, in-process or remote) makes the thumbnail.
-//! - [`results`]: applies the worker's result to the record, flushes, acks.
+//! - [`results`]: applies the worker's result to the record, flushes, acks; wakes the
+//!   requests waiting for it ([`waiters`]) and the [`callbacks`] deliverer.
 //! - [`routes::record`], [`routes::thumbnail`], [`routes::list`], [`routes::delete`] serve
 //!   what was made.
 //!
@@ -18,6 +19,7 @@
 pub mod admission;
 pub mod auth;
 pub mod body;
+pub mod callbacks;
 pub mod error;
 pub mod ingest;
 pub mod memory;
@@ -32,6 +34,7 @@ pub mod server;
 pub mod state;
 pub mod store;
 pub mod sweeper;
+pub mod waiters;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -107,7 +110,19 @@ pub async fn serve(
         });
     }
     let keys = auth::ApiKeys::load(&config.auth)?;
+    let signer = callbacks::load_secret(&config.callbacks)?;
+    if config.callbacks.url.is_some() && signer.is_none() {
+        return Err(GatewayError::Callbacks(callbacks::CallbackError::Secret(
+            "callbacks.url is set but there is no secret to sign with".to_owned(),
+        )));
+    }
+    let callback_settings = callbacks::Settings {
+        enabled: signer.is_some(),
+        allowed: callbacks::address::Allowed::new(&config.callbacks.allowed_hosts),
+    };
     let metrics = Arc::new(Metrics::new());
+    let waiters = waiters::Waiters::default();
+    let deliveries = callbacks::Wake::default();
     let processing =
         recovery::requeue(&store, queue.is_durable(), &config.recovery, &metrics).await?;
     store.flush().await?;
@@ -117,7 +132,12 @@ pub async fn serve(
         storage: storage.clone(),
         config: Arc::clone(&config),
         metrics: Arc::clone(&metrics),
+        waiters: waiters.clone(),
+        deliveries: deliveries.clone(),
     };
+    if let Store::Postgres(postgres) = &store {
+        tokio::spawn(postgres.clone().forward_finals(waiters.clone()));
+    }
     let results_task = tokio::spawn(results.clone().run(queue.consume_results().await?));
     let dead_task = queue
         .consume_dead_jobs()
@@ -131,6 +151,14 @@ pub async fn serve(
         ))),
         Queue::Amqp(_) => None,
     };
+    let deliverer = callbacks::Deliverer::new(
+        store.clone(),
+        &config.callbacks,
+        signer,
+        Arc::clone(&metrics),
+        deliveries,
+    )?;
+    let delivering = tokio::spawn(deliverer.run(stop.clone()));
     let outbox = Outbox::new(store.clone(), queue.clone());
     let publisher = tokio::spawn(outbox.clone().run(stop.clone()));
     outbox.wake();
@@ -163,6 +191,8 @@ pub async fn serve(
         storage,
         metrics,
         outbox,
+        waiters,
+        callbacks: callback_settings,
     };
     tracing::info!(
         address = %listener.local_addr()?,
@@ -198,6 +228,7 @@ pub async fn serve(
     }
     log_task_end("outbox publisher", publisher).await;
     log_task_end("sweeper", sweeper).await;
+    log_task_end("callback deliverer", delivering).await;
     // RabbitMQ: stop consuming (unacked results go back to the broker). Embedded: every queue
     // handle is gone once this one is dropped, so the results queue closes once drained.
     queue.close().await;

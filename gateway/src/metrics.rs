@@ -20,6 +20,13 @@ pub struct Finish {
     pub state: &'static str,
 }
 
+/// The label of a callback delivery attempt.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Delivery {
+    /// `delivered`, `retry` (to be tried again) or `failed` (given up).
+    pub outcome: &'static str,
+}
+
 /// The gateway's metrics.
 #[derive(Debug)]
 pub struct Metrics {
@@ -34,6 +41,10 @@ pub struct Metrics {
     pub jobs_processing: Gauge,
     /// Final results that changed nothing: their record was already final or deleted.
     pub results_discarded: Counter,
+    /// Callback delivery attempts, by outcome.
+    pub callback_deliveries: Family<Delivery, Counter>,
+    /// Requests waiting (`?wait=`) for a record to become final.
+    pub waiting_requests: Gauge,
 }
 
 impl Metrics {
@@ -45,6 +56,18 @@ impl Metrics {
         let jobs_finished = Family::<Finish, Counter>::default();
         let jobs_processing = Gauge::default();
         let results_discarded = Counter::default();
+        let callback_deliveries = Family::<Delivery, Counter>::default();
+        let waiting_requests = Gauge::default();
+        registry.register(
+            "callback_deliveries",
+            "Callback delivery attempts, by outcome",
+            callback_deliveries.clone(),
+        );
+        registry.register(
+            "waiting_requests",
+            "Requests waiting for a record to become final",
+            waiting_requests.clone(),
+        );
         registry.register(
             "uploads_accepted",
             "Uploads accepted (202)",
@@ -73,6 +96,8 @@ impl Metrics {
         Self {
             registry,
             results_discarded,
+            callback_deliveries,
+            waiting_requests,
             uploads_accepted,
             uploads_refused,
             jobs_finished,

@@ -16,8 +16,7 @@
 //! the source first (sled refuses a second process anyway); the target may be live.
 
 use common::config::Config;
-use common::message::Job;
-use common::record::{Record, State};
+use common::record::{Record, VariantState};
 use common::storage::{Key, Storage, StorageError};
 use sha2::{Digest, Sha256};
 
@@ -112,6 +111,22 @@ pub async fn migrate(from: &Config, to: &Config) -> Result<Report, GatewayError>
     Ok(report)
 }
 
+/// The indexes of the variants of `record` that were made (a record from before variants
+/// existed has its one thumbnail as variant 0).
+fn made_variants(record: &Record) -> Vec<u16> {
+    if record.thumbnails.is_empty() {
+        return if record.thumbnail.is_some() {
+            vec![0]
+        } else {
+            Vec::new()
+        };
+    }
+    (0..record.thumbnails.len())
+        .filter(|&index| record.thumbnails[index].state == VariantState::Ready)
+        .filter_map(|index| u16::try_from(index).ok())
+        .collect()
+}
+
 /// Copies one record's objects, verified, then the record.
 async fn copy(
     record: &Record,
@@ -130,24 +145,21 @@ async fn copy(
         }
         None => report.raw_absent += 1,
     }
-    if record.thumbnail.is_some() {
+    for index in made_variants(record) {
+        let key = Key::variant(id, index);
         let thumbnail = source
             .storage
-            .get(Key::thumbnail(id))
+            .get(key)
             .await?
             .ok_or(RecordError::MissingThumbnail)?;
         let expected = sha256(&thumbnail);
-        target.storage.put(Key::thumbnail(id), thumbnail).await?;
-        let back = target
-            .storage
-            .get(Key::thumbnail(id))
-            .await?
-            .unwrap_or_default();
+        target.storage.put(key, thumbnail).await?;
+        let back = target.storage.get(key).await?.unwrap_or_default();
         if sha256(&back) != expected {
-            return Err(RecordError::Mismatch("the thumbnail"));
+            return Err(RecordError::Mismatch("a thumbnail"));
         }
     }
-    let job = (record.state == State::Processing).then(|| Job::new(id, record.media_type));
+    let job = record.needs_work().then(|| record.job());
     target.store.import(record, job.as_ref()).await?;
     Ok(())
 }

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::queue::Queue;
+use common::record::{Event, Service};
 use common::shutdown::Shutdown;
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
@@ -72,6 +73,26 @@ impl Outbox {
         }
     }
 
+    /// Adds `queued` to the record's history (unless a worker has already started it). The
+    /// history is for people: a failure here is logged, not retried.
+    async fn note_queued(&self, media_id: uuid::Uuid) {
+        let noted = self
+            .store
+            .update(media_id, |record| {
+                if record.events.last().is_some_and(|e| {
+                    e.event != "accepted" && e.event != "requeued" && e.event != "variant_requested"
+                }) {
+                    return false;
+                }
+                record.push_event(Event::new("queued", Service::Gateway, None));
+                true
+            })
+            .await;
+        if let Err(error) = noted {
+            tracing::debug!(%media_id, %error, "cannot note a job queued");
+        }
+    }
+
     /// Publishes one batch; returns how many were published.
     async fn publish_round(&self) -> Result<usize, String> {
         let jobs = self.store.outbox(BATCH).await.map_err(|e| e.to_string())?;
@@ -91,6 +112,7 @@ impl Outbox {
                         .published(media_id)
                         .await
                         .map_err(|e| e.to_string())?;
+                    self.note_queued(media_id).await;
                     published += 1;
                 }
                 Err(error) => failure = Some(error),

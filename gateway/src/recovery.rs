@@ -10,7 +10,8 @@
 //!   is harmless (see [`crate::results`]).
 //! - What the crash left behind is removed: temporary files of interrupted writes, raw uploads
 //!   of records that are final (unless `keep_raw`) or gone, thumbnails of records that are
-//!   gone (a DELETE interrupted between the record and its objects). The sweeper does the
+//!   gone (a DELETE interrupted between the record and its objects), variants a final record
+//!   never recorded as made. The sweeper does the
 //!   same every `recovery.orphan_sweep_secs`, sparing objects younger than
 //!   `recovery.orphan_grace_secs` that another process may be writing.
 
@@ -18,9 +19,8 @@ use std::time::{Duration, SystemTime};
 
 use common::config::RecoveryConfig;
 use common::files;
-use common::message::Job;
-use common::record::{Service, State};
-use common::storage::{Key, Kind, Listed, Storage};
+use common::record::{Event, Service, State};
+use common::storage::{Kind, Listed, Storage};
 use common::time::now_rfc3339;
 
 use crate::error::GatewayError;
@@ -39,7 +39,12 @@ pub async fn requeue(
     let mut processing = 0;
     for record in store.processing().await? {
         if queue_is_durable {
-            processing += 1;
+            processing += usize::from(!record.is_final());
+            continue;
+        }
+        if record.is_final() {
+            // Variants asked for on demand: their job goes round again.
+            store.enqueue(&record.job()).await?;
             continue;
         }
         let update = store
@@ -50,29 +55,33 @@ pub async fn requeue(
                 current.updated_at = now_rfc3339();
                 current.service = Service::Gateway;
                 if current.attempts >= recovery.max_attempts {
-                    current.state = State::Error;
-                    current.code = 500;
-                    current.message = format!(
+                    let message = format!(
                         "the service stopped while processing this image on each of {} attempts",
                         current.attempts
                     );
+                    current.fail(500, &message);
+                    current.push_event(Event::new("failed", Service::Gateway, Some(message)));
                 } else {
                     current.attempts += 1;
                     current.message = format!(
                         "queued again after a restart (attempt {})",
                         current.attempts
                     );
+                    let message = Some(current.message.clone());
+                    current.push_event(Event::new("requeued", Service::Gateway, message));
                 }
                 true
             })
             .await?;
-        if matches!(&update, Update::Changed(record) if record.state == State::Error) {
-            tracing::error!(media_id = %record.media_id, "a job was in flight at every crash; recorded as failed");
-        } else {
-            store
-                .enqueue(&Job::new(record.media_id, record.media_type))
-                .await?;
-            processing += 1;
+        match update {
+            Update::Changed(record) if record.state == State::Error => {
+                tracing::error!(media_id = %record.media_id, "a job was in flight at every crash; recorded as failed");
+            }
+            Update::Changed(record) | Update::Unchanged(record) => {
+                store.enqueue(&record.job()).await?;
+                processing += 1;
+            }
+            Update::Missing => {}
         }
     }
     metrics
@@ -129,17 +138,16 @@ pub async fn sweep_orphans(
     let mut removed = 0;
     for kind in [Kind::Raw, Kind::Thumbnail] {
         for listed in storage.list(kind).await?.iter().filter(|l| old_enough(l)) {
-            let orphan = match store.get(listed.media_id).await? {
+            let key = listed.key;
+            let orphan = match store.get(key.media_id).await? {
                 None => true,
-                Some(record) => kind == Kind::Raw && record.is_final() && !keep_raw,
+                Some(record) if kind == Kind::Raw => !record.needs_work() && !keep_raw,
+                // A variant never recorded as made: a failed job's, or one the record no
+                // longer has.
+                Some(record) => !record.has_made(key.variant) && !record.needs_work(),
             };
             if orphan {
-                storage
-                    .delete(Key {
-                        kind,
-                        media_id: listed.media_id,
-                    })
-                    .await?;
+                storage.delete(key).await?;
                 removed += 1;
             }
         }

@@ -7,8 +7,9 @@
 //! | result | record | action |
 //! |---|---|---|
 //! | started | processing, held by the gateway | `service: worker`, flushed |
-//! | completed / failed | processing | made final, flushed; raw file removed unless `keep_raw` |
-//! | completed | already final but not completed, or deleted | the thumbnail is an orphan: removed |
+//! | completed / failed | processing | made final, flushed, waiters and the callback deliverer woken; raw file removed unless `keep_raw` |
+//! | completed / failed | final, with variants asked for on demand | those variants made ready or failed |
+//! | completed | final without them, or deleted | variants the record does not have as made are orphans: removed |
 //! | any | already final | ignored |
 //!
 //! Jobs dead-lettered by RabbitMQ (their worker died on every delivery) arrive on their own
@@ -17,7 +18,7 @@
 use common::config::Config;
 use common::message::{Job, JobResult, Outcome};
 use common::queue::{Consumer, Delivery};
-use common::record::{CODE_COMPLETED, Record, Service, State};
+use common::record::{Event, Service, State};
 use common::storage::{Key, Storage};
 use common::time::now_rfc3339;
 use std::sync::Arc;
@@ -25,8 +26,10 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
+use crate::callbacks::Wake;
 use crate::metrics::{Finish, Metrics};
 use crate::store::{Store, StoreError, Update};
+use crate::waiters::Waiters;
 
 /// What the results path needs.
 #[derive(Debug, Clone)]
@@ -39,6 +42,10 @@ pub struct Results {
     pub config: Arc<Config>,
     /// The metrics.
     pub metrics: Arc<Metrics>,
+    /// The requests waiting for records to become final.
+    pub waiters: Waiters,
+    /// The callback deliverer, woken when a record becomes final.
+    pub deliveries: Wake,
 }
 
 /// How many results are applied at once (their flushes share fsyncs).
@@ -79,6 +86,7 @@ impl Results {
                         self.config.queue.delivery_limit
                     ),
                 },
+                worker: None,
             };
             self.settle_delivery(delivery, &result).await;
         }
@@ -103,6 +111,10 @@ impl Results {
     /// Applies one result to its record.
     pub async fn apply(&self, result: &JobResult) -> Result<(), StoreError> {
         let media_id = result.media_id;
+        let event = |name: &str, message: Option<String>| Event {
+            by: result.worker.clone(),
+            ..Event::new(name, Service::Worker, message)
+        };
         match &result.outcome {
             Outcome::Started => {
                 let update = self
@@ -114,6 +126,7 @@ impl Results {
                             record.service = Service::Worker;
                             record.message = "a worker is making the thumbnail".to_owned();
                             record.updated_at = now_rfc3339();
+                            record.push_event(event("started", None));
                         }
                         take
                     })
@@ -127,40 +140,82 @@ impl Results {
             Outcome::Completed {
                 width,
                 height,
-                thumbnail,
+                thumbnails,
             } => {
+                let mut became_final = false;
                 let update = self
-                    .finish(media_id, |record| {
-                        record.state = State::Completed;
-                        record.code = CODE_COMPLETED;
-                        record.message = "thumbnail ready".to_owned();
-                        record.width = Some(*width);
-                        record.height = Some(*height);
-                        record.thumbnail = Some(thumbnail.clone());
+                    .store
+                    .update(media_id, |record| {
+                        let was_final = record.is_final();
+                        if !record.apply_made(thumbnails, *width, *height) {
+                            return false;
+                        }
+                        became_final = !was_final;
+                        record.service = Service::Worker;
+                        record.updated_at = now_rfc3339();
+                        for made in thumbnails {
+                            let (name, message) = match (&made.error, was_final) {
+                                (None, true) => ("variant_completed", made.name.clone()),
+                                (Some(error), _) => (
+                                    "variant_failed",
+                                    format!("{}: {}", made.name, error.message),
+                                ),
+                                (None, false) => continue,
+                            };
+                            record.push_event(event(name, Some(message)));
+                        }
+                        if !was_final {
+                            record.push_event(event("completed", None));
+                        }
+                        true
                     })
                     .await?;
                 match update {
-                    Update::Changed(_) => self.settle(media_id, "completed").await?,
-                    Update::Unchanged(record) if record.state == State::Completed => {
-                        self.metrics.results_discarded.inc();
+                    Update::Changed(_) if became_final => {
+                        self.settle(media_id, "completed").await?
                     }
-                    Update::Missing | Update::Unchanged(_) => {
-                        tracing::debug!(%media_id, "removing an orphan thumbnail");
+                    Update::Changed(_) => self.store.flush().await?,
+                    Update::Unchanged(record) => {
+                        // Made again after the record took them (a job run twice), or for a
+                        // record that failed meanwhile: what it does not need is an orphan.
                         self.metrics.results_discarded.inc();
-                        self.remove(Key::thumbnail(media_id)).await;
+                        for made in thumbnails.iter().filter(|m| !record.has_made(m.index)) {
+                            self.remove(Key::variant(media_id, made.index)).await;
+                        }
+                    }
+                    Update::Missing => {
+                        tracing::debug!(%media_id, "removing the thumbnails of a deleted record");
+                        self.metrics.results_discarded.inc();
+                        for made in thumbnails {
+                            self.remove(Key::variant(media_id, made.index)).await;
+                        }
                     }
                 }
             }
             Outcome::Failed { code, message } => {
+                let mut became_final = false;
                 let update = self
-                    .finish(media_id, |record| {
-                        record.state = State::Error;
-                        record.code = *code;
-                        record.message = message.clone();
+                    .store
+                    .update(media_id, |record| {
+                        let was_final = record.is_final();
+                        if !record.fail(*code, message) {
+                            return false;
+                        }
+                        became_final = !was_final;
+                        record.service = Service::Worker;
+                        record.updated_at = now_rfc3339();
+                        let name = if was_final {
+                            "variant_failed"
+                        } else {
+                            "failed"
+                        };
+                        record.push_event(event(name, Some(message.clone())));
+                        true
                     })
                     .await?;
                 match update {
-                    Update::Changed(_) => self.settle(media_id, "error").await?,
+                    Update::Changed(_) if became_final => self.settle(media_id, "error").await?,
+                    Update::Changed(_) => self.store.flush().await?,
                     Update::Missing | Update::Unchanged(_) => {
                         self.metrics.results_discarded.inc();
                     }
@@ -168,25 +223,6 @@ impl Results {
             }
         }
         Ok(())
-    }
-
-    /// Makes a processing record final with `change`; a final or missing record is left alone.
-    async fn finish(
-        &self,
-        media_id: uuid::Uuid,
-        change: impl Fn(&mut Record) + Send + Sync,
-    ) -> Result<Update, StoreError> {
-        self.store
-            .update(media_id, |record| {
-                if record.is_final() {
-                    return false;
-                }
-                change(record);
-                record.service = Service::Worker;
-                record.updated_at = now_rfc3339();
-                true
-            })
-            .await
     }
 
     /// Removes an object nothing needs any more; a failure is logged (the orphan sweep
@@ -197,9 +233,16 @@ impl Results {
         }
     }
 
-    /// After a record became final: flush, count, and drop the raw file unless kept.
+    /// After a record became final: flush, wake its waiters and the callback deliverer,
+    /// count, and drop the raw file unless kept.
     async fn settle(&self, media_id: uuid::Uuid, state: &'static str) -> Result<(), StoreError> {
         self.store.flush().await?;
+        self.waiters.notify(media_id);
+        if let Err(error) = self.store.announce_final(media_id).await {
+            // Waiters on other gateways read the record again within a few seconds anyway.
+            tracing::debug!(%error, "cannot announce a final record");
+        }
+        self.deliveries.wake();
         self.metrics.jobs_processing.dec();
         self.metrics
             .jobs_finished

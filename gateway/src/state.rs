@@ -7,10 +7,12 @@ use common::queue::Queue;
 use common::storage::Storage;
 
 use crate::admission::Admission;
+use crate::callbacks;
 use crate::memory::UploadMemory;
 use crate::metrics::Metrics;
 use crate::outbox::Outbox;
 use crate::store::Store;
+use crate::waiters::Waiters;
 
 /// The handlers' shared state. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -31,4 +33,8 @@ pub struct AppState {
     pub admission: Admission,
     /// The memory uploads being read share.
     pub memory: UploadMemory,
+    /// The requests waiting for records to become final.
+    pub waiters: Waiters,
+    /// Whether callbacks are on, and where they may go.
+    pub callbacks: callbacks::Settings,
 }

@@ -14,8 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use common::config::RecoveryConfig;
-use common::message::Job;
-use common::record::{Record, Service, State};
+use common::record::{Event, Record, Service, State};
 
 use common::shutdown::Shutdown;
 use common::storage::Storage;
@@ -102,43 +101,52 @@ impl Sweeper {
             let update = self
                 .store
                 .update(media_id, |current| {
-                    if current.is_final() || current.updated_at != record.updated_at {
+                    if !current.needs_work() || current.updated_at != record.updated_at {
                         return false; // it moved meanwhile
                     }
+                    let was_final = current.is_final();
                     current.updated_at = now_rfc3339();
                     if current.attempts >= max_attempts {
-                        current.state = State::Error;
-                        current.code = 504;
-                        current.message = format!(
+                        let message = format!(
                             "the job did not finish: stuck for {} s on each of {} attempts",
                             stuck_after.as_secs(),
                             current.attempts
                         );
+                        current.fail(504, &message);
+                        current.push_event(Event::new("failed", Service::Gateway, Some(message)));
                     } else {
                         current.attempts += 1;
-                        current.service = Service::Gateway;
-                        current.message = format!("queued again (attempt {})", current.attempts);
+                        if !was_final {
+                            current.service = Service::Gateway;
+                            current.message =
+                                format!("queued again (attempt {})", current.attempts);
+                        }
+                        let message = Some(format!(
+                            "stuck; queued again (attempt {})",
+                            current.attempts
+                        ));
+                        current.push_event(Event::new("requeued", Service::Gateway, message));
                     }
                     true
                 })
                 .await?;
-            if let Update::Changed(record) = update {
-                if record.state == State::Processing {
-                    self.store
-                        .enqueue(&Job::new(record.media_id, record.media_type))
-                        .await?;
+            if let Update::Changed(updated) = update {
+                if updated.needs_work() {
+                    self.store.enqueue(&updated.job()).await?;
                 }
                 self.store.flush().await?;
-                if record.state == State::Error {
+                if !record.is_final() && updated.state == State::Error {
                     tracing::error!(%media_id, "a job never finished; recorded as failed");
                     self.metrics.jobs_processing.dec();
                     self.metrics
                         .jobs_finished
                         .get_or_create(&Finish { state: "error" })
                         .inc();
-                } else {
-                    tracing::warn!(%media_id, attempt = record.attempts, "a job was stuck; queued again");
+                } else if updated.needs_work() {
+                    tracing::warn!(%media_id, attempt = updated.attempts, "a job was stuck; queued again");
                     self.outbox.wake();
+                } else {
+                    tracing::error!(%media_id, "variants asked for on demand never finished; recorded as failed");
                 }
             }
         }

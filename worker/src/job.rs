@@ -6,8 +6,10 @@ use std::sync::Arc;
 use bytes::Bytes;
 use common::config::Config;
 use common::files::raw_id;
-use common::message::{Job, Outcome};
+use common::message::{Job, JobVariant, Made, Outcome};
+use common::record::VariantFailure;
 use common::storage::{Key, Storage, StorageError};
+use common::variant::Variant;
 
 use crate::thumbnail;
 
@@ -29,23 +31,65 @@ pub async fn process(
     let Some(bytes) = storage.get(Key::raw(raw)).await? else {
         return Ok(failed(410, "the raw file is gone".to_owned()));
     };
+    let variants = if job.variants.is_empty() {
+        // A job from before variants existed: the configured default.
+        vec![JobVariant {
+            index: 0,
+            variant: Variant::default_for(&config.thumbnail),
+        }]
+    } else {
+        job.variants.clone()
+    };
     let (media_type, config) = (job.media_type, Arc::clone(config));
     let made = tokio::task::spawn_blocking(move || {
-        thumbnail::make(&bytes, media_type, &config.thumbnail, &config.limits)
+        thumbnail::make(&bytes, media_type, &variants, &config.limits)
     })
     .await;
-    let thumbnail = match made {
-        Ok(Ok(thumbnail)) => thumbnail,
+    let thumbnails = match made {
+        Ok(Ok(thumbnails)) => thumbnails,
         Ok(Err(error)) => return Ok(failed(error.code(), error.to_string())),
         Err(error) => return Ok(failed(500, format!("the job's thread failed: {error}"))),
     };
-    storage
-        .put(Key::thumbnail(job.media_id), Bytes::from(thumbnail.bytes))
-        .await?;
+    let mut results = Vec::with_capacity(thumbnails.variants.len());
+    let mut first_error = None;
+    for (job_variant, made) in thumbnails.variants {
+        let (index, name) = (job_variant.index, job_variant.variant.name);
+        match made {
+            Ok(thumbnail) => {
+                let key = Key::variant(job.media_id, index);
+                storage.put(key, Bytes::from(thumbnail.bytes)).await?;
+                results.push(Made {
+                    index,
+                    name,
+                    info: Some(thumbnail.info),
+                    error: None,
+                });
+            }
+            Err(error) => {
+                tracing::warn!(media_id = %job.media_id, variant = %name, %error, "a variant failed");
+                let failure = VariantFailure {
+                    code: error.code(),
+                    message: error.to_string(),
+                };
+                first_error.get_or_insert_with(|| failure.clone());
+                results.push(Made {
+                    index,
+                    name,
+                    info: None,
+                    error: Some(failure),
+                });
+            }
+        }
+    }
+    if results.iter().all(|made| made.info.is_none())
+        && let Some(error) = first_error
+    {
+        return Ok(failed(error.code, error.message));
+    }
     Ok(Outcome::Completed {
-        width: thumbnail.source_width,
-        height: thumbnail.source_height,
-        thumbnail: thumbnail.info,
+        width: thumbnails.source_width,
+        height: thumbnails.source_height,
+        thumbnails: results,
     })
 }
 

@@ -4,12 +4,14 @@
 //!
 //! - [`runner`]: takes the job from the queue, runs it on a blocking thread, publishes the
 //!   result, acks the job.
-//! - [`job`]: reads the raw file, calls the pipeline, writes the thumbnail atomically.
-//! - [`thumbnail`]: the pipeline, with panics contained:
+//! - [`job`]: reads the raw file, calls the pipeline, writes each variant atomically.
+//! - [`thumbnail`]: the pipeline, one decode for every variant, with panics contained:
 //!   - [`decode`]: header first (pixel limit), then pixels under an allocation limit; EXIF
 //!     orientation applied.
-//!   - [`resize`]: fit in the box with fast_image_resize's SIMD convolution, alpha-aware.
-//!   - [`encode`]: JPEG, PNG (when there is alpha) or WebP.
+//!   - [`geometry`]: each variant's size and crop (contain, cover, fill; never enlarged
+//!     unless asked).
+//!   - [`resize`]: to that size with fast_image_resize's SIMD convolution, alpha-aware.
+//!   - [`encode`]: JPEG, PNG (when there is alpha) or WebP, each variant its own.
 //! - [`error`]: why a thumbnail failed, and the HTTP-like code each reason reports.
 //!
 //! The gateway runs [`runner::run`] in-process on the embedded queue; the `worker` binary runs
@@ -18,6 +20,7 @@
 pub mod decode;
 pub mod encode;
 pub mod error;
+pub mod geometry;
 pub mod job;
 pub mod resize;
 pub mod runner;

@@ -1,6 +1,6 @@
-//! Resizing: fit the image in the thumbnail box with fast_image_resize's SIMD convolution.
+//! Resizing: the decoded image to one variant's [`Plan`] (size and crop, from
+//! [`crate::geometry`]) with fast_image_resize's SIMD convolution.
 //!
-//! The aspect ratio is kept, the image is never enlarged, and each side is at least 1 px.
 //! Resizing runs at the source's own bit depth and is alpha-aware (colour is multiplied by
 //! alpha before filtering and divided after), so transparent pixels do not bleed dark fringes.
 //!
@@ -14,25 +14,7 @@ use fast_image_resize::{FilterType, IntoImageView, ResizeAlg, ResizeOptions, Res
 use image::DynamicImage;
 
 use crate::error::ThumbnailError;
-
-/// The size of an image of `width`×`height` fitted in a `box_width`×`box_height` box: aspect
-/// ratio kept, never larger than the source, at least 1 px per side.
-pub fn fit(width: u32, height: u32, box_width: u32, box_height: u32) -> (u32, u32) {
-    if width <= box_width && height <= box_height {
-        return (width.max(1), height.max(1));
-    }
-    let scale = f64::min(
-        f64::from(box_width) / f64::from(width),
-        f64::from(box_height) / f64::from(height),
-    );
-    let side = |source: u32, bound: u32| {
-        // The rounded value lies in 1..=bound, so the conversion is exact.
-        (f64::from(source) * scale)
-            .round()
-            .clamp(1.0, f64::from(bound)) as u32
-    };
-    (side(width, box_width), side(height, box_height))
-}
+use crate::geometry::Plan;
 
 /// The SIMD extension fast_image_resize picked for this CPU (`Avx2`, `Sse4_1`, `Neon`, or
 /// `None` for plain Rust), for start-up logs and benchmark reports.
@@ -43,28 +25,56 @@ pub fn simd() -> String {
 /// How many times the thumbnail's size the box pre-reduction leaves for Lanczos3 to finish.
 pub const PRE_REDUCTION_GAP: u32 = 2;
 
-/// Resizes `image` to exactly `width`×`height`. An image already that size is returned as is.
-pub fn resize(
-    image: DynamicImage,
-    width: u32,
-    height: u32,
-) -> Result<DynamicImage, ThumbnailError> {
-    if (image.width(), image.height()) == (width, height) {
-        return Ok(image);
+/// Resizes the part of `image` that `plan` shows to exactly the plan's size. The image is
+/// only read, so that every variant is made from the same decode.
+pub fn resize(image: &DynamicImage, plan: &Plan) -> Result<DynamicImage, ThumbnailError> {
+    let (width, height) = (plan.width, plan.height);
+    let (iw, ih) = (f64::from(image.width()), f64::from(image.height()));
+    let crop = plan.crop.map(|crop| {
+        (
+            crop.left * iw,
+            crop.top * ih,
+            crop.width * iw,
+            crop.height * ih,
+        )
+    });
+    if crop.is_none() && (image.width(), image.height()) == (width, height) {
+        return Ok(image.clone());
     }
     // fast_image_resize handles every layout `image` decodes to but 32-bit grey, which no
     // supported format produces; convert it should it ever appear.
+    let converted;
     let source = if image.pixel_type().is_some() {
         image
     } else {
-        DynamicImage::ImageRgba8(image.to_rgba8())
+        converted = DynamicImage::ImageRgba8(image.to_rgba8());
+        &converted
     };
+    let region = crop.map_or((image.width(), image.height()), |(_, _, w, h)| {
+        (w.round() as u32, h.round() as u32)
+    });
     let mut resizer = Resizer::new();
-    let source = match pre_reduced_size((source.width(), source.height()), (width, height)) {
-        Some((w, h)) => convolve(&mut resizer, &source, w, h, FilterType::Box)?,
-        None => source,
-    };
-    convolve(&mut resizer, &source, width, height, FilterType::Lanczos3)
+    match pre_reduced_size(region, (width, height)) {
+        Some((w, h)) => {
+            let reduced = convolve(&mut resizer, source, crop, w, h, FilterType::Box)?;
+            convolve(
+                &mut resizer,
+                &reduced,
+                None,
+                width,
+                height,
+                FilterType::Lanczos3,
+            )
+        }
+        None => convolve(
+            &mut resizer,
+            source,
+            crop,
+            width,
+            height,
+            FilterType::Lanczos3,
+        ),
+    }
 }
 
 /// The size the box filter brings a `source`-sized image to before Lanczos3 makes it
@@ -75,16 +85,21 @@ fn pre_reduced_size(source: (u32, u32), target: (u32, u32)) -> Option<(u32, u32)
     (source.0 >= 2 * gap.0 && source.1 >= 2 * gap.1).then_some(gap)
 }
 
-/// `source` resized to `width`×`height` by a convolution with `filter`.
+/// `source` (or its `crop`: left, top, width, height in pixels) resized to `width`×`height`
+/// by a convolution with `filter`.
 fn convolve(
     resizer: &mut Resizer,
     source: &DynamicImage,
+    crop: Option<(f64, f64, f64, f64)>,
     width: u32,
     height: u32,
     filter: FilterType,
 ) -> Result<DynamicImage, ThumbnailError> {
     let mut target = DynamicImage::new(width, height, source.color());
-    let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(filter));
+    let mut options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(filter));
+    if let Some((left, top, w, h)) = crop {
+        options = options.crop(left, top, w, h);
+    }
     resizer
         .resize(source, &mut target, &options)
         .map_err(|error| ThumbnailError::Resize(error.to_string()))?;
@@ -95,15 +110,13 @@ fn convolve(
 mod tests {
     use super::*;
 
-    #[test]
-    fn fits_keeping_aspect_and_never_upscaling() {
-        assert_eq!(fit(4000, 3000, 100, 100), (100, 75));
-        assert_eq!(fit(3000, 4000, 100, 100), (75, 100));
-        assert_eq!(fit(50, 20, 100, 100), (50, 20));
-        assert_eq!(fit(100, 100, 100, 100), (100, 100));
-        assert_eq!(fit(10_000, 1, 100, 100), (100, 1));
-        assert_eq!(fit(1, 10_000, 100, 100), (1, 100));
-        assert_eq!(fit(200, 50, 100, 40), (100, 25));
+    fn plan(width: u32, height: u32) -> Plan {
+        Plan {
+            width,
+            height,
+            crop: None,
+            scaled: (width, height),
+        }
     }
 
     #[test]
@@ -119,7 +132,7 @@ mod tests {
         ];
         for source in sources {
             let color = source.color();
-            let out = resize(source, 30, 20).unwrap();
+            let out = resize(&source, &plan(30, 20)).unwrap();
             assert_eq!((out.width(), out.height(), out.color()), (30, 20, color));
         }
     }
@@ -143,7 +156,9 @@ mod tests {
     fn large_reductions_average_every_source_pixel() {
         // 40× smaller: pre-reduced by the box filter. Point sampling would keep one phase
         // of the stripes (all black or all white); averaging gives mid-grey everywhere.
-        let out = resize(stripes(4000, 400), 100, 10).unwrap().to_rgb8();
+        let out = resize(&stripes(4000, 400), &plan(100, 10))
+            .unwrap()
+            .to_rgb8();
         for pixel in out.pixels() {
             assert!(pixel[0].abs_diff(128) <= 2, "not mid-grey: {pixel:?}");
         }
@@ -157,10 +172,17 @@ mod tests {
             let edge = if x < 1000 { 0 } else { 80 };
             image::Rgb([(x / 8) as u8, (y / 4) as u8, edge as u8])
         }));
-        let two_step = resize(source.clone(), 100, 50).unwrap().to_rgb8();
-        let one_step = convolve(&mut Resizer::new(), &source, 100, 50, FilterType::Lanczos3)
-            .unwrap()
-            .to_rgb8();
+        let two_step = resize(&source, &plan(100, 50)).unwrap().to_rgb8();
+        let one_step = convolve(
+            &mut Resizer::new(),
+            &source,
+            None,
+            100,
+            50,
+            FilterType::Lanczos3,
+        )
+        .unwrap()
+        .to_rgb8();
         let worst = two_step
             .as_raw()
             .iter()
@@ -182,13 +204,50 @@ mod tests {
                 image::Rgba([0, 0, 0, 0])
             };
         }
-        let out = resize(DynamicImage::ImageRgba8(source), 20, 1)
+        let out = resize(&DynamicImage::ImageRgba8(source), &plan(20, 1))
             .unwrap()
             .to_rgba8();
         for pixel in out.pixels().filter(|p| p[3] > 0) {
             assert!(
                 pixel[0] >= 250,
                 "premultiplied resize keeps white white: {pixel:?}"
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod crop_tests {
+    use super::*;
+    use crate::geometry::Crop;
+
+    #[test]
+    fn a_crop_shows_only_its_region() {
+        // Left third red, middle third green, right third blue: the centre square is green.
+        let source = DynamicImage::ImageRgb8(image::RgbImage::from_fn(300, 100, |x, _| {
+            image::Rgb(match x / 100 {
+                0 => [255, 0, 0],
+                1 => [0, 255, 0],
+                _ => [0, 0, 255],
+            })
+        }));
+        let plan = Plan {
+            width: 10,
+            height: 10,
+            crop: Some(Crop {
+                left: 1.0 / 3.0,
+                top: 0.0,
+                width: 1.0 / 3.0,
+                height: 1.0,
+            }),
+            scaled: (30, 10),
+        };
+        let out = resize(&source, &plan).unwrap().to_rgb8();
+        assert_eq!(out.dimensions(), (10, 10));
+        for pixel in out.pixels() {
+            assert!(
+                pixel[1] > 240 && pixel[0] < 15 && pixel[2] < 15,
+                "{pixel:?}"
             );
         }
     }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::config::Config;
-use common::message::{Job, JobResult, Outcome};
+use common::message::{Job, JobResult, Outcome, process_name};
 use common::queue::{Delivery, Queue};
 use common::shutdown::Shutdown;
 use common::storage::Storage;
@@ -101,6 +101,7 @@ async fn handle(
     let started = JobResult {
         media_id,
         outcome: Outcome::Started,
+        worker: Some(process_name()),
     };
     if let Err(error) = queue.publish_result(&started).await {
         tracing::warn!(%media_id, %error, "cannot report the job started");
@@ -125,7 +126,11 @@ async fn handle(
         _ => tracing::debug!(%media_id, "job completed"),
     }
 
-    let result = JobResult { media_id, outcome };
+    let result = JobResult {
+        media_id,
+        outcome,
+        worker: Some(process_name()),
+    };
     let acked = match queue.publish_result(&result).await {
         Ok(()) => delivery.ack().await,
         Err(error) => {

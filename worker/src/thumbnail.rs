@@ -1,38 +1,52 @@
-//! The thumbnail pipeline for one image: decode → resize → encode, with panics contained.
+//! The thumbnail pipeline for one image: decode once → for each variant, resize → encode;
+//! panics contained.
+//!
+//! The decode leaves room for the largest variant (shrink-on-load stops at twice its size),
+//! and every variant is made from that one decode. A variant that cannot be resized or
+//! encoded fails alone; a source that cannot be decoded fails them all.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use common::config::{LimitsConfig, ThumbnailConfig};
+use common::config::LimitsConfig;
 use common::media::MediaType;
+use common::message::JobVariant;
 use common::record::ThumbnailInfo;
+use common::variant::Variant;
 
 use crate::error::ThumbnailError;
-use crate::{decode, encode, resize};
+use crate::{decode, encode, geometry, resize};
 
-/// A finished thumbnail.
+/// One variant made.
 #[derive(Debug, Clone)]
 pub struct Thumbnail {
     /// The encoded thumbnail.
     pub bytes: Vec<u8>,
     /// Its format and size.
     pub info: ThumbnailInfo,
+}
+
+/// Every variant of one image.
+#[derive(Debug)]
+pub struct Thumbnails {
     /// The source's upright width.
     pub source_width: u32,
     /// The source's upright height.
     pub source_height: u32,
+    /// Each variant asked for, in order, made or failed.
+    pub variants: Vec<(JobVariant, Result<Thumbnail, ThumbnailError>)>,
 }
 
-/// Makes the thumbnail of `bytes`, an image of `media_type`. CPU-bound and blocking: run it on
-/// a blocking thread. A panic inside a decoder is caught and reported as
+/// Makes every one of `variants` of `bytes`, an image of `media_type`. CPU-bound and
+/// blocking: run it on a blocking thread. A panic inside a decoder is caught and reported as
 /// [`ThumbnailError::Panic`], so that a hostile file ends as a failed job, not a dead worker.
 pub fn make(
     bytes: &[u8],
     media_type: MediaType,
-    settings: &ThumbnailConfig,
+    variants: &[JobVariant],
     limits: &LimitsConfig,
-) -> Result<Thumbnail, ThumbnailError> {
+) -> Result<Thumbnails, ThumbnailError> {
     catch_unwind(AssertUnwindSafe(|| {
-        make_unguarded(bytes, media_type, settings, limits)
+        make_unguarded(bytes, media_type, variants, limits)
     }))
     .unwrap_or_else(|panic| {
         let message = panic
@@ -48,28 +62,41 @@ pub fn make(
 fn make_unguarded(
     bytes: &[u8],
     media_type: MediaType,
-    settings: &ThumbnailConfig,
+    variants: &[JobVariant],
     limits: &LimitsConfig,
-) -> Result<Thumbnail, ThumbnailError> {
-    let fit_box = (settings.width, settings.height);
+) -> Result<Thumbnails, ThumbnailError> {
+    let max_side = limits.max_thumbnail_side;
+    let requests: Vec<Variant> = variants.iter().map(|v| v.variant.clone()).collect();
+    let target = |w, h| geometry::largest_scaled(&requests, w, h, max_side);
     let decode::Decoded {
         image,
         source_width,
         source_height,
-    } = decode::decode(bytes, media_type, limits, fit_box)?;
-    let (width, height) = resize::fit(source_width, source_height, fit_box.0, fit_box.1);
-    let resized = resize::resize(image, width, height)?;
-    let (bytes, media_type) = encode::encode(resized, settings.format, settings.jpeg_quality)?;
-    Ok(Thumbnail {
-        info: ThumbnailInfo {
-            media_type,
-            width,
-            height,
-            size: bytes.len() as u64,
-        },
-        bytes,
+    } = decode::decode(bytes, media_type, limits, &target)?;
+    let made = variants
+        .iter()
+        .map(|job_variant| {
+            let variant = &job_variant.variant;
+            let plan = geometry::plan(variant, source_width, source_height, max_side);
+            let made = resize::resize(&image, &plan).and_then(|resized| {
+                let (bytes, media_type) = encode::encode(resized, variant.format, variant.quality)?;
+                Ok(Thumbnail {
+                    info: ThumbnailInfo {
+                        media_type,
+                        width: plan.width,
+                        height: plan.height,
+                        size: bytes.len() as u64,
+                    },
+                    bytes,
+                })
+            });
+            (job_variant.clone(), made)
+        })
+        .collect();
+    Ok(Thumbnails {
         source_width,
         source_height,
+        variants: made,
     })
 }
 
@@ -77,9 +104,18 @@ fn make_unguarded(
 mod tests {
     use std::io::Cursor;
 
+    use common::config::{OutputFormat, ThumbnailConfig};
+    use common::variant::Fit;
     use image::{DynamicImage, ImageFormat};
 
     use super::*;
+
+    fn default_variants() -> Vec<JobVariant> {
+        vec![JobVariant {
+            index: 0,
+            variant: Variant::default_for(&ThumbnailConfig::default()),
+        }]
+    }
 
     #[test]
     fn makes_a_fitted_jpeg_of_an_opaque_png() {
@@ -87,21 +123,63 @@ mod tests {
         DynamicImage::new_rgb8(400, 200)
             .write_to(&mut Cursor::new(&mut png), ImageFormat::Png)
             .unwrap();
-        let thumbnail = make(
+        let made = make(
             &png,
             MediaType::Png,
-            &ThumbnailConfig::default(),
+            &default_variants(),
             &LimitsConfig::default(),
         )
         .unwrap();
-        assert_eq!(
-            (thumbnail.source_width, thumbnail.source_height),
-            (400, 200)
-        );
+        assert_eq!((made.source_width, made.source_height), (400, 200));
+        let thumbnail = made.variants[0].1.as_ref().unwrap();
         assert_eq!(thumbnail.info.media_type, MediaType::Jpeg);
         assert_eq!((thumbnail.info.width, thumbnail.info.height), (100, 50));
         let decoded = image::load_from_memory(&thumbnail.bytes).unwrap();
         assert_eq!((decoded.width(), decoded.height()), (100, 50));
+    }
+
+    #[test]
+    fn makes_every_variant_from_one_decode() {
+        let mut png = Vec::new();
+        DynamicImage::new_rgba8(400, 200)
+            .write_to(&mut Cursor::new(&mut png), ImageFormat::Png)
+            .unwrap();
+        let variants: Vec<JobVariant> = [
+            ("100x100", Fit::Contain, OutputFormat::Auto),
+            ("150x150", Fit::Cover, OutputFormat::Webp),
+            ("64x32", Fit::Fill, OutputFormat::Jpeg),
+        ]
+        .into_iter()
+        .enumerate()
+        .map(|(index, (size, fit, format))| JobVariant {
+            index: index as u16,
+            variant: Variant {
+                name: size.to_owned(),
+                size: size.parse().unwrap(),
+                fit,
+                format,
+                quality: 80,
+                enlarge: false,
+            },
+        })
+        .collect();
+        let made = make(&png, MediaType::Png, &variants, &LimitsConfig::default()).unwrap();
+        let got: Vec<(u32, u32, MediaType)> = made
+            .variants
+            .iter()
+            .map(|(_, made)| {
+                let info = &made.as_ref().unwrap().info;
+                (info.width, info.height, info.media_type)
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (100, 50, MediaType::Png),
+                (150, 150, MediaType::Webp),
+                (64, 32, MediaType::Jpeg)
+            ]
+        );
     }
 
     #[test]
@@ -110,7 +188,7 @@ mod tests {
             let error = make(
                 b"\0\x01garbage",
                 media_type,
-                &ThumbnailConfig::default(),
+                &default_variants(),
                 &LimitsConfig::default(),
             )
             .unwrap_err();

@@ -138,7 +138,7 @@ mod tests {
     #[tokio::test]
     async fn jobs_and_results_flow_and_retries_come_back() {
         let queue = Queue::embedded();
-        let job = Job::new(Uuid::now_v7(), MediaType::Png);
+        let job = Job::new(Uuid::now_v7(), MediaType::Png, Vec::new());
         queue.publish_job(&job).await.unwrap();
         let mut jobs = queue.consume_jobs(4).await.unwrap();
         assert!(matches!(
@@ -156,6 +156,7 @@ mod tests {
         let result = JobResult {
             media_id: job.media_id,
             outcome: Outcome::Started,
+            worker: None,
         };
         queue.publish_result(&result).await.unwrap();
         let mut results = queue.consume_results().await.unwrap();

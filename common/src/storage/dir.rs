@@ -8,7 +8,6 @@ use std::io;
 use std::path::Path;
 
 use bytes::Bytes;
-use uuid::Uuid;
 
 use super::{Key, Kind, Listed, StorageError};
 use crate::files::{DataDir, remove_if_exists, write_atomic};
@@ -73,16 +72,16 @@ impl DirStorage {
             let mut listed = Vec::new();
             for entry in std::fs::read_dir(dir)? {
                 let entry = entry?;
-                let Some(media_id) = entry
+                let Some(key) = entry
                     .file_name()
                     .to_str()
-                    .and_then(|name| Uuid::try_parse(name).ok())
+                    .and_then(|name| Key::parse(kind, name))
                 else {
                     continue;
                 };
                 match entry.metadata() {
                     Ok(metadata) => listed.push(Listed {
-                        media_id,
+                        key,
                         modified: metadata.modified()?,
                     }),
                     // Removed since the directory was read.

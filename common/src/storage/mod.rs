@@ -49,13 +49,15 @@ impl Kind {
     }
 }
 
-/// One object: its kind and the media id it belongs to.
+/// One object: its kind, the media id it belongs to and, for a thumbnail, which variant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Key {
     /// Raw or thumbnail.
     pub kind: Kind,
     /// The media id.
     pub media_id: Uuid,
+    /// The variant's index in the record's `thumbnails` (0 for a raw upload).
+    pub variant: u16,
 }
 
 impl Key {
@@ -64,28 +66,61 @@ impl Key {
         Self {
             kind: Kind::Raw,
             media_id,
+            variant: 0,
         }
     }
 
-    /// The thumbnail of `media_id`.
+    /// The first thumbnail of `media_id`.
     pub fn thumbnail(media_id: Uuid) -> Self {
+        Self::variant(media_id, 0)
+    }
+
+    /// Variant `index` of `media_id`'s thumbnails.
+    pub fn variant(media_id: Uuid, index: u16) -> Self {
         Self {
             kind: Kind::Thumbnail,
             media_id,
+            variant: index,
         }
     }
 
-    /// `raw/<id>` or `thumbnails/<id>`: the path below the data directory or the prefix.
+    /// The object's name in its folder: `<id>` (raw uploads and the first variant, as before
+    /// variants existed) or `<id>.<index>`.
+    pub fn name(&self) -> String {
+        match self.variant {
+            0 => self.media_id.to_string(),
+            index => format!("{}.{index}", self.media_id),
+        }
+    }
+
+    /// The key an object name found in `kind`'s folder stands for, if it is one of ours.
+    pub fn parse(kind: Kind, name: &str) -> Option<Self> {
+        let (id, variant) = match name.split_once('.') {
+            None => (name, 0),
+            Some((id, index)) if kind == Kind::Thumbnail && !index.starts_with(['0', '+']) => {
+                (id, index.parse().ok()?)
+            }
+            Some(_) => return None,
+        };
+        Some(Self {
+            kind,
+            media_id: Uuid::try_parse(id).ok()?,
+            variant,
+        })
+    }
+
+    /// `raw/<id>`, `thumbnails/<id>` or `thumbnails/<id>.<index>`: the path below the data
+    /// directory or the prefix.
     pub fn relative(&self) -> String {
-        format!("{}/{}", self.kind.folder(), self.media_id)
+        format!("{}/{}", self.kind.folder(), self.name())
     }
 }
 
 /// An object found by [`Storage::list`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Listed {
-    /// The media id it belongs to.
-    pub media_id: Uuid,
+    /// The object.
+    pub key: Key,
     /// When it was last written.
     pub modified: SystemTime,
 }
@@ -263,6 +298,15 @@ mod tests {
                 .put(Key::thumbnail(one), Bytes::from_static(b"thumb"))
                 .await
                 .unwrap();
+            storage
+                .put(Key::variant(one, 3), Bytes::from_static(b"variant"))
+                .await
+                .unwrap();
+            assert_eq!(
+                storage.get(Key::variant(one, 3)).await.unwrap().as_deref(),
+                Some(&b"variant"[..]),
+                "{kind}"
+            );
             assert_eq!(
                 storage.get(Key::raw(one)).await.unwrap().as_deref(),
                 Some(&b"again"[..]),
@@ -273,12 +317,14 @@ mod tests {
                 .await
                 .unwrap()
                 .into_iter()
-                .map(|listed| listed.media_id)
+                .map(|listed| listed.key.media_id)
                 .collect();
             raw.sort();
             assert_eq!(raw, vec![one, two], "{kind}");
-            let thumbnails = storage.list(Kind::Thumbnail).await.unwrap();
-            assert_eq!(thumbnails.len(), 1, "{kind}");
+            let mut thumbnails = storage.list(Kind::Thumbnail).await.unwrap();
+            thumbnails.sort_by_key(|listed| listed.key.variant);
+            let keys: Vec<Key> = thumbnails.iter().map(|listed| listed.key).collect();
+            assert_eq!(keys, [Key::thumbnail(one), Key::variant(one, 3)], "{kind}");
             let age = SystemTime::now().duration_since(thumbnails[0].modified);
             assert!(age.unwrap_or_default() < Duration::from_secs(60), "{kind}");
             storage.delete(Key::raw(one)).await.unwrap();
@@ -342,6 +388,24 @@ mod tests {
                 .unwrap(),
             None
         );
+    }
+
+    #[test]
+    fn object_names_parse_back_to_their_keys() {
+        let id = Uuid::now_v7();
+        for key in [Key::raw(id), Key::thumbnail(id), Key::variant(id, 7)] {
+            assert_eq!(Key::parse(key.kind, &key.name()), Some(key));
+        }
+        for bad in [
+            format!("{id}.01"),
+            format!("{id}.x"),
+            format!("{id}.+1"),
+            format!("{id}.99999"),
+            ".tmp-abc".to_owned(),
+        ] {
+            assert_eq!(Key::parse(Kind::Thumbnail, &bad), None, "{bad}");
+        }
+        assert_eq!(Key::parse(Kind::Raw, &format!("{id}.1")), None);
     }
 
     #[test]

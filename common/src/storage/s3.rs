@@ -21,7 +21,6 @@ use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::path::Path;
 use object_store::signer::Signer;
 use object_store::{ObjectStore, PutPayload, RetryConfig, WriteMultipart};
-use uuid::Uuid;
 
 use super::{Key, Kind, Listed, StorageError};
 use crate::config::S3Config;
@@ -90,7 +89,7 @@ impl S3Storage {
     }
 
     fn path(&self, key: Key) -> Path {
-        self.folder(key.kind).child(key.media_id.to_string())
+        self.folder(key.kind).child(key.name())
     }
 
     /// Writes `bytes` as `key`: one PUT, or a multipart upload for large objects.
@@ -135,13 +134,13 @@ impl S3Storage {
         let mut listed = Vec::new();
         while let Some(meta) = objects.next().await {
             let meta = meta?;
-            if let Some(media_id) = meta
+            if let Some(key) = meta
                 .location
                 .filename()
-                .and_then(|name| Uuid::try_parse(name).ok())
+                .and_then(|name| Key::parse(kind, name))
             {
                 listed.push(Listed {
-                    media_id,
+                    key,
                     modified: meta.last_modified.into(),
                 });
             }

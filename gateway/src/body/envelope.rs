@@ -26,7 +26,21 @@ pub struct Envelope {
     pub media_type: String,
     /// The client's file name.
     pub name: Option<String>,
+    /// The upload parameters given as members ([`OPTIONS`]), as text.
+    pub options: Vec<(&'static str, String)>,
 }
+
+/// The members that carry upload parameters, as the query parameters of the same names.
+/// Each is a string, a number or a boolean (read as their JSON text), `null` (absent), or,
+/// for `sizes`, also an array of strings.
+pub const OPTIONS: [&str; 6] = [
+    "sizes",
+    "fit",
+    "format",
+    "quality",
+    "enlarge",
+    "callback_url",
+];
 
 /// Where the parser is in the text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,6 +87,8 @@ enum Member {
     Data,
     MediaType,
     Name,
+    /// One of [`OPTIONS`].
+    Option(&'static str),
     Unknown,
 }
 
@@ -89,6 +105,7 @@ pub struct EnvelopeParser {
     other_bytes: usize,
     media_type: Option<String>,
     name: Option<Option<String>>,
+    options: Vec<(&'static str, Option<String>)>,
 }
 
 fn invalid(message: &str) -> ApiError {
@@ -111,6 +128,7 @@ impl EnvelopeParser {
             other_bytes: 0,
             media_type: None,
             name: None,
+            options: Vec::new(),
         }
     }
 
@@ -225,7 +243,13 @@ impl EnvelopeParser {
             "data" => (Member::Data, self.data_seen),
             "media_type" => (Member::MediaType, self.media_type.is_some()),
             "name" => (Member::Name, self.name.is_some()),
-            _ => (Member::Unknown, false),
+            other => match OPTIONS.iter().find(|option| **option == other) {
+                Some(option) => (
+                    Member::Option(option),
+                    self.options.iter().any(|(seen, _)| seen == option),
+                ),
+                None => (Member::Unknown, false),
+            },
         };
         if seen {
             return Err(invalid(&format!("duplicate member `{name}`")));
@@ -328,6 +352,32 @@ impl EnvelopeParser {
                     .map_err(|_| invalid("`name` must be a string or null"))?;
                 self.name = Some(value);
             }
+            Member::Option(option) => {
+                let value: serde_json::Value = serde_json::from_slice(&text)
+                    .map_err(|_| invalid("a member's value is malformed"))?;
+                let text = match value {
+                    serde_json::Value::Null => None,
+                    serde_json::Value::String(text) => Some(text),
+                    serde_json::Value::Number(number) => Some(number.to_string()),
+                    serde_json::Value::Bool(flag) => Some(flag.to_string()),
+                    serde_json::Value::Array(items) if option == "sizes" => Some(
+                        items
+                            .into_iter()
+                            .map(|item| match item {
+                                serde_json::Value::String(text) => Ok(text),
+                                _ => Err(invalid("`sizes` must be a string or strings")),
+                            })
+                            .collect::<Result<Vec<_>, _>>()?
+                            .join(","),
+                    ),
+                    _ => {
+                        return Err(invalid(&format!(
+                            "`{option}` must be a string, a number or a boolean"
+                        )));
+                    }
+                };
+                self.options.push((option, text));
+            }
             Member::Unknown => {
                 serde_json::from_slice::<serde_json::Value>(&text)
                     .map_err(|_| invalid("a member's value is malformed"))?;
@@ -354,6 +404,11 @@ impl EnvelopeParser {
             data: self.data.finish()?,
             media_type,
             name: self.name.flatten(),
+            options: self
+                .options
+                .into_iter()
+                .filter_map(|(option, text)| Some((option, text?)))
+                .collect(),
         })
     }
 }
@@ -385,6 +440,33 @@ mod tests {
             assert_eq!(envelope.data, data);
             assert_eq!(envelope.media_type, "image/png");
             assert_eq!(envelope.name.as_deref(), Some("café.png"));
+            assert!(envelope.options.is_empty());
+        }
+    }
+
+    #[test]
+    fn upload_parameters_come_as_members() {
+        let text = r#"{"data": "aGk=", "media_type": "image/png", "sizes": ["100x100", "card"],
+            "fit": "cover", "quality": 70, "enlarge": true, "format": null,
+            "callback_url": "https://hooks.example.org/t"}"#;
+        let envelope = parse_in_chunks(text.as_bytes(), 7).unwrap();
+        assert_eq!(
+            envelope.options,
+            [
+                ("sizes", "100x100,card".to_owned()),
+                ("fit", "cover".to_owned()),
+                ("quality", "70".to_owned()),
+                ("enlarge", "true".to_owned()),
+                ("callback_url", "https://hooks.example.org/t".to_owned()),
+            ]
+        );
+        for bad in [
+            r#"{"data": "aGk=", "media_type": "x", "fit": {"a": 1}}"#,
+            r#"{"data": "aGk=", "media_type": "x", "quality": [1]}"#,
+            r#"{"data": "aGk=", "media_type": "x", "sizes": [1]}"#,
+            r#"{"data": "aGk=", "media_type": "x", "fit": "a", "fit": "b"}"#,
+        ] {
+            assert!(parse_in_chunks(bad.as_bytes(), 3).is_err(), "{bad}");
         }
     }
 

@@ -1,4 +1,4 @@
-//! `DELETE /images/{media_id}`: remove the record, the raw file and the thumbnail.
+//! `DELETE /images/{media_id}`: remove the record, the raw file and every variant.
 //!
 //! The record goes first. A job still in flight then finds no record when its result comes
 //! back, and the results path removes the thumbnail it wrote: nothing is left behind.
@@ -27,7 +27,9 @@ pub async fn delete(
     }
     // The record is gone, so the DELETE has happened; objects that cannot be removed now are
     // orphans, which the orphan sweep collects.
-    for key in [Key::raw(id), Key::thumbnail(id)] {
+    let variants = u16::try_from(record.thumbnails.len().max(1)).unwrap_or(u16::MAX);
+    let keys = std::iter::once(Key::raw(id)).chain((0..variants).map(|i| Key::variant(id, i)));
+    for key in keys {
         if let Err(error) = state.storage.delete(key).await {
             tracing::warn!(media_id = %id, %error, "cannot remove an object of a deleted record");
         }

@@ -55,5 +55,6 @@ pub async fn list(
     } else {
         None
     };
+    let items = items.into_iter().map(Record::public).collect();
     Ok(Json(Page { items, next }))
 }

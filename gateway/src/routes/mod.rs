@@ -5,7 +5,8 @@
 //! | `POST /images` | [`upload`] |
 //! | `GET /images` | [`list`] |
 //! | `GET /images/{media_id}` | [`record`] |
-//! | `GET /images/{media_id}/thumbnail` | [`thumbnail`] |
+//! | `GET /images/{media_id}/thumbnail`, `GET /images/{media_id}/thumbnails/{name}` | [`thumbnail`] |
+//! | `GET /images/{media_id}/events` | [`events`] |
 //! | `DELETE /images/{media_id}` | [`delete`] |
 //! | `GET /healthz`, `GET /readyz` | [`health`] |
 //! | `GET /metrics` | [`metrics`] |
@@ -15,6 +16,7 @@
 //! route but `/healthz`.
 
 pub mod delete;
+pub mod events;
 pub mod health;
 pub mod list;
 pub mod metrics;
@@ -43,6 +45,11 @@ pub fn router(state: AppState, keys: Option<Arc<ApiKeys>>) -> Router {
             get(record::get).delete(delete::delete),
         )
         .route("/images/{media_id}/thumbnail", get(thumbnail::get))
+        .route(
+            "/images/{media_id}/thumbnails/{name}",
+            get(thumbnail::variant),
+        )
+        .route("/images/{media_id}/events", get(events::events))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::metrics))

@@ -1,4 +1,12 @@
-//! `GET /images/{media_id}/thumbnail`: the thumbnail, the mirror of the upload.
+//! `GET /images/{media_id}/thumbnail` (the first variant) and
+//! `GET /images/{media_id}/thumbnails/{name}` (any variant): the thumbnail, the mirror of the
+//! upload.
+//!
+//! A name the record does not have, that is a size (`640x480`, with `fit`, `format`,
+//! `quality`, `enlarge` as query parameters) or a preset, is made on demand when raw uploads
+//! are kept (`keep_raw`): the record gains it as `processing`, its job is queued in the same
+//! transaction, and the answer is 202 with `Location` and `Retry-After`; asking again before
+//! it is made does not queue it twice. At most `limits.max_variants` per record.
 //!
 //! By default the body is the thumbnail in base64 with the thumbnail's media type as
 //! `Content-Type`. When `Accept` names that media type or `image/*`, the body is the raw bytes,
@@ -6,29 +14,39 @@
 //! `ETag` (one per representation), `Cache-Control: immutable` and `Vary: Accept`, and
 //! `If-None-Match` gets 304.
 
+use axum::Json;
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
 use axum::http::header::{
-    ACCEPT, CACHE_CONTROL, CONTENT_TYPE, ETAG, IF_NONE_MATCH, LOCATION, VARY,
+    ACCEPT, CACHE_CONTROL, CONTENT_TYPE, ETAG, IF_NONE_MATCH, LOCATION, RETRY_AFTER, VARY,
 };
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use common::config::OutputFormat;
 use common::media::MediaType;
-use common::record::State as JobState;
+use common::record::{
+    Event, Record, Service, State as JobState, Thumbnail, ThumbnailInfo, VariantState,
+};
 use common::storage::Key;
+use common::time::now_rfc3339;
+use common::variant::{self, Size, Variant, VariantParams};
+use serde::Deserialize;
+use uuid::Uuid;
 
 use super::MediaId;
 use crate::error::ApiError;
 use crate::state::AppState;
+use crate::store::Update;
 
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 
 /// How long a presigned thumbnail URL (`media.presign`) stays valid.
 const PRESIGNED_FOR: std::time::Duration = std::time::Duration::from_secs(3600);
 
-/// The handler.
+/// The handler of `/images/{id}/thumbnail`: the first variant.
 pub async fn get(
     State(state): State<AppState>,
     MediaId(id): MediaId,
@@ -39,38 +57,279 @@ pub async fn get(
         .get(id)
         .await?
         .ok_or_else(|| ApiError::NotFound(id))?;
-    let thumbnail = match (record.state, record.thumbnail) {
-        (JobState::Processing, _) => return Err(ApiError::Processing(id)),
-        (JobState::Error, _) => return Err(ApiError::JobFailed(record.message)),
-        (JobState::Completed, Some(thumbnail)) => thumbnail,
-        (JobState::Completed, None) => {
-            return Err(ApiError::Io(std::io::Error::other(
-                "completed record without thumbnail facts",
-            )));
-        }
+    match record.state {
+        JobState::Processing => return Err(ApiError::Processing(id)),
+        JobState::Error => return Err(ApiError::JobFailed(record.message)),
+        JobState::Completed => {}
+    }
+    // A record from before variants existed has only `thumbnail`.
+    let first = match record.thumbnails.first() {
+        Some(first) => first.info(),
+        None => record.thumbnail.clone(),
     };
+    match (first, record.thumbnails.first()) {
+        (Some(info), _) => serve(&state, id, 0, &info, &headers).await,
+        (None, Some(entry)) => Err(ApiError::VariantFailed(failure(entry))),
+        (None, None) => Err(ApiError::Io(std::io::Error::other(
+            "completed record without thumbnail facts",
+        ))),
+    }
+}
 
-    let raw = accepts_raw(&headers, thumbnail.media_type);
+/// Query parameters of a variant request: for a variant made on demand.
+#[derive(Debug, Default, Deserialize)]
+pub struct VariantQuery {
+    fit: Option<String>,
+    format: Option<String>,
+    quality: Option<String>,
+    enlarge: Option<String>,
+}
+
+impl VariantQuery {
+    /// Whether the request names settings, and so means the variant made with them.
+    fn is_explicit(&self) -> bool {
+        self.fit.is_some()
+            || self.format.is_some()
+            || self.quality.is_some()
+            || self.enlarge.is_some()
+    }
+}
+
+/// The longest variant name looked at.
+const MAX_NAME: usize = 64;
+
+/// The handler of `/images/{id}/thumbnails/{name}`: one variant, made on demand when the
+/// name is a size (or a preset) the record does not have yet and raw uploads are kept.
+pub async fn variant(
+    State(state): State<AppState>,
+    Path((id, name)): Path<(String, String)>,
+    params: Result<Query<VariantQuery>, QueryRejection>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let id = super::parse_id(&id)?;
+    let Query(query) = params.map_err(|_| ApiError::InvalidQuery)?;
+    let record = state
+        .store
+        .get(id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(id))?;
+    let explicit = query.is_explicit();
+    let wanted = wanted(&state, &name, query)?;
+    let found = find(&record, &name, wanted.as_ref(), explicit);
+    match (record.state, found) {
+        (JobState::Error, _) => Err(ApiError::JobFailed(record.message)),
+        (JobState::Processing, Some(_)) => Err(ApiError::Processing(id)),
+        (JobState::Processing, None) if wanted.is_some() => Err(ApiError::Processing(id)),
+        (_, Some(index)) => answer(&state, &record, index, &headers).await,
+        (_, None) => match wanted {
+            Some(wanted) => make_on_demand(&state, id, wanted, &headers).await,
+            None => Err(unknown(&record, &name, "")),
+        },
+    }
+}
+
+/// The variant a request names, when the name is a size or a preset: the spec it would be
+/// made to. `None` for a name that is neither.
+fn wanted(state: &AppState, name: &str, query: VariantQuery) -> Result<Option<Variant>, ApiError> {
+    let config = &state.config;
+    let is_size = name.len() <= MAX_NAME && name.parse::<Size>().is_ok();
+    if !is_size && !config.thumbnail.presets.contains_key(name) {
+        return Ok(None);
+    }
+    let params = VariantParams {
+        sizes: Some(name.to_owned()),
+        fit: query.fit,
+        format: query.format,
+        quality: query.quality,
+        enlarge: query.enlarge,
+    };
+    let mut variants = variant::parse(&params, &config.thumbnail, &config.limits)
+        .map_err(ApiError::InvalidVariant)?;
+    Ok(variants.pop())
+}
+
+/// The index of the variant a request means: by name, unless the request names settings
+/// (`explicit`) that variant was not made with; else the variant that makes the same output
+/// as the one `wanted`.
+fn find(record: &Record, name: &str, wanted: Option<&Variant>, explicit: bool) -> Option<usize> {
+    let same = |index: &usize| match wanted {
+        Some(wanted) if explicit => record.thumbnails[*index].request.same_output(wanted),
+        _ => true,
+    };
+    let by_name = record
+        .thumbnails
+        .iter()
+        .position(|t| t.name == name)
+        .filter(same);
+    by_name.or_else(|| {
+        let wanted = wanted?;
+        record
+            .thumbnails
+            .iter()
+            .position(|t| t.request.same_output(wanted))
+    })
+}
+
+/// The answer for variant `index` of a completed record.
+async fn answer(
+    state: &AppState,
+    record: &Record,
+    index: usize,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
+    let entry = &record.thumbnails[index];
+    match (entry.state, entry.info()) {
+        (VariantState::Ready, Some(info)) => {
+            let index = u16::try_from(index).unwrap_or(u16::MAX);
+            serve(state, record.media_id, index, &info, headers).await
+        }
+        (VariantState::Processing, _) => Ok(accepted(entry)),
+        _ => Err(ApiError::VariantFailed(failure(entry))),
+    }
+}
+
+/// 202 for a variant still being made: where it will be, and when to ask again.
+fn accepted(entry: &Thumbnail) -> Response {
+    (
+        StatusCode::ACCEPTED,
+        [(LOCATION, entry.url.clone()), (RETRY_AFTER, "1".to_owned())],
+        Json(entry.clone()),
+    )
+        .into_response()
+}
+
+/// Why a variant failed.
+fn failure(entry: &Thumbnail) -> String {
+    entry
+        .error
+        .as_ref()
+        .map_or_else(|| "it could not be made".to_owned(), |e| e.message.clone())
+}
+
+/// The 404 for a variant that does not exist, listing those that do.
+fn unknown(record: &Record, name: &str, why: &str) -> ApiError {
+    let variants: Vec<String> = record.thumbnails.iter().map(|t| t.name.clone()).collect();
+    let shown: String = name
+        .chars()
+        .take(MAX_NAME)
+        .map(|c| if c.is_ascii_graphic() { c } else { '?' })
+        .collect();
+    ApiError::UnknownVariant {
+        message: format!(
+            "no variant `{shown}`{why}; this image has: {}",
+            variants.join(", ")
+        ),
+        variants,
+    }
+}
+
+/// Adds `wanted` to the record as processing and queues its job, in one transaction; answers
+/// 202. Two requests for the same variant add it once.
+async fn make_on_demand(
+    state: &AppState,
+    id: Uuid,
+    wanted: Variant,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
+    if !state.config.keep_raw {
+        let record = state.store.get(id).await?.ok_or(ApiError::NotFound(id))?;
+        return Err(unknown(
+            &record,
+            &wanted.name,
+            " (new variants are made only from kept raw uploads, and keep_raw is off)",
+        ));
+    }
+    let max = state.config.limits.max_variants;
+    let update = state
+        .store
+        .update_and_enqueue(id, |record| {
+            let exists = record
+                .thumbnails
+                .iter()
+                .any(|t| t.request.same_output(&wanted));
+            if exists || record.thumbnails.len() >= max || !record.is_final() {
+                return false;
+            }
+            let mut variant = wanted.clone();
+            if record.thumbnails.iter().any(|t| t.name == variant.name) {
+                variant.name = distinct_name(&variant);
+            }
+            let name = variant.name.clone();
+            record.thumbnails.push(Thumbnail::requested(id, variant));
+            record.updated_at = now_rfc3339();
+            record.push_event(Event::new(
+                "variant_requested",
+                Service::Gateway,
+                Some(name),
+            ));
+            true
+        })
+        .await?;
+    match update {
+        Update::Missing => Err(ApiError::NotFound(id)),
+        Update::Changed(record) => {
+            state.store.flush().await?;
+            state.outbox.wake();
+            let entry = record.thumbnails.last().expect("the variant just added");
+            tracing::debug!(media_id = %id, variant = %entry.name, "variant asked for on demand");
+            Ok(accepted(entry))
+        }
+        Update::Unchanged(record) => match find(&record, &wanted.name, Some(&wanted), true) {
+            Some(index) => answer(state, &record, index, headers).await,
+            None if !record.is_final() => Err(ApiError::Processing(id)),
+            None => Err(ApiError::TooManyVariants(record.thumbnails.len())),
+        },
+    }
+}
+
+/// A name for a variant whose plain name another variant of the record has: its settings
+/// spelled out (`400x300-cover-webp-q80`).
+fn distinct_name(variant: &Variant) -> String {
+    let format = match variant.format {
+        OutputFormat::Auto => "auto",
+        OutputFormat::Jpeg => "jpeg",
+        OutputFormat::Png => "png",
+        OutputFormat::Webp => "webp",
+    };
+    let enlarge = if variant.enlarge { "-enlarge" } else { "" };
+    format!(
+        "{}-{}-{format}-q{}{enlarge}",
+        variant.size,
+        variant.fit.as_str(),
+        variant.quality
+    )
+}
+
+/// Serves the thumbnail object of variant `index` as base64 or raw bytes, by `Accept`.
+async fn serve(
+    state: &AppState,
+    id: Uuid,
+    index: u16,
+    thumbnail: &ThumbnailInfo,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
+    let raw = accepts_raw(headers, thumbnail.media_type);
+    let tag = match index {
+        0 => id.to_string(),
+        index => format!("{id}.{index}"),
+    };
     let etag = if raw {
-        format!("\"{id}\"")
+        format!("\"{tag}\"")
     } else {
-        format!("\"{id}.b64\"")
+        format!("\"{tag}.b64\"")
     };
     let common_headers = [
         (ETAG, etag.clone()),
         (CACHE_CONTROL, IMMUTABLE.to_owned()),
         (VARY, "Accept".to_owned()),
     ];
-    if matches_etag(&headers, &etag) {
+    if matches_etag(headers, &etag) {
         return Ok((StatusCode::NOT_MODIFIED, common_headers).into_response());
     }
-
+    let key = Key::variant(id, index);
     if raw
         && state.config.media.presign
-        && let Some(url) = state
-            .storage
-            .presign(Key::thumbnail(id), PRESIGNED_FOR)
-            .await?
+        && let Some(url) = state.storage.presign(key, PRESIGNED_FOR).await?
     {
         return Ok((
             StatusCode::TEMPORARY_REDIRECT,
@@ -81,7 +340,7 @@ pub async fn get(
     // Deleted between the read of the record and the read of the object: gone.
     let bytes = state
         .storage
-        .get(Key::thumbnail(id))
+        .get(key)
         .await?
         .ok_or(ApiError::NotFound(id))?;
     let body = if raw {

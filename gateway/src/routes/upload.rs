@@ -2,8 +2,9 @@
 //!
 //! An upload is first let in by [`crate::admission`] (in-flight, queue and disk limits).
 //! The body is the image in base64 and `Content-Type` is its media type; or `Content-Type:
-//! application/json` with `{"data", "media_type", "name"}`. A `name` may also come as the
-//! `name` query parameter. The answer is `202 Accepted`, `Location: /images/{media_id}` and
+//! application/json` with `{"data", "media_type", "name"}`. The query parameters `name`,
+//! `sizes`, `fit`, `format`, `quality`, `enlarge` ([`common::variant`]) and `callback_url`
+//! ([`crate::callbacks`]) may also come as members of the JSON envelope. The answer is `202 Accepted`, `Location: /images/{media_id}` and
 //! the record; it is sent only once the raw file, the record and its job (in the outbox) are
 //! on disk. The job reaches the queue through [`crate::outbox`], never in the request.
 
@@ -18,24 +19,75 @@ use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE, EXPECT, LOCATION};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use common::media::MediaType;
-use common::message::Job;
 use common::storage::Key;
+use common::variant::{self, Variant, VariantParams};
 use serde::Deserialize;
 
 use crate::body::{self, BodyTiming};
+use crate::callbacks::address;
 use crate::error::ApiError;
-use crate::ingest::ingest;
+use crate::ingest::{Request, ingest};
 use crate::metrics::Refusal;
 use crate::state::AppState;
 
 /// The longest file name kept.
 const MAX_NAME: usize = 255;
 
-/// Query parameters of an upload.
-#[derive(Debug, Deserialize)]
+/// Query parameters of an upload (a JSON envelope may give the same as members, which win).
+#[derive(Debug, Default, Deserialize)]
 pub struct UploadParams {
     /// The client's file name.
     name: Option<String>,
+    /// The variants to make.
+    #[serde(flatten)]
+    variants: VariantParams,
+    /// Where to post the record when final.
+    callback_url: Option<String>,
+}
+
+impl UploadParams {
+    /// Sets the parameters a JSON envelope gave as members.
+    fn merge(&mut self, options: Vec<(&'static str, String)>) {
+        for (option, value) in options {
+            let slot = match option {
+                "sizes" => &mut self.variants.sizes,
+                "fit" => &mut self.variants.fit,
+                "format" => &mut self.variants.format,
+                "quality" => &mut self.variants.quality,
+                "enlarge" => &mut self.variants.enlarge,
+                _ => &mut self.callback_url,
+            };
+            *slot = Some(value);
+        }
+    }
+
+    /// The variants asked for, and the callback URL (the upload's, else the service-wide
+    /// one), checked.
+    fn check(&self, state: &AppState) -> Result<(Vec<Variant>, Option<String>), ApiError> {
+        let config = &state.config;
+        let variants = variant::parse(&self.variants, &config.thumbnail, &config.limits)
+            .map_err(ApiError::InvalidVariant)?;
+        let callback_url = match self
+            .callback_url
+            .as_deref()
+            .filter(|url| !url.is_empty())
+            .or(config.callbacks.url.as_deref())
+        {
+            None => None,
+            Some(_) if !state.callbacks.enabled => {
+                return Err(ApiError::CallbackNotAllowed(
+                    "callbacks are off: the service has no callbacks.secret to sign them with"
+                        .to_owned(),
+                ));
+            }
+            Some(url) => Some(
+                address::check_url(url, &state.callbacks.allowed)
+                    .map_err(ApiError::CallbackNotAllowed)?
+                    .to_string(),
+            ),
+        };
+        Ok((variants, callback_url))
+    }
 }
 
 /// The handler.
@@ -50,7 +102,7 @@ pub async fn upload(
         params,
         state.admission.admit(&state.metrics, client.ip()).await,
     ) {
-        (Ok(Query(params)), Ok(_permit)) => accept(&state, params.name, &headers, &mut body).await,
+        (Ok(Query(params)), Ok(_permit)) => accept(&state, params, &headers, &mut body).await,
         (Err(_), _) => Err(ApiError::InvalidQuery),
         (_, Err(refusal)) => Err(refusal),
     };
@@ -77,10 +129,12 @@ pub async fn upload(
 
 async fn accept(
     state: &AppState,
-    name: Option<String>,
+    mut params: UploadParams,
     headers: &HeaderMap,
     body: &mut Body,
 ) -> Result<Response, ApiError> {
+    // Refused before the body is read, when the query alone is wrong.
+    params.check(state)?;
     let limits = &state.config.limits;
     let limit = limits.max_upload_bytes;
     let timing = BodyTiming {
@@ -105,20 +159,29 @@ async fn accept(
     // The decoded bytes grow under this grant, held until they are on disk.
     let mut grant = state.memory.grant();
 
-    let (bytes, media_type, name) = if essence.eq_ignore_ascii_case("application/json") {
+    let (bytes, media_type) = if essence.eq_ignore_ascii_case("application/json") {
         let envelope = body::read_envelope(body, limit, length, timing, &mut grant).await?;
         let media_type = parse_media_type(&envelope.media_type)?;
-        (envelope.data, media_type, envelope.name.or(name))
+        if envelope.name.is_some() {
+            params.name = envelope.name;
+        }
+        params.merge(envelope.options);
+        (envelope.data, media_type)
     } else {
         let media_type = parse_media_type(content_type)?;
         let bytes = body::read_base64(body, limit, length, timing, &mut grant).await?;
-        (bytes, media_type, name)
+        (bytes, media_type)
     };
-    let name = check_name(name)?;
+    let (variants, callback_url) = params.check(state)?;
+    let request = Request {
+        name: check_name(params.name)?,
+        variants,
+        callback_url,
+    };
 
     let limits = state.config.limits.clone();
     let (record, bytes) = tokio::task::spawn_blocking(move || {
-        ingest(&bytes, media_type, name, &limits).map(|record| (record, bytes))
+        ingest(&bytes, media_type, request, &limits).map(|record| (record, bytes))
     })
     .await
     .map_err(|error| ApiError::Io(std::io::Error::other(error)))??;
@@ -126,7 +189,7 @@ async fn accept(
     state.storage.put(raw, Bytes::from(bytes)).await?;
     drop(grant);
 
-    let job = Job::new(record.media_id, record.media_type);
+    let job = record.job();
     if let Err(error) = state.store.insert(&record, &job).await {
         // No record will point at the raw upload: take it back (after a crash here, the
         // orphan sweep does).
@@ -140,7 +203,12 @@ async fn accept(
     state.outbox.wake();
     tracing::debug!(media_id = %record.media_id, media_type = %record.media_type, size = record.size, "upload accepted");
     let location = format!("/images/{}", record.media_id);
-    Ok((StatusCode::ACCEPTED, [(LOCATION, location)], Json(record)).into_response())
+    Ok((
+        StatusCode::ACCEPTED,
+        [(LOCATION, location)],
+        Json(record.public()),
+    )
+        .into_response())
 }
 
 fn expects_continue(headers: &HeaderMap) -> bool {

@@ -18,6 +18,9 @@
 //!   claimed for [`postgres::CLAIM`] with `FOR UPDATE SKIP LOCKED`, so several gateways
 //!   publish without duplicates or stalls); [`Store::published`] takes it out.
 //! - [`Store::list`] pages in id (upload) order, a range scan on both.
+//! - Every write of a record keeps its indexes in the same transaction: whether it has work
+//!   left ([`Store::processing`]) and when its callback is due ([`Store::due_callbacks`]),
+//!   so that the pending delivery is as durable as the final state it announces.
 //! - An unreachable store is [`StoreError::Unavailable`] (503 with `Retry-After`), never a
 //!   lost write: nothing is acknowledged before the store has it.
 
@@ -166,7 +169,8 @@ impl Store {
         on_store!(self, store => store.list(after, limit).await)
     }
 
-    /// Every record still processing, in id order.
+    /// Every record with work left ([`Record::needs_work`]: processing, or with a variant
+    /// asked for on demand), in id order.
     pub async fn processing(&self) -> Result<Vec<Record>, StoreError> {
         on_store!(self, store => store.processing().await)
     }
@@ -178,13 +182,44 @@ impl Store {
         media_id: Uuid,
         change: impl FnMut(&mut Record) -> bool + Send,
     ) -> Result<Update, StoreError> {
-        on_store!(self, store => store.update(media_id, change).await)
+        on_store!(self, store => store.update(media_id, change, false).await)
+    }
+
+    /// As [`Store::update`], and a changed record's [`Record::job`] (what is left to make)
+    /// goes to the outbox in the same transaction: for variants asked for on demand, so that
+    /// two requests racing never leave one of them out of the job.
+    pub async fn update_and_enqueue(
+        &self,
+        media_id: Uuid,
+        change: impl FnMut(&mut Record) -> bool + Send,
+    ) -> Result<Update, StoreError> {
+        on_store!(self, store => store.update(media_id, change, true).await)
+    }
+
+    /// Up to `limit` records whose completion callback is due ([`Record::callback_due`]),
+    /// each held by this caller for `lease`: not handed out again meanwhile, unless a change
+    /// to the record (the outcome of the delivery) sets a new due time.
+    pub async fn due_callbacks(
+        &self,
+        limit: usize,
+        lease: std::time::Duration,
+    ) -> Result<Vec<Record>, StoreError> {
+        on_store!(self, store => store.due_callbacks(limit, lease).await)
     }
 
     /// Removes the record of `media_id` (and its job if still in the outbox); returns it if it
     /// existed.
     pub async fn remove(&self, media_id: Uuid) -> Result<Option<Record>, StoreError> {
         on_store!(self, store => store.remove(media_id).await)
+    }
+
+    /// Tells the other gateways sharing the store that the record of `media_id` became final,
+    /// so that they wake its waiters (PostgreSQL `NOTIFY`; sled has no other gateway).
+    pub async fn announce_final(&self, media_id: Uuid) -> Result<(), StoreError> {
+        match self {
+            Store::Sled(_) => Ok(()),
+            Store::Postgres(store) => store.announce_final(media_id).await,
+        }
     }
 
     /// Waits until every change made before the call survives a crash.
@@ -237,11 +272,15 @@ pub mod tests {
             md5: String::new(),
             sha256: String::new(),
             dimensions: None,
+            variants: vec![common::variant::Variant::default_for(
+                &common::config::ThumbnailConfig::default(),
+            )],
+            callback_url: None,
         })
     }
 
     fn job(record: &Record) -> Job {
-        Job::new(record.media_id, record.media_type)
+        record.job()
     }
 
     /// Both stores, each fresh; the directory keeps sled's files alive.
@@ -300,6 +339,7 @@ pub mod tests {
             let changed = store
                 .update(id, |record| {
                     record.state = State::Completed;
+                    record.thumbnails[0].state = common::record::VariantState::Ready;
                     true
                 })
                 .await
@@ -368,6 +408,128 @@ pub mod tests {
             }
             let stored = store.get(record.media_id).await.unwrap().unwrap();
             assert_eq!(stored.attempts, record.attempts + 20, "{}", store.kind());
+        }
+    }
+
+    #[tokio::test]
+    async fn callbacks_fall_due_with_the_final_state_and_are_leased() {
+        use common::record::{CallbackState, State};
+        let (_dir, stores) = stores().await;
+        for store in stores {
+            let kind = store.kind();
+            let mut with_callback = record();
+            with_callback.callback = Some(common::record::Callback {
+                url: "https://hooks.example.org/".to_owned(),
+                state: CallbackState::Pending,
+                attempts: 0,
+                last_status: None,
+                last_error: None,
+                next_attempt_at: None,
+            });
+            let id = with_callback.media_id;
+            store
+                .insert(&with_callback, &job(&with_callback))
+                .await
+                .unwrap();
+            let lease = std::time::Duration::from_secs(60);
+            assert!(
+                store.due_callbacks(10, lease).await.unwrap().is_empty(),
+                "{kind}: not due while processing"
+            );
+            store
+                .update(id, |record| {
+                    record.fail(422, "corrupt");
+                    true
+                })
+                .await
+                .unwrap();
+            let due = store.due_callbacks(10, lease).await.unwrap();
+            assert_eq!(due.len(), 1, "{kind}: due once final");
+            assert_eq!(due[0].state, State::Error);
+            assert!(
+                store.due_callbacks(10, lease).await.unwrap().is_empty(),
+                "{kind}: leased"
+            );
+            // The outcome of the attempt: due again at once (a retry in the past).
+            store
+                .update(id, |record| {
+                    let callback = record.callback.as_mut().unwrap();
+                    callback.attempts = 1;
+                    callback.next_attempt_at = Some("2020-01-01T00:00:00Z".to_owned());
+                    true
+                })
+                .await
+                .unwrap();
+            assert_eq!(
+                store.due_callbacks(10, lease).await.unwrap().len(),
+                1,
+                "{kind}"
+            );
+            store
+                .update(id, |record| {
+                    record.callback.as_mut().unwrap().state = CallbackState::Delivered;
+                    true
+                })
+                .await
+                .unwrap();
+            store
+                .update(id, |record| {
+                    record.callback.as_mut().unwrap().next_attempt_at = None;
+                    true
+                })
+                .await
+                .unwrap();
+            assert!(
+                store.due_callbacks(10, lease).await.unwrap().is_empty(),
+                "{kind}: delivered is never due"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_variant_asked_for_later_is_queued_with_its_record() {
+        let (_dir, stores) = stores().await;
+        for store in stores {
+            let kind = store.kind();
+            let first = record();
+            let id = first.media_id;
+            store.insert(&first, &job(&first)).await.unwrap();
+            store.published(id).await.unwrap();
+            store
+                .update(id, |record| {
+                    record.state = common::record::State::Completed;
+                    record.thumbnails[0].state = common::record::VariantState::Ready;
+                    true
+                })
+                .await
+                .unwrap();
+            assert!(store.processing().await.unwrap().is_empty(), "{kind}");
+            let mut wanted = first.thumbnails[0].request.clone();
+            wanted.name = "320x".to_owned();
+            wanted.size = "320x".parse().unwrap();
+            store
+                .update_and_enqueue(id, |record| {
+                    record
+                        .thumbnails
+                        .push(common::record::Thumbnail::requested(id, wanted.clone()));
+                    true
+                })
+                .await
+                .unwrap();
+            let outbox = store.outbox(10).await.unwrap();
+            assert_eq!(outbox.len(), 1, "{kind}");
+            let names: Vec<&str> = outbox[0]
+                .variants
+                .iter()
+                .map(|v| v.variant.name.as_str())
+                .collect();
+            assert_eq!(names, ["320x"], "{kind}: only what is left to make");
+            assert_eq!(outbox[0].variants[0].index, 1);
+            assert_eq!(
+                store.processing().await.unwrap().len(),
+                1,
+                "{kind}: a record with a variant to make has work left"
+            );
         }
     }
 

@@ -1,7 +1,9 @@
 //! The shared record store: PostgreSQL, for any number of gateways.
 //!
 //! Two tables (`gateway/migrations/`): `records` (the record as `jsonb`, a `processing` flag
-//! with a partial index for recovery and sweeps, and a `version` that every change bumps) and
+//! with a partial index for recovery and sweeps, a `callback_due` time with a partial index
+//! for callback delivery, both kept by every write of the record, and a `version` that every
+//! change bumps) and
 //! `outbox` (jobs not yet confirmed by the queue, deleted with their record). The schema is
 //! migrated at start by sqlx's migrator, under its advisory lock, so gateways starting at once
 //! migrate once.
@@ -22,11 +24,11 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use common::message::Job;
-use common::record::{Record, State};
+use common::record::Record;
 use sqlx::Connection;
 use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
 use sqlx::pool::PoolConnection;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, Postgres};
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions, Postgres};
 use sqlx::types::Json;
 use uuid::Uuid;
 
@@ -38,11 +40,18 @@ pub const CLAIM: Duration = Duration::from_secs(30);
 pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The schema's migrations, embedded in the binary.
-const MIGRATIONS: [(i64, &str, &str); 1] = [(
-    1,
-    "records and outbox",
-    include_str!("../../migrations/0001_records_and_outbox.sql"),
-)];
+const MIGRATIONS: [(i64, &str, &str); 2] = [
+    (
+        1,
+        "records and outbox",
+        include_str!("../../migrations/0001_records_and_outbox.sql"),
+    ),
+    (
+        2,
+        "callbacks",
+        include_str!("../../migrations/0002_callbacks.sql"),
+    ),
+];
 
 /// The embedded migrations, as sqlx's migrator reads them.
 #[derive(Debug)]
@@ -137,12 +146,14 @@ impl PostgresStore {
         let mut connection = self.connection().await?;
         let mut transaction = connection.begin().await.map_err(map_error)?;
         let added = sqlx::query(
-            "INSERT INTO records (media_id, processing, record) VALUES ($1, $2, $3)
+            "INSERT INTO records (media_id, processing, record, callback_due)
+             VALUES ($1, $2, $3, $4::timestamptz)
              ON CONFLICT (media_id) DO NOTHING",
         )
         .bind(record.media_id)
-        .bind(record.state == State::Processing)
+        .bind(record.needs_work())
         .bind(Json(record))
+        .bind(record.callback_due())
         .execute(&mut *transaction)
         .await
         .map_err(map_error)?
@@ -239,7 +250,7 @@ impl PostgresStore {
         Ok(rows.into_iter().map(|(Json(record),)| record).collect())
     }
 
-    /// Every record still processing, in id order.
+    /// Every record with work left ([`Record::needs_work`]), in id order.
     pub async fn processing(&self) -> Result<Vec<Record>, StoreError> {
         let rows: Vec<(Json<Record>,)> =
             sqlx::query_as("SELECT record FROM records WHERE processing ORDER BY media_id")
@@ -249,11 +260,14 @@ impl PostgresStore {
         Ok(rows.into_iter().map(|(Json(record),)| record).collect())
     }
 
-    /// Applies `change` to the record of `media_id`, compare-and-swap on its version.
+    /// Applies `change` to the record of `media_id`, compare-and-swap on its version; with
+    /// `enqueue`, a changed record's [`Record::job`] goes to the outbox in the same
+    /// transaction.
     pub async fn update(
         &self,
         media_id: Uuid,
         mut change: impl FnMut(&mut Record) -> bool + Send,
+        enqueue: bool,
     ) -> Result<Update, StoreError> {
         let mut connection = self.connection().await?;
         loop {
@@ -269,21 +283,61 @@ impl PostgresStore {
             if !change(&mut record) {
                 return Ok(Update::Unchanged(record));
             }
+            let mut transaction = connection.begin().await.map_err(map_error)?;
             let written = sqlx::query(
-                "UPDATE records SET record = $3, processing = $4, version = version + 1
+                "UPDATE records SET record = $3, processing = $4, callback_due = $5::timestamptz,
+                     version = version + 1
                  WHERE media_id = $1 AND version = $2",
             )
             .bind(media_id)
             .bind(version)
             .bind(Json(&record))
-            .bind(record.state == State::Processing)
-            .execute(&mut *connection)
+            .bind(record.needs_work())
+            .bind(record.callback_due())
+            .execute(&mut *transaction)
             .await
             .map_err(map_error)?;
-            if written.rows_affected() == 1 {
-                return Ok(Update::Changed(record));
+            if written.rows_affected() != 1 {
+                continue; // changed meanwhile: the transaction rolls back when dropped
             }
+            if enqueue {
+                sqlx::query(
+                    "INSERT INTO outbox (media_id, job) VALUES ($1, $2)
+                     ON CONFLICT (media_id) DO UPDATE SET job = EXCLUDED.job,
+                         claimed_until = '-infinity'",
+                )
+                .bind(media_id)
+                .bind(Json(record.job()))
+                .execute(&mut *transaction)
+                .await
+                .map_err(map_error)?;
+            }
+            transaction.commit().await.map_err(map_error)?;
+            return Ok(Update::Changed(record));
         }
+    }
+
+    /// Claims up to `limit` records whose callback is due, each for `lease` (`FOR UPDATE SKIP
+    /// LOCKED`: two gateways never take the same one; a change to the record sets a new due
+    /// time).
+    pub async fn due_callbacks(
+        &self,
+        limit: usize,
+        lease: Duration,
+    ) -> Result<Vec<Record>, StoreError> {
+        let rows: Vec<(Json<Record>,)> = sqlx::query_as(
+            "UPDATE records SET callback_due = now() + make_interval(secs => $2)
+             WHERE media_id IN (
+                 SELECT media_id FROM records WHERE callback_due <= now()
+                 ORDER BY callback_due LIMIT $1 FOR UPDATE SKIP LOCKED)
+             RETURNING record",
+        )
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .bind(lease.as_secs_f64())
+        .fetch_all(&mut *self.connection().await?)
+        .await
+        .map_err(map_error)?;
+        Ok(rows.into_iter().map(|(Json(record),)| record).collect())
     }
 
     /// Removes the record of `media_id` and its outbox job; returns the record if it existed.
@@ -293,6 +347,39 @@ impl PostgresStore {
             media_id,
         )
         .await
+    }
+
+    /// Tells every gateway listening (see [`PostgresStore::forward_finals`]) that the record
+    /// of `media_id` is final.
+    pub async fn announce_final(&self, media_id: Uuid) -> Result<(), StoreError> {
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(crate::waiters::CHANNEL)
+            .bind(media_id.to_string())
+            .execute(&mut *self.connection().await?)
+            .await
+            .map_err(map_error)?;
+        Ok(())
+    }
+
+    /// Wakes this gateway's waiters of every record any gateway announces final, until the
+    /// process ends; reconnects after a lost connection.
+    pub async fn forward_finals(self, waiters: crate::waiters::Waiters) {
+        loop {
+            let listening: Result<std::convert::Infallible, sqlx::Error> = async {
+                let mut listener = PgListener::connect_with(&self.pool).await?;
+                listener.listen(crate::waiters::CHANNEL).await?;
+                loop {
+                    let notification = listener.recv().await?;
+                    if let Ok(media_id) = Uuid::try_parse(notification.payload()) {
+                        waiters.notify(media_id);
+                    }
+                }
+            }
+            .await;
+            let Err(error) = listening;
+            tracing::warn!(%error, "not listening for final records; again in 1 s");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
     }
 
     /// Every call has committed already: nothing to wait for.

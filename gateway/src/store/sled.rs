@@ -17,8 +17,11 @@ use std::path::Path;
 use std::sync::Arc;
 
 use common::message::Job;
-use common::record::{Record, State};
+use common::record::Record;
 use sled::Transactional;
+use sled::transaction::{
+    ConflictableTransactionError, ConflictableTransactionResult, TransactionError,
+};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
@@ -32,7 +35,46 @@ type FlushWaiter = oneshot::Sender<Result<(), Arc<str>>>;
 pub struct SledStore {
     records: sled::Tree,
     outbox: sled::Tree,
+    /// Records whose completion callback is due: id → when (milliseconds since the epoch,
+    /// big-endian), kept in the same transaction as the record.
+    callbacks: sled::Tree,
     flushes: mpsc::UnboundedSender<FlushWaiter>,
+}
+
+/// Milliseconds since the epoch of an RFC 3339 time (0 if it cannot be read: due at once).
+fn millis(rfc3339: &str) -> i64 {
+    humantime::parse_rfc3339(rfc3339)
+        .ok()
+        .and_then(|time| time.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |since| {
+            i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
+        })
+}
+
+/// Milliseconds since the epoch, now.
+fn now_millis() -> i64 {
+    millis(&common::time::now_rfc3339())
+}
+
+/// Sets or clears `record`'s entry in the callbacks tree.
+fn index_callback(
+    callbacks: &sled::transaction::TransactionalTree,
+    record: &Record,
+) -> Result<(), sled::transaction::UnabortableTransactionError> {
+    let key = record.media_id.as_bytes();
+    match record.callback_due() {
+        Some(due) => callbacks.insert(key, &millis(&due).to_be_bytes())?,
+        None => callbacks.remove(key)?,
+    };
+    Ok(())
+}
+
+/// The error of a transaction that aborts only on a record it cannot read or write.
+fn transaction_error(error: TransactionError<serde_json::Error>) -> StoreError {
+    match error {
+        TransactionError::Storage(error) => StoreError::Sled(error),
+        TransactionError::Abort(error) => StoreError::Corrupt(error),
+    }
 }
 
 impl SledStore {
@@ -49,11 +91,26 @@ impl SledStore {
             })?;
         let records = db.open_tree("records")?;
         let outbox = db.open_tree("outbox")?;
+        let callbacks = db.open_tree("callbacks")?;
+        // One gateway owns this store: leases of deliveries its previous run had under way
+        // are void. Each pending delivery is due again when its record says.
+        for entry in callbacks.iter() {
+            let (key, _) = entry?;
+            let due = match records.get(&key)? {
+                Some(value) => serde_json::from_slice::<Record>(&value)?.callback_due(),
+                None => None,
+            };
+            match due {
+                Some(due) => callbacks.insert(&key, &millis(&due).to_be_bytes())?,
+                None => callbacks.remove(&key)?,
+            };
+        }
         let (flushes, waiting) = mpsc::unbounded_channel();
         tokio::spawn(flusher(db, waiting));
         Ok(Self {
             records,
             outbox,
+            callbacks,
             flushes,
         })
     }
@@ -67,27 +124,23 @@ impl SledStore {
     /// transaction; returns whether it was added.
     pub async fn import(&self, record: &Record, job: Option<&Job>) -> Result<bool, StoreError> {
         let key = record.media_id.as_bytes();
-        let record = serde_json::to_vec(record)?;
+        let value = serde_json::to_vec(record)?;
         let job = job.map(serde_json::to_vec).transpose()?;
-        (&self.records, &self.outbox)
+        (&self.records, &self.outbox, &self.callbacks)
             .transaction(
-                |(records, outbox)| -> sled::transaction::ConflictableTransactionResult<bool, ()> {
+                |(records, outbox, callbacks)| -> ConflictableTransactionResult<bool, serde_json::Error> {
                     if records.get(key)?.is_some() {
                         return Ok(false);
                     }
-                    records.insert(key, record.as_slice())?;
+                    records.insert(key, value.as_slice())?;
                     if let Some(job) = &job {
                         outbox.insert(key, job.as_slice())?;
                     }
+                    index_callback(callbacks, record)?;
                     Ok(true)
                 },
             )
-            .map_err(|error| match error {
-                sled::transaction::TransactionError::Storage(error) => StoreError::Sled(error),
-                sled::transaction::TransactionError::Abort(()) => {
-                    unreachable!("the transaction never aborts")
-                }
-            })
+            .map_err(transaction_error)
     }
 
     /// Puts a job in the outbox (to be published again).
@@ -142,7 +195,7 @@ impl SledStore {
             .collect()
     }
 
-    /// Every record still [`State::Processing`], in id order.
+    /// Every record with work left ([`Record::needs_work`]), in id order.
     pub async fn processing(&self) -> Result<Vec<Record>, StoreError> {
         self.records
             .iter()
@@ -150,41 +203,90 @@ impl SledStore {
                 let (_, value) = entry?;
                 Ok(serde_json::from_slice(&value)?)
             })
-            .filter(|record| !matches!(record, Ok(record) if record.state != State::Processing))
+            .filter(|record| !matches!(record, Ok(record) if !record.needs_work()))
             .collect()
     }
 
-    /// Applies `change` to the record of `media_id` atomically. `change` returns whether it
-    /// changed the record; it may run more than once if the record changes meanwhile.
+    /// Applies `change` to the record of `media_id` atomically; with `enqueue`, a changed
+    /// record's [`Record::job`] goes to the outbox in the same transaction. `change` returns
+    /// whether it changed the record; it may run more than once if the record changes
+    /// meanwhile.
     pub async fn update(
         &self,
         media_id: Uuid,
-        mut change: impl FnMut(&mut Record) -> bool + Send,
+        change: impl FnMut(&mut Record) -> bool + Send,
+        enqueue: bool,
     ) -> Result<Update, StoreError> {
         let key = media_id.as_bytes();
-        loop {
-            let Some(old) = self.records.get(key)? else {
-                return Ok(Update::Missing);
-            };
-            let mut record: Record = serde_json::from_slice(&old)?;
-            if !change(&mut record) {
-                return Ok(Update::Unchanged(record));
+        // sled retries a transaction whose reads another writer changed: the change runs
+        // again on what is stored then.
+        let change = std::sync::Mutex::new(change);
+        (&self.records, &self.outbox, &self.callbacks)
+            .transaction(
+                |(records, outbox, callbacks)| -> ConflictableTransactionResult<Update, serde_json::Error> {
+                    let Some(old) = records.get(key)? else {
+                        return Ok(Update::Missing);
+                    };
+                    let mut record: Record = serde_json::from_slice(&old)
+                        .map_err(ConflictableTransactionError::Abort)?;
+                    let changed = (change.lock().unwrap_or_else(|e| e.into_inner()))(&mut record);
+                    if !changed {
+                        return Ok(Update::Unchanged(record));
+                    }
+                    let value =
+                        serde_json::to_vec(&record).map_err(ConflictableTransactionError::Abort)?;
+                    records.insert(key, value)?;
+                    index_callback(callbacks, &record)?;
+                    if enqueue {
+                        let job = serde_json::to_vec(&record.job())
+                            .map_err(ConflictableTransactionError::Abort)?;
+                        outbox.insert(key, job)?;
+                    }
+                    Ok(Update::Changed(record))
+                },
+            )
+            .map_err(transaction_error)
+    }
+
+    /// Up to `limit` records whose callback is due, each held for `lease` (not handed out
+    /// again before, unless a change to the record sets a new time).
+    pub async fn due_callbacks(
+        &self,
+        limit: usize,
+        lease: std::time::Duration,
+    ) -> Result<Vec<Record>, StoreError> {
+        let now = now_millis();
+        let until = now.saturating_add(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX));
+        let mut due = Vec::new();
+        for entry in self.callbacks.iter() {
+            if due.len() >= limit {
+                break;
             }
-            let new = serde_json::to_vec(&record)?;
-            if self
-                .records
-                .compare_and_swap(key, Some(old), Some(new))?
-                .is_ok()
-            {
-                return Ok(Update::Changed(record));
+            let (key, at) = entry?;
+            let at = <[u8; 8]>::try_from(at.as_ref()).map_or(0, i64::from_be_bytes);
+            if at > now {
+                continue;
+            }
+            let leased = self.callbacks.compare_and_swap(
+                &key,
+                Some(at.to_be_bytes().as_slice()),
+                Some(until.to_be_bytes().as_slice()),
+            )?;
+            if leased.is_err() {
+                continue; // changed meanwhile
+            }
+            if let Some(value) = self.records.get(&key)? {
+                due.push(serde_json::from_slice(&value)?);
             }
         }
+        Ok(due)
     }
 
     /// Removes the record of `media_id` (and its job if still in the outbox); returns it if it
     /// existed.
     pub async fn remove(&self, media_id: Uuid) -> Result<Option<Record>, StoreError> {
         self.outbox.remove(media_id.as_bytes())?;
+        self.callbacks.remove(media_id.as_bytes())?;
         self.records
             .remove(media_id.as_bytes())?
             .map(|value| serde_json::from_slice(&value).map_err(StoreError::from))

@@ -22,7 +22,7 @@ use common::media::MediaType;
 use image::metadata::Orientation;
 use image::{DynamicImage, GrayImage, RgbImage};
 
-use super::{Decoded, check_alloc, check_pixels, decode_full, reduction, upright};
+use super::{Decoded, Target, check_alloc, check_pixels, decode_full, reduction, upright};
 use crate::error::ThumbnailError;
 
 /// The JPEG decoder this build uses, for benchmark reports.
@@ -79,11 +79,11 @@ impl Header {
     }
 }
 
-/// Decodes a JPEG at the largest useful DCT reduction for a thumbnail in `fit_box`, upright.
+/// Decodes a JPEG at the largest useful DCT reduction for the `target` size, upright.
 pub fn decode(
     bytes: &[u8],
     limits: &LimitsConfig,
-    fit_box: (u32, u32),
+    target: Target<'_>,
 ) -> Result<Decoded, ThumbnailError> {
     let header = Header::read(bytes, limits)?;
     if !header.scalable {
@@ -91,7 +91,7 @@ pub fn decode(
     }
     let (source_width, source_height) = upright(header.width, header.height, header.orientation);
     let swapped = source_width != header.width;
-    let reduction = reduction(header.width, header.height, swapped, fit_box, &REDUCTIONS);
+    let reduction = reduction(header.width, header.height, swapped, target, &REDUCTIONS);
     let (width, height) = (
         header.width.div_ceil(reduction),
         header.height.div_ceil(reduction),
@@ -198,7 +198,7 @@ mod tests {
         let decoded = decode(
             &fixture("jpeg-baseline.jpg"),
             &LimitsConfig::default(),
-            (100, 100),
+            &crate::decode::fit_100,
         )
         .unwrap();
         assert_eq!((decoded.source_width, decoded.source_height), (800, 500));
@@ -207,7 +207,7 @@ mod tests {
         let decoded = decode(
             &fixture("jpeg-baseline.jpg"),
             &LimitsConfig::default(),
-            (800, 800),
+            &|w, h| (w, h),
         )
         .unwrap();
         assert_eq!((decoded.image.width(), decoded.image.height()), (800, 500));
@@ -218,7 +218,7 @@ mod tests {
         let bytes = fixture("jpeg-exif-orientation-6.jpg");
         let header = Header::read(&bytes, &LimitsConfig::default()).unwrap();
         assert_eq!(header.orientation, Orientation::Rotate90);
-        let decoded = decode(&bytes, &LimitsConfig::default(), (100, 100)).unwrap();
+        let decoded = decode(&bytes, &LimitsConfig::default(), &crate::decode::fit_100).unwrap();
         assert_eq!(
             (decoded.source_width, decoded.source_height),
             (header.height, header.width)
@@ -231,14 +231,14 @@ mod tests {
         let grey = decode(
             &fixture("jpeg-grayscale.jpg"),
             &LimitsConfig::default(),
-            (20, 20),
+            &|_, _| (20, 20),
         )
         .unwrap();
         assert!(matches!(grey.image, DynamicImage::ImageLuma8(_)));
         let cmyk = decode(
             &fixture("jpeg-cmyk.jpg"),
             &LimitsConfig::default(),
-            (20, 20),
+            &|_, _| (20, 20),
         )
         .unwrap();
         assert_eq!((cmyk.source_width, cmyk.source_height), (400, 250));

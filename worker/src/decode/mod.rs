@@ -159,25 +159,29 @@ fn upright(width: u32, height: u32, orientation: Orientation) -> (u32, u32) {
     }
 }
 
+/// What a decode must leave room for: given the source's upright size, the upright size the
+/// whole source is scaled to for its largest thumbnail ([`crate::geometry::largest_scaled`]).
+pub type Target<'a> = &'a dyn Fn(u32, u32) -> (u32, u32);
+
 /// Decodes the image (for GIF, the first frame) and turns it upright. The result is the whole
 /// image, or, for formats that can decode at reduced size, the smallest reduction they offer
-/// that is still at least twice the size of the thumbnail that fits in `fit_box`: the final
-/// Lanczos filter keeps real pixels to work with, as in libvips' and Pillow's shrink-on-load.
+/// that is still at least twice the `target` size: the final Lanczos filter keeps real pixels
+/// to work with, as in libvips' and Pillow's shrink-on-load.
 pub fn decode(
     bytes: &[u8],
     media_type: MediaType,
     limits: &LimitsConfig,
-    fit_box: (u32, u32),
+    target: Target<'_>,
 ) -> Result<Decoded, ThumbnailError> {
     let bytes = metadata::bounded(bytes, media_type, limits.max_metadata_bytes)?;
     let bytes = bytes.as_ref();
     match media_type {
-        MediaType::Jpeg => jpeg::decode(bytes, limits, fit_box),
+        MediaType::Jpeg => jpeg::decode(bytes, limits, target),
         MediaType::Png => png::decode(bytes, limits),
         MediaType::Gif => gif::decode(bytes, limits),
         MediaType::Bmp => bmp::decode(bytes, limits),
         #[cfg(feature = "libwebp")]
-        MediaType::Webp => webp::decode(bytes, limits, fit_box),
+        MediaType::Webp => webp::decode(bytes, limits, target),
         _ => decode_full(bytes, media_type, limits),
     }
 }
@@ -207,22 +211,28 @@ fn decode_opened(
     })
 }
 
+/// The `target` size of a `width`×`height` image as stored: `swapped` says the upright image
+/// has them the other way round.
+fn stored_target(width: u32, height: u32, swapped: bool, target: Target<'_>) -> (u32, u32) {
+    if swapped {
+        let (w, h) = target(height, width);
+        (h, w)
+    } else {
+        target(width, height)
+    }
+}
+
 /// The smallest of the `reductions` (divisors, largest first) that leaves a `width`×`height`
-/// image at least twice the size of its thumbnail in `fit_box`, or 1. `width` and `height`
-/// are as stored: `swapped` says the upright image has them the other way round.
+/// image at least twice its `target` size, or 1. `width` and `height` are as stored:
+/// `swapped` says the upright image has them the other way round.
 fn reduction(
     width: u32,
     height: u32,
     swapped: bool,
-    fit_box: (u32, u32),
+    target: Target<'_>,
     reductions: &[u32],
 ) -> u32 {
-    let (box_width, box_height) = if swapped {
-        (fit_box.1, fit_box.0)
-    } else {
-        fit_box
-    };
-    let (target_width, target_height) = crate::resize::fit(width, height, box_width, box_height);
+    let (target_width, target_height) = stored_target(width, height, swapped, target);
     reductions
         .iter()
         .copied()
@@ -236,6 +246,14 @@ fn decode_error(media_type: MediaType, detail: impl std::fmt::Display) -> Thumbn
         media_type: media_type.as_str(),
         detail: detail.to_string(),
     }
+}
+
+/// The target of the default thumbnail: fitted in 100×100.
+#[cfg(test)]
+fn fit_100(width: u32, height: u32) -> (u32, u32) {
+    let variant =
+        common::variant::Variant::default_for(&common::config::ThumbnailConfig::default());
+    crate::geometry::plan(&variant, width, height, 4096).scaled
 }
 
 /// The bytes of a file in `tests/fixtures`.
@@ -276,7 +294,7 @@ mod tests {
         let bytes = png(30, 20);
         let limits = LimitsConfig::default();
         assert_eq!(probe(&bytes, MediaType::Png, &limits).unwrap(), (30, 20));
-        let decoded = decode(&bytes, MediaType::Png, &limits, (100, 100)).unwrap();
+        let decoded = decode(&bytes, MediaType::Png, &limits, &fit_100).unwrap();
         assert_eq!((decoded.image.width(), decoded.image.height()), (30, 20));
     }
 
@@ -287,7 +305,7 @@ mod tests {
             max_pixels: 599,
             ..LimitsConfig::default()
         };
-        let error = decode(&bytes, MediaType::Png, &limits, (100, 100)).unwrap_err();
+        let error = decode(&bytes, MediaType::Png, &limits, &fit_100).unwrap_err();
         assert!(matches!(
             error,
             ThumbnailError::TooManyPixels { pixels: 600, .. }
@@ -306,8 +324,7 @@ mod tests {
             ("bomb-bmp.bmp", MediaType::Bmp),
         ] {
             let bytes = fixture(name);
-            let error =
-                decode(&bytes, media_type, &LimitsConfig::default(), (100, 100)).unwrap_err();
+            let error = decode(&bytes, media_type, &LimitsConfig::default(), &fit_100).unwrap_err();
             assert!(
                 matches!(error, ThumbnailError::TooManyPixels { .. }),
                 "{name}: {error}"
@@ -335,7 +352,7 @@ mod tests {
                 upright,
                 "{name}"
             );
-            let decoded = decode(&bytes, media_type, &limits, (100, 100)).unwrap();
+            let decoded = decode(&bytes, media_type, &limits, &fit_100).unwrap();
             assert_eq!(
                 (decoded.source_width, decoded.source_height),
                 upright,
@@ -352,7 +369,7 @@ mod tests {
             let bytes = fixture(name);
             for error in [
                 probe(&bytes, media_type, &limits).unwrap_err(),
-                decode(&bytes, media_type, &limits, (100, 100)).unwrap_err(),
+                decode(&bytes, media_type, &limits, &fit_100).unwrap_err(),
             ] {
                 assert!(
                     matches!(error, ThumbnailError::MetadataTooLarge { .. }),
@@ -370,7 +387,7 @@ mod tests {
             &bytes[..40],
             MediaType::Png,
             &LimitsConfig::default(),
-            (100, 100),
+            &fit_100,
         )
         .unwrap_err();
         assert_eq!(error.code(), 422, "{error}");

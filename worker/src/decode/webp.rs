@@ -15,15 +15,14 @@ use libwebp_sys::{
     VP8StatusCode, WEBP_CSP_MODE, WebPDecode, WebPDecoderConfig, WebPFreeDecBuffer, WebPGetFeatures,
 };
 
-use super::{Decoded, check_alloc, decode_full, open, orientation, upright};
+use super::{Decoded, Target, check_alloc, decode_full, open, orientation, stored_target, upright};
 use crate::error::ThumbnailError;
-use crate::resize::fit;
 
-/// Decodes a WebP scaled to about twice its thumbnail in `fit_box`, upright.
+/// Decodes a WebP scaled to about twice its `target` size, upright.
 pub fn decode(
     bytes: &[u8],
     limits: &LimitsConfig,
-    fit_box: (u32, u32),
+    target: Target<'_>,
 ) -> Result<Decoded, ThumbnailError> {
     let mut header = open(bytes, MediaType::Webp, limits)?;
     let orientation = orientation(&mut header);
@@ -39,12 +38,7 @@ pub fn decode(
     }
 
     let (source_width, source_height) = upright(width, height, orientation);
-    let (box_width, box_height) = if source_width == width {
-        fit_box
-    } else {
-        (fit_box.1, fit_box.0)
-    };
-    let (target_width, target_height) = fit(width, height, box_width, box_height);
+    let (target_width, target_height) = stored_target(width, height, source_width != width, target);
     let (out_width, out_height) = if width >= 2 * target_width && height >= 2 * target_height {
         (2 * target_width, 2 * target_height)
     } else {
@@ -129,11 +123,11 @@ mod tests {
     #[test]
     fn scales_to_twice_the_thumbnail_while_decoding() {
         let limits = LimitsConfig::default();
-        let lossy = decode(&fixture("webp-lossy.webp"), &limits, (100, 100)).unwrap();
+        let lossy = decode(&fixture("webp-lossy.webp"), &limits, &super::fit_100).unwrap();
         assert_eq!((lossy.source_width, lossy.source_height), (600, 375));
         assert_eq!((lossy.image.width(), lossy.image.height()), (200, 126));
         assert!(matches!(lossy.image, DynamicImage::ImageRgb8(_)));
-        let alpha = decode(&fixture("webp-alpha.webp"), &limits, (100, 100)).unwrap();
+        let alpha = decode(&fixture("webp-alpha.webp"), &limits, &super::fit_100).unwrap();
         assert!(matches!(alpha.image, DynamicImage::ImageRgba8(_)));
     }
 
@@ -143,7 +137,7 @@ mod tests {
         let error = decode(
             &bytes[..bytes.len() / 2],
             &LimitsConfig::default(),
-            (100, 100),
+            &super::fit_100,
         )
         .unwrap_err();
         assert_eq!(error.code(), 422, "{error}");

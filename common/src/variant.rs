@@ -1,0 +1,545 @@
+//! Variants: the thumbnails a client asks for, and how their parameters are read.
+//!
+//! A [`Variant`] is one thumbnail to make from an upload: a box ([`Size`], either side may be
+//! left open), how the image meets the box ([`Fit`]), the output format and quality, and
+//! whether a small image may be enlarged. An upload names its variants with the parameters
+//! of [`VariantParams`] (query parameters of a base64 upload, members of a JSON envelope):
+//!
+//! - `sizes=100x100,400x300,320x,card`: boxes (`W x H`, an empty side means "any") or the
+//!   names of presets from `thumbnail.presets`; default: the configured
+//!   `thumbnail.width`×`thumbnail.height`.
+//! - `fit=contain|cover|fill`, `format=auto|jpeg|png|webp`, `quality=1..100`,
+//!   `enlarge=true|false`: for every box given as `W x H`, and for presets that leave them
+//!   unset.
+//!
+//! [`parse`] checks all of it against the limits (`limits.max_thumbnail_side`,
+//! `limits.max_variants`) and names the parameter at fault in its error.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{LimitsConfig, OutputFormat, ThumbnailConfig};
+
+/// How an image meets its box.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Fit {
+    /// Inside the box, aspect ratio kept.
+    #[default]
+    Contain,
+    /// Fills the box, aspect ratio kept, the centre cropped out.
+    Cover,
+    /// Stretched to the box.
+    Fill,
+}
+
+impl Fit {
+    /// The parameter's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Fit::Contain => "contain",
+            Fit::Cover => "cover",
+            Fit::Fill => "fill",
+        }
+    }
+}
+
+impl FromStr for Fit {
+    type Err = ();
+
+    fn from_str(text: &str) -> Result<Self, ()> {
+        match text {
+            "contain" => Ok(Fit::Contain),
+            "cover" => Ok(Fit::Cover),
+            "fill" => Ok(Fit::Fill),
+            _ => Err(()),
+        }
+    }
+}
+
+/// A box: `W x H`, either side open (`320x` is 320 wide, any height).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Size {
+    /// The box's width, if bounded.
+    pub width: Option<u32>,
+    /// The box's height, if bounded.
+    pub height: Option<u32>,
+}
+
+impl fmt::Display for Size {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let side = |side: Option<u32>| side.map(|s| s.to_string()).unwrap_or_default();
+        write!(f, "{}x{}", side(self.width), side(self.height))
+    }
+}
+
+impl From<Size> for String {
+    fn from(size: Size) -> String {
+        size.to_string()
+    }
+}
+
+impl TryFrom<String> for Size {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, String> {
+        text.parse()
+    }
+}
+
+impl FromStr for Size {
+    type Err = String;
+
+    /// `W x H` in decimal digits, either side empty but not both; no sign, no spaces.
+    fn from_str(text: &str) -> Result<Self, String> {
+        let bad = || "a size is W x H in pixels, such as 400x300 or 320x".to_owned();
+        let (width, height) = text.split_once(['x', 'X']).ok_or_else(bad)?;
+        let side = |text: &str| -> Result<Option<u32>, String> {
+            if text.is_empty() {
+                return Ok(None);
+            }
+            if text.len() > 9 || !text.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(bad());
+            }
+            match text.parse::<u32>() {
+                Ok(0) => Err("a side of a size must be at least 1 pixel".to_owned()),
+                Ok(side) => Ok(Some(side)),
+                Err(_) => Err(bad()),
+            }
+        };
+        let size = Size {
+            width: side(width)?,
+            height: side(height)?,
+        };
+        if size.width.is_none() && size.height.is_none() {
+            return Err(bad());
+        }
+        Ok(size)
+    }
+}
+
+/// One thumbnail to make.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Variant {
+    /// Its name in the record and in `/images/{id}/thumbnails/{name}`: the size as asked
+    /// (`400x300`) or the preset's name.
+    pub name: String,
+    /// The box.
+    pub size: Size,
+    /// How the image meets the box.
+    pub fit: Fit,
+    /// The output format.
+    pub format: OutputFormat,
+    /// Quality of lossy output, 1–100.
+    pub quality: u8,
+    /// Whether an image smaller than the box is enlarged.
+    pub enlarge: bool,
+}
+
+impl Variant {
+    /// The variant the configuration makes when an upload names none.
+    pub fn default_for(config: &ThumbnailConfig) -> Self {
+        let size = Size {
+            width: Some(config.width),
+            height: Some(config.height),
+        };
+        Self {
+            name: size.to_string(),
+            size,
+            fit: Fit::Contain,
+            format: config.format,
+            quality: config.jpeg_quality,
+            enlarge: false,
+        }
+    }
+
+    /// Whether `other` makes the same pixels and bytes as this one, whatever its name.
+    pub fn same_output(&self, other: &Variant) -> bool {
+        (self.size, self.fit, self.format, self.quality, self.enlarge)
+            == (
+                other.size,
+                other.fit,
+                other.format,
+                other.quality,
+                other.enlarge,
+            )
+    }
+}
+
+/// A named variant of `thumbnail.presets`: a size and, optionally, the rest.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Preset {
+    /// The box.
+    pub size: Size,
+    /// How the image meets the box; unset: the request's `fit`.
+    pub fit: Option<Fit>,
+    /// The output format; unset: the request's `format`.
+    pub format: Option<OutputFormat>,
+    /// Quality of lossy output; unset: the request's `quality`.
+    pub quality: Option<u8>,
+    /// Whether to enlarge; unset: the request's `enlarge`.
+    pub enlarge: Option<bool>,
+}
+
+/// Whether `name` may name a preset: 1 to 32 of `a-z`, `0-9`, `_`, `-`, starting with a
+/// letter (so that it never reads as a size).
+pub fn is_preset_name(name: &str) -> bool {
+    (1..=32).contains(&name.len())
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+}
+
+/// The variant parameters of a request, as text, before they are checked.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct VariantParams {
+    /// `sizes`: boxes and preset names, comma-separated.
+    pub sizes: Option<String>,
+    /// `fit`.
+    pub fit: Option<String>,
+    /// `format`.
+    pub format: Option<String>,
+    /// `quality`.
+    pub quality: Option<String>,
+    /// `enlarge`.
+    pub enlarge: Option<String>,
+}
+
+/// A variant parameter that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{parameter}: {message}")]
+pub struct VariantError {
+    /// The parameter at fault (`sizes`, `fit`, `format`, `quality`, `enlarge`).
+    pub parameter: &'static str,
+    /// What is wrong with it. Never echoes more than a short, printable excerpt of the input.
+    pub message: String,
+}
+
+fn error(parameter: &'static str, message: impl Into<String>) -> VariantError {
+    VariantError {
+        parameter,
+        message: message.into(),
+    }
+}
+
+/// At most 32 printable ASCII characters of client text, for error messages.
+fn excerpt(text: &str) -> String {
+    let shown: String = text
+        .chars()
+        .take(32)
+        .map(|c| if c.is_ascii_graphic() { c } else { '?' })
+        .collect();
+    if text.chars().count() > 32 {
+        format!("{shown}…")
+    } else {
+        shown
+    }
+}
+
+/// The defaults a request's `fit`, `format`, `quality` and `enlarge` set for its boxes.
+#[derive(Debug, Clone, Copy)]
+struct Settings {
+    fit: Option<Fit>,
+    format: Option<OutputFormat>,
+    quality: Option<u8>,
+    enlarge: Option<bool>,
+}
+
+impl Settings {
+    fn read(params: &VariantParams) -> Result<Self, VariantError> {
+        let fit = params
+            .fit
+            .as_deref()
+            .map(|text| {
+                text.parse().map_err(|()| {
+                    error(
+                        "fit",
+                        format!("`{}` is not one of contain, cover, fill", excerpt(text)),
+                    )
+                })
+            })
+            .transpose()?;
+        let format = params
+            .format
+            .as_deref()
+            .map(|text| {
+                text.parse().map_err(|()| {
+                    error(
+                        "format",
+                        format!("`{}` is not one of auto, jpeg, png, webp", excerpt(text)),
+                    )
+                })
+            })
+            .transpose()?;
+        let quality = params
+            .quality
+            .as_deref()
+            .map(|text| {
+                text.parse::<u8>()
+                    .ok()
+                    .filter(|q| (1..=100).contains(q))
+                    .ok_or_else(|| error("quality", "must be a whole number from 1 to 100"))
+            })
+            .transpose()?;
+        let enlarge = params
+            .enlarge
+            .as_deref()
+            .map(|text| match text {
+                "true" | "1" => Ok(true),
+                "false" | "0" => Ok(false),
+                _ => Err(error("enlarge", "must be true or false")),
+            })
+            .transpose()?;
+        Ok(Self {
+            fit,
+            format,
+            quality,
+            enlarge,
+        })
+    }
+}
+
+/// Checks one box against `limits.max_thumbnail_side`.
+pub fn check_size(size: Size, limits: &LimitsConfig) -> Result<(), VariantError> {
+    let max = limits.max_thumbnail_side;
+    if size.width.max(size.height).unwrap_or(0) > max {
+        return Err(error(
+            "sizes",
+            format!("{size} has a side over the limit of {max} pixels"),
+        ));
+    }
+    Ok(())
+}
+
+/// The variants a request asks for, checked; the configured default when it names none.
+pub fn parse(
+    params: &VariantParams,
+    config: &ThumbnailConfig,
+    limits: &LimitsConfig,
+) -> Result<Vec<Variant>, VariantError> {
+    let settings = Settings::read(params)?;
+    let items: Vec<&str> = match params.sizes.as_deref() {
+        None => Vec::new(),
+        Some(text) => text.split(',').map(str::trim).collect(),
+    };
+    if items.len() > limits.max_variants {
+        return Err(error(
+            "sizes",
+            format!(
+                "{} variants asked for, over the limit of {}",
+                items.len(),
+                limits.max_variants
+            ),
+        ));
+    }
+    let mut variants: Vec<Variant> = Vec::with_capacity(items.len().max(1));
+    if items.is_empty() {
+        let default = Variant::default_for(config);
+        variants.push(Variant {
+            fit: settings.fit.unwrap_or(default.fit),
+            format: settings.format.unwrap_or(default.format),
+            quality: settings.quality.unwrap_or(default.quality),
+            enlarge: settings.enlarge.unwrap_or(default.enlarge),
+            ..default
+        });
+    }
+    for item in items {
+        let variant = if let Some(preset) = config.presets.get(item) {
+            Variant {
+                name: item.to_owned(),
+                size: preset.size,
+                fit: preset.fit.or(settings.fit).unwrap_or_default(),
+                format: preset.format.or(settings.format).unwrap_or(config.format),
+                quality: preset
+                    .quality
+                    .or(settings.quality)
+                    .unwrap_or(config.jpeg_quality),
+                enlarge: preset.enlarge.or(settings.enlarge).unwrap_or(false),
+            }
+        } else if item.contains(['x', 'X']) {
+            let size: Size = item.parse().map_err(|message: String| {
+                error("sizes", format!("`{}`: {message}", excerpt(item)))
+            })?;
+            Variant {
+                name: size.to_string(),
+                size,
+                fit: settings.fit.unwrap_or_default(),
+                format: settings.format.unwrap_or(config.format),
+                quality: settings.quality.unwrap_or(config.jpeg_quality),
+                enlarge: settings.enlarge.unwrap_or(false),
+            }
+        } else if item.is_empty() {
+            return Err(error("sizes", "an empty item between commas"));
+        } else {
+            let mut known: Vec<&str> = config.presets.keys().map(String::as_str).collect();
+            known.sort_unstable();
+            let known = if known.is_empty() {
+                "none are configured".to_owned()
+            } else {
+                known.join(", ")
+            };
+            return Err(error(
+                "sizes",
+                format!("unknown preset `{}` (presets: {known})", excerpt(item)),
+            ));
+        };
+        check_size(variant.size, limits)?;
+        if variants.iter().any(|v| v.name == variant.name) {
+            return Err(error(
+                "sizes",
+                format!("`{}` is asked for twice", variant.name),
+            ));
+        }
+        variants.push(variant);
+    }
+    Ok(variants)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(sizes: &str) -> VariantParams {
+        VariantParams {
+            sizes: Some(sizes.to_owned()),
+            ..VariantParams::default()
+        }
+    }
+
+    fn config() -> ThumbnailConfig {
+        let mut config = ThumbnailConfig::default();
+        config.presets.insert(
+            "card".to_owned(),
+            Preset {
+                size: "400x300".parse().unwrap(),
+                fit: Some(Fit::Cover),
+                format: Some(OutputFormat::Webp),
+                quality: None,
+                enlarge: None,
+            },
+        );
+        config
+    }
+
+    #[test]
+    fn sizes_parse_and_print_alike() {
+        for text in ["100x100", "320x", "x240", "4096x1"] {
+            assert_eq!(text.parse::<Size>().unwrap().to_string(), text);
+        }
+        assert_eq!("10X20".parse::<Size>().unwrap().to_string(), "10x20");
+        for bad in [
+            "x",
+            "",
+            "100",
+            "0x10",
+            "-1x10",
+            "+1x2",
+            "1.5x2",
+            "1 x2",
+            "99999999999x1",
+        ] {
+            assert!(bad.parse::<Size>().is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn no_sizes_is_the_configured_default() {
+        let variants = parse(
+            &VariantParams::default(),
+            &config(),
+            &LimitsConfig::default(),
+        )
+        .unwrap();
+        assert_eq!(variants, vec![Variant::default_for(&config())]);
+        assert_eq!(variants[0].name, "100x100");
+    }
+
+    #[test]
+    fn boxes_take_the_request_settings_and_presets_their_own() {
+        let request = VariantParams {
+            fit: Some("fill".into()),
+            quality: Some("70".into()),
+            ..params("200x100, card,320x")
+        };
+        let variants = parse(&request, &config(), &LimitsConfig::default()).unwrap();
+        let names: Vec<&str> = variants.iter().map(|v| v.name.as_str()).collect();
+        assert_eq!(names, ["200x100", "card", "320x"]);
+        assert_eq!(variants[0].fit, Fit::Fill);
+        assert_eq!(variants[0].quality, 70);
+        assert_eq!(variants[1].fit, Fit::Cover, "the preset's own fit wins");
+        assert_eq!(variants[1].format, OutputFormat::Webp);
+        assert_eq!(variants[1].quality, 70, "the preset leaves quality open");
+        assert_eq!(variants[2].size.height, None);
+    }
+
+    #[test]
+    fn each_bad_parameter_is_named() {
+        let limits = LimitsConfig::default();
+        let cases = [
+            (params("abc"), "sizes"),
+            (params("100x100,nope"), "sizes"),
+            (params("100y100"), "sizes"),
+            (params("5000x10"), "sizes"),
+            (params("10x10,10x10"), "sizes"),
+            (params("1x1,2x2,3x3,4x4,5x5,6x6,7x7,8x8,9x9"), "sizes"),
+            (params("1x1,,2x2"), "sizes"),
+            (
+                VariantParams {
+                    fit: Some("crop".into()),
+                    ..VariantParams::default()
+                },
+                "fit",
+            ),
+            (
+                VariantParams {
+                    format: Some("gif".into()),
+                    ..VariantParams::default()
+                },
+                "format",
+            ),
+            (
+                VariantParams {
+                    quality: Some("101".into()),
+                    ..VariantParams::default()
+                },
+                "quality",
+            ),
+            (
+                VariantParams {
+                    enlarge: Some("yes".into()),
+                    ..VariantParams::default()
+                },
+                "enlarge",
+            ),
+        ];
+        for (request, parameter) in cases {
+            let error = parse(&request, &config(), &limits).unwrap_err();
+            assert_eq!(error.parameter, parameter, "{request:?}: {error}");
+        }
+    }
+
+    #[test]
+    fn errors_never_echo_much_of_the_input() {
+        let long = format!("{}x1", "9".repeat(5000));
+        let error = parse(&params(&long), &config(), &LimitsConfig::default()).unwrap_err();
+        assert!(error.to_string().len() < 200, "{error}");
+        let hidden = parse(&params("\u{202e}evil"), &config(), &LimitsConfig::default())
+            .unwrap_err()
+            .to_string();
+        assert!(!hidden.contains('\u{202e}'), "{hidden}");
+    }
+
+    #[test]
+    fn preset_names_never_read_as_sizes() {
+        assert!(is_preset_name("card"));
+        assert!(is_preset_name("small-2x"));
+        for bad in ["", "2x", "Card", "a b", &"a".repeat(33)] {
+            assert!(!is_preset_name(bad), "{bad:?}");
+        }
+    }
+}

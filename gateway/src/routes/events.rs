@@ -1,0 +1,35 @@
+//! `GET /images/{media_id}/events`: the record's history, oldest first.
+//!
+//! Each event has its time (`at`), what happened (`event`: `accepted`, `queued`, `started`,
+//! `completed`, `failed`, `requeued`, `variant_requested`, `variant_completed`,
+//! `variant_failed`, `callback_delivered`, `callback_retry`, `callback_failed`), the service
+//! that wrote it, the worker process (`by`) for a worker's, and a `message` where there is
+//! more to say. A record keeps its first event and its latest
+//! [`common::record::MAX_EVENTS`].
+
+use axum::Json;
+use axum::extract::State;
+use common::record::Event;
+use serde::Serialize;
+
+use super::MediaId;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// The answer.
+#[derive(Debug, Serialize)]
+pub struct History {
+    /// The events, oldest first.
+    pub items: Vec<Event>,
+}
+
+/// The handler.
+pub async fn events(
+    State(state): State<AppState>,
+    MediaId(id): MediaId,
+) -> Result<Json<History>, ApiError> {
+    let record = state.store.get(id).await?.ok_or(ApiError::NotFound(id))?;
+    Ok(Json(History {
+        items: record.events,
+    }))
+}

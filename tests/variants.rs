@@ -1,0 +1,453 @@
+//! Variants: sizes, fits, formats and presets asked for at upload, served by name, and made
+//! on demand; checked against Pillow's references on the real fixtures, on every back-end.
+
+mod support;
+
+use bytes::Bytes;
+use hyper::{Method, StatusCode};
+use serde_json::{Value, json};
+use support::{Backend, Gateway, fixture, fixtures_dir, media_type_of};
+
+/// Mean absolute difference (0–255 per channel) allowed from Pillow's reference, as in the
+/// format tests: a wrong crop, orientation or stretch is far over it.
+const TOLERANCE: f64 = 8.0;
+
+/// The fixtures with references in `expected/variants/`, and whether they have alpha.
+const FILES: &[(&str, bool)] = &[
+    ("jpeg-baseline.jpg", false),
+    ("jpeg-exif-orientation-6.jpg", false),
+    ("png-rgba.png", true),
+    ("webp-alpha.webp", true),
+    ("gif-animated.gif", false),
+    ("tiff-lzw.tiff", false),
+    ("bmp-24.bmp", false),
+];
+
+/// One upload per fit: its sizes and the format asked for.
+const REQUESTS: &[(&str, &str, &str)] = &[
+    ("contain", "64x48,120x", "auto"),
+    ("cover", "64x48,x30", "webp"),
+    ("fill", "64x48", "png"),
+];
+
+/// Pillow's reference for one variant of `file`.
+fn reference(file: &str, size: &str, fit: &str) -> image::RgbaImage {
+    let stem = file.rsplit_once('.').unwrap().0;
+    let path = fixtures_dir()
+        .join("expected/variants")
+        .join(format!("{stem}-{size}-{fit}.png"));
+    image::open(&path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .to_rgba8()
+}
+
+/// Mean absolute difference of premultiplied RGBA, per channel.
+fn difference(ours: &image::RgbaImage, expected: &image::RgbaImage) -> f64 {
+    let premultiplied = |p: &image::Rgba<u8>| {
+        let a = f64::from(p[3]) / 255.0;
+        [
+            f64::from(p[0]) * a,
+            f64::from(p[1]) * a,
+            f64::from(p[2]) * a,
+            f64::from(p[3]),
+        ]
+    };
+    let total: f64 = ours
+        .pixels()
+        .zip(expected.pixels())
+        .map(|(a, b)| {
+            let (a, b) = (premultiplied(a), premultiplied(b));
+            (0..4).map(|i| (a[i] - b[i]).abs()).sum::<f64>()
+        })
+        .sum();
+    total / f64::from(ours.width() * ours.height() * 4)
+}
+
+/// `POST /images?query` with the fixture in base64.
+async fn upload_with(gateway: &Gateway, file: &str, query: &str) -> support::Answer {
+    use base64::Engine;
+    let body = base64::engine::general_purpose::STANDARD.encode(fixture(file));
+    gateway
+        .request(
+            Method::POST,
+            &format!("/images?{query}"),
+            &[("content-type", media_type_of(file))],
+            body,
+        )
+        .await
+}
+
+/// A variant's raw bytes.
+async fn variant(gateway: &Gateway, media_id: &str, name: &str) -> support::Answer {
+    gateway
+        .request(
+            Method::GET,
+            &format!("/images/{media_id}/thumbnails/{name}"),
+            &[("accept", "image/*")],
+            Bytes::new(),
+        )
+        .await
+}
+
+async fn every_size_fit_and_format_matches_pillow(backend: Backend) {
+    let gateway = Gateway::start(backend, "").await;
+    let mut uploads = Vec::new();
+    for &(file, alpha) in FILES {
+        for &(fit, sizes, format) in REQUESTS {
+            let answer = upload_with(
+                &gateway,
+                file,
+                &format!("sizes={sizes}&fit={fit}&format={format}"),
+            )
+            .await;
+            assert_eq!(answer.status, StatusCode::ACCEPTED, "{file} {fit}");
+            let record = answer.json();
+            let names: Vec<&str> = record["thumbnails"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t["name"].as_str().unwrap())
+                .collect();
+            assert_eq!(names.join(","), sizes, "{file}: listed at once");
+            uploads.push((file, alpha, fit, sizes, format, answer.media_id()));
+        }
+    }
+    for (file, alpha, fit, sizes, format, media_id) in uploads {
+        let record = gateway.wait_final(&media_id).await;
+        assert_eq!(record["state"], "Completed", "{file} {fit}: {record}");
+        for (index, size) in sizes.split(',').enumerate() {
+            let entry = &record["thumbnails"][index];
+            assert_eq!(entry["state"], "ready", "{file} {size} {fit}: {entry}");
+            assert_eq!(entry["fit"], fit);
+            let url = format!("/images/{media_id}/thumbnails/{size}");
+            assert_eq!(entry["url"], url);
+            let answer = variant(&gateway, &media_id, size).await;
+            assert_eq!(answer.status, StatusCode::OK, "{file} {size}");
+            let media_type = answer.header("content-type").unwrap();
+            let expected_type = match (format, alpha) {
+                ("webp", _) => "image/webp",
+                ("png", _) | ("auto", true) => "image/png",
+                _ => "image/jpeg",
+            };
+            assert_eq!(media_type, expected_type, "{file} {size} {fit}");
+            assert_eq!(entry["media_type"], expected_type);
+            let image = image::load_from_memory(&answer.body).unwrap();
+            assert_eq!(
+                image.color().has_alpha(),
+                alpha && expected_type != "image/jpeg",
+                "{file} {size} {fit}: alpha kept where the format has it"
+            );
+            let (w, h) = (image.width(), image.height());
+            assert_eq!(
+                (entry["width"].as_u64(), entry["height"].as_u64()),
+                (Some(w.into()), Some(h.into()))
+            );
+            let expected = reference(file, size, fit);
+            let (ew, eh) = expected.dimensions();
+            let open_side = size.starts_with('x') || size.ends_with('x');
+            if fit == "contain" || open_side {
+                assert!(
+                    w.abs_diff(ew) <= 1 && h.abs_diff(eh) <= 1,
+                    "{file} {size} {fit}: {w}×{h}, Pillow {ew}×{eh}"
+                );
+            } else {
+                assert_eq!((w, h), (ew, eh), "{file} {size} {fit}: exactly the box");
+            }
+            let ours = image.to_rgba8();
+            let expected = if (ew, eh) == (w, h) {
+                expected
+            } else {
+                image::imageops::resize(&expected, w, h, image::imageops::FilterType::Triangle)
+            };
+            let difference = difference(&ours, &expected);
+            assert!(
+                difference < TOLERANCE,
+                "{file} {size} {fit}: differs from Pillow by {difference:.2} per channel"
+            );
+        }
+        // The first variant is also the record's `thumbnail` and `/thumbnail`.
+        let first = &record["thumbnails"][0];
+        assert_eq!(record["thumbnail"]["width"], first["width"]);
+        let answer = gateway.thumbnail(&media_id).await;
+        assert_eq!(
+            answer.body,
+            variant(&gateway, &media_id, sizes.split(',').next().unwrap())
+                .await
+                .body
+        );
+    }
+}
+
+async fn variants_are_served_by_name_with_their_own_etags(backend: Backend) {
+    let yaml = "thumbnail: {presets: {card: {size: 200x150, fit: cover, format: webp}}}";
+    let gateway = Gateway::start(backend, yaml).await;
+    let answer = upload_with(
+        &gateway,
+        "jpeg-baseline.jpg",
+        "sizes=100x100,card&quality=60",
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::ACCEPTED);
+    let media_id = answer.media_id();
+    let record = gateway.wait_final(&media_id).await;
+    let card = &record["thumbnails"][1];
+    assert_eq!(
+        (
+            &card["name"],
+            &card["fit"],
+            &card["media_type"],
+            &card["width"],
+            &card["height"]
+        ),
+        (
+            &json!("card"),
+            &json!("cover"),
+            &json!("image/webp"),
+            &json!(200),
+            &json!(150)
+        ),
+        "{card}"
+    );
+    assert_eq!(
+        card["request"]["quality"], 60,
+        "the request's quality for the preset"
+    );
+    let raw = variant(&gateway, &media_id, "card").await;
+    assert_eq!(raw.status, StatusCode::OK);
+    assert_eq!(raw.body.len() as u64, card["size"].as_u64().unwrap());
+    let etag = raw.header("etag").unwrap();
+    assert_ne!(
+        etag,
+        gateway.thumbnail(&media_id).await.header("etag").unwrap()
+    );
+    let base64 = gateway
+        .get(&format!("/images/{media_id}/thumbnails/card"))
+        .await;
+    assert_eq!(base64.status, StatusCode::OK);
+    use base64::Engine;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(&base64.body)
+        .unwrap();
+    assert_eq!(decoded, raw.body.to_vec());
+    assert_ne!(base64.header("etag").unwrap(), etag);
+    let again = gateway
+        .request(
+            Method::GET,
+            &format!("/images/{media_id}/thumbnails/card"),
+            &[("accept", "image/webp"), ("if-none-match", etag.as_str())],
+            Bytes::new(),
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::NOT_MODIFIED);
+    // An unknown name that is no size: 404 listing what exists.
+    let unknown = variant(&gateway, &media_id, "poster").await;
+    unknown.assert_error(404, "unknown_variant");
+    assert_eq!(
+        unknown.json()["error"]["variants"],
+        json!(["100x100", "card"])
+    );
+    // keep_raw is off: a new size cannot be made, and the message says why.
+    let off = variant(&gateway, &media_id, "300x300").await;
+    off.assert_error(404, "unknown_variant");
+    assert!(
+        off.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("keep_raw")
+    );
+    // Deleting the record deletes every variant.
+    let deleted = gateway
+        .request(
+            Method::DELETE,
+            &format!("/images/{media_id}"),
+            &[],
+            Bytes::new(),
+        )
+        .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while gateway
+        .object_names("thumbnails")
+        .iter()
+        .any(|name| name.starts_with(&media_id))
+    {
+        assert!(std::time::Instant::now() < deadline, "variants left behind");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+async fn variants_are_made_on_demand_once(backend: Backend) {
+    let gateway = Gateway::start(backend, "keep_raw: true\nlimits: {max_variants: 3}").await;
+    let media_id = gateway.upload_fixture("jpeg-baseline.jpg").await;
+    gateway.wait_final(&media_id).await;
+    let path = format!("/images/{media_id}/thumbnails/160x160?fit=cover");
+    let first = gateway.get(&path).await;
+    assert_eq!(first.status, StatusCode::ACCEPTED, "{}", first.json());
+    let location = first.header("location").unwrap();
+    assert_eq!(location, format!("/images/{media_id}/thumbnails/160x160"));
+    assert!(first.header("retry-after").is_some());
+    // Asked again at once: the same variant, not a second one.
+    let second = gateway.get(&path).await;
+    assert!(
+        [StatusCode::ACCEPTED, StatusCode::OK].contains(&second.status),
+        "{}",
+        second.status
+    );
+    let record = gateway
+        .wait_record(&media_id, |r| r["thumbnails"][1]["state"] == "ready")
+        .await;
+    assert_eq!(
+        record["thumbnails"].as_array().unwrap().len(),
+        2,
+        "{record}"
+    );
+    assert_eq!(record["state"], "Completed");
+    let made = variant(&gateway, &media_id, "160x160").await;
+    assert_eq!(made.status, StatusCode::OK);
+    let image = image::load_from_memory(&made.body).unwrap();
+    assert_eq!(
+        (image.width(), image.height()),
+        (160, 160),
+        "cover fills the box"
+    );
+    let events = gateway
+        .get(&format!("/images/{media_id}/events"))
+        .await
+        .json();
+    let requested = events["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["event"] == "variant_requested")
+        .count();
+    assert_eq!(requested, 1, "queued once: {events}");
+    // The same size with another fit is another variant, under a name of its own.
+    let contain = gateway
+        .get(&format!(
+            "/images/{media_id}/thumbnails/160x160?fit=contain"
+        ))
+        .await;
+    assert_eq!(contain.status, StatusCode::ACCEPTED);
+    let name = contain.json()["name"].as_str().unwrap().to_owned();
+    assert_ne!(name, "160x160");
+    gateway
+        .wait_record(&media_id, |r| r["thumbnails"][2]["state"] == "ready")
+        .await;
+    let image = image::load_from_memory(&variant(&gateway, &media_id, &name).await.body).unwrap();
+    assert_eq!((image.width(), image.height()), (160, 100));
+    // The limit of variants per record.
+    let over = gateway
+        .get(&format!("/images/{media_id}/thumbnails/50x50"))
+        .await;
+    over.assert_error(400, "too_many_variants");
+    // A bad size is a bad parameter, not a new variant.
+    let bad = gateway
+        .get(&format!("/images/{media_id}/thumbnails/9000x10"))
+        .await;
+    bad.assert_error(400, "invalid_parameter");
+}
+
+async fn small_images_are_enlarged_only_when_asked(backend: Backend) {
+    let gateway = Gateway::start(backend, "").await;
+    let plain = upload_with(&gateway, "jpeg-baseline.jpg", "sizes=1600x1600").await;
+    let enlarged = upload_with(
+        &gateway,
+        "jpeg-baseline.jpg",
+        "sizes=1600x1600&enlarge=true",
+    )
+    .await;
+    let plain = gateway.wait_final(&plain.media_id()).await;
+    let enlarged = gateway.wait_final(&enlarged.media_id()).await;
+    assert_eq!(
+        (
+            &plain["thumbnails"][0]["width"],
+            &plain["thumbnails"][0]["height"]
+        ),
+        (&json!(800), &json!(500))
+    );
+    assert_eq!(
+        (
+            &enlarged["thumbnails"][0]["width"],
+            &enlarged["thumbnails"][0]["height"]
+        ),
+        (&json!(1600), &json!(1000))
+    );
+}
+
+on_every_backend!(
+    every_size_fit_and_format_matches_pillow,
+    variants_are_served_by_name_with_their_own_etags,
+    variants_are_made_on_demand_once,
+    small_images_are_enlarged_only_when_asked,
+);
+
+#[tokio::test]
+async fn bad_variant_parameters_are_refused_naming_the_parameter() {
+    let gateway = Gateway::start(
+        Backend::Embedded,
+        "thumbnail: {presets: {card: {size: 400x300}}}\nlimits: {max_thumbnail_side: 2000, max_variants: 3}",
+    )
+    .await;
+    for (query, parameter) in [
+        ("sizes=abc", "sizes"),
+        ("sizes=100x100,nope", "sizes"),
+        ("sizes=0x10", "sizes"),
+        ("sizes=x", "sizes"),
+        ("sizes=2001x10", "sizes"),
+        ("sizes=1x1,2x2,3x3,4x4", "sizes"),
+        ("sizes=1x1,1x1", "sizes"),
+        ("fit=crop", "fit"),
+        ("format=gif", "format"),
+        ("quality=0", "quality"),
+        ("quality=101", "quality"),
+        ("quality=high", "quality"),
+        ("enlarge=maybe", "enlarge"),
+    ] {
+        let answer = upload_with(&gateway, "small.png", query).await;
+        answer.assert_error(400, "invalid_parameter");
+        assert_eq!(answer.json()["error"]["parameter"], parameter, "{query}");
+    }
+    // The same in a JSON envelope.
+    use base64::Engine;
+    let data = base64::engine::general_purpose::STANDARD.encode(fixture("small.png"));
+    for (fields, parameter) in [
+        (json!({"sizes": ["100x100", "huge"]}), "sizes"),
+        (json!({"fit": "crop"}), "fit"),
+        (json!({"quality": 500}), "quality"),
+        (
+            json!({"callback_url": "http://10.0.0.1/hook"}),
+            "callback_url",
+        ),
+    ] {
+        let mut body = json!({"data": data, "media_type": "image/png"});
+        body.as_object_mut()
+            .unwrap()
+            .extend(fields.as_object().unwrap().clone());
+        let answer = gateway
+            .request(
+                Method::POST,
+                "/images",
+                &[("content-type", "application/json")],
+                body.to_string(),
+            )
+            .await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(answer.json()["error"]["parameter"], parameter);
+    }
+    // A good envelope with fields: they apply.
+    let body = json!({"data": data, "media_type": "image/png", "sizes": "card,8x8", "fit": "fill"});
+    let answer = gateway
+        .request(
+            Method::POST,
+            "/images",
+            &[("content-type", "application/json")],
+            body.to_string(),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::ACCEPTED);
+    let record: Value = answer.json();
+    assert_eq!(record["thumbnails"][0]["name"], "card");
+    assert_eq!(record["thumbnails"][1]["fit"], "fill");
+    // Nothing was stored for the refused ones.
+    assert_eq!(gateway.record_count().await, 1);
+}
