@@ -64,10 +64,6 @@ def wait_healthy(url, process):
     sys.exit("the gateway did not become healthy")
 
 
-def rabbitmqctl(*args):
-    subprocess.run(["rabbitmqctl", "-q", *args], check=True, stdout=subprocess.DEVNULL)
-
-
 def free_port():
     import socket
     with socket.socket() as s:
@@ -203,6 +199,8 @@ def summarize(prefix):
 PILLOW_WORKER = """
 import io, sys
 from PIL import Image
+
+from rabbit import fresh_vhost, gateway_env, rabbitmqctl
 for path in sys.argv[1:]:
     with Image.open(path) as image:
         image.thumbnail((100, 100))
@@ -269,16 +267,8 @@ def run_memory():
     body = base64.b64encode(raw)
     clients = 16
     data = tempfile.mkdtemp(prefix="thumbnailify-mem-")
-    vhost = f"bench-{uuid.uuid4().hex[:8]}"
-    rabbitmqctl("add_vhost", vhost)
-    rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
-    env = dict(
-        os.environ,
-        THUMBNAILIFY_LISTEN=f"127.0.0.1:{PORT}",
-        THUMBNAILIFY_DATA_DIR=data,
-        THUMBNAILIFY_QUEUE_URL=f"amqp://guest:guest@127.0.0.1:5672/{vhost}",
-        RUST_LOG="warn",
-    )
+    vhost = fresh_vhost()
+    env = gateway_env(PORT, data, vhost)
     gateway = subprocess.Popen([RELEASE / "gateway"], env=env, cwd=data)
     worker = None
     try:

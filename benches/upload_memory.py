@@ -18,7 +18,6 @@ import base64
 import concurrent.futures
 import http.client
 import json
-import os
 import pathlib
 import shutil
 import signal
@@ -27,7 +26,8 @@ import sys
 import tempfile
 import time
 import urllib.request
-import uuid
+
+from rabbit import fresh_vhost, gateway_env, rabbitmqctl
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 BINARY = pathlib.Path(sys.argv[1]).resolve()
@@ -58,22 +58,10 @@ def post(media_type, body):
         connection.close()
 
 
-def rabbitmqctl(*args):
-    subprocess.run(["rabbitmqctl", "-q", *args], check=True, stdout=subprocess.DEVNULL)
-
-
 def measure(form, media_type, body):
     data = tempfile.mkdtemp(prefix="thumbnailify-upload-memory-")
-    vhost = f"bench-{uuid.uuid4().hex[:8]}"
-    rabbitmqctl("add_vhost", vhost)
-    rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
-    env = dict(
-        os.environ,
-        THUMBNAILIFY_LISTEN=f"127.0.0.1:{PORT}",
-        THUMBNAILIFY_DATA_DIR=data,
-        THUMBNAILIFY_QUEUE_URL=f"amqp://guest:guest@127.0.0.1:5672/{vhost}",
-        RUST_LOG="warn",
-    )
+    vhost = fresh_vhost()
+    env = gateway_env(PORT, data, vhost)
     if BUDGET is not None:
         pathlib.Path(data, "config.yaml").write_text(f"limits: {{max_upload_memory_bytes: {BUDGET}}}\n")
     gateway = subprocess.Popen([BINARY], env=env, cwd=data)

@@ -644,6 +644,39 @@ mod tests {
             file.max_upload_memory_bytes,
             default.max_upload_memory_bytes
         );
+        assert_eq!(file.max_thumbnail_side, default.max_thumbnail_side);
+        assert_eq!(file.max_variants, default.max_variants);
+        assert_eq!(file.max_wait_secs, default.max_wait_secs);
+        assert!(config.thumbnail.presets.is_empty());
+        let (file, default) = (&config.callbacks, &Config::default().callbacks);
+        assert_eq!(file.url, default.url);
+        assert!(file.secret.is_none() && file.secret_file.is_none());
+        assert_eq!(file.allowed_hosts, default.allowed_hosts);
+        assert_eq!(file.max_attempts, default.max_attempts);
+        assert_eq!(file.initial_backoff_ms, default.initial_backoff_ms);
+        assert_eq!(file.max_backoff_secs, default.max_backoff_secs);
+        assert_eq!(file.connect_timeout_secs, default.connect_timeout_secs);
+        assert_eq!(file.timeout_secs, default.timeout_secs);
+        assert_eq!(file.concurrency, default.concurrency);
+    }
+
+    #[test]
+    fn presets_are_checked() {
+        let good = "thumbnail: {presets: {card: {size: 400x300, fit: cover, format: webp}}}";
+        let config = Config::from_yaml(good).unwrap();
+        config.validate().unwrap();
+        assert_eq!(config.thumbnail.presets["card"].size.to_string(), "400x300");
+        for bad in [
+            "thumbnail: {presets: {Card: {size: 400x300}}}",
+            "thumbnail: {presets: {'4x4': {size: 400x300}}}",
+            "thumbnail: {presets: {big: {size: 9000x300}}}",
+            "thumbnail: {presets: {q: {size: 10x10, quality: 0}}}",
+            "callbacks: {url: 'https://x.example/'}\nlimits: {max_variants: 0}",
+        ] {
+            let refused = Config::from_yaml(bad).map(|c| c.validate().is_err());
+            assert!(refused.unwrap_or(true), "{bad}");
+        }
+        assert!(Config::from_yaml("thumbnail: {presets: {a: {size: 0x1}}}").is_err());
     }
 
     #[test]

@@ -451,3 +451,103 @@ impl Event {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ThumbnailConfig;
+
+    fn record(names: &[&str]) -> Record {
+        let default = Variant::default_for(&ThumbnailConfig::default());
+        Record::new(NewUpload {
+            media_id: Uuid::now_v7(),
+            media_type: MediaType::Png,
+            name: None,
+            size: 1,
+            md5: String::new(),
+            sha256: String::new(),
+            dimensions: None,
+            variants: names
+                .iter()
+                .map(|name| Variant {
+                    name: (*name).to_owned(),
+                    ..default.clone()
+                })
+                .collect(),
+            callback_url: Some("https://hooks.example.org/".to_owned()),
+        })
+    }
+
+    fn made(index: u16, name: &str, ok: bool) -> Made {
+        Made {
+            index,
+            name: name.to_owned(),
+            info: ok.then_some(ThumbnailInfo {
+                media_type: MediaType::Jpeg,
+                width: 10,
+                height: 5,
+                size: 99,
+            }),
+            error: (!ok).then(|| VariantFailure {
+                code: 500,
+                message: "cannot encode".to_owned(),
+            }),
+        }
+    }
+
+    #[test]
+    fn a_failed_variant_is_recorded_and_the_others_complete() {
+        let mut record = record(&["a", "b"]);
+        assert!(record.needs_work() && record.callback_due().is_none());
+        assert!(record.apply_made(&[made(0, "a", false), made(1, "b", true)], 20, 10));
+        assert_eq!(record.state, State::Completed);
+        assert_eq!(record.thumbnails[0].state, VariantState::Failed);
+        assert_eq!(record.thumbnails[0].error.as_ref().unwrap().code, 500);
+        assert_eq!(record.thumbnails[1].info().unwrap().size, 99);
+        assert_eq!(record.thumbnail, None, "`thumbnail` is the first variant");
+        assert!(!record.has_made(0) && record.has_made(1) && !record.has_made(2));
+        assert!(!record.needs_work());
+        assert!(record.callback_due().is_some(), "due once final");
+        // Applied again (a job run twice): nothing changes.
+        assert!(!record.apply_made(&[made(1, "b", true)], 20, 10));
+    }
+
+    #[test]
+    fn a_variant_asked_for_later_is_all_the_job_makes() {
+        let mut record = record(&["a"]);
+        record.apply_made(&[made(0, "a", true)], 20, 10);
+        let mut later = record.thumbnails[0].request.clone();
+        later.name = "b".to_owned();
+        record
+            .thumbnails
+            .push(Thumbnail::requested(record.media_id, later));
+        assert!(record.needs_work());
+        let job = record.job();
+        assert_eq!(job.variants.len(), 1);
+        assert_eq!(
+            (job.variants[0].index, job.variants[0].variant.name.as_str()),
+            (1, "b")
+        );
+        // A failure of that job fails the variant, not the completed record.
+        assert!(record.fail(422, "gone"));
+        assert_eq!(record.state, State::Completed);
+        assert_eq!(record.thumbnails[1].state, VariantState::Failed);
+        assert!(!record.needs_work());
+    }
+
+    #[test]
+    fn the_public_record_has_no_history() {
+        let record = record(&["a"]);
+        assert_eq!(record.events.len(), 1);
+        let json = serde_json::to_value(record.public()).unwrap();
+        assert!(json.get("events").is_none());
+        assert_eq!(
+            json["thumbnails"][0]["url"]
+                .as_str()
+                .unwrap()
+                .rsplit('/')
+                .next(),
+            Some("a")
+        );
+    }
+}
