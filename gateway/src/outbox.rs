@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::queue::Queue;
-use common::record::{Event, Service};
+use common::record::{Event, MAX_EVENTS, Service};
 use common::shutdown::Shutdown;
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
@@ -73,18 +73,36 @@ impl Outbox {
         }
     }
 
-    /// Adds `queued` to the record's history (unless a worker has already started it). The
-    /// history is for people: a failure here is logged, not retried.
+    /// Adds `queued` to the record's history, after the step that queued the job: a worker
+    /// may have started it (and said so) before the broker's confirm came back. The history
+    /// is for people: a failure here is logged, not retried.
     async fn note_queued(&self, media_id: uuid::Uuid) {
         let noted = self
             .store
             .update(media_id, |record| {
-                if record.events.last().is_some_and(|e| {
-                    e.event != "accepted" && e.event != "requeued" && e.event != "variant_requested"
-                }) {
+                let queuing = ["accepted", "requeued", "variant_requested"];
+                let Some(after) = record
+                    .events
+                    .iter()
+                    .rposition(|e| queuing.contains(&e.event.as_str()))
+                else {
                     return false;
+                };
+                if record
+                    .events
+                    .get(after + 1)
+                    .is_some_and(|e| e.event == "queued")
+                {
+                    return false; // noted already
                 }
-                record.push_event(Event::new("queued", Service::Gateway, None));
+                let mut event = Event::new("queued", Service::Gateway, None);
+                if let Some(next) = record.events.get(after + 1) {
+                    event.at = event.at.min(next.at.clone());
+                }
+                record.events.insert(after + 1, event);
+                if record.events.len() > MAX_EVENTS {
+                    record.events.remove(1);
+                }
                 true
             })
             .await;
