@@ -165,3 +165,36 @@ async fn objects_no_record_needs_are_swept() {
     assert!(fleet.thumbnail_path(&kept).exists());
     assert_eq!(fleet.thumbnail(&kept).await.status, 200);
 }
+
+#[tokio::test]
+async fn a_waiter_on_one_gateway_hears_of_a_result_another_applied() {
+    // Two gateways sharing PostgreSQL, S3 and RabbitMQ: each result is applied by whichever
+    // gateway takes it from the results queue, so about half the time by the other one. Its
+    // NOTIFY wakes the waiter here at once; without it the waiter would read the record again
+    // only after up to 2 s.
+    let a = Gateway::start(Backend::Distributed, "").await;
+    let b = a.join("").await;
+    let mut slowest = Duration::ZERO;
+    for _ in 0..5 {
+        let media_id = a.upload("image/png", &support::slow_png()).await.media_id();
+        // A waiter on each gateway: whichever applies the result, the other hears of it.
+        let path = format!("/images/{media_id}?wait=30");
+        let (on_a, on_b) = tokio::join!(waited(&a, &path), waited(&b, &path));
+        for (record, answered) in [on_a, on_b] {
+            assert_eq!(record["state"], "Completed", "{record}");
+            let completed =
+                humantime::parse_rfc3339(record["updated_at"].as_str().unwrap()).unwrap();
+            slowest = slowest.max(answered.duration_since(completed).unwrap_or_default());
+        }
+    }
+    assert!(
+        slowest < Duration::from_millis(500),
+        "the slowest waiter answered {slowest:?} after its record became final"
+    );
+}
+
+/// `GET path` on `gateway`: the record, and when it came.
+async fn waited(gateway: &Gateway, path: &str) -> (serde_json::Value, std::time::SystemTime) {
+    let answer = gateway.get(path).await;
+    (answer.json(), std::time::SystemTime::now())
+}
