@@ -73,10 +73,16 @@ async fn silent_and_idle_connections_are_closed_on_time() {
         idle.push(stream);
     }
     let opened = Instant::now();
-    assert!(
-        gateway.open_fds() >= baseline + 300,
-        "the connections are open at first"
-    );
+    // The gateway may still be accepting the last of them from its backlog (the tests of this
+    // file run at once): the connections are open at first, once accepted.
+    while gateway.open_fds() < baseline + 300 {
+        assert!(
+            opened.elapsed() < Duration::from_millis(1500),
+            "the connections are open at first: {} descriptors over the baseline",
+            gateway.open_fds().saturating_sub(baseline)
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     // The silent ones go within the read timeout (plus the watchdog's slack); the idle
     // keep-alive ones stay until their own, longer, timeout.
     wait_fds_at_most(&gateway, baseline + 60, Duration::from_secs(5)).await;
