@@ -123,11 +123,21 @@ mod tests {
     #[test]
     fn scales_to_twice_the_thumbnail_while_decoding() {
         let limits = LimitsConfig::default();
-        let lossy = decode(&fixture("webp-lossy.webp"), &limits, &super::fit_100).unwrap();
+        let lossy = decode(
+            &fixture("webp-lossy.webp"),
+            &limits,
+            &crate::decode::fit_100,
+        )
+        .unwrap();
         assert_eq!((lossy.source_width, lossy.source_height), (600, 375));
         assert_eq!((lossy.image.width(), lossy.image.height()), (200, 126));
         assert!(matches!(lossy.image, DynamicImage::ImageRgb8(_)));
-        let alpha = decode(&fixture("webp-alpha.webp"), &limits, &super::fit_100).unwrap();
+        let alpha = decode(
+            &fixture("webp-alpha.webp"),
+            &limits,
+            &crate::decode::fit_100,
+        )
+        .unwrap();
         assert!(matches!(alpha.image, DynamicImage::ImageRgba8(_)));
     }
 
@@ -137,7 +147,7 @@ mod tests {
         let error = decode(
             &bytes[..bytes.len() / 2],
             &LimitsConfig::default(),
-            &super::fit_100,
+            &crate::decode::fit_100,
         )
         .unwrap_err();
         assert_eq!(error.code(), 422, "{error}");
