@@ -7,7 +7,7 @@ mod support;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use hyper::{HeaderMap, Method, StatusCode};
+use hyper::{HeaderMap, StatusCode};
 use serde_json::Value;
 use support::{Backend, Gateway, fixture, slow_png};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -162,14 +162,7 @@ async fn upload_with_callback(gateway: &Gateway, url: &str) -> String {
         "media_type": "image/jpeg",
         "callback_url": url,
     });
-    let answer = gateway
-        .request(
-            Method::POST,
-            "/images",
-            &[("content-type", "application/json")],
-            body.to_string(),
-        )
-        .await;
+    let answer = gateway.post_json(&body).await;
     assert_eq!(answer.status, StatusCode::ACCEPTED, "{}", answer.json());
     assert_eq!(answer.json()["callback"]["state"], "pending");
     answer.media_id()
@@ -405,14 +398,7 @@ async fn refused_addresses_are_never_connected_to() {
     ] {
         let body =
             serde_json::json!({"data": data, "media_type": "image/png", "callback_url": url});
-        let answer = gateway
-            .request(
-                Method::POST,
-                "/images",
-                &[("content-type", "application/json")],
-                body.to_string(),
-            )
-            .await;
+        let answer = gateway.post_json(&body).await;
         answer.assert_error(400, "callback_not_allowed");
         let message = answer.json()["error"]["message"]
             .as_str()
@@ -427,12 +413,7 @@ async fn refused_addresses_are_never_connected_to() {
     let unsigned = Gateway::start(Backend::Embedded, "").await;
     let body = serde_json::json!({"data": data, "media_type": "image/png", "callback_url": "https://hooks.example.org/"});
     unsigned
-        .request(
-            Method::POST,
-            "/images",
-            &[("content-type", "application/json")],
-            body.to_string(),
-        )
+        .post_json(&body)
         .await
         .assert_error(400, "callback_not_allowed");
 }

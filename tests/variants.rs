@@ -6,7 +6,7 @@ mod support;
 use bytes::Bytes;
 use hyper::{Method, StatusCode};
 use serde_json::{Value, json};
-use support::{Backend, Gateway, fixture, fixtures_dir, media_type_of};
+use support::{Backend, Gateway, fixture, fixtures_dir, mean_difference, media_type_of};
 
 /// Mean absolute difference (0–255 per channel) allowed from Pillow's reference, as in the
 /// format tests: a wrong crop, orientation or stretch is far over it.
@@ -39,28 +39,6 @@ fn reference(file: &str, size: &str, fit: &str) -> image::RgbaImage {
     image::open(&path)
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
         .to_rgba8()
-}
-
-/// Mean absolute difference of premultiplied RGBA, per channel.
-fn difference(ours: &image::RgbaImage, expected: &image::RgbaImage) -> f64 {
-    let premultiplied = |p: &image::Rgba<u8>| {
-        let a = f64::from(p[3]) / 255.0;
-        [
-            f64::from(p[0]) * a,
-            f64::from(p[1]) * a,
-            f64::from(p[2]) * a,
-            f64::from(p[3]),
-        ]
-    };
-    let total: f64 = ours
-        .pixels()
-        .zip(expected.pixels())
-        .map(|(a, b)| {
-            let (a, b) = (premultiplied(a), premultiplied(b));
-            (0..4).map(|i| (a[i] - b[i]).abs()).sum::<f64>()
-        })
-        .sum();
-    total / f64::from(ours.width() * ours.height() * 4)
 }
 
 /// `POST /images?query` with the fixture in base64.
@@ -159,7 +137,7 @@ async fn every_size_fit_and_format_matches_pillow(backend: Backend) {
             } else {
                 image::imageops::resize(&expected, w, h, image::imageops::FilterType::Triangle)
             };
-            let difference = difference(&ours, &expected);
+            let difference = mean_difference(&ours, &expected);
             assert!(
                 difference < TOLERANCE,
                 "{file} {size} {fit}: differs from Pillow by {difference:.2} per channel"
@@ -423,27 +401,13 @@ async fn bad_variant_parameters_are_refused_naming_the_parameter() {
         body.as_object_mut()
             .unwrap()
             .extend(fields.as_object().unwrap().clone());
-        let answer = gateway
-            .request(
-                Method::POST,
-                "/images",
-                &[("content-type", "application/json")],
-                body.to_string(),
-            )
-            .await;
+        let answer = gateway.post_json(&body).await;
         assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{body}");
         assert_eq!(answer.json()["error"]["parameter"], parameter);
     }
     // A good envelope with fields: they apply.
     let body = json!({"data": data, "media_type": "image/png", "sizes": "card,8x8", "fit": "fill"});
-    let answer = gateway
-        .request(
-            Method::POST,
-            "/images",
-            &[("content-type", "application/json")],
-            body.to_string(),
-        )
-        .await;
+    let answer = gateway.post_json(&body).await;
     assert_eq!(answer.status, StatusCode::ACCEPTED);
     let record: Value = answer.json();
     assert_eq!(record["thumbnails"][0]["name"], "card");

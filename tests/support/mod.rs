@@ -894,6 +894,17 @@ impl Gateway {
         .await
     }
 
+    /// `POST /images` with a JSON envelope (`data`, `media_type` and any other member).
+    pub async fn post_json(&self, envelope: &Value) -> Answer {
+        self.request(
+            Method::POST,
+            "/images",
+            &[("content-type", "application/json")],
+            envelope.to_string(),
+        )
+        .await
+    }
+
     /// Uploads a fixture, asserts 202, returns the media id.
     pub async fn upload_fixture(&self, name: &str) -> String {
         let answer = self.upload(media_type_of(name), &fixture(name)).await;
@@ -1068,6 +1079,12 @@ pub fn difference_from_expected(thumbnail: &image::DynamicImage, fixture: &str) 
     } else {
         image::imageops::resize(&expected, w, h, image::imageops::FilterType::Triangle)
     };
+    mean_difference(&ours, &expected)
+}
+
+/// Mean absolute difference, per channel on a 0–255 scale, between two images of the same
+/// size, colour premultiplied by alpha.
+pub fn mean_difference(ours: &image::RgbaImage, expected: &image::RgbaImage) -> f64 {
     let premultiplied = |p: &image::Rgba<u8>| {
         let a = f64::from(p[3]) / 255.0;
         [
@@ -1085,5 +1102,5 @@ pub fn difference_from_expected(thumbnail: &image::DynamicImage, fixture: &str) 
             (0..4).map(|i| (a[i] - b[i]).abs()).sum::<f64>()
         })
         .sum();
-    total / f64::from(w * h * 4)
+    total / f64::from(ours.width() * ours.height() * 4)
 }
