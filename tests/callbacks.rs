@@ -435,3 +435,26 @@ async fn waiting_ends_with_the_processing_record_when_time_is_up() {
     assert!(elapsed >= Duration::from_secs(1), "{elapsed:?}");
     assert!(elapsed < Duration::from_secs(5), "{elapsed:?}");
 }
+
+#[tokio::test]
+async fn the_service_wide_url_gets_every_record_and_a_4xx_is_not_retried() {
+    // callbacks.url: an upload that names no callback_url is posted there.
+    let receiver = Receiver::start(vec![Reply::Status(404)]).await;
+    let yaml = callbacks_yaml(&format!(", url: '{}'", receiver.url()));
+    let gateway = Gateway::start(Backend::Embedded, &yaml).await;
+    let media_id = gateway.upload_fixture("jpeg-baseline.jpg").await;
+    let record = gateway
+        .wait_record(&media_id, |r| r["callback"]["state"] != "pending")
+        .await;
+    let callback = &record["callback"];
+    assert_eq!(callback["url"], receiver.url());
+    // A 404 is the receiver's answer, not a passing failure: no second attempt.
+    assert_eq!(callback["state"], "failed", "{record}");
+    assert_eq!(
+        (&callback["attempts"], &callback["last_status"]),
+        (&serde_json::json!(1), &serde_json::json!(404))
+    );
+    assert_eq!(verify(&receiver.received()[0])["media_id"], media_id);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(receiver.received().len(), 1);
+}
