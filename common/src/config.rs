@@ -236,8 +236,12 @@ impl Default for QueueConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LimitsConfig {
-    /// Largest accepted upload, in decoded bytes.
+    /// Largest accepted upload, in decoded bytes (each file of a multipart request).
     pub max_upload_bytes: u64,
+    /// Files one multipart request may carry; the parts past it are refused.
+    pub max_files_per_request: usize,
+    /// Largest multipart request body, in bytes, all parts together.
+    pub max_request_bytes: u64,
     /// Largest accepted image, in pixels (width × height).
     pub max_pixels: u64,
     /// Most memory one decode may allocate, in bytes.
@@ -355,6 +359,8 @@ impl Default for LimitsConfig {
     fn default() -> Self {
         Self {
             max_upload_bytes: 50 * 1024 * 1024,
+            max_files_per_request: 100,
+            max_request_bytes: 1024 * 1024 * 1024,
             max_pixels: 100_000_000,
             max_alloc_bytes: 1024 * 1024 * 1024,
             max_metadata_bytes: 4 * 1024 * 1024,
@@ -506,9 +512,11 @@ impl Config {
             || self.limits.read_timeout_secs == 0
             || self.limits.max_inflight_uploads == 0
             || self.limits.max_queued_jobs == 0
+            || self.limits.max_files_per_request == 0
+            || self.limits.max_request_bytes == 0
         {
             return invalid(
-                "limits.max_upload_bytes, max_pixels, read_timeout_secs, max_inflight_uploads and max_queued_jobs must be at least 1",
+                "limits.max_upload_bytes, max_pixels, read_timeout_secs, max_inflight_uploads, max_queued_jobs, max_files_per_request and max_request_bytes must be at least 1",
             );
         }
         if self.limits.keep_alive_secs == 0

@@ -6,6 +6,7 @@
 //!   db/                  the gateway's sled store
 //!   raw/<media_id>       the uploaded bytes, as decoded from base64
 //!   thumbnails/<media_id> the thumbnail (its media type is in the record)
+//!   spool/.tmp-*         multipart parts and fetched sources on their way in
 //! ```
 //!
 //! Files are named by media id alone: a client's file name never reaches the file system.
@@ -27,6 +28,10 @@ pub struct DataDir {
 pub const RAW: &str = "raw";
 /// The thumbnails directory's name below the data directory (and the key prefix in S3).
 pub const THUMBNAILS: &str = "thumbnails";
+
+/// The spool directory's name below the data directory: where streamed uploads are written
+/// before they become raw uploads.
+pub const SPOOL: &str = "spool";
 
 /// The path of an image's raw upload relative to the data directory (its key below the
 /// prefix in S3), as a job carries it.
@@ -64,6 +69,11 @@ impl DataDir {
     /// Where thumbnails live.
     pub fn thumbnails_dir(&self) -> PathBuf {
         self.root.join(THUMBNAILS)
+    }
+
+    /// Where streamed uploads are written as they arrive.
+    pub fn spool_dir(&self) -> PathBuf {
+        self.root.join(SPOOL)
     }
 }
 

@@ -42,6 +42,29 @@ pub enum ApiError {
         /// The limit in bytes.
         limit: u64,
     },
+    /// A file of a multipart form is empty.
+    #[error("the file is empty")]
+    EmptyFile,
+    /// A multipart form carries more files than `limits.max_files_per_request`.
+    #[error("a request may carry at most {max} files")]
+    TooManyFiles {
+        /// The limit.
+        max: usize,
+    },
+    /// A multipart body is over `limits.max_request_bytes`.
+    #[error("the request body is larger than the limit of {limit} bytes")]
+    RequestTooLarge {
+        /// The limit in bytes.
+        limit: u64,
+    },
+    /// A multipart body that does not parse.
+    #[error("malformed multipart/form-data: {0}")]
+    InvalidMultipart(&'static str),
+    /// A multipart form without a file.
+    #[error(
+        "the form has no file: send each image as a part with a filename (curl -F image=@photo.jpg)"
+    )]
+    NoFiles,
     /// The image's header declares more pixels than allowed.
     #[error("{0}")]
     TooManyPixels(String),
@@ -182,7 +205,13 @@ impl ApiError {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "media_type_mismatch")
             }
             ApiError::InvalidBase64(_) => (StatusCode::BAD_REQUEST, "invalid_base64"),
-            ApiError::EmptyBody => (StatusCode::BAD_REQUEST, "empty_body"),
+            ApiError::EmptyBody | ApiError::EmptyFile => (StatusCode::BAD_REQUEST, "empty_body"),
+            ApiError::TooManyFiles { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "too_many_files"),
+            ApiError::RequestTooLarge { .. } => {
+                (StatusCode::PAYLOAD_TOO_LARGE, "request_too_large")
+            }
+            ApiError::InvalidMultipart(_) => (StatusCode::BAD_REQUEST, "invalid_multipart"),
+            ApiError::NoFiles => (StatusCode::BAD_REQUEST, "no_files"),
             ApiError::PayloadTooLarge { .. } => {
                 (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large")
             }
@@ -239,6 +268,11 @@ impl ApiError {
 impl ApiError {
     /// The error's JSON body.
     fn body(&self) -> serde_json::Value {
+        json!({ "error": self.detail() })
+    }
+
+    /// The error object of the body: `{"code", "message", ...}`.
+    pub fn detail(&self) -> serde_json::Value {
         let (_, code) = self.status_and_code();
         let mut error = json!({ "code": code, "message": self.to_string() });
         match self {
@@ -249,7 +283,7 @@ impl ApiError {
             ApiError::UnknownVariant { variants, .. } => error["variants"] = json!(variants),
             _ => {}
         }
-        json!({ "error": error })
+        error
     }
 
     /// The header the error adds to its response, if any.

@@ -8,7 +8,9 @@
 //!    will carry.
 //! 3. Hash (MD5, SHA-256) and give the upload a fresh UUID v7.
 //!
-//! The caller then writes the bytes to media storage as `raw/<id>`.
+//! The caller then writes the bytes to media storage as `raw/<id>`. Streamed uploads
+//! (multipart parts) hash as they arrive ([`Hasher`]) and are checked from their spooled
+//! file ([`inspect`]), so they are never whole in memory.
 
 use common::config::LimitsConfig;
 use common::media::{MediaType, Sniffed, sniff};
@@ -32,23 +34,87 @@ pub struct Request {
     pub callback_url: Option<String>,
 }
 
-/// Checks an upload; returns its new record (not yet in the store).
+/// Checks an upload held in memory; returns its new record (not yet in the store).
 pub fn ingest(
     bytes: &[u8],
     declared: MediaType,
     request: Request,
     limits: &LimitsConfig,
 ) -> Result<Record, ApiError> {
-    match sniff(bytes) {
-        Sniffed::Image(found) if found == declared => {}
-        found => {
+    let mut hasher = Hasher::default();
+    hasher.update(bytes);
+    inspect(bytes, Some(declared), hasher.finish(), request, limits)
+}
+
+/// The MD5 and SHA-256 of an upload, lower-case hexadecimal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Digests {
+    /// MD5, as the record has always carried it.
+    pub md5: String,
+    /// SHA-256.
+    pub sha256: String,
+}
+
+/// Both digests, fed as the bytes arrive.
+#[derive(Debug, Default, Clone)]
+pub struct Hasher {
+    md5: Md5,
+    sha256: Sha256,
+    size: u64,
+}
+
+impl Hasher {
+    /// Adds the next bytes.
+    pub fn update(&mut self, bytes: &[u8]) {
+        self.md5.update(bytes);
+        self.sha256.update(bytes);
+        self.size += bytes.len() as u64;
+    }
+
+    /// How many bytes have been added.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// The digests of everything added.
+    pub fn finish(self) -> Digests {
+        Digests {
+            md5: hex(&self.md5.finalize()),
+            sha256: hex(&self.sha256.finalize()),
+        }
+    }
+}
+
+/// Checks an upload whose digests are known: `bytes` must be all of it (a spooled file's
+/// map is). With no declared media type, the magic bytes name it.
+pub fn inspect(
+    bytes: &[u8],
+    declared: Option<MediaType>,
+    digests: Digests,
+    request: Request,
+    limits: &LimitsConfig,
+) -> Result<Record, ApiError> {
+    let media_type = match (sniff(bytes), declared) {
+        (Sniffed::Image(found), Some(declared)) if found == declared => declared,
+        (Sniffed::Image(found), None) => found,
+        (found, Some(declared)) => {
             return Err(ApiError::MediaTypeMismatch {
                 declared: declared.to_string(),
                 found: found.to_string(),
             });
         }
-    }
-    let dimensions = match worker::decode::probe(bytes, declared, limits) {
+        (Sniffed::Other(found), None) => {
+            return Err(ApiError::UnsupportedMediaType(format!(
+                "the data is {found}, not a supported image"
+            )));
+        }
+        (Sniffed::Unknown, None) => {
+            return Err(ApiError::UnsupportedMediaType(
+                "the data is not in any supported image format".to_owned(),
+            ));
+        }
+    };
+    let dimensions = match worker::decode::probe(bytes, media_type, limits) {
         Ok(dimensions) => Some(dimensions),
         Err(error @ ThumbnailError::MetadataTooLarge { .. }) => {
             return Err(ApiError::MetadataTooLarge(error.to_string()));
@@ -61,11 +127,11 @@ pub fn ingest(
     let media_id = Uuid::now_v7();
     Ok(Record::new(NewUpload {
         media_id,
-        media_type: declared,
+        media_type,
         name: request.name,
         size: bytes.len() as u64,
-        md5: hex(&Md5::digest(bytes)),
-        sha256: hex(&Sha256::digest(bytes)),
+        md5: digests.md5,
+        sha256: digests.sha256,
         dimensions,
         variants: request.variants,
         callback_url: request.callback_url,

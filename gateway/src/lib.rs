@@ -2,9 +2,10 @@
 //!
 //! One upload is one straight line through these modules:
 //!
-//! - [`routes::upload`]: reads the body ([`body`]: base64 decoded as it streams), checks and
-//!   writes it ([`ingest`]: magic bytes, header, hashes, atomic raw file), stores the record
-//!   and its job ([`store`], one transaction, flushed), answers 202.
+//! - [`routes::upload`]: reads the body ([`body`]: base64 decoded as it streams; or each
+//!   file of a multipart form written to the [`spool`] as it streams), checks and writes it
+//!   ([`ingest`]: magic bytes, header, hashes, atomic raw file), stores the record and its
+//!   job ([`store`], one transaction, flushed), answers 202.
 //! - [`outbox`]: publishes the job to the queue, and takes it out once confirmed.
 //! - a worker (the `worker` crate, in-process or remote) makes the thumbnail.
 //! - [`results`]: applies the worker's result to the record, flushes, acks; wakes the
@@ -31,6 +32,7 @@ pub mod recovery;
 pub mod results;
 pub mod routes;
 pub mod server;
+pub mod spool;
 pub mod state;
 pub mod store;
 pub mod sweeper;
@@ -86,6 +88,20 @@ pub async fn serve(
         },
         other => GatewayError::Storage(other),
     })?;
+    let spool = spool::Spool::create(&data).map_err(|source| GatewayError::DataDir {
+        path: data.spool_dir(),
+        source,
+    })?;
+    // Past a day, a spooled file belongs to no request still running.
+    let stale = spool
+        .remove_stale(Duration::from_secs(24 * 3600))
+        .map_err(|source| GatewayError::DataDir {
+            path: data.spool_dir(),
+            source,
+        })?;
+    if stale > 0 {
+        tracing::info!(removed = stale, "removed spooled files a crash left");
+    }
     let store = Store::open(&config.store, &data.db_dir()).await?;
     let queue = Queue::from_config(&config.queue);
     // With the embedded store this gateway alone writes raw uploads; with the embedded queue
@@ -189,6 +205,7 @@ pub async fn serve(
         store: store.clone(),
         queue: queue.clone(),
         storage,
+        spool,
         metrics,
         outbox,
         waiters,

@@ -11,6 +11,7 @@ use crate::callbacks;
 use crate::memory::UploadMemory;
 use crate::metrics::Metrics;
 use crate::outbox::Outbox;
+use crate::spool::Spool;
 use crate::store::Store;
 use crate::waiters::Waiters;
 
@@ -25,6 +26,8 @@ pub struct AppState {
     pub queue: Queue,
     /// Where raw uploads and thumbnails live.
     pub storage: Storage,
+    /// Where streamed uploads are written as they arrive.
+    pub spool: Spool,
     /// The metrics.
     pub metrics: Arc<Metrics>,
     /// The publisher of accepted jobs.

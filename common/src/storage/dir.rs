@@ -8,9 +8,10 @@ use std::io;
 use std::path::Path;
 
 use bytes::Bytes;
+use tempfile::NamedTempFile;
 
 use super::{Key, Kind, Listed, StorageError};
-use crate::files::{DataDir, remove_if_exists, write_atomic};
+use crate::files::{DataDir, remove_if_exists, sync_dir, write_atomic};
 
 /// The data directory as media storage. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -48,6 +49,16 @@ impl DirStorage {
     pub async fn put(&self, key: Key, bytes: Bytes) -> Result<(), StorageError> {
         let path = self.path(key);
         blocking(move || write_atomic(&path, &bytes)).await
+    }
+
+    /// Renames the finished file `file` to `key` and flushes the directory entry.
+    pub async fn put_file(&self, key: Key, file: NamedTempFile) -> Result<(), StorageError> {
+        let path = self.path(key);
+        blocking(move || {
+            file.persist(&path).map_err(|error| error.error)?;
+            sync_dir(path.parent().unwrap_or(Path::new(".")))
+        })
+        .await
     }
 
     /// The file of `key`, if any.

@@ -24,6 +24,7 @@ pub mod s3;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
+use tempfile::NamedTempFile;
 use uuid::Uuid;
 
 use crate::config::Config;
@@ -179,6 +180,13 @@ impl Storage {
     /// Writes `bytes` as the object `key`, atomically.
     pub async fn put(&self, key: Key, bytes: Bytes) -> Result<(), StorageError> {
         on_storage!(self, storage => storage.put(key, bytes).await)
+    }
+
+    /// Makes the finished, fsynced file `file` the object `key`, atomically, and removes the
+    /// file: a rename in the data directory (`file` must be on its file system), an upload
+    /// read from the file in S3 (memory stays one part, whatever the file's size).
+    pub async fn put_file(&self, key: Key, file: NamedTempFile) -> Result<(), StorageError> {
+        on_storage!(self, storage => storage.put_file(key, file).await)
     }
 
     /// The object `key`, or `None` if there is none.
@@ -348,6 +356,38 @@ mod tests {
             .unwrap();
         let back = server.storage.get(Key::raw(id)).await.unwrap().unwrap();
         assert!(back == large, "the object came back different");
+    }
+
+    #[tokio::test]
+    async fn spooled_files_become_objects_whole_and_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let server = s3().await;
+        let directory = Storage::Dir(DirStorage::create(dir.path()).unwrap());
+        let spool = dir.path().join(crate::files::SPOOL);
+        std::fs::create_dir_all(&spool).unwrap();
+        // One small file (a single PUT) and one over the multipart threshold.
+        let sizes = [1000, s3::MULTIPART_THRESHOLD + s3::PART_SIZE + 17];
+        for storage in [&directory, &server.storage] {
+            for size in sizes {
+                let bytes: Vec<u8> = (0..size).map(|i| (i % 241) as u8).collect();
+                let mut file = tempfile::Builder::new()
+                    .prefix(".tmp-")
+                    .tempfile_in(&spool)
+                    .unwrap();
+                std::io::Write::write_all(&mut file, &bytes).unwrap();
+                file.as_file().sync_all().unwrap();
+                let path = file.path().to_owned();
+                let id = Uuid::now_v7();
+                storage.put_file(Key::raw(id), file).await.unwrap();
+                assert!(!path.exists(), "{}: the spool file is gone", storage.kind());
+                let back = storage.get(Key::raw(id)).await.unwrap().unwrap();
+                assert!(
+                    back == bytes,
+                    "{}: {size} bytes came back different",
+                    storage.kind()
+                );
+            }
+        }
     }
 
     #[tokio::test]

@@ -21,6 +21,7 @@ use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::path::Path;
 use object_store::signer::Signer;
 use object_store::{ObjectStore, PutPayload, RetryConfig, WriteMultipart};
+use tempfile::NamedTempFile;
 
 use super::{Key, Kind, Listed, StorageError};
 use crate::config::S3Config;
@@ -106,6 +107,40 @@ impl S3Storage {
             // finish aborts the upload on failure; nothing partial is ever visible.
             return Err(error.into());
         }
+        Ok(())
+    }
+
+    /// Uploads the file `file` as `key`, one part in memory at a time, then removes it.
+    pub async fn put_file(&self, key: Key, file: NamedTempFile) -> Result<(), StorageError> {
+        use tokio::io::{AsyncReadExt, AsyncSeekExt};
+        let (file, path) = file.into_parts();
+        let mut file = tokio::fs::File::from_std(file);
+        file.seek(std::io::SeekFrom::Start(0)).await?;
+        let size = file.metadata().await?.len();
+        if size <= MULTIPART_THRESHOLD as u64 {
+            let mut bytes = Vec::with_capacity(size as usize);
+            file.read_to_end(&mut bytes).await?;
+            drop(path);
+            return self.put(key, Bytes::from(bytes)).await;
+        }
+        let upload = self.store.put_multipart(&self.path(key)).await?;
+        let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
+        let mut chunk = vec![0; PART_SIZE];
+        loop {
+            let read = match file.read(&mut chunk).await {
+                Ok(0) => break,
+                Ok(read) => read,
+                Err(error) => {
+                    writer.abort().await?;
+                    return Err(error.into());
+                }
+            };
+            // At most two parts in flight: memory stays a few parts, whatever the size.
+            writer.wait_for_capacity(2).await?;
+            writer.write(&chunk[..read]);
+        }
+        writer.finish().await?;
+        drop(path);
         Ok(())
     }
 

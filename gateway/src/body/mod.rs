@@ -115,6 +115,26 @@ async fn next_chunk(body: &mut Body, pace: &mut Pace) -> Result<Option<Bytes>, A
     }
 }
 
+/// The chunks of `body` as a stream, under `timing`: what a multipart parser reads.
+pub fn chunks(
+    body: &mut Body,
+    timing: BodyTiming,
+) -> impl futures_lite::Stream<Item = Result<Bytes, ApiError>> + Send + '_ {
+    futures_lite::stream::unfold(
+        (body, Pace::new(timing), false),
+        |(body, mut pace, failed)| async move {
+            if failed {
+                return None;
+            }
+            match next_chunk(body, &mut pace).await {
+                Ok(Some(data)) => Some((Ok(data), (body, pace, false))),
+                Ok(None) => None,
+                Err(error) => Some((Err(error), (body, pace, true))),
+            }
+        },
+    )
+}
+
 /// What a body is decoded by.
 trait Sink {
     fn capacity_for(&self, encoded: usize) -> usize;

@@ -1,12 +1,15 @@
-//! `POST /images`: accept an image as base64, store it, queue its job, answer 202.
+//! `POST /images`: accept images, store them, queue their jobs, answer 202.
 //!
 //! An upload is first let in by [`crate::admission`] (in-flight, queue and disk limits).
 //! The body is the image in base64 and `Content-Type` is its media type; or `Content-Type:
-//! application/json` with `{"data", "media_type", "name"}`. The query parameters `name`,
+//! application/json` with `{"data", "media_type", "name"}`; or `multipart/form-data` with
+//! one or many files ([`multipart`]). The query parameters `name`,
 //! `sizes`, `fit`, `format`, `quality`, `enlarge` ([`common::variant`]) and `callback_url`
 //! ([`crate::callbacks`]) may also come as members of the JSON envelope. The answer is `202 Accepted`, `Location: /images/{media_id}` and
 //! the record; it is sent only once the raw file, the record and its job (in the outbox) are
 //! on disk. The job reaches the queue through [`crate::outbox`], never in the request.
+
+mod multipart;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -19,6 +22,7 @@ use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE, EXPECT, LOCATION};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use common::media::MediaType;
+use common::record::Record;
 use common::storage::Key;
 use common::variant::{self, Variant, VariantParams};
 use serde::Deserialize;
@@ -49,16 +53,24 @@ impl UploadParams {
     /// Sets the parameters a JSON envelope gave as members.
     fn merge(&mut self, options: Vec<(&'static str, String)>) {
         for (option, value) in options {
-            let slot = match option {
-                "sizes" => &mut self.variants.sizes,
-                "fit" => &mut self.variants.fit,
-                "format" => &mut self.variants.format,
-                "quality" => &mut self.variants.quality,
-                "enlarge" => &mut self.variants.enlarge,
-                _ => &mut self.callback_url,
-            };
-            *slot = Some(value);
+            if let Some(slot) = self.slot(option) {
+                *slot = Some(value);
+            }
         }
+    }
+
+    /// Where the value of the upload parameter `name` goes; `None` for a name that is not one.
+    fn slot(&mut self, name: &str) -> Option<&mut Option<String>> {
+        Some(match name {
+            "name" => &mut self.name,
+            "sizes" => &mut self.variants.sizes,
+            "fit" => &mut self.variants.fit,
+            "format" => &mut self.variants.format,
+            "quality" => &mut self.variants.quality,
+            "enlarge" => &mut self.variants.enlarge,
+            "callback_url" => &mut self.callback_url,
+            _ => return None,
+        })
     }
 
     /// The variants asked for, and the callback URL (the upload's, else the service-wide
@@ -107,24 +119,27 @@ pub async fn upload(
         (_, Err(refusal)) => Err(refusal),
     };
     // A client told to wait for "100 Continue" has sent nothing: there is nothing to drain.
-    if outcome.is_err() && !expects_continue(&headers) {
+    // A body read to its end drains at once; a multipart body cut short lingers.
+    if !(outcome.is_err() && expects_continue(&headers)) {
         tokio::spawn(body::drain(body));
     }
     match outcome {
-        Ok(response) => {
-            state.metrics.uploads_accepted.inc();
-            response
-        }
+        Ok(response) => response,
         Err(error) => {
-            let (_, code) = error.status_and_code();
-            state
-                .metrics
-                .uploads_refused
-                .get_or_create(&Refusal { code })
-                .inc();
+            count_refusal(&state, &error);
             error.into_response()
         }
     }
+}
+
+/// Counts a refused upload (or multipart file) in the metrics.
+fn count_refusal(state: &AppState, error: &ApiError) {
+    let (_, code) = error.status_and_code();
+    state
+        .metrics
+        .uploads_refused
+        .get_or_create(&Refusal { code })
+        .inc();
 }
 
 async fn accept(
@@ -156,6 +171,11 @@ async fn accept(
     let length = headers
         .get(CONTENT_LENGTH)
         .and_then(|value| value.to_str().ok()?.parse().ok());
+    if essence.eq_ignore_ascii_case("multipart/form-data") {
+        let boundary = multer::parse_boundary(content_type)
+            .map_err(|_| ApiError::InvalidMultipart("the Content-Type has no boundary"))?;
+        return multipart::accept(state, params, boundary, length, timing, body).await;
+    }
     // The decoded bytes grow under this grant, held until they are on disk.
     let mut grant = state.memory.grant();
 
@@ -185,15 +205,39 @@ async fn accept(
     })
     .await
     .map_err(|error| ApiError::Io(std::io::Error::other(error)))??;
-    let raw = Key::raw(record.media_id);
-    state.storage.put(raw, Bytes::from(bytes)).await?;
+    let record = commit(state, record, Raw::Bytes(Bytes::from(bytes))).await?;
     drop(grant);
+    state.metrics.uploads_accepted.inc();
+    let location = format!("/images/{}", record.media_id);
+    Ok((
+        StatusCode::ACCEPTED,
+        [(LOCATION, location)],
+        Json(record.public()),
+    )
+        .into_response())
+}
 
+/// An upload's bytes on their way to media storage.
+enum Raw {
+    /// Held in memory (base64 bodies).
+    Bytes(Bytes),
+    /// A finished spooled file (multipart parts).
+    File(tempfile::NamedTempFile),
+}
+
+/// Writes the raw upload, then the record and its job (one store transaction, flushed), and
+/// wakes the outbox: from here the upload is accepted, whatever crashes.
+async fn commit(state: &AppState, record: Record, raw: Raw) -> Result<Record, ApiError> {
+    let key = Key::raw(record.media_id);
+    match raw {
+        Raw::Bytes(bytes) => state.storage.put(key, bytes).await?,
+        Raw::File(file) => state.storage.put_file(key, file).await?,
+    }
     let job = record.job();
     if let Err(error) = state.store.insert(&record, &job).await {
         // No record will point at the raw upload: take it back (after a crash here, the
         // orphan sweep does).
-        if let Err(error) = state.storage.delete(raw).await {
+        if let Err(error) = state.storage.delete(key).await {
             tracing::warn!(%error, "cannot remove the raw upload of a refused record");
         }
         return Err(error.into());
@@ -202,13 +246,7 @@ async fn accept(
     state.metrics.jobs_processing.inc();
     state.outbox.wake();
     tracing::debug!(media_id = %record.media_id, media_type = %record.media_type, size = record.size, "upload accepted");
-    let location = format!("/images/{}", record.media_id);
-    Ok((
-        StatusCode::ACCEPTED,
-        [(LOCATION, location)],
-        Json(record.public()),
-    )
-        .into_response())
+    Ok(record)
 }
 
 fn expects_continue(headers: &HeaderMap) -> bool {

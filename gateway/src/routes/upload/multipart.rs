@@ -1,0 +1,319 @@
+//! `POST /images` with `multipart/form-data`: one upload per file, many files per request,
+//! each streamed to disk as it arrives.
+//!
+//! - Every part with a filename is a file, whatever its field name (`image`, `images`,
+//!   `file`, `files`...). Its media type is the part's `Content-Type`, or, when that is
+//!   absent or `application/octet-stream`, what its magic bytes say; either way the bytes are
+//!   sniffed and the header checked as for a base64 upload ([`crate::ingest::inspect`]).
+//! - Text fields (`name`, `sizes`, `fit`, `format`, `quality`, `enlarge`, `callback_url`)
+//!   apply to every file and override the query. They must come before the first file: each
+//!   file is accepted as soon as it has arrived, so a field after it could not apply. A late
+//!   one is refused as an item of its own; other fields are ignored.
+//! - A file is written to the [`crate::spool`] chunk by chunk, hashed on the way, and refused
+//!   (413) as soon as it passes `limits.max_upload_bytes`; the request's memory is a few
+//!   chunks whatever the files' sizes. Files past `limits.max_files_per_request` are refused
+//!   (413 `too_many_files`), and the body is cut at `limits.max_request_bytes` (413
+//!   `request_too_large` for the file being read; nothing after it is read).
+//! - Each file that passes is committed on its own, as a base64 upload is (raw object, record
+//!   and job, flushed) before the next part is read. The request is not all-or-nothing: a
+//!   client whose connection breaks keeps the files that completed.
+//!
+//! The answer lists every file in part order, `{"items": [...]}`: the record of each accepted
+//! file, `{"part", "filename", "error"}` for each refused one (`part` counts every part of the
+//! form from 0). With at least one accepted it is 202, `Location` naming the first; with none,
+//! the status of the first refusal, with the first refusal as `error` beside the items.
+
+use axum::Json;
+use axum::body::Body;
+use axum::http::StatusCode;
+use axum::http::header::LOCATION;
+use axum::response::{IntoResponse, Response};
+use common::media::MediaType;
+use multer::{Constraints, Field, Multipart, SizeLimit};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::{Raw, UploadParams, check_name, commit, count_refusal};
+use crate::body::{self, BodyTiming};
+use crate::error::ApiError;
+use crate::ingest::{Request, inspect};
+use crate::state::AppState;
+
+/// The longest text field read.
+const MAX_FIELD_BYTES: usize = 64 * 1024;
+
+/// What became of one part that is listed in the answer.
+enum Item {
+    Accepted(Value),
+    Refused {
+        part: usize,
+        filename: Option<String>,
+        field: Option<String>,
+        error: ApiError,
+    },
+}
+
+/// Reads a multipart form, committing each file as it completes.
+pub(super) async fn accept(
+    state: &AppState,
+    mut params: UploadParams,
+    boundary: String,
+    content_length: Option<u64>,
+    timing: BodyTiming,
+    body: &mut Body,
+) -> Result<Response, ApiError> {
+    let limits = &state.config.limits;
+    if content_length.is_some_and(|length| length > limits.max_request_bytes) {
+        return Err(ApiError::RequestTooLarge {
+            limit: limits.max_request_bytes,
+        });
+    }
+    let constraints =
+        Constraints::new().size_limit(SizeLimit::new().whole_stream(limits.max_request_bytes));
+    let mut form = Multipart::with_constraints(body::chunks(body, timing), boundary, constraints);
+    let mut items = Vec::new();
+    let mut request: Option<Request> = None;
+    let mut files = 0;
+    for part in 0.. {
+        let field = match form.next_field().await {
+            Ok(Some(field)) => field,
+            Ok(None) => break,
+            Err(error) => {
+                items.push(Item::Refused {
+                    part,
+                    filename: None,
+                    field: None,
+                    error: form_error(error, limits.max_request_bytes),
+                });
+                break;
+            }
+        };
+        let filename = field.file_name().map(str::to_owned);
+        let Some(filename) = filename else {
+            let name = field.name().unwrap_or_default().to_owned();
+            if files > 0 {
+                if params.slot(&name).is_some() {
+                    items.push(Item::Refused {
+                        part,
+                        filename: None,
+                        error: ApiError::InvalidParameter(format!(
+                            "the form field {name} comes after a file: fields must come before \
+                             the files they apply to"
+                        )),
+                        field: Some(name),
+                    });
+                }
+                continue;
+            }
+            let value = read_text(field, limits.max_request_bytes).await?;
+            if let Some(slot) = params.slot(&name) {
+                *slot = Some(value);
+            }
+            continue;
+        };
+        files += 1;
+        if files > limits.max_files_per_request {
+            items.push(Item::Refused {
+                part,
+                filename: Some(filename),
+                field: None,
+                error: ApiError::TooManyFiles {
+                    max: limits.max_files_per_request,
+                },
+            });
+            continue;
+        }
+        // The fields are all in once the first file comes: check them once, for every file.
+        let request = match &request {
+            Some(request) => request.clone(),
+            None => {
+                let (variants, callback_url) = params.check(state)?;
+                let checked = Request {
+                    name: check_name(params.name.take())?,
+                    variants,
+                    callback_url,
+                };
+                request.insert(checked).clone()
+            }
+        };
+        match receive(state, field, &filename, request).await {
+            Ok(record) => items.push(Item::Accepted(record)),
+            Err((error, fatal)) => {
+                items.push(Item::Refused {
+                    part,
+                    filename: Some(filename),
+                    field: None,
+                    error,
+                });
+                if fatal {
+                    break;
+                }
+            }
+        }
+    }
+    Ok(answer(state, items))
+}
+
+/// Receives one file: spools it, checks it, commits it. The error says whether the form can
+/// still be read after it.
+async fn receive(
+    state: &AppState,
+    mut field: Field<'_>,
+    filename: &str,
+    mut request: Request,
+) -> Result<Value, (ApiError, bool)> {
+    let limits = &state.config.limits;
+    let declared = match field.content_type().map(|mime| mime.essence_str()) {
+        None | Some("application/octet-stream") => None,
+        Some(essence) => Some(essence.parse::<MediaType>().map_err(
+            |error: common::media::UnsupportedMediaType| {
+                (ApiError::UnsupportedMediaType(error.to_string()), false)
+            },
+        )?),
+    };
+    if request.name.is_none() {
+        request.name = check_name(Some(filename.to_owned())).unwrap_or(None);
+    }
+    let io = |error: std::io::Error| (ApiError::Io(error), false);
+    let mut file = state.spool.file().await.map_err(io)?;
+    loop {
+        match field.chunk().await {
+            Ok(Some(chunk)) => {
+                if file.size() + chunk.len() as u64 > limits.max_upload_bytes {
+                    return Err((
+                        ApiError::PayloadTooLarge {
+                            limit: limits.max_upload_bytes,
+                        },
+                        false,
+                    ));
+                }
+                file.write(&chunk).await.map_err(io)?;
+            }
+            Ok(None) => break,
+            Err(error) => return Err((form_error(error, limits.max_request_bytes), true)),
+        }
+    }
+    let spooled = file.finish().await.map_err(io)?;
+    if spooled.size == 0 {
+        return Err((ApiError::EmptyFile, false));
+    }
+    let limits = limits.clone();
+    let (record, spooled) = tokio::task::spawn_blocking(move || {
+        let map = spooled.map().map_err(ApiError::Io)?;
+        let record = inspect(&map, declared, spooled.digests.clone(), request, &limits)?;
+        Ok::<_, ApiError>((record, spooled))
+    })
+    .await
+    .map_err(|error| (ApiError::Io(std::io::Error::other(error)), false))?
+    .map_err(|error| (error, false))?;
+    let record = commit(state, record, Raw::File(spooled.file))
+        .await
+        .map_err(|error| (error, false))?;
+    Ok(serde_json::to_value(record.public()).unwrap_or_default())
+}
+
+/// Reads a text field, bounded.
+async fn read_text(mut field: Field<'_>, max_request_bytes: u64) -> Result<String, ApiError> {
+    let name = field.name().unwrap_or_default().to_owned();
+    let mut value = Vec::new();
+    while let Some(chunk) = field
+        .chunk()
+        .await
+        .map_err(|error| form_error(error, max_request_bytes))?
+    {
+        if value.len() + chunk.len() > MAX_FIELD_BYTES {
+            return Err(ApiError::InvalidParameter(format!(
+                "the form field {name} is longer than {MAX_FIELD_BYTES} bytes"
+            )));
+        }
+        value.extend_from_slice(&chunk);
+    }
+    String::from_utf8(value)
+        .map_err(|_| ApiError::InvalidParameter(format!("the form field {name} is not UTF-8")))
+}
+
+/// What a multipart parser error means to the client. The parser's own messages may quote
+/// the body, so they are not passed on.
+fn form_error(error: multer::Error, max_request_bytes: u64) -> ApiError {
+    use multer::Error::*;
+    match error {
+        StreamReadFailed(source) => match source.downcast::<ApiError>() {
+            Ok(error) => *error,
+            Err(source) => ApiError::BodyRead(source.to_string()),
+        },
+        StreamSizeExceeded { .. } => ApiError::RequestTooLarge {
+            limit: max_request_bytes,
+        },
+        IncompleteStream | IncompleteFieldData { .. } => {
+            ApiError::InvalidMultipart("the body ends before its closing boundary")
+        }
+        IncompleteHeaders | ReadHeaderFailed(_) => {
+            ApiError::InvalidMultipart("a part's headers are malformed")
+        }
+        DecodeHeaderName { .. } | DecodeHeaderValue { .. } => {
+            ApiError::InvalidMultipart("a part's headers are not text")
+        }
+        _ => ApiError::InvalidMultipart("the body is not a multipart form"),
+    }
+}
+
+/// The answer: 202 with the items when one file was accepted, else the first refusal's
+/// status.
+fn answer(state: &AppState, items: Vec<Item>) -> Response {
+    let mut first_accepted: Option<Uuid> = None;
+    let mut first_refusal: Option<ApiError> = None;
+    let listed: Vec<Value> = items
+        .into_iter()
+        .map(|item| match item {
+            Item::Accepted(record) => {
+                state.metrics.uploads_accepted.inc();
+                if first_accepted.is_none() {
+                    first_accepted = record["media_id"].as_str().and_then(|id| id.parse().ok());
+                }
+                record
+            }
+            Item::Refused {
+                part,
+                filename,
+                field,
+                error,
+            } => {
+                count_refusal(state, &error);
+                let mut refused = json!({ "part": part, "error": error.detail() });
+                if let Some(filename) = filename {
+                    refused["filename"] = json!(filename);
+                }
+                if let Some(field) = field {
+                    refused["field"] = json!(field);
+                }
+                if first_refusal.is_none() {
+                    first_refusal = Some(error);
+                }
+                refused
+            }
+        })
+        .collect();
+    match (first_accepted, first_refusal) {
+        (Some(id), _) => (
+            StatusCode::ACCEPTED,
+            [(LOCATION, format!("/images/{id}"))],
+            Json(json!({ "items": listed })),
+        )
+            .into_response(),
+        (None, Some(error)) => {
+            let (status, _) = error.status_and_code();
+            if status == StatusCode::INTERNAL_SERVER_ERROR {
+                tracing::error!(%error, "multipart upload failed");
+            }
+            (
+                status,
+                Json(json!({ "error": error.detail(), "items": listed })),
+            )
+                .into_response()
+        }
+        (None, None) => {
+            count_refusal(state, &ApiError::NoFiles);
+            ApiError::NoFiles.into_response()
+        }
+    }
+}

@@ -1,0 +1,165 @@
+//! The spool: streamed uploads (multipart parts, fetched sources) written to temporary files
+//! in `<data_dir>/spool` as they arrive, hashed on the way, so that an upload of any size
+//! costs the gateway a few chunks of memory.
+//!
+//! A finished file is fsynced ([`SpoolFile::finish`]), checked from a read-only map
+//! ([`Spooled::map`]: the header probe touches the pages it reads, not the whole file), and
+//! handed to media storage whole ([`common::storage::Storage::put_file`]: a rename in the data
+//! directory, an upload in parts to S3). A file that is not handed on is removed when dropped;
+//! what a crash leaves behind is removed at the next start ([`Spool::remove_stale`]).
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use common::files::{DataDir, remove_if_exists};
+use memmap2::Mmap;
+use tempfile::NamedTempFile;
+use tokio::io::AsyncWriteExt;
+
+use crate::ingest::{Digests, Hasher};
+
+/// Where spooled files go. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Spool {
+    dir: PathBuf,
+}
+
+impl Spool {
+    /// The spool of `data`, created if absent.
+    pub fn create(data: &DataDir) -> io::Result<Self> {
+        let dir = data.spool_dir();
+        std::fs::create_dir_all(&dir)?;
+        Ok(Self { dir })
+    }
+
+    /// The spool directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Removes spooled files older than `age`: what a crashed process left. Other gateways
+    /// sharing the directory spool only while a request lasts, far less than `age`.
+    pub fn remove_stale(&self, age: Duration) -> io::Result<usize> {
+        let mut removed = 0;
+        let now = SystemTime::now();
+        for entry in std::fs::read_dir(&self.dir)? {
+            let entry = entry?;
+            let modified = entry.metadata()?.modified()?;
+            if now.duration_since(modified).unwrap_or_default() > age {
+                remove_if_exists(&entry.path())?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
+    /// A new, empty spooled file.
+    pub async fn file(&self) -> io::Result<SpoolFile> {
+        let dir = self.dir.clone();
+        let temp = tokio::task::spawn_blocking(move || {
+            tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir)
+        })
+        .await
+        .map_err(io::Error::other)??;
+        let writer = tokio::fs::File::from_std(temp.as_file().try_clone()?);
+        Ok(SpoolFile {
+            temp,
+            writer: tokio::io::BufWriter::with_capacity(256 * 1024, writer),
+            hasher: Hasher::default(),
+        })
+    }
+}
+
+/// A spooled file being written.
+#[derive(Debug)]
+pub struct SpoolFile {
+    temp: NamedTempFile,
+    writer: tokio::io::BufWriter<tokio::fs::File>,
+    hasher: Hasher,
+}
+
+impl SpoolFile {
+    /// Appends `chunk`.
+    pub async fn write(&mut self, chunk: &[u8]) -> io::Result<()> {
+        self.hasher.update(chunk);
+        self.writer.write_all(chunk).await
+    }
+
+    /// How many bytes have been written.
+    pub fn size(&self) -> u64 {
+        self.hasher.size()
+    }
+
+    /// Flushes the file to disk: from here it may become an object.
+    pub async fn finish(mut self) -> io::Result<Spooled> {
+        self.writer.flush().await?;
+        self.writer.get_ref().sync_all().await?;
+        let size = self.hasher.size();
+        Ok(Spooled {
+            file: self.temp,
+            digests: self.hasher.finish(),
+            size,
+        })
+    }
+}
+
+/// A finished spooled file.
+#[derive(Debug)]
+pub struct Spooled {
+    /// The file.
+    pub file: NamedTempFile,
+    /// Its digests.
+    pub digests: Digests,
+    /// Its size in bytes.
+    pub size: u64,
+}
+
+impl Spooled {
+    /// The file's bytes, mapped read-only (not read: the pages load as they are touched).
+    /// Blocking. An empty file maps to nothing, which the caller refuses first.
+    pub fn map(&self) -> io::Result<Mmap> {
+        // SAFETY: the file is this process's own temporary file, private to the spool, written
+        // completely and never written again; nothing truncates it while the map lives.
+        unsafe { Mmap::map(self.file.as_file()) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_spooled_file_holds_what_was_written_and_its_digests() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::create(&DataDir::new(dir.path())).unwrap();
+        let mut file = spool.file().await.unwrap();
+        let mut whole = Vec::new();
+        for i in 0..100u8 {
+            let chunk = vec![i; 10_000];
+            file.write(&chunk).await.unwrap();
+            whole.extend_from_slice(&chunk);
+        }
+        assert_eq!(file.size(), 1_000_000);
+        let spooled = file.finish().await.unwrap();
+        assert_eq!(&spooled.map().unwrap()[..], &whole[..]);
+        let mut hasher = Hasher::default();
+        hasher.update(&whole);
+        assert_eq!(spooled.digests, hasher.finish());
+        let path = spooled.file.path().to_owned();
+        drop(spooled);
+        assert!(!path.exists(), "a file not handed on is removed");
+    }
+
+    #[tokio::test]
+    async fn stale_files_are_removed_and_fresh_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::create(&DataDir::new(dir.path())).unwrap();
+        let (_, left) = spool.file().await.unwrap().temp.keep().unwrap();
+        assert_eq!(spool.remove_stale(Duration::from_secs(3600)).unwrap(), 0);
+        assert!(left.exists());
+        std::thread::sleep(Duration::from_millis(20));
+        assert_eq!(spool.remove_stale(Duration::from_millis(10)).unwrap(), 1);
+        assert!(!left.exists());
+    }
+}

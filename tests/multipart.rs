@@ -1,0 +1,422 @@
+//! `multipart/form-data` uploads over real HTTP, on every back-end: one file and fifty,
+//! mixed good and bad parts, the file-count and size limits, fields, a client that hangs up
+//! mid-part, and forms that are not forms.
+
+mod support;
+
+use std::time::Duration;
+
+use hyper::Method;
+use serde_json::Value;
+use support::{Backend, Gateway, fixture};
+use tokio::io::AsyncWriteExt;
+
+const BOUNDARY: &str = "----thumbnailify-test-7MA4YWxkTrZu0gW";
+
+/// A multipart form, composed as a client would.
+#[derive(Default)]
+struct Form {
+    body: Vec<u8>,
+}
+
+impl Form {
+    /// Adds a text field.
+    fn field(mut self, name: &str, value: &str) -> Self {
+        self.body.extend_from_slice(
+            format!(
+                "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+            )
+            .as_bytes(),
+        );
+        self
+    }
+
+    /// Adds a file; `content_type` `None` sends the part without one.
+    fn file(
+        mut self,
+        name: &str,
+        filename: &str,
+        content_type: Option<&str>,
+        bytes: &[u8],
+    ) -> Self {
+        self.body.extend_from_slice(
+            format!(
+                "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{filename}\"\r\n"
+            )
+            .as_bytes(),
+        );
+        if let Some(content_type) = content_type {
+            self.body
+                .extend_from_slice(format!("Content-Type: {content_type}\r\n").as_bytes());
+        }
+        self.body.extend_from_slice(b"\r\n");
+        self.body.extend_from_slice(bytes);
+        self.body.extend_from_slice(b"\r\n");
+        self
+    }
+
+    /// The body, closed.
+    fn finish(mut self) -> Vec<u8> {
+        self.body
+            .extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
+        self.body
+    }
+}
+
+async fn post_form(gateway: &Gateway, query: &str, body: Vec<u8>) -> support::Answer {
+    let content_type = format!("multipart/form-data; boundary={BOUNDARY}");
+    gateway
+        .request(
+            Method::POST,
+            &format!("/images{query}"),
+            &[("content-type", &content_type)],
+            body,
+        )
+        .await
+}
+
+fn items(answer: &support::Answer) -> Vec<Value> {
+    answer.json()["items"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+async fn one_file_is_one_upload(backend: Backend) {
+    let gateway = Gateway::start(backend, "").await;
+    let jpeg = fixture("jpeg-baseline.jpg");
+    let answer = post_form(
+        &gateway,
+        "",
+        Form::default()
+            .file("image", "cat.jpg", Some("image/jpeg"), &jpeg)
+            .finish(),
+    )
+    .await;
+    assert_eq!(
+        answer.status,
+        202,
+        "{}",
+        String::from_utf8_lossy(&answer.body)
+    );
+    let items = items(&answer);
+    assert_eq!(items.len(), 1);
+    let media_id = items[0]["media_id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        answer.header("location").as_deref(),
+        Some(&*format!("/images/{media_id}"))
+    );
+    assert_eq!(items[0]["name"], "cat.jpg", "the filename names the upload");
+    assert_eq!(items[0]["media_type"], "image/jpeg");
+    assert_eq!(items[0]["size"], jpeg.len());
+    let record = gateway.wait_final(&media_id).await;
+    assert_eq!(record["state"], "Completed", "{record}");
+    assert_eq!(record["width"], 800);
+    // The same bytes as a base64 upload: the same digest.
+    let base64 = gateway.upload("image/jpeg", &jpeg).await.json();
+    assert_eq!(record["sha256"], base64["sha256"]);
+}
+
+async fn fifty_files_take_the_fields_before_them(backend: Backend) {
+    let gateway = Gateway::start(backend, "keep_raw: true\n").await;
+    let sources = [
+        ("jpeg-baseline.jpg", "image/jpeg"),
+        ("png-rgba.png", "image/png"),
+        ("jpeg-progressive.jpg", "image/jpeg"),
+        ("png-palette.png", "image/png"),
+        ("gif-animated.gif", "image/gif"),
+    ];
+    let mut form = Form::default()
+        .field("sizes", "64x64,32x")
+        .field("fit", "cover")
+        .field("submit", "Upload");
+    for i in 0..50 {
+        let (name, media_type) = sources[i % sources.len()];
+        // Field names as the clients this service replaces send them.
+        let field = ["image", "images", "file", "files", "upload"][i % 5];
+        form = form.file(
+            field,
+            &format!("{i}-{name}"),
+            Some(media_type),
+            &fixture(name),
+        );
+    }
+    let answer = post_form(&gateway, "?fit=contain", form.finish()).await;
+    assert_eq!(
+        answer.status,
+        202,
+        "{}",
+        String::from_utf8_lossy(&answer.body)
+    );
+    let items = items(&answer);
+    assert_eq!(items.len(), 50);
+    for (i, item) in items.iter().enumerate() {
+        let (name, media_type) = sources[i % sources.len()];
+        assert_eq!(item["name"], format!("{i}-{name}"), "in part order");
+        assert_eq!(item["media_type"], media_type);
+        let record = gateway.wait_final(item["media_id"].as_str().unwrap()).await;
+        assert_eq!(record["state"], "Completed", "{record}");
+        let thumbnails = record["thumbnails"].as_array().unwrap();
+        assert_eq!(thumbnails.len(), 2);
+        // The form's fit overrides the query's.
+        assert_eq!(thumbnails[0]["fit"], "cover");
+        assert_eq!(
+            (&thumbnails[0]["width"], &thumbnails[0]["height"]),
+            (&64.into(), &64.into())
+        );
+        assert_eq!(thumbnails[1]["width"], 32);
+    }
+    assert_eq!(gateway.object_names("raw").len(), 50);
+}
+
+async fn bad_parts_are_refused_and_good_ones_kept(backend: Backend) {
+    let gateway = Gateway::start(
+        backend,
+        "keep_raw: true\nlimits:\n  max_upload_bytes: 100000\n",
+    )
+    .await;
+    let png = fixture("png-gray-alpha.png");
+    let jpeg = fixture("jpeg-baseline.jpg");
+    assert!(png.len() < 100_000);
+    let large = fixture("png-16bit-rgb.png");
+    assert!(large.len() > 100_000);
+    let answer = post_form(
+        &gateway,
+        "",
+        Form::default()
+            .field("name", "holiday")
+            .file("image", "a.png", Some("image/png"), &png)
+            .file(
+                "image",
+                "fake.png",
+                Some("image/png"),
+                &fixture("hostile-document.pdf"),
+            )
+            .file("image", "empty.png", Some("image/png"), b"")
+            .file(
+                "image",
+                "sniffed.bin",
+                Some("application/octet-stream"),
+                &jpeg,
+            )
+            .file("image", "untyped", None, &jpeg)
+            .file("image", "notes.txt", Some("text/plain"), b"hello")
+            .file("image", "large.png", Some("image/png"), &large)
+            .field("sizes", "10x10")
+            .file("image", "last.png", Some("image/png"), &png)
+            .finish(),
+    )
+    .await;
+    assert_eq!(
+        answer.status,
+        202,
+        "{}",
+        String::from_utf8_lossy(&answer.body)
+    );
+    let items = items(&answer);
+    assert_eq!(items.len(), 9, "{items:?}");
+    let refused = |index: usize, part: u64, code: &str| {
+        let item = &items[index];
+        assert_eq!(item["part"], part, "{item}");
+        assert_eq!(item["error"]["code"], code, "{item}");
+        assert!(item.get("media_id").is_none(), "{item}");
+    };
+    let accepted = |index: usize, media_type: &str| {
+        let item = &items[index];
+        assert_eq!(item["media_type"], media_type, "{item}");
+        assert_eq!(item["name"], "holiday", "the name field names every file");
+    };
+    accepted(0, "image/png");
+    refused(1, 2, "media_type_mismatch");
+    assert_eq!(items[1]["filename"], "fake.png");
+    refused(2, 3, "empty_body");
+    accepted(3, "image/jpeg");
+    accepted(4, "image/jpeg");
+    refused(5, 6, "unsupported_media_type");
+    refused(6, 7, "payload_too_large");
+    refused(7, 8, "invalid_parameter");
+    assert_eq!(items[7]["field"], "sizes");
+    accepted(8, "image/png");
+    for index in [0, 3, 4, 8] {
+        let record = gateway
+            .wait_final(items[index]["media_id"].as_str().unwrap())
+            .await;
+        assert_eq!(record["state"], "Completed", "{record}");
+        // The late sizes field applied to nothing.
+        assert_eq!(record["thumbnails"][0]["name"], "100x100");
+    }
+    assert_eq!(gateway.object_names("raw").len(), 4);
+    // Nothing is left in the spool.
+    let spool = gateway.data_dir.join("spool");
+    assert_eq!(std::fs::read_dir(&spool).unwrap().count(), 0);
+}
+
+async fn nothing_accepted_answers_the_first_refusal(backend: Backend) {
+    let gateway = Gateway::start(backend, "").await;
+    let answer = post_form(
+        &gateway,
+        "",
+        Form::default()
+            .file("image", "notes.txt", Some("text/plain"), b"hello")
+            .file(
+                "image",
+                "fake.png",
+                Some("image/png"),
+                &fixture("hostile-document.pdf"),
+            )
+            .finish(),
+    )
+    .await;
+    answer.assert_error(415, "unsupported_media_type");
+    let items = items(&answer);
+    assert_eq!(items.len(), 2);
+    assert_eq!(items[1]["error"]["code"], "media_type_mismatch");
+    // No file at all; no boundary; not a form; a bad field before any file.
+    post_form(&gateway, "", Form::default().field("name", "x").finish())
+        .await
+        .assert_error(400, "no_files");
+    gateway
+        .request(
+            Method::POST,
+            "/images",
+            &[("content-type", "multipart/form-data")],
+            "x",
+        )
+        .await
+        .assert_error(400, "invalid_multipart");
+    post_form(&gateway, "", b"this is not a form at all".to_vec())
+        .await
+        .assert_error(400, "invalid_multipart");
+    post_form(
+        &gateway,
+        "",
+        Form::default()
+            .field("sizes", "0x0")
+            .file("image", "a.png", Some("image/png"), &fixture("png-gray-alpha.png"))
+            .finish(),
+    )
+    .await
+    .assert_error(400, "invalid_parameter");
+    assert_eq!(gateway.record_count().await, 0);
+}
+
+async fn the_file_count_and_request_size_are_bounded(backend: Backend) {
+    let gateway = Gateway::start(
+        backend,
+        "limits:\n  max_files_per_request: 3\n  max_request_bytes: 400000\n",
+    )
+    .await;
+    let png = fixture("png-gray-alpha.png");
+    let mut form = Form::default();
+    for i in 0..5 {
+        form = form.file("files", &format!("{i}.png"), Some("image/png"), &png);
+    }
+    let answer = post_form(&gateway, "", form.finish()).await;
+    assert_eq!(answer.status, 202);
+    let codes: Vec<Value> = items(&answer)
+        .iter()
+        .map(|item| item["error"]["code"].clone())
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            Value::Null,
+            Value::Null,
+            Value::Null,
+            "too_many_files".into(),
+            "too_many_files".into()
+        ]
+    );
+    // Over the request size by its Content-Length: refused before it is read.
+    let big = vec![0u8; 500_000];
+    post_form(
+        &gateway,
+        "",
+        Form::default()
+            .file("image", "a.png", Some("image/png"), &big)
+            .finish(),
+    )
+    .await
+    .assert_error(413, "request_too_large");
+    // Over it while streaming (chunked, no Content-Length): the file being read is refused,
+    // the one before it kept.
+    let body = Form::default()
+        .file("image", "a.png", Some("image/png"), &png)
+        .file("image", "b.png", Some("image/png"), &big)
+        .finish();
+    let mut request = format!(
+        "POST /images HTTP/1.1\r\nHost: test\r\nContent-Type: multipart/form-data; boundary={BOUNDARY}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+    )
+    .into_bytes();
+    for chunk in body.chunks(64 * 1024) {
+        request.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+        request.extend_from_slice(chunk);
+        request.extend_from_slice(b"\r\n");
+    }
+    request.extend_from_slice(b"0\r\n\r\n");
+    let answer = gateway.raw(&request).await;
+    assert_eq!(answer.status(), 202);
+    let json: Value = serde_json::from_slice(answer.body()).unwrap();
+    let items = json["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2, "{json}");
+    assert_eq!(items[0]["name"], "a.png");
+    assert_eq!(items[1]["error"]["code"], "request_too_large");
+    assert_eq!(items[1]["filename"], "b.png");
+}
+
+async fn a_client_that_hangs_up_keeps_the_files_that_arrived(backend: Backend) {
+    let gateway = Gateway::start(backend, "keep_raw: true\n").await;
+    let png = fixture("png-gray-alpha.png");
+    let body = Form::default()
+        .file("image", "whole.png", Some("image/png"), &png)
+        .file("image", "cut.png", Some("image/png"), &png)
+        .finish();
+    // Everything up to the middle of the second file, then the connection closes.
+    let cut = body.len() - png.len() / 2;
+    let mut stream = tokio::net::TcpStream::connect(gateway.address())
+        .await
+        .unwrap();
+    let head = format!(
+        "POST /images HTTP/1.1\r\nHost: test\r\nContent-Type: multipart/form-data; boundary={BOUNDARY}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(&body[..cut]).await.unwrap();
+    stream.flush().await.unwrap();
+    // The first file is committed once the second part's headers arrive.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while gateway.record_count().await == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the whole file was not kept"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop(stream);
+    let listed = gateway.get("/images").await.json();
+    let records = listed["items"].as_array().unwrap();
+    assert_eq!(records.len(), 1, "{listed}");
+    assert_eq!(records[0]["name"], "whole.png");
+    let record = gateway
+        .wait_final(records[0]["media_id"].as_str().unwrap())
+        .await;
+    assert_eq!(record["state"], "Completed");
+    // The half file is gone from the spool, and nothing else was kept.
+    let spool = gateway.data_dir.join("spool");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while std::fs::read_dir(&spool).unwrap().count() > 0 {
+        assert!(tokio::time::Instant::now() < deadline, "the cut file stays");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(gateway.record_count().await, 1);
+    assert_eq!(gateway.object_names("raw").len(), 1);
+}
+
+on_every_backend!(
+    one_file_is_one_upload,
+    fifty_files_take_the_fields_before_them,
+    bad_parts_are_refused_and_good_ones_kept,
+    nothing_accepted_answers_the_first_refusal,
+    the_file_count_and_request_size_are_bounded,
+    a_client_that_hangs_up_keeps_the_files_that_arrived,
+);
