@@ -1,5 +1,8 @@
 """Gateway memory under concurrent uploads at the size limit, raw base64 and JSON envelope.
 
+Also: one multipart/form-data request of FILES files of 20 MB each (200 MB by default) beside
+the same files as FILES base64 uploads one after another: peak RSS and MB/s of image bytes.
+
 Usage: upload_memory.py GATEWAY_BINARY [CLIENTS [BUDGET_BYTES]]  (scripts/bench calls it;
 default 64 clients; BUDGET_BYTES, when given, is written as limits.max_upload_memory_bytes)
 
@@ -58,22 +61,78 @@ def post(media_type, body):
         connection.close()
 
 
-def measure(form, media_type, body):
-    data = tempfile.mkdtemp(prefix="thumbnailify-upload-memory-")
-    vhost = fresh_vhost()
+FILES = 10
+FILE_SIZE = 20_000_000
+
+
+def start_gateway(data, vhost):
     env = gateway_env(PORT, data, vhost)
     if BUDGET is not None:
         pathlib.Path(data, "config.yaml").write_text(f"limits: {{max_upload_memory_bytes: {BUDGET}}}\n")
     gateway = subprocess.Popen([BINARY], env=env, cwd=data)
+    for _ in range(300):
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{PORT}/readyz", timeout=1):
+                break
+        except OSError:
+            time.sleep(0.1)
+    small = base64.b64encode((ROOT / "tests/fixtures/small.png").read_bytes())
+    assert post("image/png", small) == 202
+    return gateway
+
+
+def measure_files(form, requests):
+    """Sends `requests` ((media_type, body) pairs) one after another; prints peak RSS and MB/s."""
+    data = tempfile.mkdtemp(prefix="thumbnailify-upload-memory-")
+    vhost = fresh_vhost()
+    gateway = start_gateway(data, vhost)
     try:
-        for _ in range(300):
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{PORT}/readyz", timeout=1):
-                    break
-            except OSError:
-                time.sleep(0.1)
-        small = base64.b64encode((ROOT / "tests/fixtures/small.png").read_bytes())
-        assert post("image/png", small) == 202
+        before = peak_rss_kib(gateway.pid)
+        started = time.monotonic()
+        statuses = [post(media_type, body) for media_type, body in requests]
+        elapsed = time.monotonic() - started
+        after = peak_rss_kib(gateway.pid)
+    finally:
+        gateway.send_signal(signal.SIGTERM)
+        gateway.wait(timeout=60)
+        rabbitmqctl("delete_vhost", vhost)
+        shutil.rmtree(data, ignore_errors=True)
+    assert statuses == [202] * len(requests), statuses
+    mb = 1024 * 1024
+    print(
+        f"| {form} | {FILES} × {FILE_SIZE / 1e6:.0f} MB | {before * 1024 / mb:.0f} | {after * 1024 / mb:.0f} "
+        f"| {(after - before) * 1024 / mb:.0f} | {FILES * FILE_SIZE / 1e6 / elapsed:.0f} | {elapsed:.2f} |",
+        flush=True,
+    )
+
+
+def multipart_and_base64():
+    image = (ROOT / "tests/fixtures/jpeg-baseline.jpg").read_bytes()
+    image += b"\0" * (FILE_SIZE - len(image))
+    boundary = "----thumbnailify-bench-boundary"
+    parts = []
+    for i in range(FILES):
+        parts.append(
+            f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"{i}.jpg\"\r\n"
+            f"Content-Type: image/jpeg\r\n\r\n".encode()
+        )
+        parts.append(image)
+        parts.append(b"\r\n")
+    parts.append(f"--{boundary}--\r\n".encode())
+    form = b"".join(parts)
+    encoded = base64.b64encode(image)
+    print(f"multipart: {FILES} files of {FILE_SIZE} bytes in one request, beside {FILES} base64 uploads in turn")
+    print("| form | files | peak RSS before, MB | peak RSS after, MB | growth, MB | image MB/s | seconds |")
+    print("|---|---|---|---|---|---|---|")
+    measure_files("multipart, one request", [(f"multipart/form-data; boundary={boundary}", form)])
+    measure_files("base64, one request per file", [("image/jpeg", encoded)] * FILES)
+
+
+def measure(form, media_type, body):
+    data = tempfile.mkdtemp(prefix="thumbnailify-upload-memory-")
+    vhost = fresh_vhost()
+    gateway = start_gateway(data, vhost)
+    try:
         before = peak_rss_kib(gateway.pid)
         started = time.monotonic()
         with concurrent.futures.ThreadPoolExecutor(CLIENTS) as pool:
@@ -111,6 +170,7 @@ def main():
     print("|---|---|---|---|---|---|---|---|---|---|")
     measure("base64 (MIME line breaks)", "image/jpeg", encoded)
     measure("JSON envelope", "application/json", envelope)
+    multipart_and_base64()
 
 
 main()
