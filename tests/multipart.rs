@@ -292,7 +292,12 @@ async fn nothing_accepted_answers_the_first_refusal(backend: Backend) {
         "",
         Form::default()
             .field("sizes", "0x0")
-            .file("image", "a.png", Some("image/png"), &fixture("png-gray-alpha.png"))
+            .file(
+                "image",
+                "a.png",
+                Some("image/png"),
+                &fixture("png-gray-alpha.png"),
+            )
             .finish(),
     )
     .await

@@ -19,7 +19,9 @@
 //! - [`queue`]: the queue interface with its embedded and RabbitMQ back-ends.
 //! - [`shutdown`]: the graceful-shutdown signal shared by every long-running task.
 //! - [`time`]: RFC 3339 timestamps.
+//! - [`address`]: where outbound requests (callbacks, fetched sources) may go.
 
+pub mod address;
 pub mod config;
 pub mod files;
 pub mod media;

@@ -134,7 +134,7 @@ pub async fn serve(
     }
     let callback_settings = callbacks::Settings {
         enabled: signer.is_some(),
-        allowed: callbacks::address::Allowed::new(&config.callbacks.allowed_hosts),
+        allowed: common::address::Allowed::new(&config.callbacks.allowed_hosts),
     };
     let metrics = Arc::new(Metrics::new());
     let waiters = waiters::Waiters::default();

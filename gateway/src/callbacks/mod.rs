@@ -19,7 +19,7 @@
 //!   client only addresses that pass (a name that now resolves inside is `failed`, with the
 //!   reason). Connect and whole-request timeouts; at most `callbacks.concurrency` at once.
 
-pub mod address;
+use common::address;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};

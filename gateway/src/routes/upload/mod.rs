@@ -28,11 +28,11 @@ use common::variant::{self, Variant, VariantParams};
 use serde::Deserialize;
 
 use crate::body::{self, BodyTiming};
-use crate::callbacks::address;
 use crate::error::ApiError;
 use crate::ingest::{Request, ingest};
 use crate::metrics::Refusal;
 use crate::state::AppState;
+use common::address;
 
 /// The longest file name kept.
 const MAX_NAME: usize = 255;
