@@ -71,7 +71,7 @@ pub fn upload_body(data: &[u8]) {
             .try_for_each(|piece| parser.push(piece))
             .and_then(|()| parser.finish())
             .ok()
-            .map(|envelope| (envelope.data, envelope.media_type, envelope.name))
+            .map(|envelope| (envelope.source, envelope.name))
     };
     let streamed = envelope(chunk);
     assert_eq!(

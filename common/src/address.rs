@@ -114,16 +114,7 @@ pub const MAX_URL: usize = 2048;
 /// at most [`MAX_URL`] bytes, and not plainly internal (an address literal that is refused,
 /// or `localhost`) unless allowed. The message never repeats the URL.
 pub fn check_url(text: &str, allowed: &Allowed) -> Result<Url, String> {
-    if text.len() > MAX_URL {
-        return Err(format!("the URL is longer than {MAX_URL} bytes"));
-    }
-    let url = Url::parse(text).map_err(|error| format!("not a URL: {error}"))?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err("only http and https URLs are allowed".to_owned());
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err("a URL with credentials is not allowed".to_owned());
-    }
+    let url = check_form(text)?;
     let host = url.host().ok_or_else(|| "the URL has no host".to_owned())?;
     let host_text = url.host_str().unwrap_or_default();
     if allowed.contains(host_text) {
@@ -141,6 +132,25 @@ pub fn check_url(text: &str, allowed: &Allowed) -> Result<Url, String> {
         Some(reason) => Err(format!("the host is {reason}")),
         None => Ok(url),
     }
+}
+
+/// Checks the form of a client's URL only: `http` or `https`, a host, no credentials, at
+/// most [`MAX_URL`] bytes. Where it leads is [`check_url`]'s and the resolver's question.
+pub fn check_form(text: &str) -> Result<Url, String> {
+    if text.len() > MAX_URL {
+        return Err(format!("the URL is longer than {MAX_URL} bytes"));
+    }
+    let url = Url::parse(text).map_err(|error| format!("not a URL: {error}"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err("only http and https URLs are allowed".to_owned());
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("a URL with credentials is not allowed".to_owned());
+    }
+    if url.host().is_none() {
+        return Err("the URL has no host".to_owned());
+    }
+    Ok(url)
 }
 
 /// A resolver that resolves each host once and keeps only the addresses [`refusal`] lets

@@ -46,6 +46,34 @@ pub struct Config {
     pub recovery: RecoveryConfig,
     /// Completion callbacks (webhooks).
     pub callbacks: CallbacksConfig,
+    /// Sources fetched from URLs.
+    pub sources: SourcesConfig,
+}
+
+/// Sources fetched from a URL (`{"url": ...}` uploads), by the worker that runs the job.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SourcesConfig {
+    /// Hosts (names or addresses, as written in URLs) that may be fetched although they
+    /// resolve to loopback, private, link-local or other internal addresses.
+    pub allowed_hosts: Vec<String>,
+    /// Redirects followed at most, each to a URL checked as the first was.
+    pub max_redirects: usize,
+    /// Seconds to connect.
+    pub connect_timeout_secs: u64,
+    /// Seconds for the whole fetch, body included.
+    pub timeout_secs: u64,
+}
+
+impl Default for SourcesConfig {
+    fn default() -> Self {
+        Self {
+            allowed_hosts: Vec::new(),
+            max_redirects: 3,
+            connect_timeout_secs: 5,
+            timeout_secs: 60,
+        }
+    }
 }
 
 /// Completion callbacks: a signed POST of the record when it becomes final.
@@ -351,6 +379,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             recovery: RecoveryConfig::default(),
             callbacks: CallbacksConfig::default(),
+            sources: SourcesConfig::default(),
         }
     }
 }
@@ -666,6 +695,14 @@ mod tests {
         assert_eq!(file.connect_timeout_secs, default.connect_timeout_secs);
         assert_eq!(file.timeout_secs, default.timeout_secs);
         assert_eq!(file.concurrency, default.concurrency);
+        let (file, default) = (&config.sources, &Config::default().sources);
+        assert_eq!(file.allowed_hosts, default.allowed_hosts);
+        assert_eq!(file.max_redirects, default.max_redirects);
+        assert_eq!(file.connect_timeout_secs, default.connect_timeout_secs);
+        assert_eq!(file.timeout_secs, default.timeout_secs);
+        let (file, default) = (&config.limits, &Config::default().limits);
+        assert_eq!(file.max_files_per_request, default.max_files_per_request);
+        assert_eq!(file.max_request_bytes, default.max_request_bytes);
     }
 
     #[test]

@@ -19,10 +19,12 @@
 //! - [`queue`]: the queue interface with its embedded and RabbitMQ back-ends.
 //! - [`shutdown`]: the graceful-shutdown signal shared by every long-running task.
 //! - [`time`]: RFC 3339 timestamps.
+//! - [`digest`]: MD5 and SHA-256 of uploads, fed as the bytes arrive.
 //! - [`address`]: where outbound requests (callbacks, fetched sources) may go.
 
 pub mod address;
 pub mod config;
+pub mod digest;
 pub mod files;
 pub mod media;
 pub mod message;

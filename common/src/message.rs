@@ -39,13 +39,30 @@ pub struct Made {
     pub error: Option<VariantFailure>,
 }
 
+/// A fetched source, as its bytes say.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Source {
+    /// Its media type, from its magic bytes.
+    pub media_type: MediaType,
+    /// Its size in bytes.
+    pub size: u64,
+    /// MD5, hex.
+    pub md5: String,
+    /// SHA-256, hex.
+    pub sha256: String,
+}
+
 /// A request to thumbnail one uploaded image.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Job {
     /// The image's id.
     pub media_id: Uuid,
-    /// The raw file's checked media type.
-    pub media_type: MediaType,
+    /// The raw file's checked media type; `None` for a source the worker fetches first.
+    pub media_type: Option<MediaType>,
+    /// Where the source is to be fetched from, when the upload gave a URL: the worker
+    /// fetches it ([`crate::address`] rules), stores it as the raw file, and goes on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_url: Option<String>,
     /// The raw file, relative to the data directory (e.g. `raw/<media_id>`), so that workers on
     /// other hosts resolve it against their own mount of the shared volume.
     pub raw_path: String,
@@ -81,6 +98,9 @@ pub enum Outcome {
         height: u32,
         /// Each variant of the job, made or failed.
         thumbnails: Vec<Made>,
+        /// What the fetched source turned out to be, for a job that fetched it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        source: Option<Source>,
     },
     /// The job cannot succeed (corrupt image, too many pixels, …).
     Failed {
@@ -112,7 +132,8 @@ impl Job {
     pub fn new(media_id: Uuid, media_type: MediaType, variants: Vec<JobVariant>) -> Self {
         Self {
             media_id,
-            media_type,
+            media_type: Some(media_type),
+            source_url: None,
             raw_path: crate::files::raw_relative_path(media_id),
             variants,
         }

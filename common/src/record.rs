@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::media::MediaType;
-use crate::message::{Job, Made};
+use crate::message::{Job, Made, Source};
 use crate::time::now_rfc3339;
 use crate::variant::{Fit, Variant};
 
@@ -199,8 +199,12 @@ pub const MAX_EVENTS: usize = 64;
 pub struct Record {
     /// The image's id: a UUID v7, so ids sort by upload time.
     pub media_id: Uuid,
-    /// The uploaded image's media type (checked against its magic bytes).
-    pub media_type: MediaType,
+    /// The uploaded image's media type (checked against its magic bytes); `null` while a
+    /// source given by URL is still to be fetched.
+    pub media_type: Option<MediaType>,
+    /// The URL the source was fetched from, for an upload that gave one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_url: Option<String>,
     /// The client's name for the file, if it gave one. Never used as a path.
     pub name: Option<String>,
     /// Which part of the system holds the job.
@@ -276,7 +280,8 @@ impl Record {
         let now = now_rfc3339();
         Self {
             media_id: upload.media_id,
-            media_type: upload.media_type,
+            media_type: Some(upload.media_type),
+            source_url: None,
             name: upload.name,
             service: Service::Gateway,
             state: State::Processing,
@@ -336,7 +341,51 @@ impl Record {
                 variant: t.request.clone(),
             })
             .collect();
-        Job::new(self.media_id, self.media_type, variants)
+        Job {
+            media_id: self.media_id,
+            media_type: self.media_type,
+            source_url: self
+                .media_type
+                .is_none()
+                .then(|| self.source_url.clone())
+                .flatten(),
+            raw_path: crate::files::raw_relative_path(self.media_id),
+            variants,
+        }
+    }
+
+    /// A fresh record for a source to fetch from `url`: no bytes, media type or digests yet,
+    /// `message: "fetching"`; its job has the worker fetch it first.
+    pub fn fetching(
+        media_id: Uuid,
+        url: String,
+        name: Option<String>,
+        variants: Vec<Variant>,
+        callback_url: Option<String>,
+    ) -> Self {
+        let mut record = Self::new(NewUpload {
+            media_id,
+            media_type: MediaType::Jpeg,
+            name,
+            size: 0,
+            md5: String::new(),
+            sha256: String::new(),
+            dimensions: None,
+            variants,
+            callback_url,
+        });
+        record.media_type = None;
+        record.source_url = Some(url);
+        record.message = "fetching".to_owned();
+        record
+    }
+
+    /// Takes what a fetched source turned out to be.
+    pub fn apply_source(&mut self, source: &Source) {
+        self.media_type = Some(source.media_type);
+        self.size = source.size;
+        self.md5.clone_from(&source.md5);
+        self.sha256.clone_from(&source.sha256);
     }
 
     /// When the completion callback is due, if it is: once the record is final, while the

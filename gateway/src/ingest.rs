@@ -13,11 +13,10 @@
 //! file ([`inspect`]), so they are never whole in memory.
 
 use common::config::LimitsConfig;
+pub use common::digest::{Digests, Hasher};
 use common::media::{MediaType, Sniffed, sniff};
 use common::record::{NewUpload, Record};
 use common::variant::Variant;
-use md5::Md5;
-use sha2::{Digest, Sha256};
 use uuid::Uuid;
 use worker::ThumbnailError;
 
@@ -44,45 +43,6 @@ pub fn ingest(
     let mut hasher = Hasher::default();
     hasher.update(bytes);
     inspect(bytes, Some(declared), hasher.finish(), request, limits)
-}
-
-/// The MD5 and SHA-256 of an upload, lower-case hexadecimal.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Digests {
-    /// MD5, as the record has always carried it.
-    pub md5: String,
-    /// SHA-256.
-    pub sha256: String,
-}
-
-/// Both digests, fed as the bytes arrive.
-#[derive(Debug, Default, Clone)]
-pub struct Hasher {
-    md5: Md5,
-    sha256: Sha256,
-    size: u64,
-}
-
-impl Hasher {
-    /// Adds the next bytes.
-    pub fn update(&mut self, bytes: &[u8]) {
-        self.md5.update(bytes);
-        self.sha256.update(bytes);
-        self.size += bytes.len() as u64;
-    }
-
-    /// How many bytes have been added.
-    pub fn size(&self) -> u64 {
-        self.size
-    }
-
-    /// The digests of everything added.
-    pub fn finish(self) -> Digests {
-        Digests {
-            md5: hex(&self.md5.finalize()),
-            sha256: hex(&self.sha256.finalize()),
-        }
-    }
 }
 
 /// Checks an upload whose digests are known: `bytes` must be all of it (a spooled file's
@@ -138,32 +98,9 @@ pub fn inspect(
     }))
 }
 
-/// Lower-case hexadecimal.
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut out, byte| {
-            let _ = write!(out, "{byte:02x}");
-            out
-        })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn hashes_are_the_known_values() {
-        assert_eq!(
-            hex(&Md5::digest(b"abc")),
-            "900150983cd24fb0d6963f7d28e17f72"
-        );
-        assert_eq!(
-            hex(&Sha256::digest(b"abc")),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
-    }
 
     #[test]
     fn refuses_data_that_is_not_what_it_claims() {

@@ -141,6 +141,7 @@ impl Results {
                 width,
                 height,
                 thumbnails,
+                source,
             } => {
                 let mut became_final = false;
                 let update = self
@@ -153,6 +154,9 @@ impl Results {
                         became_final = !was_final;
                         record.service = Service::Worker;
                         record.updated_at = now_rfc3339();
+                        if let Some(source) = source {
+                            record.apply_source(source);
+                        }
                         for made in thumbnails {
                             let (name, message) = match (&made.error, was_final) {
                                 (None, true) => ("variant_completed", made.name.clone()),

@@ -1,16 +1,21 @@
-//! One job, start to finish: read the raw upload from media storage, make the thumbnail on a
-//! blocking thread, write it to media storage, and say how it went as an [`Outcome`].
+//! One job, start to finish: read the raw upload from media storage (or, for a source given
+//! by URL, fetch it first and store it as the raw upload: [`crate::fetch`]), make the
+//! thumbnails on a blocking thread, write them to media storage, and say how it went as an
+//! [`Outcome`].
 
 use std::sync::Arc;
 
 use bytes::Bytes;
 use common::config::Config;
+use common::digest::Hasher;
 use common::files::raw_id;
-use common::message::{Job, JobVariant, Made, Outcome};
+use common::media::{MediaType, Sniffed, sniff};
+use common::message::{Job, JobVariant, Made, Outcome, Source};
 use common::record::VariantFailure;
 use common::storage::{Key, Storage, StorageError};
 use common::variant::Variant;
 
+use crate::fetch::{FetchError, Fetcher};
 use crate::thumbnail;
 
 /// Processes one job.
@@ -28,8 +33,21 @@ pub async fn process(
     let Some(raw) = raw_id(&job.raw_path) else {
         return Ok(failed(400, format!("invalid raw path {:?}", job.raw_path)));
     };
-    let Some(bytes) = storage.get(Key::raw(raw)).await? else {
-        return Ok(failed(410, "the raw file is gone".to_owned()));
+    let (bytes, media_type, source) = match (job.media_type, &job.source_url) {
+        (Some(media_type), _) => match storage.get(Key::raw(raw)).await? {
+            Some(bytes) => (bytes, media_type, None),
+            None => return Ok(failed(410, "the raw file is gone".to_owned())),
+        },
+        (None, Some(url)) => match fetch_source(Key::raw(raw), url, storage, config).await? {
+            Ok(fetched) => fetched,
+            Err(error) => return Ok(failed(error.code, error.message)),
+        },
+        (None, None) => {
+            return Ok(failed(
+                400,
+                "the job names no media type and no source".to_owned(),
+            ));
+        }
     };
     let variants = if job.variants.is_empty() {
         // A job from before variants existed: the configured default.
@@ -40,7 +58,7 @@ pub async fn process(
     } else {
         job.variants.clone()
     };
-    let (media_type, config) = (job.media_type, Arc::clone(config));
+    let config = Arc::clone(config);
     let made = tokio::task::spawn_blocking(move || {
         thumbnail::make(&bytes, media_type, &variants, &config.limits)
     })
@@ -90,7 +108,53 @@ pub async fn process(
         width: thumbnails.source_width,
         height: thumbnails.source_height,
         thumbnails: results,
+        source,
     })
+}
+
+/// The source of a job that fetches it: already stored by an earlier attempt, or fetched now
+/// and stored as the raw upload. The bytes name their media type; an error is the job's
+/// failure.
+async fn fetch_source(
+    raw: Key,
+    url: &str,
+    storage: &Storage,
+    config: &Config,
+) -> Result<Result<(Bytes, MediaType, Option<Source>), FetchError>, StorageError> {
+    let bytes = match storage.get(raw).await? {
+        Some(bytes) => bytes,
+        None => {
+            let fetched = match Fetcher::shared(&config.sources) {
+                Ok(fetcher) => fetcher.fetch(url, config.limits.max_upload_bytes).await,
+                Err(error) => Err(error),
+            };
+            let bytes = match fetched {
+                Ok(bytes) => Bytes::from(bytes),
+                Err(error) => return Ok(Err(error)),
+            };
+            storage.put(raw, bytes.clone()).await?;
+            bytes
+        }
+    };
+    let media_type = match sniff(&bytes) {
+        Sniffed::Image(media_type) => media_type,
+        found => {
+            return Ok(Err(FetchError {
+                code: 415,
+                message: format!("the source is {found}, not a supported image"),
+            }));
+        }
+    };
+    let mut hasher = Hasher::default();
+    hasher.update(&bytes);
+    let digests = hasher.finish();
+    let source = Source {
+        media_type,
+        size: bytes.len() as u64,
+        md5: digests.md5,
+        sha256: digests.sha256,
+    };
+    Ok(Ok((bytes, media_type, Some(source))))
 }
 
 fn failed(code: u16, message: String) -> Outcome {

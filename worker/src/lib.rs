@@ -4,7 +4,8 @@
 //!
 //! - [`runner`]: takes the job from the queue, runs it on a blocking thread, publishes the
 //!   result, acks the job.
-//! - [`job`]: reads the raw file, calls the pipeline, writes each variant atomically.
+//! - [`job`]: reads the raw file (or first has [`fetch`] bring a source given by URL),
+//!   calls the pipeline, writes each variant atomically.
 //! - [`thumbnail`]: the pipeline, one decode for every variant, with panics contained:
 //!   - [`decode`]: header first (pixel limit), then pixels under an allocation limit; EXIF
 //!     orientation applied.
@@ -20,6 +21,7 @@
 pub mod decode;
 pub mod encode;
 pub mod error;
+pub mod fetch;
 pub mod geometry;
 pub mod job;
 pub mod resize;

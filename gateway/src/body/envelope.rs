@@ -17,13 +17,25 @@ use crate::error::ApiError;
 /// The most bytes the members other than `data` may take, their names included.
 pub const MAX_OTHER_BYTES: usize = 64 * 1024;
 
+/// What an envelope brings: the image, or where to fetch it.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Source {
+    /// `data` and `media_type`.
+    Data {
+        /// The decoded image.
+        data: Vec<u8>,
+        /// Its declared media type.
+        media_type: String,
+    },
+    /// `url`: a source for a worker to fetch.
+    Url(String),
+}
+
 /// A parsed envelope.
 #[derive(Debug)]
 pub struct Envelope {
-    /// The decoded image.
-    pub data: Vec<u8>,
-    /// Its declared media type.
-    pub media_type: String,
+    /// The image or its URL.
+    pub source: Source,
     /// The client's file name.
     pub name: Option<String>,
     /// The upload parameters given as members ([`OPTIONS`]), as text.
@@ -87,6 +99,7 @@ enum Member {
     Data,
     MediaType,
     Name,
+    Url,
     /// One of [`OPTIONS`].
     Option(&'static str),
     Unknown,
@@ -104,6 +117,7 @@ pub struct EnvelopeParser {
     /// Bytes of names and values other than `data` so far.
     other_bytes: usize,
     media_type: Option<String>,
+    url: Option<String>,
     name: Option<Option<String>>,
     options: Vec<(&'static str, Option<String>)>,
 }
@@ -127,6 +141,7 @@ impl EnvelopeParser {
             member: Member::Unknown,
             other_bytes: 0,
             media_type: None,
+            url: None,
             name: None,
             options: Vec::new(),
         }
@@ -243,6 +258,7 @@ impl EnvelopeParser {
             "data" => (Member::Data, self.data_seen),
             "media_type" => (Member::MediaType, self.media_type.is_some()),
             "name" => (Member::Name, self.name.is_some()),
+            "url" => (Member::Url, self.url.is_some()),
             other => match OPTIONS.iter().find(|option| **option == other) {
                 Some(option) => (
                     Member::Option(option),
@@ -347,6 +363,11 @@ impl EnvelopeParser {
                     .map_err(|_| invalid("`media_type` must be a string"))?;
                 self.media_type = Some(value);
             }
+            Member::Url => {
+                let value: String =
+                    serde_json::from_slice(&text).map_err(|_| invalid("`url` must be a string"))?;
+                self.url = Some(value);
+            }
             Member::Name => {
                 let value: Option<String> = serde_json::from_slice(&text)
                     .map_err(|_| invalid("`name` must be a string or null"))?;
@@ -394,15 +415,19 @@ impl EnvelopeParser {
             State::Start => return Err(ApiError::EmptyBody),
             _ => return Err(invalid("the JSON body ends before its object does")),
         }
-        if !self.data_seen {
-            return Err(invalid("missing member `data`"));
-        }
-        let media_type = self
-            .media_type
-            .ok_or_else(|| invalid("missing member `media_type`"))?;
+        let source = match (self.data_seen, self.url) {
+            (true, Some(_)) => return Err(invalid("give `data` or `url`, not both")),
+            (false, None) => return Err(invalid("missing member `data` (or `url`)")),
+            (false, Some(url)) => Source::Url(url),
+            (true, None) => Source::Data {
+                media_type: self
+                    .media_type
+                    .ok_or_else(|| invalid("missing member `media_type`"))?,
+                data: self.data.finish()?,
+            },
+        };
         Ok(Envelope {
-            data: self.data.finish()?,
-            media_type,
+            source,
             name: self.name.flatten(),
             options: self
                 .options
@@ -437,8 +462,15 @@ mod tests {
         );
         for chunk in [1, 2, 3, 7, 64, text.len()] {
             let envelope = parse_in_chunks(text.as_bytes(), chunk).unwrap();
-            assert_eq!(envelope.data, data);
-            assert_eq!(envelope.media_type, "image/png");
+            let Source::Data {
+                data: decoded,
+                media_type,
+            } = envelope.source
+            else {
+                panic!("not data");
+            };
+            assert_eq!(decoded, data);
+            assert_eq!(media_type, "image/png");
             assert_eq!(envelope.name.as_deref(), Some("café.png"));
             assert!(envelope.options.is_empty());
         }
@@ -476,8 +508,24 @@ mod tests {
         let escaped = r#"\u0061GVs\nbG8\/Pj4="#;
         let text = format!(r#"{{"data": "{escaped}", "media_type": "image/png", "name": null}}"#);
         let envelope = parse_in_chunks(text.as_bytes(), 3).unwrap();
-        assert_eq!(envelope.data, b"hello?>>");
+        assert!(matches!(envelope.source, Source::Data { data, .. } if data == b"hello?>>"));
         assert_eq!(envelope.name, None);
+    }
+
+    #[test]
+    fn a_url_stands_for_the_data() {
+        let text = r#"{"url": "https://example.org/a.jpg", "name": "a", "sizes": ["64x64"]}"#;
+        let envelope = parse_in_chunks(text.as_bytes(), 5).unwrap();
+        assert!(matches!(&envelope.source, Source::Url(url) if url == "https://example.org/a.jpg"));
+        assert_eq!(envelope.options, [("sizes", "64x64".to_owned())]);
+        for (text, expected) in [
+            (r#"{"url": "x", "data": "aGk="}"#, "not both"),
+            (r#"{"url": 5}"#, "`url` must be a string"),
+            (r#"{"name": "a"}"#, "missing member `data` (or `url`)"),
+        ] {
+            let message = parse_in_chunks(text.as_bytes(), 4).unwrap_err().to_string();
+            assert!(message.contains(expected), "{text}: {message}");
+        }
     }
 
     #[test]

@@ -26,8 +26,9 @@ use common::record::Record;
 use common::storage::Key;
 use common::variant::{self, Variant, VariantParams};
 use serde::Deserialize;
+use uuid::Uuid;
 
-use crate::body::{self, BodyTiming};
+use crate::body::{self, BodyTiming, envelope::Source};
 use crate::error::ApiError;
 use crate::ingest::{Request, ingest};
 use crate::metrics::Refusal;
@@ -181,12 +182,14 @@ async fn accept(
 
     let (bytes, media_type) = if essence.eq_ignore_ascii_case("application/json") {
         let envelope = body::read_envelope(body, limit, length, timing, &mut grant).await?;
-        let media_type = parse_media_type(&envelope.media_type)?;
         if envelope.name.is_some() {
             params.name = envelope.name;
         }
         params.merge(envelope.options);
-        (envelope.data, media_type)
+        match envelope.source {
+            Source::Data { data, media_type } => (data, parse_media_type(&media_type)?),
+            Source::Url(url) => return accept_url(state, params, url).await,
+        }
     } else {
         let media_type = parse_media_type(content_type)?;
         let bytes = body::read_base64(body, limit, length, timing, &mut grant).await?;
@@ -217,12 +220,44 @@ async fn accept(
         .into_response())
 }
 
+/// Accepts a source to fetch: the record and its job (which has a worker fetch the URL
+/// first), with no bytes yet. Only the URL's form is checked here; where it leads is checked
+/// when it is fetched, and a refusal ends the record as `Error` 400.
+async fn accept_url(
+    state: &AppState,
+    params: UploadParams,
+    url: String,
+) -> Result<Response, ApiError> {
+    let url = address::check_form(&url)
+        .map_err(|reason| ApiError::InvalidParameter(format!("url: {reason}")))?;
+    let (variants, callback_url) = params.check(state)?;
+    let name = check_name(params.name)?;
+    let record = Record::fetching(
+        Uuid::now_v7(),
+        url.to_string(),
+        name,
+        variants,
+        callback_url,
+    );
+    let record = commit(state, record, Raw::None).await?;
+    state.metrics.uploads_accepted.inc();
+    let location = format!("/images/{}", record.media_id);
+    Ok((
+        StatusCode::ACCEPTED,
+        [(LOCATION, location)],
+        Json(record.public()),
+    )
+        .into_response())
+}
+
 /// An upload's bytes on their way to media storage.
 enum Raw {
     /// Held in memory (base64 bodies).
     Bytes(Bytes),
     /// A finished spooled file (multipart parts).
     File(tempfile::NamedTempFile),
+    /// None yet: a source its job fetches.
+    None,
 }
 
 /// Writes the raw upload, then the record and its job (one store transaction, flushed), and
@@ -232,6 +267,7 @@ async fn commit(state: &AppState, record: Record, raw: Raw) -> Result<Record, Ap
     match raw {
         Raw::Bytes(bytes) => state.storage.put(key, bytes).await?,
         Raw::File(file) => state.storage.put_file(key, file).await?,
+        Raw::None => {}
     }
     let job = record.job();
     if let Err(error) = state.store.insert(&record, &job).await {
@@ -245,7 +281,7 @@ async fn commit(state: &AppState, record: Record, raw: Raw) -> Result<Record, Ap
     state.store.flush().await?;
     state.metrics.jobs_processing.inc();
     state.outbox.wake();
-    tracing::debug!(media_id = %record.media_id, media_type = %record.media_type, size = record.size, "upload accepted");
+    tracing::debug!(media_id = %record.media_id, media_type = ?record.media_type, size = record.size, "upload accepted");
     Ok(record)
 }
 
