@@ -88,10 +88,7 @@ pub async fn serve(
         },
         other => GatewayError::Storage(other),
     })?;
-    let spool = spool::Spool::create(&data).map_err(|source| GatewayError::DataDir {
-        path: data.spool_dir(),
-        source,
-    })?;
+    let spool = spool::Spool::new(&data);
     // Past a day, a spooled file belongs to no request still running.
     let stale = spool
         .remove_stale(Duration::from_secs(24 * 3600))

@@ -9,7 +9,7 @@
 //! what a crash leaves behind is removed at the next start ([`Spool::remove_stale`]).
 
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use common::files::{DataDir, remove_if_exists};
@@ -26,16 +26,12 @@ pub struct Spool {
 }
 
 impl Spool {
-    /// The spool of `data`, created if absent.
-    pub fn create(data: &DataDir) -> io::Result<Self> {
-        let dir = data.spool_dir();
-        std::fs::create_dir_all(&dir)?;
-        Ok(Self { dir })
-    }
-
-    /// The spool directory.
-    pub fn dir(&self) -> &Path {
-        &self.dir
+    /// The spool of `data`. The directory is made with the first spooled file, so that a
+    /// gateway keeping everything in PostgreSQL and S3 has no data directory until it spools.
+    pub fn new(data: &DataDir) -> Self {
+        Self {
+            dir: data.spool_dir(),
+        }
     }
 
     /// Removes spooled files older than `age`: what a crashed process left. Other gateways
@@ -43,7 +39,11 @@ impl Spool {
     pub fn remove_stale(&self, age: Duration) -> io::Result<usize> {
         let mut removed = 0;
         let now = SystemTime::now();
-        for entry in std::fs::read_dir(&self.dir)? {
+        let entries = match std::fs::read_dir(&self.dir) {
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(0),
+            other => other?,
+        };
+        for entry in entries {
             let entry = entry?;
             let modified = entry.metadata()?.modified()?;
             if now.duration_since(modified).unwrap_or_default() > age {
@@ -58,6 +58,7 @@ impl Spool {
     pub async fn file(&self) -> io::Result<SpoolFile> {
         let dir = self.dir.clone();
         let temp = tokio::task::spawn_blocking(move || {
+            std::fs::create_dir_all(&dir)?;
             tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir)
         })
         .await
@@ -132,7 +133,7 @@ mod tests {
     #[tokio::test]
     async fn a_spooled_file_holds_what_was_written_and_its_digests() {
         let dir = tempfile::tempdir().unwrap();
-        let spool = Spool::create(&DataDir::new(dir.path())).unwrap();
+        let spool = Spool::new(&DataDir::new(dir.path()));
         let mut file = spool.file().await.unwrap();
         let mut whole = Vec::new();
         for i in 0..100u8 {
@@ -154,7 +155,7 @@ mod tests {
     #[tokio::test]
     async fn stale_files_are_removed_and_fresh_ones_kept() {
         let dir = tempfile::tempdir().unwrap();
-        let spool = Spool::create(&DataDir::new(dir.path())).unwrap();
+        let spool = Spool::new(&DataDir::new(dir.path()));
         let (_, left) = spool.file().await.unwrap().temp.keep().unwrap();
         assert_eq!(spool.remove_stale(Duration::from_secs(3600)).unwrap(), 0);
         assert!(left.exists());
