@@ -23,6 +23,8 @@ enum Reply {
     Status(u16),
     /// Reads the request and never answers.
     Hang,
+    /// Answers 302 to the same path on this port.
+    Redirect(u16),
 }
 
 /// One request the receiver got.
@@ -71,6 +73,12 @@ impl Receiver {
                         Reply::Status(status) => {
                             let answer = format!(
                                 "HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                            );
+                            let _ = stream.write_all(answer.as_bytes()).await;
+                        }
+                        Reply::Redirect(port) => {
+                            let answer = format!(
+                                "HTTP/1.1 302 Found\r\nlocation: http://127.0.0.1:{port}/hooks/thumbnails\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
                             );
                             let _ = stream.write_all(answer.as_bytes()).await;
                         }
@@ -459,4 +467,23 @@ async fn the_service_wide_url_gets_every_record_and_a_4xx_is_not_retried() {
     assert_eq!(verify(&receiver.received()[0])["media_id"], media_id);
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(receiver.received().len(), 1);
+}
+
+#[tokio::test]
+async fn a_redirect_is_not_followed() {
+    // A receiver that redirects elsewhere: the signed record goes nowhere else, and the
+    // delivery fails with the 302 (a redirect is the receiver's answer, not a passing fault).
+    let elsewhere = Receiver::start(vec![Reply::Status(204)]).await;
+    let receiver = Receiver::start(vec![Reply::Redirect(elsewhere.port)]).await;
+    let gateway = Gateway::start(Backend::Embedded, &callbacks_yaml("")).await;
+    let media_id = upload_with_callback(&gateway, &receiver.url()).await;
+    let record = gateway
+        .wait_record(&media_id, |r| r["callback"]["state"] != "pending")
+        .await;
+    assert_eq!(record["callback"]["state"], "failed", "{record}");
+    assert_eq!(record["callback"]["last_status"], 302);
+    assert_eq!(receiver.received().len(), 1);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(elsewhere.received().len(), 0, "the redirect was followed");
+    assert_eq!(*elsewhere.connections.lock().unwrap(), 0);
 }

@@ -250,6 +250,21 @@ async fn loopback_is_refused_unless_allowed(backend: Backend) {
     let by_name = source.url("/photo").replace("127.0.0.1", "localhost");
     let record = fetch(&gateway, &by_name, json!({})).await;
     assert_eq!(record["code"], 400, "{record}");
+    // IPv6 loopback, and IPv4 loopback wrapped in IPv6: refused before any connection.
+    for (url, words) in [
+        ("http://[::1]:9/photo", "loopback"),
+        (
+            "http://[::ffff:7f00:1]:9/photo",
+            "IPv6 form of a refused IPv4 address",
+        ),
+    ] {
+        let record = fetch(&gateway, url, json!({})).await;
+        assert_eq!(record["code"], 400, "{record}");
+        assert!(
+            record["message"].as_str().unwrap().contains(words),
+            "{record}"
+        );
+    }
 }
 
 async fn a_fetch_survives_a_gateway_crash(backend: Backend) {
