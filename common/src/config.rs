@@ -28,6 +28,9 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Whether to keep raw uploads once their job is final.
     pub keep_raw: bool,
+    /// Whether uploads of bytes already stored share the stored original, and complete from
+    /// (or wait for) an upload of the same bytes and variants instead of being decoded again.
+    pub dedup: bool,
     /// The job queue.
     pub queue: QueueConfig,
     /// The record store.
@@ -370,6 +373,7 @@ impl Default for Config {
             listen: "127.0.0.1:8080".to_owned(),
             data_dir: PathBuf::from("./data"),
             keep_raw: false,
+            dedup: true,
             queue: QueueConfig::default(),
             store: StoreConfig::default(),
             media: MediaConfig::default(),
@@ -641,6 +645,7 @@ mod tests {
         assert_eq!(config.listen, default.listen);
         assert_eq!(config.data_dir, default.data_dir);
         assert_eq!(config.keep_raw, default.keep_raw);
+        assert_eq!(config.dedup, default.dedup);
         assert_eq!(config.queue.url, default.queue.url);
         assert_eq!(config.queue.prefix, default.queue.prefix);
         assert_eq!(config.queue.delivery_limit, default.queue.delivery_limit);

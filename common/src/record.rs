@@ -178,7 +178,7 @@ pub struct Event {
     /// When it happened (RFC 3339).
     pub at: String,
     /// What happened: `accepted`, `queued`, `started`, `completed`, `failed`, `requeued`,
-    /// `variant_requested`, `variant_completed`, `variant_failed`, `callback_delivered`,
+    /// `variant_requested`, `variant_completed`, `variant_failed`, `deduplicated`, `callback_delivered`,
     /// `callback_retry`, `callback_failed`.
     pub event: String,
     /// The service that wrote it: `gateway` or `worker`.
@@ -194,6 +194,22 @@ pub struct Event {
 /// The most events a record keeps; older ones beyond the first are dropped.
 pub const MAX_EVENTS: usize = 64;
 
+/// The content id of bytes whose SHA-256 is `sha256` (hex): a UUID (version 8) made of its
+/// first 122 bits, naming the stored original shared by every upload of those bytes. `None`
+/// for text that is not a SHA-256.
+pub fn content_id(sha256: &str) -> Option<Uuid> {
+    if sha256.len() != 64 {
+        return None;
+    }
+    let mut bytes = [0u8; 16];
+    for (i, byte) in bytes.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(sha256.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    bytes[6] = (bytes[6] & 0x0f) | 0x80;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    Some(Uuid::from_bytes(bytes))
+}
+
 /// The record of one uploaded image.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Record {
@@ -205,6 +221,15 @@ pub struct Record {
     /// The URL the source was fetched from, for an upload that gave one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_url: Option<String>,
+    /// The content id naming the stored original (`raw/<original>`, from the bytes'
+    /// SHA-256: [`content_id`]), shared by every record of the same bytes; absent when the
+    /// original is stored by media id (records from before, fetched sources).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original: Option<Uuid>,
+    /// The record this one was (or is being) completed from: an upload of the same bytes
+    /// asking for the same variants.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duplicate_of: Option<Uuid>,
     /// The client's name for the file, if it gave one. Never used as a path.
     pub name: Option<String>,
     /// Which part of the system holds the job.
@@ -282,6 +307,8 @@ impl Record {
             media_id: upload.media_id,
             media_type: Some(upload.media_type),
             source_url: None,
+            original: None,
+            duplicate_of: None,
             name: upload.name,
             service: Service::Gateway,
             state: State::Processing,
@@ -349,9 +376,45 @@ impl Record {
                 .is_none()
                 .then(|| self.source_url.clone())
                 .flatten(),
-            raw_path: crate::files::raw_relative_path(self.media_id),
+            raw_path: crate::files::raw_relative_path(self.raw_id()),
             variants,
         }
+    }
+
+    /// The id its original is stored under: the content id, else its own media id.
+    pub fn raw_id(&self) -> Uuid {
+        self.original.unwrap_or(self.media_id)
+    }
+
+    /// Whether `other` asks for exactly the same variants.
+    pub fn asks_as(&self, other: &Record) -> bool {
+        self.thumbnails.len() == other.thumbnails.len()
+            && self
+                .thumbnails
+                .iter()
+                .zip(&other.thumbnails)
+                .all(|(mine, theirs)| mine.request == theirs.request)
+    }
+
+    /// Completes this record from `canonical`, a completed record of the same bytes and
+    /// variants whose thumbnails were copied to this record's keys.
+    pub fn complete_from(&mut self, canonical: &Record) {
+        self.state = State::Completed;
+        self.code = canonical.code;
+        self.width = canonical.width;
+        self.height = canonical.height;
+        self.thumbnail = canonical.thumbnail.clone();
+        for (mine, theirs) in self.thumbnails.iter_mut().zip(&canonical.thumbnails) {
+            let url = std::mem::take(&mut mine.url);
+            *mine = theirs.clone();
+            mine.url = url;
+        }
+        self.duplicate_of = Some(canonical.media_id);
+        self.message = format!(
+            "deduplicated: the same bytes and variants as {}",
+            canonical.media_id
+        );
+        self.updated_at = now_rfc3339();
     }
 
     /// A fresh record for a source to fetch from `url`: no bytes, media type or digests yet,

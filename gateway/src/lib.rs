@@ -21,6 +21,7 @@ pub mod admission;
 pub mod auth;
 pub mod body;
 pub mod callbacks;
+pub mod dedup;
 pub mod error;
 pub mod ingest;
 pub mod memory;
@@ -169,7 +170,7 @@ pub async fn serve(
         &config.callbacks,
         signer,
         Arc::clone(&metrics),
-        deliveries,
+        deliveries.clone(),
     )?;
     let delivering = tokio::spawn(deliverer.run(stop.clone()));
     let outbox = Outbox::new(store.clone(), queue.clone());
@@ -207,6 +208,7 @@ pub async fn serve(
         outbox,
         waiters,
         callbacks: callback_settings,
+        deliveries,
     };
     tracing::info!(
         address = %listener.local_addr()?,

@@ -45,6 +45,10 @@ pub struct Metrics {
     pub callback_deliveries: Family<Delivery, Counter>,
     /// Requests waiting (`?wait=`) for a record to become final.
     pub waiting_requests: Gauge,
+    /// Uploads of bytes and variants already completed or in flight: no job of their own.
+    pub uploads_deduplicated: Counter,
+    /// Bytes of deduplicated uploads: neither stored again nor decoded.
+    pub dedup_bytes_saved: Counter,
 }
 
 impl Metrics {
@@ -58,6 +62,18 @@ impl Metrics {
         let results_discarded = Counter::default();
         let callback_deliveries = Family::<Delivery, Counter>::default();
         let waiting_requests = Gauge::default();
+        let uploads_deduplicated = Counter::default();
+        let dedup_bytes_saved = Counter::default();
+        registry.register(
+            "uploads_deduplicated",
+            "Uploads completed from, or waiting for, an upload of the same bytes and variants",
+            uploads_deduplicated.clone(),
+        );
+        registry.register(
+            "dedup_bytes_saved",
+            "Bytes of deduplicated uploads, neither stored again nor decoded",
+            dedup_bytes_saved.clone(),
+        );
         registry.register(
             "callback_deliveries",
             "Callback delivery attempts, by outcome",
@@ -95,6 +111,8 @@ impl Metrics {
         );
         Self {
             registry,
+            uploads_deduplicated,
+            dedup_bytes_saved,
             results_discarded,
             callback_deliveries,
             waiting_requests,

@@ -135,11 +135,12 @@ async fn copy(
     report: &mut Report,
 ) -> Result<(), RecordError> {
     let id = record.media_id;
-    match source.storage.get(Key::raw(id)).await? {
+    let raw_key = Key::raw(record.raw_id());
+    match source.storage.get(raw_key).await? {
         Some(raw) => {
             let raw_copy = raw.clone();
-            target.storage.put(Key::raw(id), raw).await?;
-            let back = target.storage.get(Key::raw(id)).await?.unwrap_or_default();
+            target.storage.put(raw_key, raw).await?;
+            let back = target.storage.get(raw_key).await?.unwrap_or_default();
             // A source fetched by a job whose result has not come yet: its digest is not
             // known, the bytes are compared with what was read instead.
             let expected = match record.sha256.as_str() {

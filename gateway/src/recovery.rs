@@ -140,6 +140,12 @@ pub async fn sweep_orphans(
         for listed in storage.list(kind).await?.iter().filter(|l| old_enough(l)) {
             let key = listed.key;
             let orphan = match store.get(key.media_id).await? {
+                // A shared original is named by its content id, not by a record.
+                None if kind == Kind::Raw => !store
+                    .with_original(key.media_id)
+                    .await?
+                    .iter()
+                    .any(|record| keep_raw || record.needs_work()),
                 None => true,
                 Some(record) if kind == Kind::Raw => !record.needs_work() && !keep_raw,
                 // A variant never recorded as made: a failed job's, or one the record no

@@ -18,7 +18,7 @@
 use common::config::Config;
 use common::message::{Job, JobResult, Outcome};
 use common::queue::{Consumer, Delivery};
-use common::record::{Event, Service, State};
+use common::record::{Event, Record, Service, State};
 use common::storage::{Key, Storage};
 use common::time::now_rfc3339;
 use std::sync::Arc;
@@ -27,6 +27,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::callbacks::Wake;
+use crate::dedup;
 use crate::metrics::{Finish, Metrics};
 use crate::store::{Store, StoreError, Update};
 use crate::waiters::Waiters;
@@ -175,8 +176,8 @@ impl Results {
                     })
                     .await?;
                 match update {
-                    Update::Changed(_) if became_final => {
-                        self.settle(media_id, "completed").await?
+                    Update::Changed(record) if became_final => {
+                        self.settle(&record, "completed").await?
                     }
                     Update::Changed(_) => self.store.flush().await?,
                     Update::Unchanged(record) => {
@@ -218,7 +219,9 @@ impl Results {
                     })
                     .await?;
                 match update {
-                    Update::Changed(_) if became_final => self.settle(media_id, "error").await?,
+                    Update::Changed(record) if became_final => {
+                        self.settle(&record, "error").await?
+                    }
                     Update::Changed(_) => self.store.flush().await?,
                     Update::Missing | Update::Unchanged(_) => {
                         self.metrics.results_discarded.inc();
@@ -238,9 +241,23 @@ impl Results {
     }
 
     /// After a record became final: flush, wake its waiters and the callback deliverer,
-    /// count, and drop the raw file unless kept.
-    async fn settle(&self, media_id: uuid::Uuid, state: &'static str) -> Result<(), StoreError> {
+    /// count, complete the uploads waiting for it, and drop the raw file unless kept (a
+    /// shared original only once no record needs it).
+    async fn settle(&self, record: &Record, state: &'static str) -> Result<(), StoreError> {
         self.store.flush().await?;
+        self.announce(record.media_id, state).await;
+        let Some(original) = record.original else {
+            if !self.config.keep_raw {
+                self.remove(Key::raw(record.media_id)).await;
+            }
+            return Ok(());
+        };
+        self.complete_duplicates(record, original).await?;
+        dedup::release_original(&self.store, &self.storage, self.config.keep_raw, original).await
+    }
+
+    /// Wakes what waits for the record of `media_id`, now final (and flushed), and counts it.
+    async fn announce(&self, media_id: uuid::Uuid, state: &'static str) {
         self.waiters.notify(media_id);
         if let Err(error) = self.store.announce_final(media_id).await {
             // Waiters on other gateways read the record again within a few seconds anyway.
@@ -252,8 +269,63 @@ impl Results {
             .jobs_finished
             .get_or_create(&Finish { state })
             .inc();
-        if !self.config.keep_raw {
-            self.remove(Key::raw(media_id)).await;
+    }
+
+    /// Completes (or fails) the uploads of the same bytes and variants that waited for
+    /// `canonical`. One whose thumbnails cannot be copied stays processing, and the sweeper
+    /// gives it a job of its own.
+    async fn complete_duplicates(
+        &self,
+        canonical: &Record,
+        original: uuid::Uuid,
+    ) -> Result<(), StoreError> {
+        // Under the content lock: an upload deciding to wait for `canonical` is in the store
+        // before this looks, or sees `canonical` final and does not wait.
+        let lock = self.store.lock_content(original).await?;
+        let found = self.store.with_original(original).await;
+        lock.release().await;
+        let waiting: Vec<Record> = found?
+            .into_iter()
+            .filter(|other| other.duplicate_of == Some(canonical.media_id) && !other.is_final())
+            .collect();
+        for duplicate in waiting {
+            let completed = canonical.state == State::Completed;
+            if completed {
+                match dedup::copy_thumbnails(&self.storage, canonical, duplicate.media_id).await {
+                    Ok(true) => {}
+                    Ok(false) => continue,
+                    Err(error) => {
+                        tracing::warn!(%error, "cannot copy the thumbnails of a duplicate");
+                        continue;
+                    }
+                }
+            }
+            let update = self
+                .store
+                .update(duplicate.media_id, |record| {
+                    if record.is_final() {
+                        return false;
+                    }
+                    if completed {
+                        record.complete_from(canonical);
+                        record.push_event(Event::new("completed", Service::Gateway, None));
+                    } else {
+                        record.fail(canonical.code, &canonical.message);
+                        record.updated_at = now_rfc3339();
+                        record.push_event(Event::new(
+                            "failed",
+                            Service::Gateway,
+                            Some(canonical.message.clone()),
+                        ));
+                    }
+                    true
+                })
+                .await?;
+            if let Update::Changed(_) = update {
+                self.store.flush().await?;
+                let state = if completed { "completed" } else { "error" };
+                self.announce(duplicate.media_id, state).await;
+            }
         }
         Ok(())
     }

@@ -40,4 +40,6 @@ pub struct AppState {
     pub waiters: Waiters,
     /// Whether callbacks are on, and where they may go.
     pub callbacks: callbacks::Settings,
+    /// Wakes the callback deliverer (a deduplicated upload may be final at once).
+    pub deliveries: callbacks::Wake,
 }

@@ -806,6 +806,11 @@ impl Gateway {
             .expect("VmHWM in /proc/<pid>/status")
     }
 
+    /// The gateway process's id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Kills the process with SIGKILL (a crash) and waits for it.
     pub fn kill(&mut self) {
         let mut child = self.child.take().expect("not running");

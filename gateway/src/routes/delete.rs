@@ -1,4 +1,5 @@
-//! `DELETE /images/{media_id}`: remove the record, the raw file and every variant.
+//! `DELETE /images/{media_id}`: remove the record, the raw file and every variant (a
+//! shared original only with the last record that needs it: [`crate::dedup`]).
 //!
 //! The record goes first. A job still in flight then finds no record when its result comes
 //! back, and the results path removes the thumbnail it wrote: nothing is left behind.
@@ -8,6 +9,7 @@ use axum::http::StatusCode;
 use common::storage::Key;
 
 use super::MediaId;
+use crate::dedup;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -28,11 +30,26 @@ pub async fn delete(
     // The record is gone, so the DELETE has happened; objects that cannot be removed now are
     // orphans, which the orphan sweep collects.
     let variants = u16::try_from(record.thumbnails.len().max(1)).unwrap_or(u16::MAX);
-    let keys = std::iter::once(Key::raw(id)).chain((0..variants).map(|i| Key::variant(id, i)));
+    let own_raw = record.original.is_none().then(|| Key::raw(id));
+    let keys = own_raw
+        .into_iter()
+        .chain((0..variants).map(|i| Key::variant(id, i)));
     for key in keys {
         if let Err(error) = state.storage.delete(key).await {
             tracing::warn!(media_id = %id, %error, "cannot remove an object of a deleted record");
         }
+    }
+    // A shared original goes with the last record that needs it.
+    if let Some(original) = record.original
+        && let Err(error) = dedup::release_original(
+            &state.store,
+            &state.storage,
+            state.config.keep_raw,
+            original,
+        )
+        .await
+    {
+        tracing::warn!(media_id = %id, %error, "cannot decide on a shared original");
     }
     tracing::debug!(media_id = %id, "deleted");
     Ok(StatusCode::NO_CONTENT)

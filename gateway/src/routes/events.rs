@@ -2,7 +2,7 @@
 //!
 //! Each event has its time (`at`), what happened (`event`: `accepted`, `queued`, `started`,
 //! `completed`, `failed`, `requeued`, `variant_requested`, `variant_completed`,
-//! `variant_failed`, `callback_delivered`, `callback_retry`, `callback_failed`), the service
+//! `variant_failed`, `deduplicated`, `callback_delivered`, `callback_retry`, `callback_failed`), the service
 //! that wrote it, the worker process (`by`) for a worker's, and a `message` where there is
 //! more to say. A record keeps its first event and its latest
 //! [`common::record::MAX_EVENTS`].

@@ -47,6 +47,56 @@ pub enum Store {
     Postgres(PostgresStore),
 }
 
+/// A held lock of one content id: while it is held, no other upload of the same bytes
+/// decides whether it is a duplicate, no result decides which uploads waited for it, and no
+/// deletion decides whether the original is still needed. Let it go with
+/// [`ContentLock::release`].
+#[derive(Debug)]
+pub struct ContentLock {
+    /// This process's stripe, so that one gateway's contenders queue here rather than each
+    /// holding a database connection.
+    _local: tokio::sync::OwnedMutexGuard<()>,
+    /// With PostgreSQL, the advisory lock that gateways share, on a connection of its own.
+    shared: Option<postgres::PgContentLock>,
+}
+
+impl ContentLock {
+    /// Lets the lock go.
+    pub async fn release(self) {
+        if let Some(shared) = self.shared {
+            shared.release().await;
+        }
+    }
+}
+
+/// How many locks the content ids of one process are spread over.
+const STRIPES: usize = 64;
+
+/// The in-process content locks.
+#[derive(Debug, Clone)]
+struct Stripes(Arc<Vec<Arc<tokio::sync::Mutex<()>>>>);
+
+impl Stripes {
+    fn new() -> Self {
+        Self(Arc::new(
+            (0..STRIPES)
+                .map(|_| Arc::new(tokio::sync::Mutex::new(())))
+                .collect(),
+        ))
+    }
+
+    async fn lock(&self, original: Uuid) -> tokio::sync::OwnedMutexGuard<()> {
+        let stripe = usize::from(original.as_bytes()[15]) % STRIPES;
+        Arc::clone(&self.0[stripe]).lock_owned().await
+    }
+}
+
+/// The stripes every store of this process shares.
+fn stripes() -> &'static Stripes {
+    static STRIPED: std::sync::OnceLock<Stripes> = std::sync::OnceLock::new();
+    STRIPED.get_or_init(Stripes::new)
+}
+
 /// The result of [`Store::update`].
 #[derive(Debug)]
 pub enum Update {
@@ -162,6 +212,25 @@ impl Store {
     /// The record of `media_id`, if any.
     pub async fn get(&self, media_id: Uuid) -> Result<Option<Record>, StoreError> {
         on_store!(self, store => store.get(media_id).await)
+    }
+
+    /// Every record whose original is stored under the content id `original`.
+    pub async fn with_original(&self, original: Uuid) -> Result<Vec<Record>, StoreError> {
+        on_store!(self, store => store.with_original(original).await)
+    }
+
+    /// Takes the lock of the content id `original` (gateways sharing PostgreSQL take the same
+    /// lock).
+    pub async fn lock_content(&self, original: Uuid) -> Result<ContentLock, StoreError> {
+        let local = stripes().lock(original).await;
+        let shared = match self {
+            Store::Sled(_) => None,
+            Store::Postgres(store) => Some(store.lock_content(original).await?),
+        };
+        Ok(ContentLock {
+            _local: local,
+            shared,
+        })
     }
 
     /// Up to `limit` records with ids after `after` (from the first when `None`), in id order.

@@ -34,13 +34,45 @@ use uuid::Uuid;
 
 use super::{StoreError, Update};
 
+/// A held advisory lock of one content id.
+#[derive(Debug)]
+pub struct PgContentLock {
+    connection: Option<PoolConnection<Postgres>>,
+    key: i64,
+}
+
+impl PgContentLock {
+    /// Lets the lock go.
+    pub async fn release(mut self) {
+        if let Some(mut connection) = self.connection.take() {
+            let unlocked = sqlx::query("SELECT pg_advisory_unlock($1)")
+                .bind(self.key)
+                .execute(&mut *connection)
+                .await;
+            if unlocked.is_err() {
+                // The session ends with the connection, and the lock with it.
+                connection.close_on_drop();
+            }
+        }
+    }
+}
+
+impl Drop for PgContentLock {
+    fn drop(&mut self) {
+        // Not released (a panic, a cancelled request): the session ends with the connection.
+        if let Some(connection) = self.connection.as_mut() {
+            connection.close_on_drop();
+        }
+    }
+}
+
 /// How long a publisher holds the outbox jobs it took.
 pub const CLAIM: Duration = Duration::from_secs(30);
 /// How long a call waits for a connection before the store counts as unavailable.
 pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The schema's migrations, embedded in the binary.
-const MIGRATIONS: [(i64, &str, &str); 2] = [
+const MIGRATIONS: [(i64, &str, &str); 3] = [
     (
         1,
         "records and outbox",
@@ -50,6 +82,11 @@ const MIGRATIONS: [(i64, &str, &str); 2] = [
         2,
         "callbacks",
         include_str!("../../migrations/0002_callbacks.sql"),
+    ),
+    (
+        3,
+        "originals",
+        include_str!("../../migrations/0003_originals.sql"),
     ),
 ];
 
@@ -234,6 +271,35 @@ impl PostgresStore {
     pub async fn get(&self, media_id: Uuid) -> Result<Option<Record>, StoreError> {
         self.one_record("SELECT record FROM records WHERE media_id = $1", media_id)
             .await
+    }
+
+    /// Every record whose original is stored under the content id `original`.
+    pub async fn with_original(&self, original: Uuid) -> Result<Vec<Record>, StoreError> {
+        let rows: Vec<(Json<Record>,)> = sqlx::query_as(
+            "SELECT record FROM records WHERE record ? 'original' AND record->>'original' = $1
+             ORDER BY media_id",
+        )
+        .bind(original.to_string())
+        .fetch_all(&mut *self.connection().await?)
+        .await
+        .map_err(map_error)?;
+        Ok(rows.into_iter().map(|(Json(record),)| record).collect())
+    }
+
+    /// Holds the advisory lock of the content id `original` on a connection of its own,
+    /// until [`PgContentLock::release`] (or the connection closes).
+    pub async fn lock_content(&self, original: Uuid) -> Result<PgContentLock, StoreError> {
+        let mut connection = self.connection().await?;
+        let key = i64::from_be_bytes(original.as_bytes()[..8].try_into().unwrap_or_default());
+        sqlx::query("SELECT pg_advisory_lock($1)")
+            .bind(key)
+            .execute(&mut *connection)
+            .await
+            .map_err(map_error)?;
+        Ok(PgContentLock {
+            connection: Some(connection),
+            key,
+        })
     }
 
     /// Up to `limit` records with ids after `after`, in id order: a range scan of the key.

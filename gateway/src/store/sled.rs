@@ -38,7 +38,18 @@ pub struct SledStore {
     /// Records whose completion callback is due: id → when (milliseconds since the epoch,
     /// big-endian), kept in the same transaction as the record.
     callbacks: sled::Tree,
+    /// Records by the content id of their stored original: original ++ id → nothing.
+    originals: sled::Tree,
     flushes: mpsc::UnboundedSender<FlushWaiter>,
+}
+
+/// The key of `record` in the originals tree, if it has a content id.
+fn original_key(record: &Record) -> Option<[u8; 32]> {
+    let original = record.original?;
+    let mut key = [0u8; 32];
+    key[..16].copy_from_slice(original.as_bytes());
+    key[16..].copy_from_slice(record.media_id.as_bytes());
+    Some(key)
 }
 
 /// Milliseconds since the epoch of an RFC 3339 time (0 if it cannot be read: due at once).
@@ -92,6 +103,7 @@ impl SledStore {
         let records = db.open_tree("records")?;
         let outbox = db.open_tree("outbox")?;
         let callbacks = db.open_tree("callbacks")?;
+        let originals = db.open_tree("originals")?;
         // One gateway owns this store: leases of deliveries its previous run had under way
         // are void. Each pending delivery is due again when its record says.
         for entry in callbacks.iter() {
@@ -111,6 +123,7 @@ impl SledStore {
             records,
             outbox,
             callbacks,
+            originals,
             flushes,
         })
     }
@@ -126,13 +139,17 @@ impl SledStore {
         let key = record.media_id.as_bytes();
         let value = serde_json::to_vec(record)?;
         let job = job.map(serde_json::to_vec).transpose()?;
-        (&self.records, &self.outbox, &self.callbacks)
+        let original = original_key(record);
+        (&self.records, &self.outbox, &self.callbacks, &self.originals)
             .transaction(
-                |(records, outbox, callbacks)| -> ConflictableTransactionResult<bool, serde_json::Error> {
+                |(records, outbox, callbacks, originals)| -> ConflictableTransactionResult<bool, serde_json::Error> {
                     if records.get(key)?.is_some() {
                         return Ok(false);
                     }
                     records.insert(key, value.as_slice())?;
+                    if let Some(original) = &original {
+                        originals.insert(original.as_slice(), &[])?;
+                    }
                     if let Some(job) = &job {
                         outbox.insert(key, job.as_slice())?;
                     }
@@ -287,10 +304,28 @@ impl SledStore {
     pub async fn remove(&self, media_id: Uuid) -> Result<Option<Record>, StoreError> {
         self.outbox.remove(media_id.as_bytes())?;
         self.callbacks.remove(media_id.as_bytes())?;
-        self.records
+        let removed: Option<Record> = self
+            .records
             .remove(media_id.as_bytes())?
-            .map(|value| serde_json::from_slice(&value).map_err(StoreError::from))
-            .transpose()
+            .map(|value| serde_json::from_slice(&value))
+            .transpose()?;
+        // After a crash before this, the entry names a missing record: readers skip those.
+        if let Some(key) = removed.as_ref().and_then(original_key) {
+            self.originals.remove(key)?;
+        }
+        Ok(removed)
+    }
+
+    /// Every record whose original is stored under the content id `original`.
+    pub async fn with_original(&self, original: Uuid) -> Result<Vec<Record>, StoreError> {
+        let mut found = Vec::new();
+        for entry in self.originals.scan_prefix(original.as_bytes()) {
+            let (key, _) = entry?;
+            if let Some(value) = self.records.get(&key[16..])? {
+                found.push(serde_json::from_slice(&value)?);
+            }
+        }
+        Ok(found)
     }
 
     /// Waits until every change made before the call is on disk.
