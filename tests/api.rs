@@ -363,10 +363,8 @@ async fn delete_removes_record_and_files(backend: Backend) {
     let gateway = Gateway::start(backend, "keep_raw: true").await;
     let id = gateway.upload_fixture("png-rgb.png").await;
     gateway.wait_final(&id).await;
-    assert!(
-        gateway.raw_path(&id).exists(),
-        "keep_raw keeps the raw file"
-    );
+    let original = gateway.original_path(&fixture("png-rgb.png"));
+    assert!(original.exists(), "keep_raw keeps the raw file");
     assert!(gateway.thumbnail_path(&id).exists());
 
     let answer = gateway
@@ -374,7 +372,7 @@ async fn delete_removes_record_and_files(backend: Backend) {
         .await;
     assert_eq!(answer.status, 204);
     assert!(answer.body.is_empty());
-    assert!(!gateway.raw_path(&id).exists());
+    assert!(!original.exists());
     assert!(!gateway.thumbnail_path(&id).exists());
     gateway
         .get(&format!("/images/{id}"))
@@ -403,7 +401,7 @@ async fn raw_files_go_once_the_job_is_final_unless_kept(backend: Backend) {
     let id = gateway.upload_fixture("png-rgb.png").await;
     assert_eq!(gateway.wait_final(&id).await["state"], "Completed");
     assert!(gateway.thumbnail_path(&id).exists());
-    wait_gone(&gateway.raw_path(&id)).await;
+    wait_gone(&gateway.original_path(&fixture("png-rgb.png"))).await;
 }
 
 async fn deleting_a_job_in_flight_leaves_no_orphan(backend: Backend) {
@@ -445,7 +443,8 @@ async fn deleting_a_job_in_flight_leaves_no_orphan(backend: Backend) {
     }
     for id in &deleted {
         wait_gone(&gateway.thumbnail_path(id)).await;
-        assert!(!gateway.raw_path(id).exists(), "orphan raw file {id}");
+        let original = gateway.original_path(&fixture("tiff-lzw.tiff"));
+        assert!(!original.exists(), "orphan raw file {id}");
         gateway
             .get(&format!("/images/{id}"))
             .await

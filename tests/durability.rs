@@ -36,8 +36,8 @@ async fn two_hundred_concurrent_uploads_all_complete(backend: Backend) {
 }
 
 async fn a_crash_loses_no_accepted_upload(backend: Backend) {
-    // One worker, so that the crash finds jobs still queued.
-    let mut gateway = Gateway::start(backend, "worker: {concurrency: 1}").await;
+    // One worker, so that the crash finds jobs still queued; each upload its own job.
+    let mut gateway = Gateway::start(backend, "worker: {concurrency: 1}\ndedup: false").await;
     let mut ids = Vec::new();
     for i in 0..30 {
         let name = if i % 2 == 0 {

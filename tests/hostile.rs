@@ -260,7 +260,7 @@ async fn a_raw_file_corrupted_after_acceptance_ends_as_an_error(backend: Backend
     }
     let id = gateway.upload_fixture("png-rgb.png").await;
     std::fs::write(
-        gateway.raw_path(&id),
+        gateway.original_path(&fixture("png-rgb.png")),
         b"\x89PNG\r\n\x1a\n this is no longer an image",
     )
     .unwrap();

@@ -115,7 +115,8 @@ async fn a_full_disk_refuses_uploads_cleanly_and_keeps_what_was_accepted() {
     let disk = Tmpfs::mount("12m");
     let gateway = Gateway::start_in(
         disk.dir.path().join("data"),
-        "limits: {min_free_disk_bytes: 4194304}\nkeep_raw: true",
+        // Each upload stored apart, so that the same bytes fill the disk.
+        "limits: {min_free_disk_bytes: 4194304}\nkeep_raw: true\ndedup: false",
     )
     .await;
     let mut accepted = Vec::new();

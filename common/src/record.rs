@@ -198,7 +198,7 @@ pub const MAX_EVENTS: usize = 64;
 /// first 122 bits, naming the stored original shared by every upload of those bytes. `None`
 /// for text that is not a SHA-256.
 pub fn content_id(sha256: &str) -> Option<Uuid> {
-    if sha256.len() != 64 {
+    if sha256.len() != 64 || !sha256.bytes().all(|byte| byte.is_ascii_hexdigit()) {
         return None;
     }
     let mut bytes = [0u8; 16];
@@ -567,6 +567,18 @@ impl Event {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_content_id_is_a_version_8_uuid_of_the_digest() {
+        let sha = "91822e94be9caef7ce496541240ee750d654470580d711a1895be4e73e5431e5";
+        let id = content_id(sha).unwrap();
+        assert_eq!(id.to_string(), "91822e94-be9c-8ef7-8e49-6541240ee750");
+        assert_eq!(id.get_version_num(), 8);
+        assert_eq!(content_id(&sha.to_uppercase()), Some(id));
+        for bad in ["", "abc", &sha[1..], &format!("{}g", &sha[1..])] {
+            assert_eq!(content_id(bad), None, "{bad}");
+        }
+    }
     use crate::config::ThumbnailConfig;
 
     fn record(names: &[&str]) -> Record {

@@ -20,6 +20,16 @@ use serde_json::Value;
 /// How long a job may take to become final in a test.
 pub const JOB_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// The name of the original of `bytes` stored by content: its content id.
+pub fn original_name(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    let sha256: String = sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect();
+    common::record::content_id(&sha256).unwrap().to_string()
+}
+
 /// A fixture's bytes.
 pub fn fixture(name: &str) -> Vec<u8> {
     let path = fixtures_dir().join(name);
@@ -965,9 +975,15 @@ impl Gateway {
         self.media_dir().join("thumbnails").join(media_id)
     }
 
-    /// Where the gateway keeps the raw file of `media_id`.
+    /// Where the gateway keeps the raw file of `media_id` when it is stored by media id
+    /// (`dedup: false`, or a fetched source).
     pub fn raw_path(&self, media_id: &str) -> PathBuf {
         self.media_dir().join("raw").join(media_id)
+    }
+
+    /// Where the gateway keeps the original of `bytes` when stored by content (`dedup`).
+    pub fn original_path(&self, bytes: &[u8]) -> PathBuf {
+        self.media_dir().join("raw").join(original_name(bytes))
     }
 
     /// Where the media objects are as files: the data directory, or the S3 server's

@@ -603,6 +603,44 @@ pub mod tests {
     }
 
     #[tokio::test]
+    async fn records_sharing_an_original_are_found_by_it_until_removed() {
+        let (_dir, stores) = stores().await;
+        for store in stores {
+            let original = common::record::content_id(&"ab".repeat(32)).unwrap();
+            let (mut one, mut two, other) = (record(), record(), record());
+            one.original = Some(original);
+            two.original = Some(original);
+            for record in [&one, &two, &other] {
+                store.insert(record, &record.job()).await.unwrap();
+            }
+            let mut found: Vec<Uuid> = store
+                .with_original(original)
+                .await
+                .unwrap()
+                .iter()
+                .map(|record| record.media_id)
+                .collect();
+            found.sort();
+            assert_eq!(found, [one.media_id, two.media_id], "{}", store.kind());
+            assert_eq!(one.job().raw_path, format!("raw/{original}"));
+            store.remove(one.media_id).await.unwrap();
+            let left = store.with_original(original).await.unwrap();
+            assert_eq!(left.len(), 1, "{}", store.kind());
+            assert_eq!(left[0].media_id, two.media_id);
+            // The lock is one per content id, across the gateways sharing the store.
+            let lock = store.lock_content(original).await.unwrap();
+            let waiting = {
+                let store = store.clone();
+                tokio::spawn(async move { store.lock_content(original).await.unwrap() })
+            };
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            assert!(!waiting.is_finished(), "{}: a second holder", store.kind());
+            lock.release().await;
+            waiting.await.unwrap().release().await;
+        }
+    }
+
+    #[tokio::test]
     async fn postgres_gateways_starting_at_once_migrate_once_and_share_the_outbox() {
         // Two gateways starting together on an empty schema: sqlx's migrator lock lets one
         // migrate while the other waits, and neither fails.
