@@ -123,6 +123,7 @@ def run_fleet(label):
         RUST_LOG="warn",
     )
     cwd = tempfile.mkdtemp(prefix="thumbnailify-fleet-")
+    write_bench_config(cwd)
     ports = [PORT, PORT + 1]
     processes = []
     try:
@@ -148,6 +149,13 @@ def run_fleet(label):
         shutil.rmtree(cwd, ignore_errors=True)
 
 
+def write_bench_config(directory):
+    """The load sends the same photos again and again: with deduplication on, every upload
+    after the first of each would complete from copies, and the run would measure that
+    instead of thumbnailing. The processes read ./config.yaml."""
+    (pathlib.Path(directory) / "config.yaml").write_text("dedup: false\n")
+
+
 def run_ours(label, workers):
     """One Locust run against a fresh gateway; `workers` None means the embedded queue."""
     data = tempfile.mkdtemp(prefix="thumbnailify-bench-")
@@ -163,6 +171,7 @@ def run_ours(label, workers):
         rabbitmqctl("add_vhost", vhost)
         rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
         env["THUMBNAILIFY_QUEUE_URL"] = f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
+    write_bench_config(data)
     processes = [subprocess.Popen([RELEASE / "gateway"], env=env, cwd=data)]
     url = f"http://127.0.0.1:{PORT}"
     try:

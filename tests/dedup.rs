@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use hyper::Method;
 use serde_json::Value;
-use support::{Backend, Gateway, fixture};
+use support::{Backend, Gateway, fixture, slow_png};
 
 /// The value of an unlabelled counter in `/metrics`.
 async fn metric(gateway: &Gateway, name: &str) -> u64 {
@@ -150,7 +150,25 @@ fn base64(bytes: &[u8]) -> Vec<u8> {
         .into_bytes()
 }
 
+async fn an_upload_waiting_for_a_deleted_one_is_made_on_its_own(backend: Backend) {
+    let gateway = Gateway::start(backend, "worker: {concurrency: 1}\n").await;
+    let slow = slow_png();
+    let first = gateway.upload("image/png", &slow).await.media_id();
+    let second = gateway.upload("image/png", &slow).await.json();
+    assert_eq!(second["duplicate_of"], first.as_str(), "{second}");
+    let answer = gateway
+        .request(Method::DELETE, &format!("/images/{first}"), &[], Vec::new())
+        .await;
+    assert_eq!(answer.status, 204);
+    let second = second["media_id"].as_str().unwrap();
+    let record = gateway.wait_final(second).await;
+    assert_eq!(record["state"], "Completed", "{record}");
+    assert!(record.get("duplicate_of").is_none(), "{record}");
+    assert!(decoded(&gateway, second).await);
+}
+
 on_every_backend!(
+    an_upload_waiting_for_a_deleted_one_is_made_on_its_own,
     identical_uploads_are_processed_once,
     other_variants_are_made_apart_and_share_the_original,
     dedup_off_stores_and_makes_each_upload,

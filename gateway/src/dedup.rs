@@ -11,8 +11,10 @@
 //!   once from it, its thumbnails copied to the new record's keys, with no job;
 //! - one with the same variants still in flight with a job of its own: the new record waits
 //!   for it (`duplicate_of`, no job), and is completed from it when it becomes final
-//!   ([`crate::results`]); if that never happens (a crash in between), the recovery and the
-//!   sweeper give the waiting record its own job, like any record left processing;
+//!   ([`crate::results`]); if that one is deleted first, or its thumbnails are gone before
+//!   they are copied, the waiting record gets a job of its own ([`requeue_waiters`]); if
+//!   nothing happens (a crash in between), the recovery and the sweeper give it one, like
+//!   any record left processing;
 //! - otherwise it gets a job, as without deduplication.
 //!
 //! Each record owns copies of its thumbnails, so deleting one removes only its own. The shared
@@ -22,11 +24,12 @@
 //! leaves (an original no record names, a copy of a thumbnail whose record was not written)
 //! is an orphan that the orphan sweep collects.
 
-use common::record::Record;
+use common::record::{Event, Record, Service};
 use common::storage::{Key, Storage, StorageError};
+use common::time::now_rfc3339;
 use uuid::Uuid;
 
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, Update};
 
 /// The record an upload of the same bytes and variants as `record` can be served from:
 /// a completed one first, else one in flight that has a job of its own.
@@ -61,6 +64,45 @@ pub async fn copy_thumbnails(
         }
     }
     Ok(true)
+}
+
+/// Gives the uploads still waiting for `canonical` (deleted, or with thumbnails that can no
+/// longer be copied) jobs of their own, in the same write as each record's change. Returns
+/// how many.
+pub async fn requeue_waiters(
+    store: &Store,
+    original: Uuid,
+    canonical: Uuid,
+) -> Result<usize, StoreError> {
+    let mut requeued = 0;
+    for waiting in store.with_original(original).await? {
+        if waiting.duplicate_of != Some(canonical) || waiting.is_final() {
+            continue;
+        }
+        let update = store
+            .update_and_enqueue(waiting.media_id, |record| {
+                if record.is_final() || record.duplicate_of != Some(canonical) {
+                    return false;
+                }
+                record.duplicate_of = None;
+                record.message = "queued: the identical upload it waited for is gone".to_owned();
+                record.updated_at = now_rfc3339();
+                record.push_event(Event::new(
+                    "queued",
+                    Service::Gateway,
+                    Some(format!("{canonical} is gone")),
+                ));
+                true
+            })
+            .await?;
+        if let Update::Changed(_) = update {
+            requeued += 1;
+        }
+    }
+    if requeued > 0 {
+        store.flush().await?;
+    }
+    Ok(requeued)
 }
 
 /// Removes the shared original `original` unless a record of it still needs it: one with

@@ -272,8 +272,8 @@ impl Results {
     }
 
     /// Completes (or fails) the uploads of the same bytes and variants that waited for
-    /// `canonical`. One whose thumbnails cannot be copied stays processing, and the sweeper
-    /// gives it a job of its own.
+    /// `canonical`; when its thumbnails are gone (deleted meanwhile), they get jobs of their
+    /// own.
     async fn complete_duplicates(
         &self,
         canonical: &Record,
@@ -293,7 +293,11 @@ impl Results {
             if completed {
                 match dedup::copy_thumbnails(&self.storage, canonical, duplicate.media_id).await {
                     Ok(true) => {}
-                    Ok(false) => continue,
+                    Ok(false) => {
+                        // Deleted as soon as it was final: the waiting ones are made apart.
+                        dedup::requeue_waiters(&self.store, original, canonical.media_id).await?;
+                        return Ok(());
+                    }
                     Err(error) => {
                         tracing::warn!(%error, "cannot copy the thumbnails of a duplicate");
                         continue;

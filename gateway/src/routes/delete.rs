@@ -18,12 +18,22 @@ pub async fn delete(
     State(state): State<AppState>,
     MediaId(id): MediaId,
 ) -> Result<StatusCode, ApiError> {
-    let record = state
+    let original = state
         .store
-        .remove(id)
+        .get(id)
         .await?
-        .ok_or(ApiError::NotFound(id))?;
-    state.store.flush().await?;
+        .ok_or(ApiError::NotFound(id))?
+        .original;
+    // Under the content lock, so that no upload decides meanwhile to wait for this one.
+    let lock = match original {
+        Some(original) => Some(state.store.lock_content(original).await?),
+        None => None,
+    };
+    let removed = remove_and_requeue(&state, id, original).await;
+    if let Some(lock) = lock {
+        lock.release().await;
+    }
+    let record = removed?;
     if !record.is_final() {
         state.metrics.jobs_processing.dec();
     }
@@ -53,4 +63,29 @@ pub async fn delete(
     }
     tracing::debug!(media_id = %id, "deleted");
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Removes the record (flushed); the uploads that waited for it get jobs of their own.
+async fn remove_and_requeue(
+    state: &AppState,
+    id: uuid::Uuid,
+    original: Option<uuid::Uuid>,
+) -> Result<common::record::Record, ApiError> {
+    let record = state
+        .store
+        .remove(id)
+        .await?
+        .ok_or(ApiError::NotFound(id))?;
+    state.store.flush().await?;
+    if let Some(original) = original {
+        match dedup::requeue_waiters(&state.store, original, id).await {
+            Ok(0) => {}
+            Ok(_) => state.outbox.wake(),
+            // They are swept as stuck, and queued then.
+            Err(error) => {
+                tracing::warn!(media_id = %id, %error, "cannot queue the uploads waiting for a deleted one");
+            }
+        }
+    }
+    Ok(record)
 }
