@@ -33,7 +33,7 @@ const CONCURRENCY: usize = 16;
 fn record() -> (Record, Job) {
     let record = Record::new(NewUpload {
         media_id: Uuid::now_v7(),
-        media_type: MediaType::Jpeg,
+        media_type: Some(MediaType::Jpeg),
         name: Some("photo.jpg".to_owned()),
         size: 100_000,
         md5: "0".repeat(32),

@@ -75,6 +75,17 @@ async fn post_form(gateway: &Gateway, query: &str, body: Vec<u8>) -> support::An
         .await
 }
 
+/// The items of a 202 answer.
+fn accepted_items(answer: &support::Answer) -> Vec<Value> {
+    assert_eq!(
+        answer.status,
+        202,
+        "{}",
+        String::from_utf8_lossy(&answer.body)
+    );
+    items(answer)
+}
+
 fn items(answer: &support::Answer) -> Vec<Value> {
     answer.json()["items"]
         .as_array()
@@ -93,13 +104,7 @@ async fn one_file_is_one_upload(backend: Backend) {
             .finish(),
     )
     .await;
-    assert_eq!(
-        answer.status,
-        202,
-        "{}",
-        String::from_utf8_lossy(&answer.body)
-    );
-    let items = items(&answer);
+    let items = accepted_items(&answer);
     assert_eq!(items.len(), 1);
     let media_id = items[0]["media_id"].as_str().unwrap().to_owned();
     assert_eq!(
@@ -142,13 +147,7 @@ async fn fifty_files_take_the_fields_before_them(backend: Backend) {
         );
     }
     let answer = post_form(&gateway, "?fit=contain", form.finish()).await;
-    assert_eq!(
-        answer.status,
-        202,
-        "{}",
-        String::from_utf8_lossy(&answer.body)
-    );
-    let items = items(&answer);
+    let items = accepted_items(&answer);
     assert_eq!(items.len(), 50);
     for (i, item) in items.iter().enumerate() {
         let (name, media_type) = sources[i % sources.len()];
@@ -208,13 +207,7 @@ async fn bad_parts_are_refused_and_good_ones_kept(backend: Backend) {
             .finish(),
     )
     .await;
-    assert_eq!(
-        answer.status,
-        202,
-        "{}",
-        String::from_utf8_lossy(&answer.body)
-    );
-    let items = items(&answer);
+    let items = accepted_items(&answer);
     assert_eq!(items.len(), 9, "{items:?}");
     let refused = |index: usize, part: u64, code: &str| {
         let item = &items[index];

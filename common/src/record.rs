@@ -281,8 +281,8 @@ fn one() -> u32 {
 pub struct NewUpload {
     /// The id to give the record.
     pub media_id: Uuid,
-    /// The checked media type.
-    pub media_type: MediaType,
+    /// The checked media type; `None` for a source still to be fetched.
+    pub media_type: Option<MediaType>,
     /// The client's file name, if any.
     pub name: Option<String>,
     /// Size of the raw bytes.
@@ -305,7 +305,7 @@ impl Record {
         let now = now_rfc3339();
         Self {
             media_id: upload.media_id,
-            media_type: Some(upload.media_type),
+            media_type: upload.media_type,
             source_url: None,
             original: None,
             duplicate_of: None,
@@ -428,7 +428,7 @@ impl Record {
     ) -> Self {
         let mut record = Self::new(NewUpload {
             media_id,
-            media_type: MediaType::Jpeg,
+            media_type: None,
             name,
             size: 0,
             md5: String::new(),
@@ -437,7 +437,6 @@ impl Record {
             variants,
             callback_url,
         });
-        record.media_type = None;
         record.source_url = Some(url);
         record.message = "fetching".to_owned();
         record
@@ -585,7 +584,7 @@ mod tests {
         let default = Variant::default_for(&ThumbnailConfig::default());
         Record::new(NewUpload {
             media_id: Uuid::now_v7(),
-            media_type: MediaType::Png,
+            media_type: Some(MediaType::Png),
             name: None,
             size: 1,
             md5: String::new(),

@@ -87,7 +87,7 @@ pub fn inspect(
     let media_id = Uuid::now_v7();
     Ok(Record::new(NewUpload {
         media_id,
-        media_type,
+        media_type: Some(media_type),
         name: request.name,
         size: bytes.len() as u64,
         md5: digests.md5,

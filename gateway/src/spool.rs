@@ -8,14 +8,13 @@
 //! directory, an upload in parts to S3). A file that is not handed on is removed when dropped;
 //! what a crash leaves behind is removed at the next start ([`Spool::remove_stale`]).
 
-use std::io;
+use std::io::{self, Write};
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use common::files::{DataDir, remove_if_exists};
 use memmap2::Mmap;
 use tempfile::NamedTempFile;
-use tokio::io::AsyncWriteExt;
 
 use crate::ingest::{Digests, Hasher};
 
@@ -63,44 +62,79 @@ impl Spool {
         })
         .await
         .map_err(io::Error::other)??;
-        let writer = tokio::fs::File::from_std(temp.as_file().try_clone()?);
         Ok(SpoolFile {
-            temp,
-            writer: tokio::io::BufWriter::with_capacity(256 * 1024, writer),
-            hasher: Hasher::default(),
+            temp: Some(temp),
+            hasher: Some(Hasher::default()),
+            pending: Vec::with_capacity(WRITE_BATCH),
+            size: 0,
         })
     }
 }
 
-/// A spooled file being written.
+/// How many bytes a spooled file gathers before they are hashed and written, together, on
+/// a blocking thread.
+const WRITE_BATCH: usize = 256 * 1024;
+
+/// A spooled file being written. Hashing and writing run on blocking threads, a batch at a
+/// time, never on the reactor.
 #[derive(Debug)]
 pub struct SpoolFile {
-    temp: NamedTempFile,
-    writer: tokio::io::BufWriter<tokio::fs::File>,
-    hasher: Hasher,
+    /// The file and the hasher, away on a blocking thread while a batch is written (`None`
+    /// only if that thread failed).
+    temp: Option<NamedTempFile>,
+    hasher: Option<Hasher>,
+    pending: Vec<u8>,
+    size: u64,
 }
 
 impl SpoolFile {
     /// Appends `chunk`.
     pub async fn write(&mut self, chunk: &[u8]) -> io::Result<()> {
-        self.hasher.update(chunk);
-        self.writer.write_all(chunk).await
+        self.pending.extend_from_slice(chunk);
+        self.size += chunk.len() as u64;
+        if self.pending.len() >= WRITE_BATCH {
+            self.write_pending().await?;
+        }
+        Ok(())
     }
 
     /// How many bytes have been written.
     pub fn size(&self) -> u64 {
-        self.hasher.size()
+        self.size
+    }
+
+    /// Hashes and writes the gathered bytes on a blocking thread.
+    async fn write_pending(&mut self) -> io::Result<()> {
+        let gone = || io::Error::other("the spooled file was lost with a failed write");
+        let (mut temp, mut hasher) = (
+            self.temp.take().ok_or_else(gone)?,
+            self.hasher.take().ok_or_else(gone)?,
+        );
+        let batch = std::mem::replace(&mut self.pending, Vec::with_capacity(WRITE_BATCH));
+        let (temp, hasher) = tokio::task::spawn_blocking(move || {
+            hasher.update(&batch);
+            temp.write_all(&batch)?;
+            Ok::<_, io::Error>((temp, hasher))
+        })
+        .await
+        .map_err(io::Error::other)??;
+        (self.temp, self.hasher) = (Some(temp), Some(hasher));
+        Ok(())
     }
 
     /// Flushes the file to disk: from here it may become an object.
     pub async fn finish(mut self) -> io::Result<Spooled> {
-        self.writer.flush().await?;
-        self.writer.get_ref().sync_all().await?;
-        let size = self.hasher.size();
+        self.write_pending().await?;
+        let gone = || io::Error::other("the spooled file was lost with a failed write");
+        let file = self.temp.take().ok_or_else(gone)?;
+        let hasher = self.hasher.take().ok_or_else(gone)?;
+        let file = tokio::task::spawn_blocking(move || file.as_file().sync_all().map(|()| file))
+            .await
+            .map_err(io::Error::other)??;
         Ok(Spooled {
-            file: self.temp,
-            digests: self.hasher.finish(),
-            size,
+            file,
+            digests: hasher.finish(),
+            size: self.size,
         })
     }
 }
@@ -156,7 +190,7 @@ mod tests {
     async fn stale_files_are_removed_and_fresh_ones_kept() {
         let dir = tempfile::tempdir().unwrap();
         let spool = Spool::new(&DataDir::new(dir.path()));
-        let (_, left) = spool.file().await.unwrap().temp.keep().unwrap();
+        let (_, left) = spool.file().await.unwrap().temp.unwrap().keep().unwrap();
         assert_eq!(spool.remove_stale(Duration::from_secs(3600)).unwrap(), 0);
         assert!(left.exists());
         std::thread::sleep(Duration::from_millis(20));

@@ -145,9 +145,15 @@ async fn fetch_source(
             }));
         }
     };
-    let mut hasher = Hasher::default();
-    hasher.update(&bytes);
-    let digests = hasher.finish();
+    // Hashing megabytes is CPU work: off the reactor.
+    let hashed = bytes.clone();
+    let digests = tokio::task::spawn_blocking(move || {
+        let mut hasher = Hasher::default();
+        hasher.update(&hashed);
+        hasher.finish()
+    })
+    .await
+    .map_err(std::io::Error::other)?;
     let source = Source {
         media_type,
         size: bytes.len() as u64,

@@ -335,7 +335,7 @@ pub mod tests {
     fn record() -> Record {
         Record::new(NewUpload {
             media_id: Uuid::now_v7(),
-            media_type: MediaType::Png,
+            media_type: Some(MediaType::Png),
             name: None,
             size: 1,
             md5: String::new(),

@@ -76,6 +76,16 @@ impl UploadParams {
         })
     }
 
+    /// What the upload asks for, checked: its name, variants and callback URL.
+    fn into_request(self, state: &AppState) -> Result<Request, ApiError> {
+        let (variants, callback_url) = self.check(state)?;
+        Ok(Request {
+            name: check_name(self.name)?,
+            variants,
+            callback_url,
+        })
+    }
+
     /// The variants asked for, and the callback URL (the upload's, else the service-wide
     /// one), checked.
     fn check(&self, state: &AppState) -> Result<(Vec<Variant>, Option<String>), ApiError> {
@@ -197,13 +207,7 @@ async fn accept(
         let bytes = body::read_base64(body, limit, length, timing, &mut grant).await?;
         (bytes, media_type)
     };
-    let (variants, callback_url) = params.check(state)?;
-    let request = Request {
-        name: check_name(params.name)?,
-        variants,
-        callback_url,
-    };
-
+    let request = params.into_request(state)?;
     let limits = state.config.limits.clone();
     let (record, bytes) = tokio::task::spawn_blocking(move || {
         ingest(&bytes, media_type, request, &limits).map(|record| (record, bytes))
@@ -212,14 +216,19 @@ async fn accept(
     .map_err(|error| ApiError::Io(std::io::Error::other(error)))??;
     let record = commit(state, record, Raw::Bytes(Bytes::from(bytes))).await?;
     drop(grant);
+    Ok(accepted(state, record))
+}
+
+/// The answer to an accepted upload: 202, `Location` and the record; counted.
+fn accepted(state: &AppState, record: Record) -> Response {
     state.metrics.uploads_accepted.inc();
     let location = format!("/images/{}", record.media_id);
-    Ok((
+    (
         StatusCode::ACCEPTED,
         [(LOCATION, location)],
         Json(record.public()),
     )
-        .into_response())
+        .into_response()
 }
 
 /// Accepts a source to fetch: the record and its job (which has a worker fetch the URL
@@ -232,24 +241,16 @@ async fn accept_url(
 ) -> Result<Response, ApiError> {
     let url = address::check_form(&url)
         .map_err(|reason| ApiError::InvalidParameter(format!("url: {reason}")))?;
-    let (variants, callback_url) = params.check(state)?;
-    let name = check_name(params.name)?;
+    let request = params.into_request(state)?;
     let record = Record::fetching(
         Uuid::now_v7(),
         url.to_string(),
-        name,
-        variants,
-        callback_url,
+        request.name,
+        request.variants,
+        request.callback_url,
     );
     let record = commit(state, record, Raw::None).await?;
-    state.metrics.uploads_accepted.inc();
-    let location = format!("/images/{}", record.media_id);
-    Ok((
-        StatusCode::ACCEPTED,
-        [(LOCATION, location)],
-        Json(record.public()),
-    )
-        .into_response())
+    Ok(accepted(state, record))
 }
 
 /// An upload's bytes on their way to media storage.

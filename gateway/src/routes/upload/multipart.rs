@@ -29,6 +29,7 @@ use axum::http::StatusCode;
 use axum::http::header::LOCATION;
 use axum::response::{IntoResponse, Response};
 use common::media::MediaType;
+use common::record::Record;
 use multer::{Constraints, Field, Multipart, SizeLimit};
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -44,7 +45,7 @@ const MAX_FIELD_BYTES: usize = 64 * 1024;
 
 /// What became of one part that is listed in the answer.
 enum Item {
-    Accepted(Value),
+    Accepted(Box<Record>),
     Refused {
         part: usize,
         filename: Option<String>,
@@ -126,18 +127,12 @@ pub(super) async fn accept(
         // The fields are all in once the first file comes: check them once, for every file.
         let request = match &request {
             Some(request) => request.clone(),
-            None => {
-                let (variants, callback_url) = params.check(state)?;
-                let checked = Request {
-                    name: check_name(params.name.take())?,
-                    variants,
-                    callback_url,
-                };
-                request.insert(checked).clone()
-            }
+            None => request
+                .insert(std::mem::take(&mut params).into_request(state)?)
+                .clone(),
         };
         match receive(state, field, &filename, request).await {
-            Ok(record) => items.push(Item::Accepted(record)),
+            Ok(record) => items.push(Item::Accepted(Box::new(record))),
             Err((error, fatal)) => {
                 items.push(Item::Refused {
                     part,
@@ -161,7 +156,7 @@ async fn receive(
     mut field: Field<'_>,
     filename: &str,
     mut request: Request,
-) -> Result<Value, (ApiError, bool)> {
+) -> Result<Record, (ApiError, bool)> {
     let limits = &state.config.limits;
     let declared = match field.content_type().map(|mime| mime.essence_str()) {
         None | Some("application/octet-stream") => None,
@@ -209,7 +204,7 @@ async fn receive(
     let record = commit(state, record, Raw::File(spooled.file))
         .await
         .map_err(|error| (error, false))?;
-    Ok(serde_json::to_value(record.public()).unwrap_or_default())
+    Ok(record)
 }
 
 /// Reads a text field, bounded.
@@ -267,10 +262,8 @@ fn answer(state: &AppState, items: Vec<Item>) -> Response {
         .map(|item| match item {
             Item::Accepted(record) => {
                 state.metrics.uploads_accepted.inc();
-                if first_accepted.is_none() {
-                    first_accepted = record["media_id"].as_str().and_then(|id| id.parse().ok());
-                }
-                record
+                first_accepted.get_or_insert(record.media_id);
+                json!(record.public())
             }
             Item::Refused {
                 part,
