@@ -36,6 +36,8 @@
 //! | a request head over 64 KiB (hyper's buffer) | hyper's 431 with an empty body, then the connection closes; nothing of the request is echoed | same |
 //! | a 52 427 800-byte image (under the 50 MiB limit) as base64 with CRLF every 64 characters | 202 | `an_upload_at_the_limit_wrapped_in_crlf_is_accepted` |
 //! | 6 concurrent JSON envelopes of 19 MB under a 42 MiB upload memory budget | 202 (or 503 `overloaded` while the budget is taken); peak RSS bounded by the budget | `upload_memory_stays_within_its_budget` |
+//! | video: audio only; truncated; an MP4 whose headers declare 16000² pixels | `Error` 422 "no video stream"; 422; 413 from the probe, before a frame is decoded | `hostile_videos_end_as_clear_errors` |
+//! | an HLS playlist (segment URL on loopback) declared as `video/mp4`; a PNG declared as a video | 415 `media_type_mismatch`; and forced to a worker, FFmpeg opens no connection (forced demuxer, `file` protocol only) | same; `worker` unit test `a_playlist_is_never_opened_as_one` |
 //! | silent, h2c, idle, too many and trickling connections | closed, 503 or 408 in bounded time | `connections.rs` |
 
 mod support;
@@ -150,6 +152,9 @@ async fn truncated_and_corrupt_files_of_every_format_end_final(backend: Backend)
         "webp-alpha.webp",
         "tiff-lzw.tiff",
         "bmp-24.bmp",
+        "video-h264.mp4",
+        "video-vp9.webm",
+        "video-black-start.mov",
     ];
     let mut accepted = Vec::new();
     for name in names {
@@ -516,7 +521,37 @@ async fn upload_memory_stays_within_its_budget() {
 
 // On every back-end: the gateway's refusals, and the worker's reading of what the gateway
 // stored (from the data directory or from S3).
+async fn hostile_videos_end_as_clear_errors(backend: Backend) {
+    let gateway = Gateway::start(backend, "").await;
+    // Each is a video by its magic bytes, and fails in the worker's probe or decode.
+    for (name, code, says) in [
+        ("audio-only.mp4", 422, "no video stream"),
+        ("video-truncated.mp4", 422, "cannot decode video/mp4"),
+        ("video-bomb.mp4", 413, "over the limit of 100000000 pixels"),
+    ] {
+        let id = gateway.upload_fixture(name).await;
+        let record = gateway.wait_final(&id).await;
+        assert_eq!(record["state"], "Error", "{name}: {record}");
+        assert_eq!(record["code"], code, "{name}: {record}");
+        let message = record["message"].as_str().unwrap();
+        assert!(message.contains(says), "{name}: {message}");
+        assert!(!message.contains("/raw/"), "{name}: no path in {message}");
+        assert_eq!(record["duration"], serde_json::Value::Null, "{name}");
+    }
+    // An HLS playlist named as an MP4 is refused at the door; a PNG declared as a video too.
+    let answer = gateway
+        .upload("video/mp4", &fixture("hostile-hls.mp4"))
+        .await;
+    answer.assert_error(415, "media_type_mismatch");
+    let answer = gateway.upload("video/webm", &fixture("png-rgb.png")).await;
+    answer.assert_error(415, "media_type_mismatch");
+    // The service is intact.
+    let id = gateway.upload_fixture("video-h264.mp4").await;
+    assert_eq!(gateway.wait_final(&id).await["state"], "Completed");
+}
+
 on_every_backend!(
+    hostile_videos_end_as_clear_errors,
     bombs_of_every_format_are_refused_from_the_header,
     truncated_and_corrupt_files_of_every_format_end_final,
     tiny_and_disguised_files_are_refused,

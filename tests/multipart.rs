@@ -8,72 +8,9 @@ use std::time::Duration;
 
 use hyper::Method;
 use serde_json::Value;
+use support::form::{BOUNDARY, Form, post_form};
 use support::{Backend, Gateway, fixture};
 use tokio::io::AsyncWriteExt;
-
-const BOUNDARY: &str = "----thumbnailify-test-7MA4YWxkTrZu0gW";
-
-/// A multipart form, composed as a client would.
-#[derive(Default)]
-struct Form {
-    body: Vec<u8>,
-}
-
-impl Form {
-    /// Adds a text field.
-    fn field(mut self, name: &str, value: &str) -> Self {
-        self.body.extend_from_slice(
-            format!(
-                "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
-            )
-            .as_bytes(),
-        );
-        self
-    }
-
-    /// Adds a file; `content_type` `None` sends the part without one.
-    fn file(
-        mut self,
-        name: &str,
-        filename: &str,
-        content_type: Option<&str>,
-        bytes: &[u8],
-    ) -> Self {
-        self.body.extend_from_slice(
-            format!(
-                "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{filename}\"\r\n"
-            )
-            .as_bytes(),
-        );
-        if let Some(content_type) = content_type {
-            self.body
-                .extend_from_slice(format!("Content-Type: {content_type}\r\n").as_bytes());
-        }
-        self.body.extend_from_slice(b"\r\n");
-        self.body.extend_from_slice(bytes);
-        self.body.extend_from_slice(b"\r\n");
-        self
-    }
-
-    /// The body, closed.
-    fn finish(mut self) -> Vec<u8> {
-        self.body
-            .extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
-        self.body
-    }
-}
-
-async fn post_form(gateway: &Gateway, query: &str, body: Vec<u8>) -> support::Answer {
-    let content_type = format!("multipart/form-data; boundary={BOUNDARY}");
-    gateway
-        .request(
-            Method::POST,
-            &format!("/images{query}"),
-            &[("content-type", &content_type)],
-            body,
-        )
-        .await
-}
 
 /// The items of a 202 answer.
 fn accepted_items(answer: &support::Answer) -> Vec<Value> {

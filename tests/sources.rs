@@ -73,6 +73,7 @@ async fn serve(mut stream: tokio::net::TcpStream) {
             &fixture("png-rgba.png"),
         ),
         "/photo" => respond("200 OK", "", &fixture("jpeg-baseline.jpg")),
+        "/clip" => respond("200 OK", "", &fixture("video-h264.mp4")),
         "/page.html" => respond(
             "200 OK",
             "Content-Type: image/png\r\n",
@@ -197,13 +198,34 @@ async fn a_url_is_fetched_sniffed_and_thumbnailed(backend: Backend) {
     );
 }
 
+async fn a_video_url_is_held_to_the_video_limit(backend: Backend) {
+    // The clip (89 KB) is over the image limit and under the video limit; the photo (42 KB)
+    // is over the image limit.
+    let gateway = Gateway::start(
+        backend,
+        "sources: {allowed_hosts: [\"127.0.0.1\"]}\nlimits: {max_upload_bytes: 40000, max_video_bytes: 200000}",
+    )
+    .await;
+    let source = Source::start().await;
+    let record = fetch(&gateway, &source.url("/clip"), json!({})).await;
+    assert_eq!(record["state"], "Completed", "{record}");
+    assert_eq!(record["media_type"], "video/mp4");
+    assert_eq!(record["video"]["codec"], "h264");
+    assert!((record["duration"].as_f64().unwrap() - 4.0).abs() < 0.1);
+    let record = fetch(&gateway, &source.url("/photo"), json!({})).await;
+    assert_eq!(record["state"], "Error", "{record}");
+    assert_eq!(record["code"], 413, "{record}");
+}
+
 async fn failed_fetches_end_with_the_code_of_what_went_wrong(backend: Backend) {
     let gateway = Gateway::start(backend, ALLOWED).await;
     let source = Source::start().await;
     for (path, code, words) in [
         ("/missing", 502, "the source answered 404"),
         ("/page.html", 415, "not a supported image"),
-        ("/huge", 413, "larger than the limit of 2000000 bytes"),
+        // Over the video limit by its Content-Length, before a byte of it is read.
+        ("/huge", 413, "larger than the limit of 1073741824 bytes"),
+        // Not a video by its first bytes: cut at the image limit.
         ("/endless", 413, "larger than the limit of 2000000 bytes"),
         ("/slow", 504, "did not arrive within 2 s"),
         ("/outside", 400, "may not be fetched"),
@@ -286,6 +308,7 @@ async fn a_fetch_survives_a_gateway_crash(backend: Backend) {
 
 on_every_backend!(
     a_url_is_fetched_sniffed_and_thumbnailed,
+    a_video_url_is_held_to_the_video_limit,
     failed_fetches_end_with_the_code_of_what_went_wrong,
     loopback_is_refused_unless_allowed,
     a_fetch_survives_a_gateway_crash,

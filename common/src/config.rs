@@ -18,6 +18,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::media::MediaType;
+
 /// The whole configuration.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -51,6 +53,40 @@ pub struct Config {
     pub callbacks: CallbacksConfig,
     /// Sources fetched from URLs.
     pub sources: SourcesConfig,
+    /// Video: the FFmpeg tools that probe videos and take their poster frames.
+    pub video: VideoConfig,
+}
+
+/// Video: FFmpeg's `ffprobe` and `ffmpeg`, run as subprocesses on a file, each under a
+/// wall-clock timeout and an address-space cap.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct VideoConfig {
+    /// The `ffprobe` program (a name looked up in `PATH`, or a path).
+    pub ffprobe: PathBuf,
+    /// The `ffmpeg` program (a name looked up in `PATH`, or a path).
+    pub ffmpeg: PathBuf,
+    /// Seconds one probe or one poster decode may take before it is killed.
+    pub timeout_secs: u64,
+    /// Address space one FFmpeg process may map, in bytes (`RLIMIT_AS`).
+    pub max_memory_bytes: u64,
+    /// Decoding threads per FFmpeg process.
+    pub threads: u32,
+    /// Seconds of video read, from the seek point on, looking for a frame that is not black.
+    pub black_scan_secs: u64,
+}
+
+impl Default for VideoConfig {
+    fn default() -> Self {
+        Self {
+            ffprobe: PathBuf::from("ffprobe"),
+            ffmpeg: PathBuf::from("ffmpeg"),
+            timeout_secs: 60,
+            max_memory_bytes: 2 * 1024 * 1024 * 1024,
+            threads: 2,
+            black_scan_secs: 10,
+        }
+    }
 }
 
 /// Sources fetched from a URL (`{"url": ...}` uploads), by the worker that runs the job.
@@ -267,8 +303,11 @@ impl Default for QueueConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LimitsConfig {
-    /// Largest accepted upload, in decoded bytes (each file of a multipart request).
+    /// Largest accepted upload, in decoded bytes (each file of a multipart request): every
+    /// base64 upload, and each image.
     pub max_upload_bytes: u64,
+    /// Largest accepted video, in bytes, sent as a multipart file or fetched from a URL.
+    pub max_video_bytes: u64,
     /// Files one multipart request may carry; the parts past it are refused.
     pub max_files_per_request: usize,
     /// Largest multipart request body, in bytes, all parts together.
@@ -384,6 +423,19 @@ impl Default for Config {
             recovery: RecoveryConfig::default(),
             callbacks: CallbacksConfig::default(),
             sources: SourcesConfig::default(),
+            video: VideoConfig::default(),
+        }
+    }
+}
+
+impl LimitsConfig {
+    /// The largest accepted file of `media_type`: `max_video_bytes` for a video, else
+    /// `max_upload_bytes`.
+    pub fn max_bytes(&self, media_type: MediaType) -> u64 {
+        if media_type.is_video() {
+            self.max_video_bytes
+        } else {
+            self.max_upload_bytes
         }
     }
 }
@@ -392,6 +444,7 @@ impl Default for LimitsConfig {
     fn default() -> Self {
         Self {
             max_upload_bytes: 50 * 1024 * 1024,
+            max_video_bytes: 1024 * 1024 * 1024,
             max_files_per_request: 100,
             max_request_bytes: 1024 * 1024 * 1024,
             max_pixels: 100_000_000,
@@ -541,6 +594,7 @@ impl Config {
             return invalid("thumbnail.jpeg_quality must be between 1 and 100");
         }
         if self.limits.max_upload_bytes == 0
+            || self.limits.max_video_bytes == 0
             || self.limits.max_pixels == 0
             || self.limits.read_timeout_secs == 0
             || self.limits.max_inflight_uploads == 0
@@ -549,7 +603,7 @@ impl Config {
             || self.limits.max_request_bytes == 0
         {
             return invalid(
-                "limits.max_upload_bytes, max_pixels, read_timeout_secs, max_inflight_uploads, max_queued_jobs, max_files_per_request and max_request_bytes must be at least 1",
+                "limits.max_upload_bytes, max_video_bytes, max_pixels, read_timeout_secs, max_inflight_uploads, max_queued_jobs, max_files_per_request and max_request_bytes must be at least 1",
             );
         }
         if self.limits.keep_alive_secs == 0
@@ -589,6 +643,14 @@ impl Config {
         }
         if self.store.max_connections == 0 {
             return invalid("store.max_connections must be at least 1");
+        }
+        if self.video.timeout_secs == 0 || self.video.threads == 0 {
+            return invalid("video.timeout_secs and video.threads must be at least 1");
+        }
+        if self.video.max_memory_bytes < 64 * 1024 * 1024 {
+            return invalid(
+                "video.max_memory_bytes must be at least 64 MiB: FFmpeg cannot start in less",
+            );
         }
         if self.recovery.stuck_after_secs == 0 || self.recovery.max_attempts == 0 {
             return invalid(

@@ -1,6 +1,9 @@
 //! The digests of an upload (MD5, as records have always carried it, and SHA-256), fed as the
 //! bytes arrive so that a streamed upload is hashed without being held.
 
+use std::io::{self, Read};
+use std::path::Path;
+
 use md5::Md5;
 use sha2::{Digest, Sha256};
 
@@ -40,6 +43,25 @@ impl Hasher {
             md5: hex(&self.md5.finalize()),
             sha256: hex(&self.sha256.finalize()),
         }
+    }
+}
+
+/// The digests and size of the file at `path`, and its first `head` bytes (for sniffing),
+/// read a buffer at a time. Blocking.
+pub fn file_digests(path: &Path, head: usize) -> io::Result<(Digests, u64, Vec<u8>)> {
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = Hasher::default();
+    let mut first = Vec::with_capacity(head);
+    let mut buffer = vec![0u8; 256 * 1024];
+    loop {
+        let read = file.read(&mut buffer)?;
+        if read == 0 {
+            let size = hasher.size();
+            return Ok((hasher.finish(), size, first));
+        }
+        let room = head - first.len();
+        first.extend_from_slice(&buffer[..read.min(room)]);
+        hasher.update(&buffer[..read]);
     }
 }
 

@@ -20,6 +20,8 @@
 //! - [`shutdown`]: the graceful-shutdown signal shared by every long-running task.
 //! - [`time`]: RFC 3339 timestamps.
 //! - [`digest`]: MD5 and SHA-256 of uploads, fed as the bytes arrive.
+//! - [`spool`]: streamed uploads and fetched sources, written to temporary files as they
+//!   arrive.
 //! - [`address`]: where outbound requests (callbacks, fetched sources) may go.
 
 pub mod address;
@@ -31,6 +33,7 @@ pub mod message;
 pub mod queue;
 pub mod record;
 pub mod shutdown;
+pub mod spool;
 pub mod storage;
 pub mod time;
 pub mod variant;

@@ -1,5 +1,5 @@
-//! Media types: the formats Thumbnailify accepts and produces, and sniffing of what a byte
-//! string really is.
+//! Media types: the formats Thumbnailify accepts (images and videos) and produces, and
+//! sniffing of what a byte string really is.
 //!
 //! An upload declares its media type; [`sniff`] reads the magic bytes and says what the data
 //! is, so that a PNG declared as `image/jpeg`, or a PDF declared as an image, is refused with
@@ -10,7 +10,8 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-/// An image format Thumbnailify decodes. Serialised as its media type, e.g. `"image/png"`.
+/// A format Thumbnailify reads: an image it decodes, or a video whose poster frame it takes.
+/// Serialised as its media type, e.g. `"image/png"`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum MediaType {
     /// `image/jpeg` (also accepted as `image/jpg`).
@@ -25,17 +26,35 @@ pub enum MediaType {
     Tiff,
     /// `image/bmp`.
     Bmp,
+    /// `video/mp4` (also accepted as `video/x-m4v`).
+    Mp4,
+    /// `video/quicktime`.
+    Quicktime,
+    /// `video/webm`.
+    Webm,
+    /// `video/x-matroska`.
+    Matroska,
+    /// `video/x-msvideo` (AVI).
+    Avi,
 }
 
 /// Every supported media type, in the order the API documents them.
-pub const ALL: [MediaType; 6] = [
+pub const ALL: [MediaType; 11] = [
     MediaType::Jpeg,
     MediaType::Png,
     MediaType::Gif,
     MediaType::Webp,
     MediaType::Tiff,
     MediaType::Bmp,
+    MediaType::Mp4,
+    MediaType::Quicktime,
+    MediaType::Webm,
+    MediaType::Matroska,
+    MediaType::Avi,
 ];
+
+/// The supported media types as the API lists them in errors.
+const SUPPORTED: &str = "image/jpeg, image/png, image/gif, image/webp, image/tiff, image/bmp, video/mp4, video/quicktime, video/webm, video/x-matroska, video/x-msvideo";
 
 impl MediaType {
     /// The canonical media type string.
@@ -47,7 +66,36 @@ impl MediaType {
             MediaType::Webp => "image/webp",
             MediaType::Tiff => "image/tiff",
             MediaType::Bmp => "image/bmp",
+            MediaType::Mp4 => "video/mp4",
+            MediaType::Quicktime => "video/quicktime",
+            MediaType::Webm => "video/webm",
+            MediaType::Matroska => "video/x-matroska",
+            MediaType::Avi => "video/x-msvideo",
         }
+    }
+
+    /// Whether this is a video: its thumbnails are made from a poster frame, by FFmpeg.
+    pub fn is_video(self) -> bool {
+        matches!(
+            self,
+            MediaType::Mp4
+                | MediaType::Quicktime
+                | MediaType::Webm
+                | MediaType::Matroska
+                | MediaType::Avi
+        )
+    }
+
+    /// Whether data sniffed as `found` is what a client declaring `self` sends. Containers
+    /// that share one file format are the same here: an MP4 and a QuickTime file are both
+    /// ISO base media files told apart only by a brand, and WebM is a kind of Matroska.
+    pub fn admits(self, found: MediaType) -> bool {
+        use MediaType::*;
+        self == found
+            || matches!(
+                (self, found),
+                (Mp4, Quicktime) | (Quicktime, Mp4) | (Matroska, Webm) | (Webm, Matroska)
+            )
     }
 }
 
@@ -59,9 +107,7 @@ impl fmt::Display for MediaType {
 
 /// A media type string that names no supported image format.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "unsupported media type {0:?}; supported: image/jpeg, image/png, image/gif, image/webp, image/tiff, image/bmp"
-)]
+#[error("unsupported media type {0:?}; supported: {SUPPORTED}")]
 pub struct UnsupportedMediaType(pub String);
 
 impl FromStr for MediaType {
@@ -77,6 +123,11 @@ impl FromStr for MediaType {
             "image/webp" => Ok(MediaType::Webp),
             "image/tiff" => Ok(MediaType::Tiff),
             "image/bmp" | "image/x-bmp" | "image/x-ms-bmp" => Ok(MediaType::Bmp),
+            "video/mp4" | "video/x-m4v" => Ok(MediaType::Mp4),
+            "video/quicktime" => Ok(MediaType::Quicktime),
+            "video/webm" => Ok(MediaType::Webm),
+            "video/x-matroska" | "video/matroska" => Ok(MediaType::Matroska),
+            "video/x-msvideo" | "video/avi" | "video/msvideo" => Ok(MediaType::Avi),
             _ => Err(UnsupportedMediaType(essence.to_owned())),
         }
     }
@@ -98,9 +149,9 @@ impl<'de> Deserialize<'de> for MediaType {
 /// What the magic bytes of some data say it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Sniffed {
-    /// A supported image format.
-    Image(MediaType),
-    /// Something recognised but not a supported image (the media type found, e.g.
+    /// A supported format.
+    Media(MediaType),
+    /// Something recognised but not supported (the media type found, e.g.
     /// `application/pdf`).
     Other(&'static str),
     /// Nothing recognisable.
@@ -110,7 +161,7 @@ pub enum Sniffed {
 impl fmt::Display for Sniffed {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Sniffed::Image(media_type) => write!(f, "{media_type}"),
+            Sniffed::Media(media_type) => write!(f, "{media_type}"),
             Sniffed::Other(found) => f.write_str(found),
             Sniffed::Unknown => f.write_str("unrecognised data"),
         }
@@ -123,7 +174,7 @@ pub fn sniff(data: &[u8]) -> Sniffed {
         return Sniffed::Unknown;
     };
     match kind.mime_type().parse() {
-        Ok(media_type) => Sniffed::Image(media_type),
+        Ok(media_type) => Sniffed::Media(media_type),
         Err(_) => Sniffed::Other(kind.mime_type()),
     }
 }
@@ -157,28 +208,28 @@ mod tests {
     fn sniffs_magic_bytes() {
         assert_eq!(
             sniff(b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR"),
-            Sniffed::Image(MediaType::Png)
+            Sniffed::Media(MediaType::Png)
         );
         assert_eq!(
             sniff(b"\xff\xd8\xff\xe0\0\x10JFIF"),
-            Sniffed::Image(MediaType::Jpeg)
+            Sniffed::Media(MediaType::Jpeg)
         );
-        assert_eq!(sniff(b"GIF89a\x01\0\x01\0"), Sniffed::Image(MediaType::Gif));
+        assert_eq!(sniff(b"GIF89a\x01\0\x01\0"), Sniffed::Media(MediaType::Gif));
         assert_eq!(
             sniff(b"RIFF\0\0\0\0WEBPVP8 "),
-            Sniffed::Image(MediaType::Webp)
+            Sniffed::Media(MediaType::Webp)
         );
         assert_eq!(
             sniff(b"II*\0\x08\0\0\0\x0e\0\0\x01"),
-            Sniffed::Image(MediaType::Tiff)
+            Sniffed::Media(MediaType::Tiff)
         );
         assert_eq!(
             sniff(b"MM\0*\0\0\0\x08\0\x0e\x01\0"),
-            Sniffed::Image(MediaType::Tiff)
+            Sniffed::Media(MediaType::Tiff)
         );
         assert_eq!(
             sniff(b"BM\x3a\0\0\0\0\0\0\0\x36\0\0\0\x28\0"),
-            Sniffed::Image(MediaType::Bmp)
+            Sniffed::Media(MediaType::Bmp)
         );
         assert_eq!(sniff(b"%PDF-1.7\n"), Sniffed::Other("application/pdf"));
         assert_eq!(sniff(b"hello"), Sniffed::Unknown);

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::media::MediaType;
-use crate::record::{ThumbnailInfo, VariantFailure};
+use crate::record::{ThumbnailInfo, VariantFailure, VideoInfo};
 use crate::variant::Variant;
 
 /// One variant a job makes, with its place in the record's `thumbnails` (which names the
@@ -73,7 +73,7 @@ pub struct Job {
 }
 
 /// What a worker reports about a job.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JobResult {
     /// The image's id.
     pub media_id: Uuid,
@@ -85,7 +85,7 @@ pub struct JobResult {
 }
 
 /// What happened to a job.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum Outcome {
     /// A worker has taken the job.
@@ -101,6 +101,12 @@ pub enum Outcome {
         /// What the fetched source turned out to be, for a job that fetched it.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         source: Option<Source>,
+        /// A video's length in seconds.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        duration: Option<f64>,
+        /// A video's picture stream.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        video: Option<VideoInfo>,
     },
     /// The job cannot succeed (corrupt image, too many pixels, …).
     Failed {

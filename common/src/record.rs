@@ -210,8 +210,24 @@ pub fn content_id(sha256: &str) -> Option<Uuid> {
     Some(Uuid::from_bytes(bytes))
 }
 
-/// The record of one uploaded image.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// What a video's probe found about its picture stream.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VideoInfo {
+    /// The codec, as FFmpeg names it (`h264`, `hevc`, `vp9`, `av1`, …).
+    pub codec: String,
+    /// Frames per second (the stream's average; `null` when it declares none).
+    pub fps: Option<f64>,
+    /// The width of the frames as stored, before any display rotation.
+    pub width: u32,
+    /// The height of the frames as stored, before any display rotation.
+    pub height: u32,
+    /// The display rotation, in degrees clockwise (0, 90, 180 or 270); the poster and the
+    /// record's `width` and `height` are upright.
+    pub rotation: u16,
+}
+
+/// The record of one upload: an image, or a video thumbnailed from its poster frame.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Record {
     /// The image's id: a UUID v7, so ids sort by upload time.
     pub media_id: Uuid,
@@ -251,6 +267,12 @@ pub struct Record {
     pub width: Option<u32>,
     /// The source image's height, once known (after orientation is applied).
     pub height: Option<u32>,
+    /// A video's length in seconds, once the job has probed it; `null` for images.
+    #[serde(default)]
+    pub duration: Option<f64>,
+    /// A video's picture stream, once probed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub video: Option<VideoInfo>,
     /// When the upload was accepted (RFC 3339).
     pub created_at: String,
     /// When the record last changed (RFC 3339).
@@ -319,6 +341,8 @@ impl Record {
             sha256: upload.sha256,
             width: upload.dimensions.map(|(w, _)| w),
             height: upload.dimensions.map(|(_, h)| h),
+            duration: None,
+            video: None,
             created_at: now.clone(),
             updated_at: now,
             thumbnail: None,
@@ -403,6 +427,8 @@ impl Record {
         self.code = canonical.code;
         self.width = canonical.width;
         self.height = canonical.height;
+        self.duration = canonical.duration;
+        self.video.clone_from(&canonical.video);
         self.thumbnail = canonical.thumbnail.clone();
         for (mine, theirs) in self.thumbnails.iter_mut().zip(&canonical.thumbnails) {
             let url = std::mem::take(&mut mine.url);

@@ -2,10 +2,11 @@
 //! header parsing, fsync): the upload route runs it on a blocking thread.
 //!
 //! 1. Sniff the magic bytes: they must say the declared media type.
-//! 2. Read the header: an image over `limits.max_pixels`, or carrying more metadata than
-//!    `limits.max_metadata_bytes` where it cannot be skipped, is refused here, before any
-//!    pixel exists and without inflating anything. A header that cannot be read is left to the worker, whose error the record
-//!    will carry.
+//! 2. Read an image's header: an image over `limits.max_pixels`, or carrying more metadata
+//!    than `limits.max_metadata_bytes` where it cannot be skipped, is refused here, before any
+//!    pixel exists and without inflating anything. A header that cannot be read is left to
+//!    the worker, whose error the record will carry. A video is probed by the worker (FFmpeg
+//!    is kept off the upload path), within `limits.max_video_bytes`.
 //! 3. Hash (MD5, SHA-256) and give the upload a fresh UUID v7.
 //!
 //! The caller then writes the bytes to media storage as `raw/<id>`. Streamed uploads
@@ -55,8 +56,8 @@ pub fn inspect(
     limits: &LimitsConfig,
 ) -> Result<Record, ApiError> {
     let media_type = match (sniff(bytes), declared) {
-        (Sniffed::Image(found), Some(declared)) if found == declared => declared,
-        (Sniffed::Image(found), None) => found,
+        (Sniffed::Media(found), Some(declared)) if declared.admits(found) => declared,
+        (Sniffed::Media(found), None) => found,
         (found, Some(declared)) => {
             return Err(ApiError::MediaTypeMismatch {
                 declared: declared.to_string(),
@@ -65,24 +66,25 @@ pub fn inspect(
         }
         (Sniffed::Other(found), None) => {
             return Err(ApiError::UnsupportedMediaType(format!(
-                "the data is {found}, not a supported image"
+                "the data is {found}, not a supported image or video"
             )));
         }
         (Sniffed::Unknown, None) => {
             return Err(ApiError::UnsupportedMediaType(
-                "the data is not in any supported image format".to_owned(),
+                "the data is not in any supported image or video format".to_owned(),
             ));
         }
     };
-    let dimensions = match worker::decode::probe(bytes, media_type, limits) {
-        Ok(dimensions) => Some(dimensions),
-        Err(error @ ThumbnailError::MetadataTooLarge { .. }) => {
-            return Err(ApiError::MetadataTooLarge(error.to_string()));
-        }
-        Err(error) if error.code() == 413 => {
-            return Err(ApiError::TooManyPixels(error.to_string()));
-        }
-        Err(_) => None,
+    if bytes.len() as u64 > limits.max_bytes(media_type) {
+        return Err(ApiError::PayloadTooLarge {
+            limit: limits.max_bytes(media_type),
+        });
+    }
+    // A video's header is read by the worker's ffprobe: not on the upload path.
+    let dimensions = if media_type.is_video() {
+        None
+    } else {
+        probe(bytes, media_type, limits)?
     };
     let media_id = Uuid::now_v7();
     Ok(Record::new(NewUpload {
@@ -96,6 +98,23 @@ pub fn inspect(
         variants: request.variants,
         callback_url: request.callback_url,
     }))
+}
+
+/// An image's upright dimensions from its header: `None` when the header cannot be read (the
+/// worker's decode will say why); an error when the image is over a limit.
+fn probe(
+    bytes: &[u8],
+    media_type: MediaType,
+    limits: &LimitsConfig,
+) -> Result<Option<(u32, u32)>, ApiError> {
+    match worker::decode::probe(bytes, media_type, limits) {
+        Ok(dimensions) => Ok(Some(dimensions)),
+        Err(error @ ThumbnailError::MetadataTooLarge { .. }) => {
+            Err(ApiError::MetadataTooLarge(error.to_string()))
+        }
+        Err(error) if error.code() == 413 => Err(ApiError::TooManyPixels(error.to_string())),
+        Err(_) => Ok(None),
+    }
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 //! One upload is one straight line through these modules:
 //!
 //! - [`routes::upload`]: reads the body ([`body`]: base64 decoded as it streams; or each
-//!   file of a multipart form written to the [`spool`] as it streams), checks and writes it
+//!   file of a multipart form written to the [`common::spool`] as it streams), checks and writes it
 //!   ([`ingest`]: magic bytes, header, hashes, atomic raw file), stores the record and its
 //!   job ([`store`], one transaction, flushed), answers 202.
 //! - [`outbox`]: publishes the job to the queue, and takes it out once confirmed.
@@ -33,7 +33,6 @@ pub mod recovery;
 pub mod results;
 pub mod routes;
 pub mod server;
-pub mod spool;
 pub mod state;
 pub mod store;
 pub mod sweeper;
@@ -89,7 +88,7 @@ pub async fn serve(
         },
         other => GatewayError::Storage(other),
     })?;
-    let spool = spool::Spool::new(&data);
+    let spool = common::spool::Spool::new(&data);
     // Past a day, a spooled file belongs to no request still running.
     let stale = spool
         .remove_stale(Duration::from_secs(24 * 3600))
@@ -188,7 +187,13 @@ pub async fn serve(
         .run(stop),
     );
 
+    let video = worker::video::available(&config.video).await;
+    match &video {
+        Ok(version) => tracing::info!(%version, "video is on"),
+        Err(why) => tracing::warn!(%why, "video uploads will be refused"),
+    }
     let state = AppState {
+        video,
         admission: admission::Admission::new(
             &config.limits,
             // Free disk matters where the gateway writes: sled, or media in the directory.

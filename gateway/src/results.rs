@@ -143,6 +143,8 @@ impl Results {
                 height,
                 thumbnails,
                 source,
+                duration,
+                video,
             } => {
                 let mut became_final = false;
                 let update = self
@@ -157,6 +159,10 @@ impl Results {
                         record.updated_at = now_rfc3339();
                         if let Some(source) = source {
                             record.apply_source(source);
+                        }
+                        if video.is_some() {
+                            record.duration = *duration;
+                            record.video.clone_from(video);
                         }
                         for made in thumbnails {
                             let (name, message) = match (&made.error, was_final) {

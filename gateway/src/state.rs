@@ -11,9 +11,9 @@ use crate::callbacks;
 use crate::memory::UploadMemory;
 use crate::metrics::Metrics;
 use crate::outbox::Outbox;
-use crate::spool::Spool;
 use crate::store::Store;
 use crate::waiters::Waiters;
+use common::spool::Spool;
 
 /// The handlers' shared state. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -42,4 +42,7 @@ pub struct AppState {
     pub callbacks: callbacks::Settings,
     /// Wakes the callback deliverer (a deduplicated upload may be final at once).
     pub deliveries: callbacks::Wake,
+    /// Whether videos can be thumbnailed: FFmpeg's version, or why not (video uploads are
+    /// then refused with 415).
+    pub video: Result<String, String>,
 }

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // Each test binary uses its own part of this module.
 
+pub mod form;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -1076,6 +1078,10 @@ pub fn media_type_of(name: &str) -> &'static str {
         "tiff" => "image/tiff",
         "bmp" => "image/bmp",
         "pdf" => "application/pdf",
+        "mp4" => "video/mp4",
+        "mov" => "video/quicktime",
+        "webm" => "video/webm",
+        "mkv" => "video/x-matroska",
         other => panic!("no media type for .{other}"),
     }
 }

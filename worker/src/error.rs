@@ -50,20 +50,30 @@ pub enum ThumbnailError {
     /// Encoding the thumbnail failed.
     #[error("cannot encode the thumbnail: {0}")]
     Encode(String),
+    /// A video with no picture: audio only, or no stream at all.
+    #[error("the file has no video stream (audio only, or no stream at all)")]
+    NoVideoStream,
+    /// A tool this media type needs is not installed on this worker.
+    #[error("{0} is not installed on this worker, so it cannot read videos")]
+    ToolMissing(String),
     /// A decoder panicked on this input; the panic was contained.
     #[error("the decoder crashed on this image: {0}")]
     Panic(String),
 }
 
 impl ThumbnailError {
-    /// The HTTP-like status the record reports: 413 for images over the limits, 422 for data
-    /// that cannot be decoded, 500 for failures of our own.
+    /// The HTTP-like status the record reports: 413 for images over the limits, 415 for a
+    /// media type this worker cannot read, 422 for data that cannot be decoded, 500 for
+    /// failures of our own.
     pub fn code(&self) -> u16 {
         match self {
             ThumbnailError::TooManyPixels { .. }
             | ThumbnailError::OverMemoryLimit { .. }
             | ThumbnailError::MetadataTooLarge { .. } => 413,
-            ThumbnailError::Decode { .. } | ThumbnailError::Panic(_) => 422,
+            ThumbnailError::ToolMissing(_) => 415,
+            ThumbnailError::Decode { .. }
+            | ThumbnailError::NoVideoStream
+            | ThumbnailError::Panic(_) => 422,
             ThumbnailError::Resize(_) | ThumbnailError::Encode(_) => 500,
         }
     }

@@ -8,9 +8,12 @@
 //! - At most `sources.max_redirects` redirects, each URL checked as the first was (and its
 //!   host resolved through the same resolver).
 //! - `sources.connect_timeout_secs` to connect, `sources.timeout_secs` for all of it.
-//! - At most `limits.max_upload_bytes`: refused from `Content-Length`, else cut while
-//!   streaming.
-//! - The server's `Content-Type` is not believed: the caller sniffs the bytes.
+//! - Within the size limit of what the bytes are (`limits.max_video_bytes` for a video, else
+//!   `max_upload_bytes`, chosen from the first bytes by the caller): refused from
+//!   `Content-Length` when over both, else cut while streaming.
+//! - The body is written to the [`common::spool`] as it arrives, hashed on the way: a
+//!   fetch of any size costs a few chunks of memory.
+//! - The server's `Content-Type` is not believed: the bytes are sniffed.
 //!
 //! Each failure is a [`FetchError`] with an HTTP-like code for the record: 400 a refused
 //! address or URL, 413 too large, 502 the source failed (an error status, a broken
@@ -20,7 +23,9 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use common::address::{Allowed, Refused, VettedResolver, check_url};
-use common::config::SourcesConfig;
+use common::config::{LimitsConfig, SourcesConfig};
+use common::media::{MediaType, Sniffed, sniff};
+use common::spool::{Spool, Spooled};
 use reqwest::redirect::Policy;
 
 /// Why a source could not be fetched.
@@ -31,6 +36,26 @@ pub struct FetchError {
     pub code: u16,
     /// Why, for people; never the URL or the bytes.
     pub message: String,
+}
+
+/// Bytes read before the size limit is chosen from what they are.
+const SNIFF_BYTES: usize = 4096;
+
+/// The size limit of a source that starts with `head`.
+fn limit_of(head: &[u8], limits: &LimitsConfig) -> u64 {
+    match sniff(head) {
+        Sniffed::Media(media_type) => limits.max_bytes(media_type),
+        _ => limits.max_upload_bytes,
+    }
+}
+
+/// A fetched source, spooled.
+#[derive(Debug)]
+pub struct Fetched {
+    /// The bytes, in a spooled file with their digests.
+    pub spooled: Spooled,
+    /// What the bytes are.
+    pub media_type: MediaType,
 }
 
 fn error(code: u16, message: impl Into<String>) -> FetchError {
@@ -96,8 +121,13 @@ impl Fetcher {
         SHARED.get_or_init(|| Fetcher::new(config)).clone()
     }
 
-    /// The body at `url`, at most `limit` bytes.
-    pub async fn fetch(&self, url: &str, limit: u64) -> Result<Vec<u8>, FetchError> {
+    /// The body at `url`, spooled, within the size limit of what it is.
+    pub async fn fetch(
+        &self,
+        url: &str,
+        spool: &Spool,
+        limits: &LimitsConfig,
+    ) -> Result<Fetched, FetchError> {
         let url = check_url(url, &self.allowed)
             .map_err(|reason| error(400, format!("the source URL may not be fetched: {reason}")))?;
         let mut response = self
@@ -120,33 +150,61 @@ impl Fetcher {
                 format!("the source answered {}", status.as_u16()),
             ));
         }
-        let too_large = || {
+        let too_large = |limit: u64| {
             error(
                 413,
                 format!("the source is larger than the limit of {limit} bytes"),
             )
         };
+        let most = limits.max_upload_bytes.max(limits.max_video_bytes);
         if response
             .content_length()
-            .is_some_and(|length| length > limit)
+            .is_some_and(|length| length > most)
         {
-            return Err(too_large());
+            return Err(too_large(most));
         }
-        let mut body = Vec::new();
+        let spool_error =
+            |error: std::io::Error| self::error(500, format!("cannot spool the source: {error}"));
+        let mut file = spool.file().await.map_err(spool_error)?;
+        let mut head = Vec::with_capacity(SNIFF_BYTES);
+        let mut limit = None;
         while let Some(chunk) = response
             .chunk()
             .await
             .map_err(|cause| self.explain(&cause))?
         {
-            if body.len() as u64 + chunk.len() as u64 > limit {
-                return Err(too_large());
+            if limit.is_none() {
+                head.extend_from_slice(&chunk[..chunk.len().min(SNIFF_BYTES - head.len())]);
+                if head.len() == SNIFF_BYTES {
+                    limit = Some(limit_of(&head, limits));
+                }
             }
-            body.extend_from_slice(&chunk);
+            let limit = limit.unwrap_or(most);
+            if file.size() + chunk.len() as u64 > limit {
+                return Err(too_large(limit));
+            }
+            file.write(&chunk).await.map_err(spool_error)?;
         }
-        if body.is_empty() {
+        if file.size() == 0 {
             return Err(error(502, "the source is empty"));
         }
-        Ok(body)
+        let limit = limit_of(&head, limits);
+        if file.size() > limit {
+            return Err(too_large(limit));
+        }
+        let media_type = match sniff(&head) {
+            Sniffed::Media(media_type) => media_type,
+            found => {
+                return Err(error(
+                    415,
+                    format!("the source is {found}, not a supported image or video"),
+                ));
+            }
+        };
+        Ok(Fetched {
+            spooled: file.finish().await.map_err(spool_error)?,
+            media_type,
+        })
     }
 
     /// What a client error means for the record.

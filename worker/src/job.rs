@@ -1,22 +1,26 @@
 //! One job, start to finish: read the raw upload from media storage (or, for a source given
 //! by URL, fetch it first and store it as the raw upload: [`crate::fetch`]), make the
-//! thumbnails on a blocking thread, write them to media storage, and say how it went as an
-//! [`Outcome`].
+//! thumbnails on a blocking thread (for a video, from the poster frame [`crate::video`]
+//! takes), write them to media storage, and say how it went as an [`Outcome`].
 
 use std::sync::Arc;
 
 use bytes::Bytes;
 use common::config::Config;
-use common::digest::Hasher;
+use common::digest::file_digests;
+use common::files::DataDir;
 use common::files::raw_id;
 use common::media::{MediaType, Sniffed, sniff};
 use common::message::{Job, JobVariant, Made, Outcome, Source};
-use common::record::VariantFailure;
+use common::record::{VariantFailure, VideoInfo};
+use common::spool::Spool;
 use common::storage::{Key, Storage, StorageError};
 use common::variant::Variant;
 
+use crate::error::ThumbnailError;
 use crate::fetch::{FetchError, Fetcher};
-use crate::thumbnail;
+use crate::thumbnail::{self, Thumbnails};
+use crate::video;
 
 /// Processes one job.
 ///
@@ -33,13 +37,11 @@ pub async fn process(
     let Some(raw) = raw_id(&job.raw_path) else {
         return Ok(failed(400, format!("invalid raw path {:?}", job.raw_path)));
     };
-    let (bytes, media_type, source) = match (job.media_type, &job.source_url) {
-        (Some(media_type), _) => match storage.get(Key::raw(raw)).await? {
-            Some(bytes) => (bytes, media_type, None),
-            None => return Ok(failed(410, "the raw file is gone".to_owned())),
-        },
-        (None, Some(url)) => match fetch_source(Key::raw(raw), url, storage, config).await? {
-            Ok(fetched) => fetched,
+    let key = Key::raw(raw);
+    let (media_type, source) = match (job.media_type, &job.source_url) {
+        (Some(media_type), _) => (media_type, None),
+        (None, Some(url)) => match fetch_source(key, url, storage, config).await? {
+            Ok(source) => (source.media_type, Some(source)),
             Err(error) => return Ok(failed(error.code, error.message)),
         },
         (None, None) => {
@@ -58,15 +60,14 @@ pub async fn process(
     } else {
         job.variants.clone()
     };
-    let config = Arc::clone(config);
-    let made = tokio::task::spawn_blocking(move || {
-        thumbnail::make(&bytes, media_type, &variants, &config.limits)
-    })
-    .await;
-    let thumbnails = match made {
-        Ok(Ok(thumbnails)) => thumbnails,
-        Ok(Err(error)) => return Ok(failed(error.code(), error.to_string())),
-        Err(error) => return Ok(failed(500, format!("the job's thread failed: {error}"))),
+    let made = if media_type.is_video() {
+        video(key, media_type, variants, storage, config).await?
+    } else {
+        image(key, media_type, variants, storage, config).await?
+    };
+    let (thumbnails, probed) = match made {
+        Ok(made) => made,
+        Err(failure) => return Ok(failed(failure.code, failure.message)),
     };
     let mut results = Vec::with_capacity(thumbnails.variants.len());
     let mut first_error = None;
@@ -104,63 +105,137 @@ pub async fn process(
     {
         return Ok(failed(error.code, error.message));
     }
+    let (duration, video) = match probed {
+        Some((duration, info)) => (duration, Some(info)),
+        None => (None, None),
+    };
     Ok(Outcome::Completed {
         width: thumbnails.source_width,
         height: thumbnails.source_height,
         thumbnails: results,
         source,
+        duration,
+        video,
     })
 }
 
+/// A video's length and picture stream, as the probe found them.
+type Probed = Option<(Option<f64>, VideoInfo)>;
+
+/// The thumbnails made, or why the job failed.
+type Making = Result<(Thumbnails, Probed), VariantFailure>;
+
+/// Makes the thumbnails of the image stored as `key`, on a blocking thread.
+async fn image(
+    key: Key,
+    media_type: MediaType,
+    variants: Vec<JobVariant>,
+    storage: &Storage,
+    config: &Arc<Config>,
+) -> Result<Making, StorageError> {
+    let Some(bytes) = storage.get(key).await? else {
+        return Ok(Err(failure(410, "the raw file is gone".to_owned())));
+    };
+    let config = Arc::clone(config);
+    let made = tokio::task::spawn_blocking(move || {
+        thumbnail::make(&bytes, media_type, &variants, &config.limits)
+    })
+    .await;
+    Ok(settle(made).map(|thumbnails| (thumbnails, None)))
+}
+
+/// Makes the thumbnails of the video stored as `key`: FFmpeg reads it as a local file (a
+/// copy, when media storage is S3) and gives its poster frame, which is resized and encoded
+/// on a blocking thread.
+async fn video(
+    key: Key,
+    media_type: MediaType,
+    variants: Vec<JobVariant>,
+    storage: &Storage,
+    config: &Arc<Config>,
+) -> Result<Making, StorageError> {
+    let spool_dir = DataDir::new(&config.data_dir).spool_dir();
+    let Some(file) = storage.local(key, &spool_dir).await? else {
+        return Ok(Err(failure(410, "the raw file is gone".to_owned())));
+    };
+    let poster = match video::poster(file.path(), media_type, config).await {
+        Ok(poster) => poster,
+        Err(error) => return Ok(Err(failure(error.code(), error.to_string()))),
+    };
+    drop(file);
+    let probed = Some((poster.duration, poster.info));
+    let config = Arc::clone(config);
+    let made = tokio::task::spawn_blocking(move || {
+        thumbnail::make_from(poster.frame, media_type, &variants, &config.limits)
+    })
+    .await;
+    Ok(settle(made).map(|thumbnails| (thumbnails, probed)))
+}
+
+/// The pipeline's answer from its blocking thread, with its failure as the job's.
+fn settle(
+    made: Result<Result<Thumbnails, ThumbnailError>, tokio::task::JoinError>,
+) -> Result<Thumbnails, VariantFailure> {
+    match made {
+        Ok(Ok(thumbnails)) => Ok(thumbnails),
+        Ok(Err(error)) => Err(failure(error.code(), error.to_string())),
+        Err(error) => Err(failure(500, format!("the job's thread failed: {error}"))),
+    }
+}
+
 /// The source of a job that fetches it: already stored by an earlier attempt, or fetched now
-/// and stored as the raw upload. The bytes name their media type; an error is the job's
-/// failure.
+/// (spooled, within the size limit of what it is: [`Fetcher::fetch`]) and stored as the raw
+/// upload. An error is the job's failure.
 async fn fetch_source(
     raw: Key,
     url: &str,
     storage: &Storage,
     config: &Config,
-) -> Result<Result<(Bytes, MediaType, Option<Source>), FetchError>, StorageError> {
-    let bytes = match storage.get(raw).await? {
-        Some(bytes) => bytes,
-        None => {
-            let fetched = match Fetcher::shared(&config.sources) {
-                Ok(fetcher) => fetcher.fetch(url, config.limits.max_upload_bytes).await,
-                Err(error) => Err(error),
-            };
-            let bytes = match fetched {
-                Ok(bytes) => Bytes::from(bytes),
-                Err(error) => return Ok(Err(error)),
-            };
-            storage.put(raw, bytes.clone()).await?;
-            bytes
-        }
+) -> Result<Result<Source, FetchError>, StorageError> {
+    let data = DataDir::new(&config.data_dir);
+    if let Some(stored) = storage.local(raw, &data.spool_dir()).await? {
+        // Hashing what may be a long video is CPU and disk work: off the reactor.
+        let path = stored.path().to_owned();
+        let (digests, size, head) = tokio::task::spawn_blocking(move || file_digests(&path, 4096))
+            .await
+            .map_err(std::io::Error::other)??;
+        let media_type = match sniff(&head) {
+            Sniffed::Media(media_type) => media_type,
+            found => {
+                return Ok(Err(FetchError {
+                    code: 415,
+                    message: format!("the source is {found}, not a supported image or video"),
+                }));
+            }
+        };
+        return Ok(Ok(Source {
+            media_type,
+            size,
+            md5: digests.md5,
+            sha256: digests.sha256,
+        }));
+    }
+    let fetched = match Fetcher::shared(&config.sources) {
+        Ok(fetcher) => fetcher.fetch(url, &Spool::new(&data), &config.limits).await,
+        Err(error) => Err(error),
     };
-    let media_type = match sniff(&bytes) {
-        Sniffed::Image(media_type) => media_type,
-        found => {
-            return Ok(Err(FetchError {
-                code: 415,
-                message: format!("the source is {found}, not a supported image"),
-            }));
-        }
+    let fetched = match fetched {
+        Ok(fetched) => fetched,
+        Err(error) => return Ok(Err(error)),
     };
-    // Hashing megabytes is CPU work: off the reactor.
-    let hashed = bytes.clone();
-    let digests = tokio::task::spawn_blocking(move || {
-        let mut hasher = Hasher::default();
-        hasher.update(&hashed);
-        hasher.finish()
-    })
-    .await
-    .map_err(std::io::Error::other)?;
+    let spooled = fetched.spooled;
     let source = Source {
-        media_type,
-        size: bytes.len() as u64,
-        md5: digests.md5,
-        sha256: digests.sha256,
+        media_type: fetched.media_type,
+        size: spooled.size,
+        md5: spooled.digests.md5.clone(),
+        sha256: spooled.digests.sha256.clone(),
     };
-    Ok(Ok((bytes, media_type, Some(source))))
+    storage.put_file(raw, spooled.file).await?;
+    Ok(Ok(source))
+}
+
+fn failure(code: u16, message: String) -> VariantFailure {
+    VariantFailure { code, message }
 }
 
 fn failed(code: u16, message: String) -> Outcome {

@@ -13,6 +13,8 @@
 //!     unless asked).
 //!   - [`resize`]: to that size with fast_image_resize's SIMD convolution, alpha-aware.
 //!   - [`encode`]: JPEG, PNG (when there is alpha) or WebP, each variant its own.
+//! - [`video`]: for a video, FFmpeg probes it and takes the poster frame, which then goes
+//!   through the same pipeline as a decoded image.
 //! - [`error`]: why a thumbnail failed, and the HTTP-like code each reason reports.
 //!
 //! The gateway runs [`runner::run`] in-process on the embedded queue; the `worker` binary runs
@@ -27,6 +29,7 @@ pub mod job;
 pub mod resize;
 pub mod runner;
 pub mod thumbnail;
+pub mod video;
 
 pub use error::{ThumbnailError, WorkerError};
 pub use runner::run;

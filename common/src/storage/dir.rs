@@ -10,7 +10,7 @@ use std::path::Path;
 use bytes::Bytes;
 use tempfile::NamedTempFile;
 
-use super::{Key, Kind, Listed, StorageError};
+use super::{Key, Kind, Listed, Local, StorageError};
 use crate::files::{DataDir, remove_if_exists, sync_dir, write_atomic};
 
 /// The data directory as media storage. Cheap to clone.
@@ -65,6 +65,16 @@ impl DirStorage {
     pub async fn get(&self, key: Key) -> Result<Option<Bytes>, StorageError> {
         match tokio::fs::read(self.path(key)).await {
             Ok(bytes) => Ok(Some(Bytes::from(bytes))),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// The file of `key`, if there is one.
+    pub async fn local(&self, key: Key) -> Result<Option<Local>, StorageError> {
+        let path = self.path(key);
+        match tokio::fs::metadata(&path).await {
+            Ok(_) => Ok(Some(Local::InPlace(path))),
             Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(error) => Err(error.into()),
         }

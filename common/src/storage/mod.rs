@@ -21,6 +21,7 @@
 pub mod dir;
 pub mod s3;
 
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
@@ -140,6 +141,25 @@ pub enum StorageError {
     Config(String),
 }
 
+/// An object as a local file ([`Storage::local`]).
+#[derive(Debug)]
+pub enum Local {
+    /// The data directory's own file: to be read, never changed.
+    InPlace(PathBuf),
+    /// A copy, removed when dropped.
+    Copy(NamedTempFile),
+}
+
+impl Local {
+    /// Where the file is.
+    pub fn path(&self) -> &Path {
+        match self {
+            Local::InPlace(path) => path,
+            Local::Copy(file) => file.path(),
+        }
+    }
+}
+
 /// Where media bytes live. Cheap to clone.
 #[derive(Debug, Clone)]
 pub enum Storage {
@@ -192,6 +212,16 @@ impl Storage {
     /// The object `key`, or `None` if there is none.
     pub async fn get(&self, key: Key) -> Result<Option<Bytes>, StorageError> {
         on_storage!(self, storage => storage.get(key).await)
+    }
+
+    /// The object `key` as a local file, or `None` if there is none: the data directory's own
+    /// file, or an S3 object streamed into a temporary file in `temp_dir` (memory stays one
+    /// chunk, whatever the object's size). For tools that read files, such as FFmpeg.
+    pub async fn local(&self, key: Key, temp_dir: &Path) -> Result<Option<Local>, StorageError> {
+        match self {
+            Storage::Dir(storage) => storage.local(key).await,
+            Storage::S3(storage) => storage.local(key, temp_dir).await,
+        }
     }
 
     /// Removes the object `key`; a missing one is not an error.

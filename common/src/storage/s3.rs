@@ -23,7 +23,7 @@ use object_store::signer::Signer;
 use object_store::{ObjectStore, PutPayload, RetryConfig, WriteMultipart};
 use tempfile::NamedTempFile;
 
-use super::{Key, Kind, Listed, StorageError};
+use super::{Key, Kind, Listed, Local, StorageError};
 use crate::config::S3Config;
 
 /// Objects larger than this are uploaded in parts.
@@ -151,6 +151,36 @@ impl S3Storage {
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(error) => Err(error.into()),
         }
+    }
+
+    /// The object `key` streamed into a temporary file in `temp_dir`, if there is one.
+    pub async fn local(
+        &self,
+        key: Key,
+        temp_dir: &std::path::Path,
+    ) -> Result<Option<Local>, StorageError> {
+        use futures_lite::StreamExt;
+        use tokio::io::AsyncWriteExt;
+
+        let result = match self.store.get(&self.path(key)).await {
+            Ok(result) => result,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(error) => return Err(error.into()),
+        };
+        let temp_dir = temp_dir.to_owned();
+        let file = tokio::task::spawn_blocking(move || {
+            std::fs::create_dir_all(&temp_dir)?;
+            NamedTempFile::new_in(&temp_dir)
+        })
+        .await
+        .map_err(std::io::Error::other)??;
+        let mut writer = tokio::fs::File::from_std(file.reopen()?);
+        let mut stream = result.into_stream();
+        while let Some(chunk) = stream.next().await {
+            writer.write_all(&chunk?).await?;
+        }
+        writer.flush().await?;
+        Ok(Some(Local::Copy(file)))
     }
 
     /// Removes the object `key`, if any.

@@ -1,5 +1,5 @@
 //! `GET /healthz` (the process answers) and `GET /readyz` (the store, the queue and media
-//! storage are usable).
+//! storage are usable; whether video is on).
 
 use axum::Json;
 use axum::extract::State;
@@ -14,7 +14,8 @@ pub async fn healthz() -> Json<Value> {
 }
 
 /// Readiness: 200 when the store answers reads, the queue is usable and media storage
-/// answers, else 503 with the reason.
+/// answers, else 503 with the reason. `video` says `"on"`, or why video uploads are refused
+/// (images are served either way).
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     state
         .store
@@ -35,5 +36,9 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiErr
         "queue": state.queue.kind(),
         "store": state.store.kind(),
         "storage": state.storage.kind(),
+        "video": match &state.video {
+            Ok(_) => "on".to_owned(),
+            Err(why) => format!("off: {why}"),
+        },
     })))
 }

@@ -50,7 +50,8 @@ pub fn bounded(
         MediaType::Gif => gif_extension_bytes(bytes),
         MediaType::Webp => webp_metadata_bytes(bytes),
         MediaType::Tiff => tiff_metadata_bytes(bytes),
-        MediaType::Png | MediaType::Bmp => 0,
+        // PNG text and ICC chunks are skipped by its decoder; a video is not read here.
+        _ => 0,
     };
     if counted > max {
         return Err(ThumbnailError::MetadataTooLarge {

@@ -55,16 +55,23 @@ pub struct Decoded {
     pub source_height: u32,
 }
 
-/// The `image` format that decodes a media type.
-fn image_format(media_type: MediaType) -> ImageFormat {
-    match media_type {
+/// The `image` format that decodes a media type; a video is none (see [`crate::video`]).
+fn image_format(media_type: MediaType) -> Result<ImageFormat, ThumbnailError> {
+    Ok(match media_type {
         MediaType::Jpeg => ImageFormat::Jpeg,
         MediaType::Png => ImageFormat::Png,
         MediaType::Gif => ImageFormat::Gif,
         MediaType::Webp => ImageFormat::WebP,
         MediaType::Tiff => ImageFormat::Tiff,
         MediaType::Bmp => ImageFormat::Bmp,
-    }
+        MediaType::Mp4
+        | MediaType::Quicktime
+        | MediaType::Webm
+        | MediaType::Matroska
+        | MediaType::Avi => {
+            return Err(decode_error(media_type, "a video has no image decoder"));
+        }
+    })
 }
 
 /// A decoder positioned after the header, whose dimensions have passed the pixel limit.
@@ -73,7 +80,7 @@ fn open<'a>(
     media_type: MediaType,
     limits: &LimitsConfig,
 ) -> Result<impl ImageDecoder + 'a, ThumbnailError> {
-    let mut reader = ImageReader::with_format(Cursor::new(bytes), image_format(media_type));
+    let mut reader = ImageReader::with_format(Cursor::new(bytes), image_format(media_type)?);
     let mut image_limits = image::Limits::default();
     let side = u32::try_from(limits.max_pixels).unwrap_or(u32::MAX);
     image_limits.max_image_width = Some(side);

@@ -267,6 +267,14 @@ enum Raw {
 /// wakes the outbox: from here the upload is accepted, whatever crashes. With `dedup`, the
 /// original is stored by content and the upload may be served by another ([`dedup`]).
 async fn commit(state: &AppState, mut record: Record, raw: Raw) -> Result<Record, ApiError> {
+    if let Some(media_type) = record.media_type
+        && media_type.is_video()
+        && let Err(why) = &state.video
+    {
+        return Err(ApiError::UnsupportedMediaType(format!(
+            "{media_type} cannot be thumbnailed here: {why}"
+        )));
+    }
     if state.config.dedup && !matches!(raw, Raw::None) {
         record.original = content_id(&record.sha256);
     }

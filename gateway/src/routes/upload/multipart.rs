@@ -9,8 +9,10 @@
 //!   apply to every file and override the query. They must come before the first file: each
 //!   file is accepted as soon as it has arrived, so a field after it could not apply. A late
 //!   one is refused as an item of its own; other fields are ignored.
-//! - A file is written to the [`crate::spool`] chunk by chunk, hashed on the way, and refused
-//!   (413) as soon as it passes `limits.max_upload_bytes`; the request's memory is a few
+//! - A file is written to the [`common::spool`] chunk by chunk, hashed on the way, and refused
+//!   (413) as soon as it passes its limit: `limits.max_video_bytes` for a video,
+//!   `max_upload_bytes` for an image (by the part's type, else its first bytes); the
+//!   request's memory is a few
 //!   chunks whatever the files' sizes. Files past `limits.max_files_per_request` are refused
 //!   (413 `too_many_files`), and the body is cut at `limits.max_request_bytes` (413
 //!   `request_too_large` for the file being read; nothing after it is read).
@@ -28,7 +30,7 @@ use axum::body::Body;
 use axum::http::StatusCode;
 use axum::http::header::LOCATION;
 use axum::response::{IntoResponse, Response};
-use common::media::MediaType;
+use common::media::{MediaType, Sniffed, sniff};
 use common::record::Record;
 use multer::{Constraints, Field, Multipart, SizeLimit};
 use serde_json::{Value, json};
@@ -171,16 +173,21 @@ async fn receive(
     }
     let io = |error: std::io::Error| (ApiError::Io(error), false);
     let mut file = state.spool.file().await.map_err(io)?;
+    // The file's size limit depends on what it is: the declared type, else the first bytes.
+    let mut limit = declared.map(|media_type| limits.max_bytes(media_type));
+    let mut head = Vec::new();
     loop {
         match field.chunk().await {
             Ok(Some(chunk)) => {
-                if file.size() + chunk.len() as u64 > limits.max_upload_bytes {
-                    return Err((
-                        ApiError::PayloadTooLarge {
-                            limit: limits.max_upload_bytes,
-                        },
-                        false,
-                    ));
+                if limit.is_none() {
+                    head.extend_from_slice(&chunk[..chunk.len().min(SNIFF_BYTES - head.len())]);
+                    if head.len() == SNIFF_BYTES {
+                        limit = Some(sniffed_limit(&head, limits));
+                    }
+                }
+                let most = limit.unwrap_or(limits.max_upload_bytes.max(limits.max_video_bytes));
+                if file.size() + chunk.len() as u64 > most {
+                    return Err((ApiError::PayloadTooLarge { limit: most }, false));
                 }
                 file.write(&chunk).await.map_err(io)?;
             }
@@ -205,6 +212,17 @@ async fn receive(
         .await
         .map_err(|error| (error, false))?;
     Ok(record)
+}
+
+/// Bytes read from an untyped file before its size limit is chosen from what they are.
+const SNIFF_BYTES: usize = 4096;
+
+/// The size limit of an untyped file that starts with `head`.
+fn sniffed_limit(head: &[u8], limits: &common::config::LimitsConfig) -> u64 {
+    match sniff(head) {
+        Sniffed::Media(media_type) => limits.max_bytes(media_type),
+        _ => limits.max_upload_bytes,
+    }
 }
 
 /// Reads a text field, bounded.

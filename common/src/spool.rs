@@ -1,10 +1,10 @@
-//! The spool: streamed uploads (multipart parts, fetched sources) written to temporary files
-//! in `<data_dir>/spool` as they arrive, hashed on the way, so that an upload of any size
-//! costs the gateway a few chunks of memory.
+//! The spool: streamed uploads (the gateway's multipart parts, the worker's fetched sources)
+//! written to temporary files in `<data_dir>/spool` as they arrive, hashed on the way, so
+//! that an upload of any size costs a few chunks of memory.
 //!
 //! A finished file is fsynced ([`SpoolFile::finish`]), checked from a read-only map
 //! ([`Spooled::map`]: the header probe touches the pages it reads, not the whole file), and
-//! handed to media storage whole ([`common::storage::Storage::put_file`]: a rename in the data
+//! handed to media storage whole ([`crate::storage::Storage::put_file`]: a rename in the data
 //! directory, an upload in parts to S3). A file that is not handed on is removed when dropped;
 //! what a crash leaves behind is removed at the next start ([`Spool::remove_stale`]).
 
@@ -12,11 +12,11 @@ use std::io::{self, Write};
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
-use common::files::{DataDir, remove_if_exists};
 use memmap2::Mmap;
 use tempfile::NamedTempFile;
 
-use crate::ingest::{Digests, Hasher};
+use crate::digest::{Digests, Hasher};
+use crate::files::{DataDir, remove_if_exists};
 
 /// Where spooled files go. Cheap to clone.
 #[derive(Debug, Clone)]

@@ -1,0 +1,183 @@
+//! Videos end to end through a real gateway and FFmpeg: every container and codec of the
+//! fixtures gets a poster thumbnail matching FFmpeg's own frame (made by
+//! `tests/fixtures/make_video.sh`), its duration and stream facts; display rotation and a
+//! black opening are handled; videos have their own size limit, reached through multipart;
+//! and without FFmpeg, videos are refused with the tool named while images go on.
+
+mod support;
+
+use serde_json::Value;
+use support::form::{Form, post_form};
+use support::{Backend, Gateway, difference_from_expected, fixture, media_type_of};
+
+/// Mean absolute difference (0–255 per channel) allowed between our poster thumbnail and
+/// FFmpeg's: a different frame is far over it.
+const TOLERANCE: f64 = 8.0;
+
+/// (fixture, upright width and height, codec, duration in seconds, frames per second,
+/// rotation clockwise)
+const CLIPS: &[(&str, u32, u32, &str, f64, f64, u16)] = &[
+    ("video-h264.mp4", 320, 240, "h264", 4.0, 25.0, 0),
+    ("video-vp9.webm", 320, 240, "vp9", 4.0, 25.0, 0),
+    ("video-hevc.mkv", 320, 240, "hevc", 2.0, 25.0, 0),
+    ("video-rotated.mp4", 240, 320, "h264", 3.0, 30.0, 270),
+    ("video-black-start.mov", 320, 240, "h264", 6.0, 25.0, 0),
+];
+
+async fn every_clip_gets_a_poster_and_its_facts(backend: Backend) {
+    let gateway = Gateway::start(backend, "").await;
+    let mut ids = Vec::new();
+    for (name, ..) in CLIPS {
+        let answer = gateway.upload(media_type_of(name), &fixture(name)).await;
+        assert_eq!(answer.status, 202, "{name}");
+        let record = answer.json();
+        assert_eq!(
+            record["duration"],
+            Value::Null,
+            "{name}: unknown until probed"
+        );
+        assert_eq!(record["media_type"], media_type_of(name));
+        ids.push(answer.media_id());
+    }
+    for ((name, width, height, codec, duration, fps, rotation), id) in CLIPS.iter().zip(&ids) {
+        let record = gateway.wait_final(id).await;
+        assert_eq!(record["state"], "Completed", "{name}: {record}");
+        assert_eq!(
+            (record["width"].as_u64(), record["height"].as_u64()),
+            (Some(u64::from(*width)), Some(u64::from(*height))),
+            "{name}: upright size"
+        );
+        let measured = record["duration"].as_f64().expect("a duration");
+        assert!((measured - duration).abs() < 0.1, "{name}: {measured} s");
+        let video = &record["video"];
+        assert_eq!(video["codec"], *codec, "{name}");
+        assert_eq!(video["fps"].as_f64(), Some(*fps), "{name}");
+        assert_eq!(video["rotation"], *rotation, "{name}");
+        assert_eq!(
+            (video["width"].as_u64(), video["height"].as_u64()),
+            (Some(320), Some(240)),
+            "{name}: as stored"
+        );
+
+        let answer = gateway.thumbnail(id).await;
+        assert_eq!(answer.status, 200, "{name}");
+        assert_eq!(answer.header("content-type").as_deref(), Some("image/jpeg"));
+        let image = image::load_from_memory(&answer.body).unwrap();
+        let fitted = if width > height { (100, 75) } else { (75, 100) };
+        assert_eq!((image.width(), image.height()), fitted, "{name}");
+        let difference = difference_from_expected(&image, name);
+        assert!(
+            difference < TOLERANCE,
+            "{name}: differs from FFmpeg's poster by {difference:.2} per channel"
+        );
+    }
+}
+
+async fn every_variant_is_made_from_the_poster(backend: Backend) {
+    let gateway = Gateway::start(backend, "").await;
+    let form = Form::default().file("file", "clip.webm", None, &fixture("video-vp9.webm"));
+    let answer = post_form(
+        &gateway,
+        "?sizes=64x64,200x200&fit=cover&format=webp",
+        form.finish(),
+    )
+    .await;
+    assert_eq!(answer.status, 202);
+    let id = answer.json()["items"][0]["media_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let record = gateway.wait_final(&id).await;
+    assert_eq!(record["state"], "Completed", "{record}");
+    let sizes: Vec<(u64, u64, String)> = record["thumbnails"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["width"].as_u64().unwrap(),
+                t["height"].as_u64().unwrap(),
+                t["media_type"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        sizes,
+        [
+            (64, 64, "image/webp".to_owned()),
+            (200, 200, "image/webp".to_owned())
+        ]
+    );
+}
+
+async fn videos_have_their_own_size_limit(backend: Backend) {
+    // The clip (89 KB) is over the upload limit but under the video limit.
+    let clip = fixture("video-h264.mp4");
+    let gateway = Gateway::start(
+        backend,
+        "limits: {max_upload_bytes: 50000, max_video_bytes: 200000}",
+    )
+    .await;
+    // base64 stays capped by max_upload_bytes.
+    gateway
+        .upload("video/mp4", &clip)
+        .await
+        .assert_error(413, "payload_too_large");
+    // A file part, typed or sniffed, is held to the video limit.
+    for content_type in [Some("video/mp4"), None] {
+        let form = Form::default().file("file", "clip.mp4", content_type, &clip);
+        let answer = post_form(&gateway, "", form.finish()).await;
+        assert_eq!(
+            answer.status,
+            202,
+            "{content_type:?}: {}",
+            String::from_utf8_lossy(&answer.body)
+        );
+        let id = answer.json()["items"][0]["media_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert_eq!(gateway.wait_final(&id).await["state"], "Completed");
+    }
+    // An image part over max_upload_bytes is not.
+    let form = Form::default().file("file", "big.png", None, &fixture("png-rgb.png"));
+    let answer = post_form(&gateway, "", form.finish()).await;
+    answer.assert_error(413, "payload_too_large");
+
+    let gateway = Gateway::start(backend, "limits: {max_video_bytes: 50000}").await;
+    let form = Form::default().file("file", "clip.mp4", None, &clip);
+    let answer = post_form(&gateway, "", form.finish()).await;
+    answer.assert_error(413, "payload_too_large");
+}
+
+#[tokio::test]
+async fn without_ffmpeg_videos_are_refused_and_images_go_on() {
+    let gateway = Gateway::start_with_queue(None, "video: {ffprobe: /nonexistent/ffprobe}").await;
+    let ready = gateway.get("/readyz").await;
+    assert_eq!(ready.status, 200);
+    assert_eq!(ready.json()["video"], "off: ffprobe is not installed");
+    let answer = gateway
+        .upload("video/mp4", &fixture("video-h264.mp4"))
+        .await;
+    answer.assert_error(415, "unsupported_media_type");
+    let message = answer.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        message,
+        "video/mp4 cannot be thumbnailed here: ffprobe is not installed"
+    );
+    assert_eq!(gateway.record_count().await, 0);
+    let id = gateway.upload_fixture("png-rgb.png").await;
+    assert_eq!(gateway.wait_final(&id).await["state"], "Completed");
+
+    let gateway = Gateway::start_with_queue(None, "").await;
+    assert_eq!(gateway.get("/readyz").await.json()["video"], "on");
+}
+
+on_every_backend!(
+    every_clip_gets_a_poster_and_its_facts,
+    every_variant_is_made_from_the_poster,
+    videos_have_their_own_size_limit,
+);
