@@ -9,6 +9,11 @@ COPY . .
 RUN cargo build --release --locked --features turbojpeg,libwebp --bin gateway --bin worker
 
 FROM debian:bookworm-slim
+# FFmpeg probes videos and takes their poster frames (ffprobe, ffmpeg); CA certificates for
+# fetching sources over https.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends ffmpeg ca-certificates \
+    && rm -rf /var/lib/apt/lists/*
 RUN useradd --system --uid 10001 --home-dir /data thumbnailify \
     && mkdir -p /data /etc/thumbnailify \
     && chown thumbnailify /data

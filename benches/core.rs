@@ -88,25 +88,35 @@ fn main() {
             std::hint::black_box(decoded.unwrap());
             start.elapsed().as_secs_f64() * 1000.0
         }));
-        let vips = median((0..repeat).map(|_| vips_ms(path, settings.width)));
+        // A peer that cannot read the format (Pillow and JPEG XL) shows "—".
+        let vips_runs: Vec<f64> = (0..repeat)
+            .map_while(|_| vips_ms(path, settings.width))
+            .collect();
+        let vips = (!vips_runs.is_empty()).then(|| median(vips_runs.into_iter()));
         let pillow = pillow_ms(path, repeat, settings.width);
-        let vips_net = (vips - startup).max(0.1);
-        let best = vips_net.min(pillow);
+        let vips_net = vips.map(|vips| (vips - startup).max(0.1));
+        let best = [vips_net, pillow].into_iter().flatten().reduce(f64::min);
         let exe = std::env::current_exe().unwrap();
         let rss = [
             peak_rss_mb(Command::new(&exe).arg("--once").arg(path)),
-            peak_rss_mb(&vips_command(path, settings.width)),
-            peak_rss_mb(&pillow_command(path, 1, settings.width)),
+            vips.and_then(|_| peak_rss_mb(&vips_command(path, settings.width))),
+            pillow.and_then(|_| peak_rss_mb(&pillow_command(path, 1, settings.width))),
         ];
+        let shown = |value: Option<f64>, digits: usize| {
+            value.map_or_else(|| "—".to_owned(), |value| format!("{value:.digits$}"))
+        };
         println!(
-            "| {} | {megapixels:.1} | {ours:.1} | {decode:.1} | {:.1} | {vips:.1} | {vips_net:.1} | {pillow:.1} | {:.2} | {:.0} | {:.0} / {:.0} / {:.0} |",
+            "| {} | {megapixels:.1} | {ours:.1} | {decode:.1} | {:.1} | {} | {} | {} | {} | {:.0} | {} / {} / {} |",
             path.file_name().unwrap().to_string_lossy(),
             (with_extra - ours) / (extra.len() - 1) as f64,
-            ours / best,
+            shown(vips, 1),
+            shown(vips_net, 1),
+            shown(pillow, 1),
+            shown(best.map(|best| ours / best), 2),
             megapixels / (ours / 1000.0),
-            rss[0],
-            rss[1],
-            rss[2],
+            shown(rss[0], 0),
+            shown(rss[1], 0),
+            shown(rss[2], 0),
         );
     }
 }
@@ -166,6 +176,7 @@ fn media_type(path: &Path) -> MediaType {
         "webp" => MediaType::Webp,
         "tif" | "tiff" => MediaType::Tiff,
         "bmp" => MediaType::Bmp,
+        "jxl" => MediaType::Jxl,
         other => panic!("no media type for .{other}"),
     }
 }
@@ -189,21 +200,22 @@ fn vips_command(path: &Path, size: u32) -> Command {
     command
 }
 
-fn vips_ms(path: &Path, size: u32) -> f64 {
+/// One vipsthumbnail run's wall time; `None` when it cannot read the file.
+fn vips_ms(path: &Path, size: u32) -> Option<f64> {
     let start = Instant::now();
-    let status = vips_command(path, size).status().expect("vipsthumbnail");
-    assert!(
-        status.success(),
-        "vipsthumbnail failed on {}",
-        path.display()
-    );
-    start.elapsed().as_secs_f64() * 1000.0
+    let status = vips_command(path, size)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("vipsthumbnail");
+    status
+        .success()
+        .then(|| start.elapsed().as_secs_f64() * 1000.0)
 }
 
 fn vips_startup_ms(repeat: usize) -> f64 {
     let tiny = std::env::temp_dir().join("thumbnailify-bench-1x1.png");
     image::RgbImage::new(1, 1).save(&tiny).unwrap();
-    median((0..repeat).map(|_| vips_ms(&tiny, 1)))
+    median((0..repeat).map(|_| vips_ms(&tiny, 1).expect("vipsthumbnail reads PNG")))
 }
 
 fn pillow_command(path: &Path, repeat: usize, size: u32) -> Command {
@@ -217,24 +229,22 @@ fn pillow_command(path: &Path, repeat: usize, size: u32) -> Command {
     command
 }
 
-fn pillow_ms(path: &Path, repeat: usize, size: u32) -> f64 {
+/// Pillow's median time in-process; `None` when it cannot read the file.
+fn pillow_ms(path: &Path, repeat: usize, size: u32) -> Option<f64> {
     let out = pillow_command(path, repeat, size)
         .output()
         .expect("python3");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap()
+    out.status.success().then(|| {
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    })
 }
 
 /// Peak resident set of a command, in MB, as `/usr/bin/time` reports it.
-fn peak_rss_mb(command: &Command) -> f64 {
+fn peak_rss_mb(command: &Command) -> Option<f64> {
     let out = Command::new("/usr/bin/time")
         .arg("-f")
         .arg("%M")
@@ -250,5 +260,5 @@ fn peak_rss_mb(command: &Command) -> f64 {
     );
     let stderr = String::from_utf8(out.stderr).unwrap();
     let kib: f64 = stderr.lines().last().unwrap().trim().parse().unwrap();
-    kib / 1024.0
+    Some(kib / 1024.0)
 }

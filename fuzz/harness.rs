@@ -13,7 +13,11 @@ pub fn thumbnail(data: &[u8]) {
     let Some((&selector, image)) = data.split_first() else {
         return;
     };
-    let media_type = common::media::ALL[usize::from(selector) % common::media::ALL.len()];
+    let images: Vec<_> = common::media::ALL
+        .into_iter()
+        .filter(|media_type| !media_type.is_video())
+        .collect();
+    let media_type = images[usize::from(selector) % images.len()];
     // Smaller limits than the service's keep each run fast; the checks are the same.
     let limits = LimitsConfig {
         max_pixels: 4_000_000,
@@ -40,6 +44,41 @@ pub fn thumbnail(data: &[u8]) {
     })
     .collect();
     let _ = worker::thumbnail::make(image, media_type, &variants, &limits);
+}
+
+/// The worker's video path on arbitrary bytes: ffprobe and ffmpeg as the worker runs them
+/// (file protocol only, forced demuxer, timeout, memory cap), then the poster through resize
+/// and encode; the first byte picks the declared video type. It must return, with a poster
+/// or an error, whatever the bytes.
+pub fn video(data: &[u8]) {
+    let Some((&selector, video)) = data.split_first() else {
+        return;
+    };
+    let videos: Vec<_> = common::media::ALL
+        .into_iter()
+        .filter(|media_type| media_type.is_video())
+        .collect();
+    let media_type = videos[usize::from(selector) % videos.len()];
+    let mut config = common::Config::default();
+    config.limits.max_pixels = 4_000_000;
+    config.video.timeout_secs = 10;
+    config.video.max_memory_bytes = 1024 * 1024 * 1024;
+    let mut file = tempfile::NamedTempFile::new().expect("a temporary file");
+    std::io::Write::write_all(&mut file, video).expect("written");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let poster = runtime.block_on(worker::video::poster(file.path(), media_type, &config));
+    if let Ok(poster) = poster {
+        let variant = JobVariant {
+            index: 0,
+            variant: Variant::default_for(&ThumbnailConfig::default()),
+        };
+        let made =
+            worker::thumbnail::make_from(poster.frame, media_type, &[variant], &config.limits);
+        assert!(made.is_ok(), "a decoded poster is always thumbnailed");
+    }
 }
 
 /// The gateway's body decoding on arbitrary bytes, fed in chunks of the size the first byte

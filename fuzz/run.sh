@@ -3,6 +3,8 @@
 # seeded with the test fixtures (the metadata bombs among them: ICC, text, EXIF, comment and
 # strip-table bombs of every format):
 #   thumbnail    the worker's decode → resize → encode path (first byte: the media type)
+#   video        the worker's FFmpeg probe and poster, then resize → encode (first byte: the
+#                video type: mp4, quicktime, webm, matroska, avi)
 #   upload_body  the gateway's streaming base64 decoder and JSON envelope parser
 # Usage: fuzz/run.sh [SECONDS] [TARGET...]
 # Needs cargo-fuzz (installed if absent). On a stable toolchain RUSTC_BOOTSTRAP=1 lets it
@@ -12,21 +14,29 @@ set -euo pipefail
 seconds=${1:-600}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(thumbnail upload_body)
+[ ${#targets[@]} -gt 0 ] || targets=(thumbnail video upload_body)
 cd "$(dirname "$0")"
 command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz
 export RUSTC_BOOTSTRAP=1
 
-# Seeds. The thumbnail target's first byte picks the media type, in the order of
-# common::media::ALL: jpeg, png, gif, webp, tiff, bmp.
-mkdir -p corpus/thumbnail corpus/upload_body
+# Seeds. The thumbnail target's first byte picks the media type, in the order of the images
+# of common::media::ALL: jpeg, png, gif, webp, tiff, bmp, jxl.
+mkdir -p corpus/thumbnail corpus/video corpus/upload_body
 for file in ../tests/fixtures/*.jpg ../tests/fixtures/*.png ../tests/fixtures/*.gif \
-            ../tests/fixtures/*.webp ../tests/fixtures/*.tiff ../tests/fixtures/*.bmp; do
+            ../tests/fixtures/*.webp ../tests/fixtures/*.tiff ../tests/fixtures/*.bmp \
+            ../tests/fixtures/*.jxl; do
   case $file in
     *.jpg) selector=0 ;; *.png) selector=1 ;; *.gif) selector=2 ;;
-    *.webp) selector=3 ;; *.tiff) selector=4 ;; *.bmp) selector=5 ;;
+    *.webp) selector=3 ;; *.tiff) selector=4 ;; *.bmp) selector=5 ;; *.jxl) selector=6 ;;
   esac
   { printf "\\x0$selector"; cat "$file"; } > "corpus/thumbnail/$(basename "$file")"
+done
+for file in ../tests/fixtures/*.mp4 ../tests/fixtures/*.mov ../tests/fixtures/*.webm \
+            ../tests/fixtures/*.mkv; do
+  case $file in
+    *.mp4) selector=0 ;; *.mov) selector=1 ;; *.webm) selector=2 ;; *.mkv) selector=3 ;;
+  esac
+  { printf "\\x0$selector"; cat "$file"; } > "corpus/video/$(basename "$file")"
 done
 for file in ../tests/fixtures/small.png ../tests/fixtures/strip.jpg ../tests/fixtures/bomb-tiff.tiff; do
   { printf '\x4c'; base64 -w 76 "$file"; } > "corpus/upload_body/$(basename "$file").b64"

@@ -36,8 +36,14 @@ async fn two_hundred_concurrent_uploads_all_complete(backend: Backend) {
 }
 
 async fn a_crash_loses_no_accepted_upload(backend: Backend) {
-    // One worker, so that the crash finds jobs still queued; each upload its own job.
-    let mut gateway = Gateway::start(backend, "worker: {concurrency: 1}\ndedup: false").await;
+    // One worker, so that the crash finds jobs still queued; each upload its own job. A
+    // crash between a record's completion and its raw file's removal leaves the raw file to
+    // the orphan sweep: here it runs every second, for objects a second old.
+    let mut gateway = Gateway::start(
+        backend,
+        "worker: {concurrency: 1}\ndedup: false\nrecovery: {orphan_sweep_secs: 1, orphan_grace_secs: 1}",
+    )
+    .await;
     let mut ids = Vec::new();
     for i in 0..30 {
         let name = if i % 2 == 0 {

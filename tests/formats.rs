@@ -33,6 +33,10 @@ const CASES: &[(&str, u32, u32, &str)] = &[
     ("webp-alpha.webp", 400, 224, "image/png"),
     ("tiff-lzw.tiff", 480, 300, "image/jpeg"),
     ("bmp-24.bmp", 240, 150, "image/jpeg"),
+    ("jxl-lossy.jxl", 600, 375, "image/jpeg"),
+    ("jxl-alpha.jxl", 535, 300, "image/png"),
+    ("jxl-16bit.jxl", 320, 200, "image/jpeg"),
+    ("jxl-orientation-6.jxl", 300, 400, "image/jpeg"),
     ("small.png", 40, 30, "image/jpeg"),
     ("strip.jpg", 1000, 8, "image/jpeg"),
 ];

@@ -14,7 +14,7 @@ mod harness;
 
 use std::path::Path;
 
-use harness::{thumbnail, upload_body};
+use harness::{thumbnail, upload_body, video};
 
 /// Every file of `tests/fuzz-regressions/<target>/`.
 fn regressions(target: &str) -> Vec<(String, Vec<u8>)> {
@@ -60,9 +60,30 @@ fn thumbnail_regressions_and_fixtures() {
         (0u8, "jpeg-baseline.jpg"),
         (1, "png-rgba.png"),
         (2, "gif-animated.gif"),
+        (6, "jxl-lossy.jxl"),
+        (6, "jxl-orientation-6.jxl"),
     ] {
         let mut input = vec![selector];
         input.extend_from_slice(&support::fixture(name));
         thumbnail(&input);
+    }
+}
+
+#[test]
+fn video_fixtures() {
+    for (selector, name) in [
+        (0u8, "video-h264.mp4"),
+        (0, "video-truncated.mp4"),
+        (0, "video-bomb.mp4"),
+        (0, "audio-only.mp4"),
+        (0, "hostile-hls.mp4"),
+        (1, "video-black-start.mov"),
+        (2, "video-vp9.webm"),
+        (3, "video-hevc.mkv"),
+        (4, "video-h264.mp4"),
+    ] {
+        let mut input = vec![selector];
+        input.extend_from_slice(&support::fixture(name));
+        video(&input);
     }
 }

@@ -5,7 +5,7 @@
 //!
 //! | input | answer | test |
 //! |---|---|---|
-//! | header declaring more pixels than `limits.max_pixels`: PNG 50000², JPEG 65535², GIF 65535², WebP 16383², TIFF 100000², BMP 60000² | 413 `too_many_pixels` at upload; no pixel buffer is allocated (gateway peak RSS measured) | `bombs_of_every_format_are_refused_from_the_header` |
+//! | header declaring more pixels than `limits.max_pixels`: PNG 50000², JPEG 65535², GIF 65535², WebP 16383², TIFF 100000², BMP 60000², JPEG XL 10240² (a real one, 5 KB) | 413 `too_many_pixels` at upload; no pixel buffer is allocated (gateway peak RSS measured) | `bombs_of_every_format_are_refused_from_the_header` |
 //! | the same bombs reaching a worker | `Error` record, code 413, from the header | `worker` unit test `bombs_of_every_format_are_refused_from_the_header` |
 //! | metadata bombs: PNG `iCCP`/`zTXt`/`iTXt` inflating to 256 MiB | 202, `Completed`: never inflated (peak RSS of the gateway and its workers measured) | `metadata_bombs_cost_no_memory` |
 //! | JPEG with ICC segments over `limits.max_metadata_bytes` | 202, `Completed` without them, EXIF orientation kept | same |
@@ -60,6 +60,7 @@ async fn bombs_of_every_format_are_refused_from_the_header(backend: Backend) {
         "bomb-webp.webp",
         "bomb-tiff.tiff",
         "bomb-bmp.bmp",
+        "bomb-jxl.jxl",
     ] {
         let answer = gateway.upload(media_type_of(name), &fixture(name)).await;
         answer.assert_error(413, "too_many_pixels");
@@ -152,6 +153,8 @@ async fn truncated_and_corrupt_files_of_every_format_end_final(backend: Backend)
         "webp-alpha.webp",
         "tiff-lzw.tiff",
         "bmp-24.bmp",
+        "jxl-lossy.jxl",
+        "jxl-16bit.jxl",
         "video-h264.mp4",
         "video-vp9.webm",
         "video-black-start.mov",

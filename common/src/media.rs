@@ -26,6 +26,8 @@ pub enum MediaType {
     Tiff,
     /// `image/bmp`.
     Bmp,
+    /// `image/jxl` (JPEG XL).
+    Jxl,
     /// `video/mp4` (also accepted as `video/x-m4v`).
     Mp4,
     /// `video/quicktime`.
@@ -39,13 +41,14 @@ pub enum MediaType {
 }
 
 /// Every supported media type, in the order the API documents them.
-pub const ALL: [MediaType; 11] = [
+pub const ALL: [MediaType; 12] = [
     MediaType::Jpeg,
     MediaType::Png,
     MediaType::Gif,
     MediaType::Webp,
     MediaType::Tiff,
     MediaType::Bmp,
+    MediaType::Jxl,
     MediaType::Mp4,
     MediaType::Quicktime,
     MediaType::Webm,
@@ -54,7 +57,7 @@ pub const ALL: [MediaType; 11] = [
 ];
 
 /// The supported media types as the API lists them in errors.
-const SUPPORTED: &str = "image/jpeg, image/png, image/gif, image/webp, image/tiff, image/bmp, video/mp4, video/quicktime, video/webm, video/x-matroska, video/x-msvideo";
+const SUPPORTED: &str = "image/jpeg, image/png, image/gif, image/webp, image/tiff, image/bmp, image/jxl, video/mp4, video/quicktime, video/webm, video/x-matroska, video/x-msvideo";
 
 impl MediaType {
     /// The canonical media type string.
@@ -66,6 +69,7 @@ impl MediaType {
             MediaType::Webp => "image/webp",
             MediaType::Tiff => "image/tiff",
             MediaType::Bmp => "image/bmp",
+            MediaType::Jxl => "image/jxl",
             MediaType::Mp4 => "video/mp4",
             MediaType::Quicktime => "video/quicktime",
             MediaType::Webm => "video/webm",
@@ -123,6 +127,7 @@ impl FromStr for MediaType {
             "image/webp" => Ok(MediaType::Webp),
             "image/tiff" => Ok(MediaType::Tiff),
             "image/bmp" | "image/x-bmp" | "image/x-ms-bmp" => Ok(MediaType::Bmp),
+            "image/jxl" => Ok(MediaType::Jxl),
             "video/mp4" | "video/x-m4v" => Ok(MediaType::Mp4),
             "video/quicktime" => Ok(MediaType::Quicktime),
             "video/webm" => Ok(MediaType::Webm),

@@ -264,17 +264,18 @@ impl Results {
 
     /// Wakes what waits for the record of `media_id`, now final (and flushed), and counts it.
     async fn announce(&self, media_id: uuid::Uuid, state: &'static str) {
+        // Counted first: a client that sees the record final finds it counted.
+        self.metrics.jobs_processing.dec();
+        self.metrics
+            .jobs_finished
+            .get_or_create(&Finish { state })
+            .inc();
         self.waiters.notify(media_id);
         if let Err(error) = self.store.announce_final(media_id).await {
             // Waiters on other gateways read the record again within a few seconds anyway.
             tracing::debug!(%error, "cannot announce a final record");
         }
         self.deliveries.wake();
-        self.metrics.jobs_processing.dec();
-        self.metrics
-            .jobs_finished
-            .get_or_create(&Finish { state })
-            .inc();
     }
 
     /// Completes (or fails) the uploads of the same bytes and variants that waited for

@@ -1077,6 +1077,7 @@ pub fn media_type_of(name: &str) -> &'static str {
         "webp" => "image/webp",
         "tiff" => "image/tiff",
         "bmp" => "image/bmp",
+        "jxl" => "image/jxl",
         "pdf" => "application/pdf",
         "mp4" => "video/mp4",
         "mov" => "video/quicktime",

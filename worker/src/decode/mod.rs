@@ -9,8 +9,9 @@
 //! JPEG decodes its DCT blocks at 1/2, 1/4 or 1/8 scale ([`jpeg`]), and WebP, with the
 //! `libwebp` feature, scales while it decodes ([`webp`]). GIF reads its first frame's palette
 //! indices itself ([`gif`]), a plain 24-bit BMP is copied row by row ([`bmp`]), and PNG goes
-//! through the `png` crate with its text and ICC chunks skipped ([`png`]). TIFF, and WebP
-//! without `libwebp`, decode through `image` at full size.
+//! through the `png` crate with its text and ICC chunks skipped ([`png`]). JPEG XL decodes
+//! through jxl-oxide ([`jxl`]). TIFF, and WebP without `libwebp`, decode through `image` at
+//! full size.
 //!
 //! Before any of this, [`metadata`] bounds what the file carries beside its pixels: the probe
 //! and the decoders never allocate more than `limits.max_metadata_bytes` for metadata, and
@@ -28,6 +29,7 @@ use crate::error::ThumbnailError;
 mod bmp;
 mod gif;
 mod jpeg;
+mod jxl;
 mod metadata;
 mod png;
 #[cfg(feature = "libwebp")]
@@ -64,6 +66,7 @@ fn image_format(media_type: MediaType) -> Result<ImageFormat, ThumbnailError> {
         MediaType::Webp => ImageFormat::WebP,
         MediaType::Tiff => ImageFormat::Tiff,
         MediaType::Bmp => ImageFormat::Bmp,
+        MediaType::Jxl => return Err(decode_error(media_type, "read by jxl-oxide, not image")),
         MediaType::Mp4
         | MediaType::Quicktime
         | MediaType::Webm
@@ -144,6 +147,7 @@ pub fn probe(
             return Ok(upright(header.width, header.height, header.orientation));
         }
         MediaType::Png => return png::probe(bytes, limits),
+        MediaType::Jxl => return jxl::probe(bytes, limits),
         _ => {}
     }
     let mut decoder = open(bytes, media_type, limits)?;
@@ -187,6 +191,7 @@ pub fn decode(
         MediaType::Png => png::decode(bytes, limits),
         MediaType::Gif => gif::decode(bytes, limits),
         MediaType::Bmp => bmp::decode(bytes, limits),
+        MediaType::Jxl => jxl::decode(bytes, limits),
         #[cfg(feature = "libwebp")]
         MediaType::Webp => webp::decode(bytes, limits, target),
         _ => decode_full(bytes, media_type, limits),
@@ -329,6 +334,7 @@ mod tests {
             ("bomb-webp.webp", MediaType::Webp),
             ("bomb-tiff.tiff", MediaType::Tiff),
             ("bomb-bmp.bmp", MediaType::Bmp),
+            ("bomb-jxl.jxl", MediaType::Jxl),
         ] {
             let bytes = fixture(name);
             let error = decode(&bytes, media_type, &LimitsConfig::default(), &fit_100).unwrap_err();

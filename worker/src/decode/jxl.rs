@@ -1,0 +1,85 @@
+//! JPEG XL through jxl-oxide, the pure-Rust decoder (its `image` integration): the header is
+//! read first and checked against the pixel limit, then the first frame is rendered under
+//! the allocation limit. jxl-oxide applies the codestream's orientation itself, so the EXIF
+//! box is never read (its orientation would turn the image a second time). 8- and 16-bit,
+//! float, grey and alpha images come out as `image` buffers of the matching type.
+
+use std::io::Cursor;
+
+use common::config::LimitsConfig;
+use common::media::MediaType;
+use image::{DynamicImage, ImageDecoder};
+use jxl_oxide::integration::JxlDecoder;
+
+use super::{Decoded, check_pixels, map_error};
+use crate::error::ThumbnailError;
+
+/// A decoder past the header, whose upright size has passed the pixel limit.
+fn open<'a>(
+    bytes: &'a [u8],
+    limits: &LimitsConfig,
+) -> Result<JxlDecoder<Cursor<&'a [u8]>>, ThumbnailError> {
+    let decoder =
+        JxlDecoder::new(Cursor::new(bytes)).map_err(|error| map_error(error, MediaType::Jxl))?;
+    let (width, height) = decoder.dimensions();
+    check_pixels(width, height, limits.max_pixels)?;
+    Ok(decoder)
+}
+
+/// The upright size, from the header.
+pub fn probe(bytes: &[u8], limits: &LimitsConfig) -> Result<(u32, u32), ThumbnailError> {
+    Ok(open(bytes, limits)?.dimensions())
+}
+
+/// Decodes the first frame, upright.
+pub fn decode(bytes: &[u8], limits: &LimitsConfig) -> Result<Decoded, ThumbnailError> {
+    let mut decoder = open(bytes, limits)?;
+    let mut image_limits = image::Limits::default();
+    image_limits.max_alloc = Some(limits.max_alloc_bytes);
+    decoder
+        .set_limits(image_limits)
+        .map_err(|error| map_error(error, MediaType::Jxl))?;
+    let image =
+        DynamicImage::from_decoder(decoder).map_err(|error| map_error(error, MediaType::Jxl))?;
+    Ok(Decoded {
+        source_width: image.width(),
+        source_height: image.height(),
+        image,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::fixture;
+
+    #[test]
+    fn the_codestream_orientation_is_applied_once() {
+        // A JPEG with EXIF orientation 6, transcoded: stored 400×300, upright 300×400, and
+        // the EXIF box still says 6.
+        let bytes = fixture("jxl-orientation-6.jxl");
+        let limits = LimitsConfig::default();
+        assert_eq!(probe(&bytes, &limits).unwrap(), (300, 400));
+        let decoded = decode(&bytes, &limits).unwrap();
+        assert_eq!((decoded.image.width(), decoded.image.height()), (300, 400));
+    }
+
+    #[test]
+    fn a_bomb_is_refused_from_the_header() {
+        // 10240×10240 of one colour in a few kilobytes.
+        let error = decode(&fixture("bomb-jxl.jxl"), &LimitsConfig::default()).unwrap_err();
+        assert!(
+            matches!(error, ThumbnailError::TooManyPixels { .. }),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn bit_depths_and_alpha_come_out_as_they_are() {
+        let limits = LimitsConfig::default();
+        let alpha = decode(&fixture("jxl-alpha.jxl"), &limits).unwrap();
+        assert!(alpha.image.color().has_alpha());
+        let deep = decode(&fixture("jxl-16bit.jxl"), &limits).unwrap();
+        assert_eq!(deep.image.color(), image::ColorType::Rgb16);
+    }
+}
