@@ -2,8 +2,8 @@
 
 Usage: video.py GATEWAY_BINARY [WORK_DIR]   (default WORK_DIR: target/bench-corpus/video)
 
-Makes 1920×1080 H.264 clips with FFmpeg's testsrc2 (10 s and 60 s, 30 fps, a keyframe every
-2 s), and a two-hour one by copying the 60 s clip's stream 120 times (no re-encoding). Starts
+Makes 1920×1080 H.264 clips with FFmpeg's testsrc2 (10 s and 60 s, 30 fps, 400 kbit/s, a
+keyframe every 2 s), and a two-hour one by copying the 60 s clip's stream 120 times (no re-encoding). Starts
 GATEWAY_BINARY alone (embedded queue and store, workers in-process) and, for each clip,
 uploads it as a multipart file three times one after another, waiting for each record to be
 final; prints the median time from the 202 to the final record, and that per minute of video.
@@ -44,7 +44,8 @@ def make_clips():
         path = WORK / f"clip-1080p-{seconds}s.mp4"
         if not path.exists():
             ffmpeg("-f", "lavfi", "-i", "testsrc2=size=1920x1080:rate=30", "-t", str(seconds),
-                   "-c:v", "libx264", "-preset", "ultrafast", "-crf", "35", "-g", "60",
+                   "-c:v", "libx264", "-preset", "veryfast", "-b:v", "400k", "-maxrate", "400k",
+                   "-bufsize", "800k", "-g", "60",
                    "-pix_fmt", "yuv420p", str(path))
         clips[f"1080p, {seconds} s"] = (path, seconds)
     film = WORK / "clip-1080p-7200s.mp4"
