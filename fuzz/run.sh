@@ -32,9 +32,10 @@ for file in ../tests/fixtures/*.jpg ../tests/fixtures/*.png ../tests/fixtures/*.
   { printf "\\x0$selector"; cat "$file"; } > "corpus/thumbnail/$(basename "$file")"
 done
 for file in ../tests/fixtures/*.mp4 ../tests/fixtures/*.mov ../tests/fixtures/*.webm \
-            ../tests/fixtures/*.mkv; do
+            ../tests/fixtures/*.mkv ../tests/fixtures/*.avi; do
   case $file in
     *.mp4) selector=0 ;; *.mov) selector=1 ;; *.webm) selector=2 ;; *.mkv) selector=3 ;;
+    *.avi) selector=4 ;;
   esac
   { printf "\\x0$selector"; cat "$file"; } > "corpus/video/$(basename "$file")"
 done

@@ -80,6 +80,8 @@ fn video_fixtures() {
         (1, "video-black-start.mov"),
         (2, "video-vp9.webm"),
         (3, "video-hevc.mkv"),
+        (3, "video-hevc-10bit.mkv"),
+        (4, "video-mpeg4.avi"),
         (4, "video-h264.mp4"),
     ] {
         let mut input = vec![selector];

@@ -20,6 +20,8 @@ const CLIPS: &[(&str, u32, u32, &str, f64, f64, u16)] = &[
     ("video-h264.mp4", 320, 240, "h264", 4.0, 25.0, 0),
     ("video-vp9.webm", 320, 240, "vp9", 4.0, 25.0, 0),
     ("video-hevc.mkv", 320, 240, "hevc", 2.0, 25.0, 0),
+    ("video-hevc-10bit.mkv", 320, 240, "hevc", 2.0, 25.0, 0),
+    ("video-mpeg4.avi", 320, 240, "mpeg4", 2.0, 25.0, 0),
     ("video-rotated.mp4", 240, 320, "h264", 3.0, 30.0, 270),
     ("video-black-start.mov", 320, 240, "h264", 6.0, 25.0, 0),
 ];

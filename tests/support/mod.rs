@@ -1083,6 +1083,7 @@ pub fn media_type_of(name: &str) -> &'static str {
         "mov" => "video/quicktime",
         "webm" => "video/webm",
         "mkv" => "video/x-matroska",
+        "avi" => "video/x-msvideo",
         other => panic!("no media type for .{other}"),
     }
 }
