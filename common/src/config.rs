@@ -446,7 +446,7 @@ impl Default for LimitsConfig {
             max_upload_bytes: 50 * 1024 * 1024,
             max_video_bytes: 1024 * 1024 * 1024,
             max_files_per_request: 100,
-            max_request_bytes: 1024 * 1024 * 1024,
+            max_request_bytes: 2 * 1024 * 1024 * 1024,
             max_pixels: 100_000_000,
             max_alloc_bytes: 1024 * 1024 * 1024,
             max_metadata_bytes: 4 * 1024 * 1024,
