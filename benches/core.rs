@@ -67,6 +67,13 @@ fn main() {
     for path in &files {
         let bytes = std::fs::read(path).unwrap();
         let media_type = media_type(path);
+        if let Err(error @ worker::ThumbnailError::NotInThisBuild { .. }) =
+            worker::decode::probe(&bytes, media_type, &limits)
+        {
+            let name = path.file_name().unwrap().to_string_lossy();
+            println!("| {name} | {error} |");
+            continue;
+        }
         let made = thumbnail(&bytes, media_type);
         let megapixels = f64::from(made.source_width) * f64::from(made.source_height) / 1e6;
         let extra = extra_variants();
@@ -177,6 +184,8 @@ fn media_type(path: &Path) -> MediaType {
         "tif" | "tiff" => MediaType::Tiff,
         "bmp" => MediaType::Bmp,
         "jxl" => MediaType::Jxl,
+        "heic" => MediaType::Heic,
+        "avif" => MediaType::Avif,
         other => panic!("no media type for .{other}"),
     }
 }

@@ -20,14 +20,15 @@ command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz
 export RUSTC_BOOTSTRAP=1
 
 # Seeds. The thumbnail target's first byte picks the media type, in the order of the images
-# of common::media::ALL: jpeg, png, gif, webp, tiff, bmp, jxl.
+# of common::media::ALL: jpeg, png, gif, webp, tiff, bmp, jxl, avif, heic.
 mkdir -p corpus/thumbnail corpus/video corpus/upload_body
 for file in ../tests/fixtures/*.jpg ../tests/fixtures/*.png ../tests/fixtures/*.gif \
             ../tests/fixtures/*.webp ../tests/fixtures/*.tiff ../tests/fixtures/*.bmp \
-            ../tests/fixtures/*.jxl; do
+            ../tests/fixtures/*.jxl ../tests/fixtures/*.avif ../tests/fixtures/*.heic; do
   case $file in
     *.jpg) selector=0 ;; *.png) selector=1 ;; *.gif) selector=2 ;;
     *.webp) selector=3 ;; *.tiff) selector=4 ;; *.bmp) selector=5 ;; *.jxl) selector=6 ;;
+    *.avif) selector=7 ;; *.heic) selector=8 ;;
   esac
   { printf "\\x0$selector"; cat "$file"; } > "corpus/thumbnail/$(basename "$file")"
 done

@@ -22,6 +22,13 @@ ensure_command() {
   apt_install "$2"
 }
 
+# ensure_pkg_config MODULE PACKAGE: installs PACKAGE unless pkg-config knows MODULE.
+ensure_pkg_config() {
+  ensure_command pkg-config pkg-config
+  if pkg-config --exists "$1"; then return; fi
+  apt_install "$2"
+}
+
 # ensure_python_module MODULE REQUIREMENT: pip-installs REQUIREMENT unless MODULE imports.
 ensure_python_module() {
   if python3 -c "import $1" 2>/dev/null; then return; fi

@@ -4,7 +4,7 @@
 
 mod support;
 
-use support::{Backend, Gateway, difference_from_expected, fixture};
+use support::{Backend, Gateway, difference_from_expected, fixture, media_type_of};
 
 /// Mean absolute difference (0–255 per channel) allowed between our thumbnail and Pillow's.
 /// Different Lanczos implementations and JPEG re-encoding stay well under it; a wrong frame,
@@ -41,6 +41,25 @@ const CASES: &[(&str, u32, u32, &str)] = &[
     ("strip.jpg", 1000, 8, "image/jpeg"),
 ];
 
+/// HEIC and AVIF, read with the `heif` feature: alpha, 10-bit, and an `irot` turn.
+const HEIF_CASES: &[(&str, u32, u32, &str)] = &[
+    ("heic-rgb.heic", 600, 375, "image/jpeg"),
+    ("heic-alpha.heic", 535, 300, "image/png"),
+    ("avif-rgb.avif", 600, 375, "image/jpeg"),
+    ("avif-alpha.avif", 535, 300, "image/png"),
+    ("avif-10bit.avif", 320, 200, "image/jpeg"),
+    ("avif-irot.avif", 375, 600, "image/jpeg"),
+];
+
+/// Every case this build reads.
+fn cases() -> Vec<(&'static str, u32, u32, &'static str)> {
+    let mut cases = CASES.to_vec();
+    if cfg!(feature = "heif") {
+        cases.extend_from_slice(HEIF_CASES);
+    }
+    cases
+}
+
 /// The size a `width`×`height` image must have once fitted in 100×100.
 fn fitted(width: u32, height: u32) -> (u32, u32) {
     if width <= 100 && height <= 100 {
@@ -53,11 +72,12 @@ fn fitted(width: u32, height: u32) -> (u32, u32) {
 
 async fn every_format_becomes_a_faithful_thumbnail(backend: Backend) {
     let gateway = Gateway::start(backend, "").await;
+    let cases = cases();
     let mut ids = Vec::new();
-    for (name, ..) in CASES {
+    for (name, ..) in &cases {
         ids.push(gateway.upload_fixture(name).await);
     }
-    for ((name, width, height, thumbnail_type), id) in CASES.iter().zip(&ids) {
+    for ((name, width, height, thumbnail_type), id) in cases.iter().zip(&ids) {
         let record = gateway.wait_final(id).await;
         assert_eq!(record["state"], "Completed", "{name}: {record}");
         assert_eq!(record["code"], 200, "{name}");
@@ -185,6 +205,24 @@ async fn output_format_follows_the_configuration(backend: Backend) {
         // 535×300 in 64×48: width bound.
         assert_eq!((image.width(), image.height()), (64, 36));
         assert_eq!(image.color().has_alpha(), format != "jpeg", "{format}");
+    }
+}
+
+/// Without the `heif` feature, HEIC and AVIF are refused at the door, naming the feature.
+#[tokio::test]
+async fn heic_and_avif_need_their_feature() {
+    if cfg!(feature = "heif") {
+        return;
+    }
+    let gateway = Gateway::start_with_queue(None, "").await;
+    for name in ["heic-rgb.heic", "avif-rgb.avif"] {
+        let answer = gateway.upload(media_type_of(name), &fixture(name)).await;
+        answer.assert_error(415, "unsupported_media_type");
+        let message = answer.json()["error"]["message"].to_string();
+        assert!(
+            message.contains("without the `heif` feature"),
+            "{name}: {message}"
+        );
     }
 }
 

@@ -62,6 +62,8 @@ fn thumbnail_regressions_and_fixtures() {
         (2, "gif-animated.gif"),
         (6, "jxl-lossy.jxl"),
         (6, "jxl-orientation-6.jxl"),
+        (7, "avif-alpha.avif"),
+        (8, "heic-rgb.heic"),
     ] {
         let mut input = vec![selector];
         input.extend_from_slice(&support::fixture(name));

@@ -5,7 +5,7 @@
 //!
 //! | input | answer | test |
 //! |---|---|---|
-//! | header declaring more pixels than `limits.max_pixels`: PNG 50000², JPEG 65535², GIF 65535², WebP 16383², TIFF 100000², BMP 60000², JPEG XL 10240² (a real one, 5 KB) | 413 `too_many_pixels` at upload; no pixel buffer is allocated (gateway peak RSS measured) | `bombs_of_every_format_are_refused_from_the_header` |
+//! | header declaring more pixels than `limits.max_pixels`: PNG 50000², JPEG 65535², GIF 65535², WebP 16383², TIFF 100000², BMP 60000², JPEG XL 10240² (a real one, 5 KB), HEIC and AVIF 20000² (`ispe`, with the `heif` feature) | 413 `too_many_pixels` at upload; no pixel buffer is allocated (gateway peak RSS measured) | `bombs_of_every_format_are_refused_from_the_header` |
 //! | the same bombs reaching a worker | `Error` record, code 413, from the header | `worker` unit test `bombs_of_every_format_are_refused_from_the_header` |
 //! | metadata bombs: PNG `iCCP`/`zTXt`/`iTXt` inflating to 256 MiB | 202, `Completed`: never inflated (peak RSS of the gateway and its workers measured) | `metadata_bombs_cost_no_memory` |
 //! | JPEG with ICC segments over `limits.max_metadata_bytes` | 202, `Completed` without them, EXIF orientation kept | same |
@@ -53,7 +53,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 async fn bombs_of_every_format_are_refused_from_the_header(backend: Backend) {
     let gateway = Gateway::start(backend, "").await;
     let before = gateway.peak_rss_kib();
-    for name in [
+    let mut bombs = vec![
         "bomb-png.png",
         "bomb-jpeg.jpg",
         "bomb-gif.gif",
@@ -61,7 +61,11 @@ async fn bombs_of_every_format_are_refused_from_the_header(backend: Backend) {
         "bomb-tiff.tiff",
         "bomb-bmp.bmp",
         "bomb-jxl.jxl",
-    ] {
+    ];
+    if cfg!(feature = "heif") {
+        bombs.extend(["bomb-heic.heic", "bomb-avif.avif"]);
+    }
+    for name in bombs {
         let answer = gateway.upload(media_type_of(name), &fixture(name)).await;
         answer.assert_error(413, "too_many_pixels");
         let message = answer.json()["error"]["message"].to_string();
@@ -140,7 +144,7 @@ async fn metadata_bombs_cost_no_memory() {
 
 async fn truncated_and_corrupt_files_of_every_format_end_final(backend: Backend) {
     let gateway = Gateway::start(backend, "").await;
-    let names = [
+    let mut names = vec![
         "jpeg-baseline.jpg",
         "jpeg-progressive.jpg",
         "jpeg-cmyk.jpg",
@@ -159,8 +163,11 @@ async fn truncated_and_corrupt_files_of_every_format_end_final(backend: Backend)
         "video-vp9.webm",
         "video-black-start.mov",
     ];
+    if cfg!(feature = "heif") {
+        names.extend(["heic-rgb.heic", "avif-alpha.avif"]);
+    }
     let mut accepted = Vec::new();
-    for name in names {
+    for &name in &names {
         let whole = fixture(name);
         let mut corrupt = whole.clone();
         let middle = corrupt.len() / 2;

@@ -28,6 +28,10 @@ pub enum MediaType {
     Bmp,
     /// `image/jxl` (JPEG XL).
     Jxl,
+    /// `image/avif`: read with the `heif` feature.
+    Avif,
+    /// `image/heic` (also accepted as `image/heif`): read with the `heif` feature.
+    Heic,
     /// `video/mp4` (also accepted as `video/x-m4v`).
     Mp4,
     /// `video/quicktime`.
@@ -41,7 +45,7 @@ pub enum MediaType {
 }
 
 /// Every supported media type, in the order the API documents them.
-pub const ALL: [MediaType; 12] = [
+pub const ALL: [MediaType; 14] = [
     MediaType::Jpeg,
     MediaType::Png,
     MediaType::Gif,
@@ -49,6 +53,8 @@ pub const ALL: [MediaType; 12] = [
     MediaType::Tiff,
     MediaType::Bmp,
     MediaType::Jxl,
+    MediaType::Avif,
+    MediaType::Heic,
     MediaType::Mp4,
     MediaType::Quicktime,
     MediaType::Webm,
@@ -57,7 +63,7 @@ pub const ALL: [MediaType; 12] = [
 ];
 
 /// The supported media types as the API lists them in errors.
-const SUPPORTED: &str = "image/jpeg, image/png, image/gif, image/webp, image/tiff, image/bmp, image/jxl, video/mp4, video/quicktime, video/webm, video/x-matroska, video/x-msvideo";
+const SUPPORTED: &str = "image/jpeg, image/png, image/gif, image/webp, image/tiff, image/bmp, image/jxl, image/avif, image/heic, video/mp4, video/quicktime, video/webm, video/x-matroska, video/x-msvideo";
 
 impl MediaType {
     /// The canonical media type string.
@@ -70,6 +76,8 @@ impl MediaType {
             MediaType::Tiff => "image/tiff",
             MediaType::Bmp => "image/bmp",
             MediaType::Jxl => "image/jxl",
+            MediaType::Avif => "image/avif",
+            MediaType::Heic => "image/heic",
             MediaType::Mp4 => "video/mp4",
             MediaType::Quicktime => "video/quicktime",
             MediaType::Webm => "video/webm",
@@ -128,6 +136,8 @@ impl FromStr for MediaType {
             "image/tiff" => Ok(MediaType::Tiff),
             "image/bmp" | "image/x-bmp" | "image/x-ms-bmp" => Ok(MediaType::Bmp),
             "image/jxl" => Ok(MediaType::Jxl),
+            "image/avif" => Ok(MediaType::Avif),
+            "image/heic" | "image/heif" => Ok(MediaType::Heic),
             "video/mp4" | "video/x-m4v" => Ok(MediaType::Mp4),
             "video/quicktime" => Ok(MediaType::Quicktime),
             "video/webm" => Ok(MediaType::Webm),

@@ -113,6 +113,7 @@ fn probe(
             Err(ApiError::MetadataTooLarge(error.to_string()))
         }
         Err(error) if error.code() == 413 => Err(ApiError::TooManyPixels(error.to_string())),
+        Err(error) if error.code() == 415 => Err(ApiError::UnsupportedMediaType(error.to_string())),
         Err(_) => Ok(None),
     }
 }

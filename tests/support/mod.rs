@@ -1078,6 +1078,8 @@ pub fn media_type_of(name: &str) -> &'static str {
         "tiff" => "image/tiff",
         "bmp" => "image/bmp",
         "jxl" => "image/jxl",
+        "heic" => "image/heic",
+        "avif" => "image/avif",
         "pdf" => "application/pdf",
         "mp4" => "video/mp4",
         "mov" => "video/quicktime",

@@ -53,6 +53,14 @@ pub enum ThumbnailError {
     /// A video with no picture: audio only, or no stream at all.
     #[error("the file has no video stream (audio only, or no stream at all)")]
     NoVideoStream,
+    /// This build reads no such images: the cargo feature that would is off.
+    #[error("this build cannot read {media_type}: it was built without the `{feature}` feature")]
+    NotInThisBuild {
+        /// The media type.
+        media_type: &'static str,
+        /// The cargo feature that reads it.
+        feature: &'static str,
+    },
     /// A tool this media type needs is not installed on this worker.
     #[error("{0} is not installed on this worker, so it cannot read videos")]
     ToolMissing(String),
@@ -70,7 +78,7 @@ impl ThumbnailError {
             ThumbnailError::TooManyPixels { .. }
             | ThumbnailError::OverMemoryLimit { .. }
             | ThumbnailError::MetadataTooLarge { .. } => 413,
-            ThumbnailError::ToolMissing(_) => 415,
+            ThumbnailError::ToolMissing(_) | ThumbnailError::NotInThisBuild { .. } => 415,
             ThumbnailError::Decode { .. }
             | ThumbnailError::NoVideoStream
             | ThumbnailError::Panic(_) => 422,

@@ -28,6 +28,8 @@ use crate::error::ThumbnailError;
 
 mod bmp;
 mod gif;
+#[cfg(feature = "heif")]
+mod heif;
 mod jpeg;
 mod jxl;
 mod metadata;
@@ -35,14 +37,20 @@ mod png;
 #[cfg(feature = "libwebp")]
 mod webp;
 
-/// The decoders this build uses for JPEG and WebP, for start-up logs and benchmark reports.
+/// The decoders this build uses for JPEG, WebP, HEIC and AVIF, for start-up logs and
+/// benchmark reports.
 pub fn backends() -> String {
     let webp = if cfg!(feature = "libwebp") {
         "libwebp, scaled while decoding"
     } else {
         "image-webp, full size"
     };
-    format!("JPEG: {}; WebP: {webp}", jpeg::BACKEND)
+    let heif = if cfg!(feature = "heif") {
+        "libheif"
+    } else {
+        "off (the heif feature)"
+    };
+    format!("JPEG: {}; WebP: {webp}; HEIC/AVIF: {heif}", jpeg::BACKEND)
 }
 
 /// A decoded image and the size of the source it came from.
@@ -66,7 +74,12 @@ fn image_format(media_type: MediaType) -> Result<ImageFormat, ThumbnailError> {
         MediaType::Webp => ImageFormat::WebP,
         MediaType::Tiff => ImageFormat::Tiff,
         MediaType::Bmp => ImageFormat::Bmp,
-        MediaType::Jxl => return Err(decode_error(media_type, "read by jxl-oxide, not image")),
+        MediaType::Jxl | MediaType::Avif | MediaType::Heic => {
+            return Err(decode_error(
+                media_type,
+                "read by its own decoder, not image",
+            ));
+        }
         MediaType::Mp4
         | MediaType::Quicktime
         | MediaType::Webm
@@ -148,6 +161,7 @@ pub fn probe(
         }
         MediaType::Png => return png::probe(bytes, limits),
         MediaType::Jxl => return jxl::probe(bytes, limits),
+        MediaType::Avif | MediaType::Heic => return heif_probe(bytes, media_type, limits),
         _ => {}
     }
     let mut decoder = open(bytes, media_type, limits)?;
@@ -192,9 +206,48 @@ pub fn decode(
         MediaType::Gif => gif::decode(bytes, limits),
         MediaType::Bmp => bmp::decode(bytes, limits),
         MediaType::Jxl => jxl::decode(bytes, limits),
+        MediaType::Avif | MediaType::Heic => heif_decode(bytes, media_type, limits),
         #[cfg(feature = "libwebp")]
         MediaType::Webp => webp::decode(bytes, limits, target),
         _ => decode_full(bytes, media_type, limits),
+    }
+}
+
+/// HEIC and AVIF sizes: libheif with the `heif` feature; without it, refused (415).
+fn heif_probe(
+    bytes: &[u8],
+    media_type: MediaType,
+    limits: &LimitsConfig,
+) -> Result<(u32, u32), ThumbnailError> {
+    #[cfg(feature = "heif")]
+    return heif::probe(bytes, media_type, limits);
+    #[cfg(not(feature = "heif"))]
+    {
+        let _ = (bytes, limits);
+        Err(not_in_this_build(media_type))
+    }
+}
+
+/// HEIC and AVIF pixels: libheif with the `heif` feature; without it, refused (415).
+fn heif_decode(
+    bytes: &[u8],
+    media_type: MediaType,
+    limits: &LimitsConfig,
+) -> Result<Decoded, ThumbnailError> {
+    #[cfg(feature = "heif")]
+    return heif::decode(bytes, media_type, limits);
+    #[cfg(not(feature = "heif"))]
+    {
+        let _ = (bytes, limits);
+        Err(not_in_this_build(media_type))
+    }
+}
+
+#[cfg(not(feature = "heif"))]
+fn not_in_this_build(media_type: MediaType) -> ThumbnailError {
+    ThumbnailError::NotInThisBuild {
+        media_type: media_type.as_str(),
+        feature: "heif",
     }
 }
 
