@@ -48,7 +48,7 @@ async fn is_closed(stream: &mut TcpStream) -> bool {
 async fn silent_and_idle_connections_are_closed_on_time() {
     let gateway = Gateway::start_with_queue(
         None,
-        "limits: {read_timeout_secs: 2, keep_alive_secs: 8, max_connections_per_client: 2000}",
+        "limits: {read_timeout_secs: 4, keep_alive_secs: 14, max_connections_per_client: 2000}",
     )
     .await;
     let baseline = gateway.open_fds();
@@ -76,10 +76,11 @@ async fn silent_and_idle_connections_are_closed_on_time() {
     }
     let opened = Instant::now();
     // The gateway may still be accepting the last of them from its backlog (the tests of this
-    // file run at once): the connections are open at first, once accepted.
+    // file run at once, and a loaded machine accepts slowly): the connections are open at
+    // first, once accepted, well within the read timeout.
     while gateway.open_fds() < baseline + 300 {
         assert!(
-            opened.elapsed() < Duration::from_millis(1500),
+            opened.elapsed() < Duration::from_millis(3500),
             "the connections are open at first: {} descriptors over the baseline",
             gateway.open_fds().saturating_sub(baseline)
         );
@@ -87,14 +88,14 @@ async fn silent_and_idle_connections_are_closed_on_time() {
     }
     // The silent ones go within the read timeout (plus the watchdog's slack); the idle
     // keep-alive ones stay until their own, longer, timeout.
-    wait_fds_at_most(&gateway, baseline + 60, Duration::from_secs(5)).await;
-    assert!(opened.elapsed() < Duration::from_secs(6));
+    wait_fds_at_most(&gateway, baseline + 60, Duration::from_secs(8)).await;
+    assert!(opened.elapsed() < Duration::from_secs(10));
     for stream in &mut silent {
         assert!(is_closed(stream).await);
     }
-    wait_fds_at_most(&gateway, baseline + 5, Duration::from_secs(12)).await;
+    wait_fds_at_most(&gateway, baseline + 5, Duration::from_secs(20)).await;
     assert!(
-        opened.elapsed() >= Duration::from_secs(6),
+        opened.elapsed() >= Duration::from_secs(10),
         "keep-alive connections live longer than silent ones"
     );
     for stream in &mut idle {

@@ -36,17 +36,12 @@ pub async fn run(
     let mut jobs = queue.consume_jobs(prefetch).await?;
     let permits = Arc::new(Semaphore::new(concurrency));
     let mut tasks = JoinSet::new();
-    // Without FFmpeg this worker fails video jobs with 415; it says so once, at start.
-    let video = crate::video::available(&config.video)
-        .await
-        .unwrap_or_else(|why| format!("off: {why}"));
     tracing::info!(
         concurrency,
         queue = queue.kind(),
         storage = storage.kind(),
         decoders = %crate::decode::backends(),
         simd = %crate::resize::simd(),
-        %video,
         "worker started"
     );
 
