@@ -7,7 +7,7 @@
 mod support;
 
 use serde_json::Value;
-use support::form::{Form, post_form};
+use support::form::{Form, first_media_id, post_form};
 use support::{Backend, Gateway, difference_from_expected, fixture, media_type_of};
 
 /// Mean absolute difference (0–255 per channel) allowed between our poster thumbnail and
@@ -85,10 +85,7 @@ async fn every_variant_is_made_from_the_poster(backend: Backend) {
     )
     .await;
     assert_eq!(answer.status, 202);
-    let id = answer.json()["items"][0]["media_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = first_media_id(&answer);
     let record = gateway.wait_final(&id).await;
     assert_eq!(record["state"], "Completed", "{record}");
     let sizes: Vec<(u64, u64, String)> = record["thumbnails"]
@@ -135,10 +132,7 @@ async fn videos_have_their_own_size_limit(backend: Backend) {
             "{content_type:?}: {}",
             String::from_utf8_lossy(&answer.body)
         );
-        let id = answer.json()["items"][0]["media_id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let id = first_media_id(&answer);
         assert_eq!(gateway.wait_final(&id).await["state"], "Completed");
     }
     // An image part over max_upload_bytes is not.

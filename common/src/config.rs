@@ -438,6 +438,15 @@ impl LimitsConfig {
             self.max_upload_bytes
         }
     }
+
+    /// The largest accepted file that starts with `head`: by what its magic bytes say, and
+    /// `max_upload_bytes` when they say nothing supported.
+    pub fn max_bytes_of(&self, head: &[u8]) -> u64 {
+        match crate::media::sniff(head) {
+            crate::media::Sniffed::Media(media_type) => self.max_bytes(media_type),
+            _ => self.max_upload_bytes,
+        }
+    }
 }
 
 impl Default for LimitsConfig {
@@ -689,6 +698,19 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_file_is_held_to_the_limit_of_what_its_first_bytes_are() {
+        let limits = LimitsConfig {
+            max_upload_bytes: 10,
+            max_video_bytes: 20,
+            ..LimitsConfig::default()
+        };
+        let mp4 = b"\0\0\0\x18ftypisom\0\0\x02\0isomiso2";
+        assert_eq!(limits.max_bytes_of(mp4), 20);
+        assert_eq!(limits.max_bytes_of(b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR"), 10);
+        assert_eq!(limits.max_bytes_of(b"just text"), 10);
+    }
 
     #[test]
     fn empty_document_is_the_default() {

@@ -81,6 +81,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_file_has_the_digests_of_its_bytes_and_gives_its_head() {
+        let bytes: Vec<u8> = (0..600_000u32).map(|i| (i % 251) as u8).collect();
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        std::io::Write::write_all(&mut file, &bytes).unwrap();
+        let (digests, size, head) = file_digests(file.path(), 4096).unwrap();
+        let mut hasher = Hasher::default();
+        hasher.update(&bytes);
+        assert_eq!((digests, size), (hasher.finish(), 600_000));
+        assert_eq!(head, &bytes[..4096]);
+    }
+
+    #[test]
     fn hashes_are_the_known_values() {
         assert_eq!(
             hex(&Md5::digest(b"abc")),

@@ -161,6 +161,9 @@ impl<'de> Deserialize<'de> for MediaType {
     }
 }
 
+/// Bytes of a streamed file read before what it is (and so its size limit) is decided.
+pub const SNIFF_BYTES: usize = 4096;
+
 /// What the magic bytes of some data say it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Sniffed {

@@ -627,6 +627,25 @@ mod tests {
         })
     }
 
+    #[test]
+    fn a_duplicate_takes_the_videos_facts_from_its_canonical_record() {
+        let mut canonical = record(&["100x100"]);
+        canonical.state = State::Completed;
+        canonical.duration = Some(4.0);
+        canonical.video = Some(VideoInfo {
+            codec: "h264".to_owned(),
+            fps: Some(25.0),
+            width: 320,
+            height: 240,
+            rotation: 0,
+        });
+        let mut duplicate = record(&["100x100"]);
+        duplicate.complete_from(&canonical);
+        assert_eq!(duplicate.duration, Some(4.0));
+        assert_eq!(duplicate.video, canonical.video);
+        assert_eq!(duplicate.duplicate_of, Some(canonical.media_id));
+    }
+
     fn made(index: u16, name: &str, ok: bool) -> Made {
         Made {
             index,

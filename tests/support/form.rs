@@ -4,6 +4,14 @@ use hyper::Method;
 
 use super::{Answer, Gateway};
 
+/// The media id of the first item of a form's answer.
+pub fn first_media_id(answer: &Answer) -> String {
+    answer.json()["items"][0]["media_id"]
+        .as_str()
+        .expect("a first accepted item")
+        .to_owned()
+}
+
 /// The boundary of every test form.
 pub const BOUNDARY: &str = "----thumbnailify-test-7MA4YWxkTrZu0gW";
 

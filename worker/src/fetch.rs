@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use common::address::{Allowed, Refused, VettedResolver, check_url};
 use common::config::{LimitsConfig, SourcesConfig};
-use common::media::{MediaType, Sniffed, sniff};
+use common::media::{MediaType, SNIFF_BYTES, Sniffed, sniff};
 use common::spool::{Spool, Spooled};
 use reqwest::redirect::Policy;
 
@@ -38,14 +38,14 @@ pub struct FetchError {
     pub message: String,
 }
 
-/// Bytes read before the size limit is chosen from what they are.
-const SNIFF_BYTES: usize = 4096;
-
-/// The size limit of a source that starts with `head`.
-fn limit_of(head: &[u8], limits: &LimitsConfig) -> u64 {
+/// What a source that starts with `head` is; an error when it is nothing supported.
+pub fn media_type_of(head: &[u8]) -> Result<MediaType, FetchError> {
     match sniff(head) {
-        Sniffed::Media(media_type) => limits.max_bytes(media_type),
-        _ => limits.max_upload_bytes,
+        Sniffed::Media(media_type) => Ok(media_type),
+        found => Err(error(
+            415,
+            format!("the source is {found}, not a supported image or video"),
+        )),
     }
 }
 
@@ -176,7 +176,7 @@ impl Fetcher {
             if limit.is_none() {
                 head.extend_from_slice(&chunk[..chunk.len().min(SNIFF_BYTES - head.len())]);
                 if head.len() == SNIFF_BYTES {
-                    limit = Some(limit_of(&head, limits));
+                    limit = Some(limits.max_bytes_of(&head));
                 }
             }
             let limit = limit.unwrap_or(most);
@@ -188,19 +188,11 @@ impl Fetcher {
         if file.size() == 0 {
             return Err(error(502, "the source is empty"));
         }
-        let limit = limit_of(&head, limits);
+        let limit = limits.max_bytes_of(&head);
         if file.size() > limit {
             return Err(too_large(limit));
         }
-        let media_type = match sniff(&head) {
-            Sniffed::Media(media_type) => media_type,
-            found => {
-                return Err(error(
-                    415,
-                    format!("the source is {found}, not a supported image or video"),
-                ));
-            }
-        };
+        let media_type = media_type_of(&head)?;
         Ok(Fetched {
             spooled: file.finish().await.map_err(spool_error)?,
             media_type,

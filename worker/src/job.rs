@@ -10,7 +10,7 @@ use common::config::Config;
 use common::digest::file_digests;
 use common::files::DataDir;
 use common::files::raw_id;
-use common::media::{MediaType, Sniffed, sniff};
+use common::media::{MediaType, SNIFF_BYTES};
 use common::message::{Job, JobVariant, Made, Outcome, Source};
 use common::record::{VariantFailure, VideoInfo};
 use common::spool::Spool;
@@ -18,7 +18,7 @@ use common::storage::{Key, Storage, StorageError};
 use common::variant::Variant;
 
 use crate::error::ThumbnailError;
-use crate::fetch::{FetchError, Fetcher};
+use crate::fetch::{FetchError, Fetcher, media_type_of};
 use crate::thumbnail::{self, Thumbnails};
 use crate::video;
 
@@ -196,17 +196,13 @@ async fn fetch_source(
     if let Some(stored) = storage.local(raw, &data.spool_dir()).await? {
         // Hashing what may be a long video is CPU and disk work: off the reactor.
         let path = stored.path().to_owned();
-        let (digests, size, head) = tokio::task::spawn_blocking(move || file_digests(&path, 4096))
-            .await
-            .map_err(std::io::Error::other)??;
-        let media_type = match sniff(&head) {
-            Sniffed::Media(media_type) => media_type,
-            found => {
-                return Ok(Err(FetchError {
-                    code: 415,
-                    message: format!("the source is {found}, not a supported image or video"),
-                }));
-            }
+        let (digests, size, head) =
+            tokio::task::spawn_blocking(move || file_digests(&path, SNIFF_BYTES))
+                .await
+                .map_err(std::io::Error::other)??;
+        let media_type = match media_type_of(&head) {
+            Ok(media_type) => media_type,
+            Err(error) => return Ok(Err(error)),
         };
         return Ok(Ok(Source {
             media_type,

@@ -104,11 +104,7 @@ pub fn decode(
         }
     }
     .ok_or_else(|| decode_error(media_type, "the decoded plane is shorter than its size"))?;
-    Ok(Decoded {
-        source_width: image.width(),
-        source_height: image.height(),
-        image,
-    })
+    Ok(Decoded::whole(image))
 }
 
 #[cfg(test)]

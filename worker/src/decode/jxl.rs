@@ -41,11 +41,7 @@ pub fn decode(bytes: &[u8], limits: &LimitsConfig) -> Result<Decoded, ThumbnailE
         .map_err(|error| map_error(error, MediaType::Jxl))?;
     let image =
         DynamicImage::from_decoder(decoder).map_err(|error| map_error(error, MediaType::Jxl))?;
-    Ok(Decoded {
-        source_width: image.width(),
-        source_height: image.height(),
-        image,
-    })
+    Ok(Decoded::whole(image))
 }
 
 #[cfg(test)]

@@ -65,6 +65,17 @@ pub struct Decoded {
     pub source_height: u32,
 }
 
+impl Decoded {
+    /// The whole source, already upright.
+    pub(crate) fn whole(image: DynamicImage) -> Self {
+        Self {
+            source_width: image.width(),
+            source_height: image.height(),
+            image,
+        }
+    }
+}
+
 /// The `image` format that decodes a media type; a video is none (see [`crate::video`]).
 fn image_format(media_type: MediaType) -> Result<ImageFormat, ThumbnailError> {
     Ok(match media_type {
@@ -269,11 +280,7 @@ fn decode_opened(
     let mut image =
         DynamicImage::from_decoder(decoder).map_err(|error| map_error(error, media_type))?;
     image.apply_orientation(orientation);
-    Ok(Decoded {
-        source_width: image.width(),
-        source_height: image.height(),
-        image,
-    })
+    Ok(Decoded::whole(image))
 }
 
 /// The `target` size of a `width`×`height` image as stored: `swapped` says the upright image

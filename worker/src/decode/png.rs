@@ -96,11 +96,7 @@ pub fn decode(bytes: &[u8], limits: &LimitsConfig) -> Result<Decoded, ThumbnailE
     }
     .ok_or_else(|| decode_error("the decoder returned a short buffer"))?;
     image.apply_orientation(orientation);
-    Ok(Decoded {
-        source_width: image.width(),
-        source_height: image.height(),
-        image,
-    })
+    Ok(Decoded::whole(image))
 }
 
 fn eight_bit(color: ColorType, width: u32, height: u32, samples: Vec<u8>) -> Option<DynamicImage> {

@@ -163,11 +163,7 @@ pub async fn poster(
                 detail: "FFmpeg gave a frame of the wrong size".to_owned(),
             })?;
         return Ok(Poster {
-            frame: Decoded {
-                image: DynamicImage::ImageRgb8(image),
-                source_width: width,
-                source_height: height,
-            },
+            frame: Decoded::whole(DynamicImage::ImageRgb8(image)),
             duration: probe.duration,
             info: info(&probe),
         });

@@ -30,7 +30,7 @@ use axum::body::Body;
 use axum::http::StatusCode;
 use axum::http::header::LOCATION;
 use axum::response::{IntoResponse, Response};
-use common::media::{MediaType, Sniffed, sniff};
+use common::media::{MediaType, SNIFF_BYTES};
 use common::record::Record;
 use multer::{Constraints, Field, Multipart, SizeLimit};
 use serde_json::{Value, json};
@@ -182,7 +182,7 @@ async fn receive(
                 if limit.is_none() {
                     head.extend_from_slice(&chunk[..chunk.len().min(SNIFF_BYTES - head.len())]);
                     if head.len() == SNIFF_BYTES {
-                        limit = Some(sniffed_limit(&head, limits));
+                        limit = Some(limits.max_bytes_of(&head));
                     }
                 }
                 let most = limit.unwrap_or(limits.max_upload_bytes.max(limits.max_video_bytes));
@@ -212,17 +212,6 @@ async fn receive(
         .await
         .map_err(|error| (error, false))?;
     Ok(record)
-}
-
-/// Bytes read from an untyped file before its size limit is chosen from what they are.
-const SNIFF_BYTES: usize = 4096;
-
-/// The size limit of an untyped file that starts with `head`.
-fn sniffed_limit(head: &[u8], limits: &common::config::LimitsConfig) -> u64 {
-    match sniff(head) {
-        Sniffed::Media(media_type) => limits.max_bytes(media_type),
-        _ => limits.max_upload_bytes,
-    }
 }
 
 /// Reads a text field, bounded.
