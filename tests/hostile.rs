@@ -267,15 +267,16 @@ async fn a_body_shorter_than_its_content_length_is_refused() {
 
 async fn a_raw_file_corrupted_after_acceptance_ends_as_an_error(backend: Backend) {
     // One job at a time per worker, each kept busy, so that the file can be damaged before
-    // it is read.
-    let gateway = Gateway::start(backend, "worker: {concurrency: 1}").await;
+    // it is read: each upload its own job (identical slow uploads would share one), its raw
+    // file its own.
+    let gateway = Gateway::start(backend, "worker: {concurrency: 1}\ndedup: false").await;
     let slow = slow_png();
     for _ in 0..2 {
         assert_eq!(gateway.upload("image/png", &slow).await.status, 202);
     }
     let id = gateway.upload_fixture("png-rgb.png").await;
     std::fs::write(
-        gateway.original_path(&fixture("png-rgb.png")),
+        gateway.raw_path(&id),
         b"\x89PNG\r\n\x1a\n this is no longer an image",
     )
     .unwrap();
