@@ -1,9 +1,9 @@
 # Thumbnailify: one image with both binaries, `gateway` (the default command) and `worker`.
 FROM rust:1-bookworm AS build
-# cmake and nasm build libjpeg-turbo for the `turbojpeg` feature; cmake, pkg-config, libde265
-# and dav1d build libheif for the `heif` feature.
+# cmake and nasm build libjpeg-turbo for the `turbojpeg` feature; cmake, pkg-config, libde265,
+# dav1d and libaom build libheif for the `heif` feature.
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends cmake nasm pkg-config libde265-dev libdav1d-dev \
+    && apt-get install -y --no-install-recommends cmake nasm pkg-config libde265-dev libdav1d-dev libaom-dev \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -11,9 +11,9 @@ RUN cargo build --release --locked --features turbojpeg,libwebp,heif --bin gatew
 
 FROM debian:bookworm-slim
 # FFmpeg probes videos and takes their poster frames (ffprobe, ffmpeg); libde265 and dav1d
-# decode HEIC and AVIF for libheif; CA certificates for fetching sources over https.
+# decode HEIC and AVIF for libheif, libaom encodes AVIF thumbnails; CA certificates for fetching sources over https.
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends ffmpeg libde265-0 libdav1d6 ca-certificates \
+    && apt-get install -y --no-install-recommends ffmpeg libde265-0 libdav1d6 libaom3 ca-certificates \
     && rm -rf /var/lib/apt/lists/*
 RUN useradd --system --uid 10001 --home-dir /data thumbnailify \
     && mkdir -p /data /etc/thumbnailify \

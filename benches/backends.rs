@@ -157,6 +157,7 @@ async fn main() {
                 database_url()
             )),
             max_connections: CONCURRENCY as u32,
+            ..StoreConfig::default()
         },
         &dir.path().join("unused"),
     )
@@ -194,6 +195,7 @@ async fn main() {
                 access_key_id: Some("bench".into()),
                 secret_access_key: Some("bench-secret".into()),
                 allow_http: true,
+                ..S3Config::default()
             },
         )
         .unwrap(),

@@ -10,6 +10,9 @@
 //!   pre-reduction to twice the thumbnail, then Lanczos3), beside Lanczos3 alone.
 //! - `bmp`: a 1920×1280 24-bit BMP through the worker's decoder (rows copied from the input)
 //!   beside `image`'s BMP decoder.
+//! - `encode`: a 400×250 thumbnail (the 800×500 photograph fixture, resized) encoded as each
+//!   output format: JPEG at quality 85, PNG, lossless WebP and, with the `heif` feature,
+//!   AVIF at quality 85 and 60.
 
 use std::io::Cursor;
 
@@ -143,5 +146,53 @@ mod bmp {
     fn image_decoder(bencher: Bencher) {
         let bytes = file();
         bencher.bench(|| image::load_from_memory_with_format(&bytes, ImageFormat::Bmp).unwrap());
+    }
+}
+
+mod encode {
+    use super::*;
+    use common::config::OutputFormat;
+
+    /// The thumbnail the service makes of its 800×500 photograph fixture in a 400×300 box.
+    fn thumbnail() -> DynamicImage {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/jpeg-baseline.jpg"
+        );
+        image::open(path)
+            .unwrap()
+            .resize(400, 300, image::imageops::FilterType::Lanczos3)
+    }
+
+    fn bench_format(bencher: Bencher, format: OutputFormat, quality: u8) {
+        let image = thumbnail();
+        bencher.bench(|| worker::encode::encode(image.clone(), format, quality).unwrap());
+    }
+
+    #[divan::bench(sample_count = 30)]
+    fn jpeg_q85(bencher: Bencher) {
+        bench_format(bencher, OutputFormat::Jpeg, 85);
+    }
+
+    #[divan::bench(sample_count = 30)]
+    fn png(bencher: Bencher) {
+        bench_format(bencher, OutputFormat::Png, 85);
+    }
+
+    #[divan::bench(sample_count = 30)]
+    fn webp_lossless(bencher: Bencher) {
+        bench_format(bencher, OutputFormat::Webp, 85);
+    }
+
+    #[cfg(feature = "heif")]
+    #[divan::bench(sample_count = 30)]
+    fn avif_q85(bencher: Bencher) {
+        bench_format(bencher, OutputFormat::Avif, 85);
+    }
+
+    #[cfg(feature = "heif")]
+    #[divan::bench(sample_count = 30)]
+    fn avif_q60(bencher: Bencher) {
+        bench_format(bencher, OutputFormat::Avif, 60);
     }
 }

@@ -7,14 +7,16 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use common::config::Config;
+use common::config::{Config, LogFormat};
 use common::shutdown::{Shutdown, ShutdownTrigger, signal};
 
-/// The command line both binaries take: `[--config PATH]`.
-#[derive(Debug, Default)]
+/// The command line both binaries take: `[--config PATH] [--print-config]`.
+#[derive(Debug, Default, PartialEq, Eq)]
 pub struct Args {
     /// The configuration file, if given.
     pub config: Option<PathBuf>,
+    /// Print the effective configuration (secrets masked) and exit.
+    pub print_config: bool,
 }
 
 /// What the command line asks for.
@@ -33,6 +35,7 @@ pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, Str
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "-h" | "--help" => return Ok(Command::Help),
+            "--print-config" => parsed.print_config = true,
             "-c" | "--config" => {
                 let path = args.next().ok_or("--config needs a path")?;
                 parsed.config = Some(PathBuf::from(path));
@@ -96,7 +99,7 @@ pub fn run_migrate(args: impl IntoIterator<Item = String>) -> ExitCode {
         }
     };
     return_large_buffers_to_the_system();
-    init_tracing();
+    init_tracing(LogFormat::Text);
     let load = |path: &std::path::Path| {
         Config::from_file(path)
             .map_err(|error| error.to_string())
@@ -155,25 +158,35 @@ pub fn usage(binary: &str, what: &str) -> String {
     };
     format!(
         "{binary}: {what}\n\n\
-         Usage: {binary} [--config PATH]\n{migrate}\n\
+         Usage: {binary} [--config PATH] [--print-config]\n{migrate}\n\
          The configuration is PATH, else ./config.yaml if present, else the defaults.\n\
-         Environment: THUMBNAILIFY_LISTEN, THUMBNAILIFY_DATA_DIR, THUMBNAILIFY_QUEUE_URL,\n\
-         THUMBNAILIFY_STORE_URL (or DATABASE_URL), THUMBNAILIFY_MEDIA_URL, AWS_*;\n\
-         RUST_LOG sets the log level (default info).\n"
+         Every key can be set from the environment: THUMBNAILIFY_ and its path in capitals,\n\
+         levels joined by __ (THUMBNAILIFY_LIMITS__MAX_PIXELS=50000000); also DATABASE_URL\n\
+         and AWS_* for the keys left unset. --print-config prints the result, secrets\n\
+         masked, and exits. RUST_LOG sets the log level (default info).\n"
     )
 }
 
-/// Logs to standard error, at the level `RUST_LOG` sets (default `info`).
-pub fn init_tracing() {
+/// Logs to standard error in `format`, at the level `RUST_LOG` sets (default `info`).
+pub fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    // Colour only for a person at a terminal: never in files, pipes or log collectors.
-    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    tracing_subscriber::fmt()
+    let subscriber = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(colour)
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => {
+            // Colour only for a person at a terminal: never in files, pipes or collectors.
+            let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+            subscriber.with_ansi(colour).init();
+        }
+        LogFormat::Json => subscriber
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(true)
+            .init(),
+    }
 }
 
 /// Large buffers (upload bytes, raw files, pixels) go straight to the operating system and
@@ -206,11 +219,18 @@ pub fn start(binary: &str, what: &str) -> Result<Config, ExitCode> {
             return Err(ExitCode::from(2));
         }
     };
-    init_tracing();
-    Config::load(args.config.as_deref()).map_err(|error| {
-        tracing::error!(%error, "cannot load the configuration");
+    // Logging is set up by the configuration, so a configuration that does not load is
+    // reported on standard error as it is.
+    let config = Config::load(args.config.as_deref()).map_err(|error| {
+        eprintln!("error: cannot load the configuration: {error}");
         ExitCode::from(2)
-    })
+    })?;
+    if args.print_config {
+        print!("{}", config.to_masked_yaml());
+        return Err(ExitCode::SUCCESS);
+    }
+    init_tracing(config.logging.format);
+    Ok(config)
 }
 
 /// Runs `service` on a multi-threaded runtime until it returns; SIGINT and SIGTERM fire the
@@ -280,9 +300,17 @@ mod tests {
         }
         assert!(matches!(
             parse(&[]),
-            Ok(Command::Run(Args { config: None }))
+            Ok(Command::Run(Args {
+                config: None,
+                print_config: false
+            }))
         ));
         assert!(matches!(parse(&["--help"]), Ok(Command::Help)));
+        let Ok(Command::Run(args)) = parse(&["--print-config", "-c", "b.yaml"]) else {
+            panic!("--print-config")
+        };
+        assert!(args.print_config);
+        assert_eq!(args.config, Some(PathBuf::from("b.yaml")));
         assert!(parse(&["--config"]).is_err());
         assert!(parse(&["--bogus"]).is_err());
     }

@@ -73,7 +73,7 @@ async fn identical_uploads_are_processed_once(backend: Backend) {
     assert_eq!(gateway.object_names("thumbnails").len(), 20);
     assert_eq!(metric(&gateway, "uploads_deduplicated").await, 19);
     assert_eq!(
-        metric(&gateway, "dedup_bytes_saved").await,
+        metric(&gateway, "dedup_saved_bytes").await,
         19 * photo.len() as u64
     );
     // Once one is completed, another upload of it is completed at once, without a job.

@@ -8,7 +8,7 @@
 //! - `sizes=100x100,400x300,320x,card`: boxes (`W x H`, an empty side means "any") or the
 //!   names of presets from `thumbnail.presets`; default: the configured
 //!   `thumbnail.width`×`thumbnail.height`.
-//! - `fit=contain|cover|fill`, `format=auto|jpeg|png|webp`, `quality=1..100`,
+//! - `fit=contain|cover|fill`, `format=auto|jpeg|png|webp|avif`, `quality=1..100`,
 //!   `enlarge=true|false`: for every box given as `W x H`, and for presets that leave them
 //!   unset.
 //!
@@ -170,7 +170,7 @@ impl Variant {
 }
 
 /// A named variant of `thumbnail.presets`: a size and, optionally, the rest.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Preset {
     /// The box.
@@ -271,7 +271,10 @@ impl Settings {
                 text.parse().map_err(|()| {
                     error(
                         "format",
-                        format!("`{}` is not one of auto, jpeg, png, webp", excerpt(text)),
+                        format!(
+                            "`{}` is not one of auto, jpeg, png, webp, avif",
+                            excerpt(text)
+                        ),
                     )
                 })
             })
@@ -314,6 +317,24 @@ pub fn check_size(size: Size, limits: &LimitsConfig) -> Result<(), VariantError>
         ));
     }
     Ok(())
+}
+
+/// Refuses a variant in a format this build cannot write (`can_write` says which it can:
+/// AVIF depends on how the worker was built).
+pub fn check_formats(
+    variants: &[Variant],
+    can_write: impl Fn(OutputFormat) -> bool,
+) -> Result<(), VariantError> {
+    match variants.iter().find(|variant| !can_write(variant.format)) {
+        None => Ok(()),
+        Some(variant) => Err(error(
+            "format",
+            format!(
+                "{} output is not in this build (the heif feature)",
+                variant.format.as_str()
+            ),
+        )),
+    }
 }
 
 /// The variants a request asks for, checked; the configured default when it names none.

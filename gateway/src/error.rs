@@ -373,4 +373,7 @@ pub enum GatewayError {
     /// File set-up failed.
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// The configuration asks for something this build cannot do.
+    #[error("configuration: {0}")]
+    Config(String),
 }

@@ -30,6 +30,7 @@ pub mod migrate;
 pub mod outbox;
 pub mod protocol;
 pub mod recovery;
+pub mod request_id;
 pub mod results;
 pub mod routes;
 pub mod server;
@@ -72,6 +73,27 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), GatewayError>
     serve(listener, config, shutdown).await
 }
 
+/// Refuses a configured output format (the default, or a preset's) that this build cannot
+/// write, rather than refusing every upload that uses it.
+fn check_formats(config: &Config) -> Result<(), GatewayError> {
+    let thumbnail = &config.thumbnail;
+    let formats = std::iter::once(thumbnail.format).chain(
+        thumbnail
+            .presets
+            .values()
+            .filter_map(|preset| preset.format),
+    );
+    for format in formats {
+        if !worker::encode::supports(format) {
+            return Err(GatewayError::Config(format!(
+                "thumbnail format {} is not in this build (the heif feature)",
+                format.as_str()
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Serves on `listener` until `shutdown` fires; then stops accepting, finishes the jobs in
 /// flight (embedded queue), records their results and flushes the store.
 pub async fn serve(
@@ -79,6 +101,7 @@ pub async fn serve(
     config: Config,
     shutdown: Shutdown,
 ) -> Result<(), GatewayError> {
+    check_formats(&config)?;
     let config = Arc::new(config);
     let data = DataDir::new(&config.data_dir);
     let storage = Storage::from_config(&config).map_err(|error| match error {
@@ -271,5 +294,37 @@ pub async fn serve(
 async fn log_task_end(name: &str, task: JoinHandle<()>) {
     if let Err(error) = task.await {
         tracing::error!(%error, task = name, "background task failed");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use common::config::OutputFormat;
+    use common::variant::{Preset, Size};
+
+    use super::*;
+
+    #[test]
+    fn a_configured_format_this_build_cannot_write_stops_the_start() {
+        let avif = worker::encode::supports(OutputFormat::Avif);
+        let mut config = Config::default();
+        assert!(check_formats(&config).is_ok());
+        config.thumbnail.format = OutputFormat::Avif;
+        assert_eq!(check_formats(&config).is_ok(), avif);
+
+        let mut config = Config::default();
+        let size = Size {
+            width: Some(64),
+            height: None,
+        };
+        let preset = Preset {
+            size,
+            fit: None,
+            format: Some(OutputFormat::Avif),
+            quality: None,
+            enlarge: None,
+        };
+        config.thumbnail.presets.insert("card".into(), preset);
+        assert_eq!(check_formats(&config).is_ok(), avif);
     }
 }

@@ -1,10 +1,22 @@
 //! Prometheus metrics, served at `GET /metrics` in the text exposition format.
+//!
+//! Named as Prometheus asks: every name starts `thumbnailify_`, counters end `_total`, and a
+//! unit is the last word before it (`_seconds`, `_bytes`). Two histograms: how long jobs take,
+//! from the upload's acceptance to its record's final state
+//! (`thumbnailify_job_duration_seconds`), and how large accepted uploads are
+//! (`thumbnailify_upload_size_bytes`), both by media type. `deploy/grafana-dashboard.json`
+//! charts them all.
 
+use std::time::SystemTime;
+
+use common::media::MediaType;
+use common::record::Record;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::registry::Registry;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::{Registry, Unit};
 
 /// The label of an upload refused.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -25,6 +37,35 @@ pub struct Finish {
 pub struct Delivery {
     /// `delivered`, `retry` (to be tried again) or `failed` (given up).
     pub outcome: &'static str,
+}
+
+/// The label of the histograms: the upload's media type (`unknown` before it is known, for a
+/// URL upload whose fetch failed).
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Media {
+    /// `image/jpeg`, `video/mp4`, …
+    pub media_type: &'static str,
+}
+
+impl Media {
+    fn of(record: &Record) -> Self {
+        Self {
+            media_type: record.media_type.map_or("unknown", MediaType::as_str),
+        }
+    }
+}
+
+/// Histograms by media type.
+type ByMedia = Family<Media, Histogram, fn() -> Histogram>;
+
+/// Job durations: 10 ms to about 80 s, doubling.
+fn duration_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.01, 2.0, 14))
+}
+
+/// Upload sizes: 1 KiB to 1 GiB, four times larger each bucket.
+fn size_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(1024.0, 4.0, 11))
 }
 
 /// The gateway's metrics.
@@ -48,7 +89,11 @@ pub struct Metrics {
     /// Uploads of bytes and variants already completed or in flight: no job of their own.
     pub uploads_deduplicated: Counter,
     /// Bytes of deduplicated uploads: neither stored again nor decoded.
-    pub dedup_bytes_saved: Counter,
+    pub dedup_saved_bytes: Counter,
+    /// Seconds from acceptance to the final state, by media type.
+    job_duration: ByMedia,
+    /// Accepted uploads' sizes, by media type.
+    upload_size: ByMedia,
 }
 
 impl Metrics {
@@ -63,16 +108,31 @@ impl Metrics {
         let callback_deliveries = Family::<Delivery, Counter>::default();
         let waiting_requests = Gauge::default();
         let uploads_deduplicated = Counter::default();
-        let dedup_bytes_saved = Counter::default();
+        let dedup_saved_bytes = Counter::default();
+        let job_duration = ByMedia::new_with_constructor(duration_histogram as fn() -> Histogram);
+        let upload_size = ByMedia::new_with_constructor(size_histogram as fn() -> Histogram);
+        registry.register_with_unit(
+            "job_duration",
+            "Time from an upload's acceptance to its record's final state, by media type",
+            Unit::Seconds,
+            job_duration.clone(),
+        );
+        registry.register_with_unit(
+            "upload_size",
+            "Sizes of accepted uploads, by media type",
+            Unit::Bytes,
+            upload_size.clone(),
+        );
         registry.register(
             "uploads_deduplicated",
             "Uploads completed from, or waiting for, an upload of the same bytes and variants",
             uploads_deduplicated.clone(),
         );
-        registry.register(
-            "dedup_bytes_saved",
+        registry.register_with_unit(
+            "dedup_saved",
             "Bytes of deduplicated uploads, neither stored again nor decoded",
-            dedup_bytes_saved.clone(),
+            Unit::Bytes,
+            dedup_saved_bytes.clone(),
         );
         registry.register(
             "callback_deliveries",
@@ -112,7 +172,9 @@ impl Metrics {
         Self {
             registry,
             uploads_deduplicated,
-            dedup_bytes_saved,
+            dedup_saved_bytes,
+            job_duration,
+            upload_size,
             results_discarded,
             callback_deliveries,
             waiting_requests,
@@ -120,6 +182,29 @@ impl Metrics {
             uploads_refused,
             jobs_finished,
             jobs_processing,
+        }
+    }
+
+    /// Counts an accepted upload and its size.
+    pub fn accepted(&self, record: &Record) {
+        self.uploads_accepted.inc();
+        self.upload_size
+            .get_or_create(&Media::of(record))
+            .observe(record.size as f64);
+    }
+
+    /// Counts a record become final (`completed` or `error`) and how long it took since it
+    /// was accepted.
+    pub fn finished(&self, record: &Record, state: &'static str) {
+        self.jobs_finished.get_or_create(&Finish { state }).inc();
+        if let Ok(created) = humantime::parse_rfc3339(&record.created_at) {
+            let seconds = SystemTime::now()
+                .duration_since(created)
+                .unwrap_or_default()
+                .as_secs_f64();
+            self.job_duration
+                .get_or_create(&Media::of(record))
+                .observe(seconds);
         }
     }
 

@@ -28,7 +28,7 @@ use tokio::task::JoinSet;
 
 use crate::callbacks::Wake;
 use crate::dedup;
-use crate::metrics::{Finish, Metrics};
+use crate::metrics::Metrics;
 use crate::store::{Store, StoreError, Update};
 use crate::waiters::Waiters;
 
@@ -251,7 +251,7 @@ impl Results {
     /// shared original only once no record needs it).
     async fn settle(&self, record: &Record, state: &'static str) -> Result<(), StoreError> {
         self.store.flush().await?;
-        self.announce(record.media_id, state).await;
+        self.announce(record, state).await;
         let Some(original) = record.original else {
             if !self.config.keep_raw {
                 self.remove(Key::raw(record.media_id)).await;
@@ -262,14 +262,12 @@ impl Results {
         dedup::release_original(&self.store, &self.storage, self.config.keep_raw, original).await
     }
 
-    /// Wakes what waits for the record of `media_id`, now final (and flushed), and counts it.
-    async fn announce(&self, media_id: uuid::Uuid, state: &'static str) {
+    /// Wakes what waits for `record`, now final (and flushed), and counts it.
+    async fn announce(&self, record: &Record, state: &'static str) {
+        let media_id = record.media_id;
         // Counted first: a client that sees the record final finds it counted.
         self.metrics.jobs_processing.dec();
-        self.metrics
-            .jobs_finished
-            .get_or_create(&Finish { state })
-            .inc();
+        self.metrics.finished(record, state);
         self.waiters.notify(media_id);
         if let Err(error) = self.store.announce_final(media_id).await {
             // Waiters on other gateways read the record again within a few seconds anyway.
@@ -332,10 +330,10 @@ impl Results {
                     true
                 })
                 .await?;
-            if let Update::Changed(_) = update {
+            if let Update::Changed(updated) = update {
                 self.store.flush().await?;
                 let state = if completed { "completed" } else { "error" };
-                self.announce(duplicate.media_id, state).await;
+                self.announce(&updated, state).await;
             }
         }
         Ok(())

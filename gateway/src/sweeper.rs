@@ -20,7 +20,7 @@ use common::shutdown::Shutdown;
 use common::storage::Storage;
 use common::time::now_rfc3339;
 
-use crate::metrics::{Finish, Metrics};
+use crate::metrics::Metrics;
 use crate::outbox::Outbox;
 use crate::store::{Store, StoreError, Update};
 
@@ -138,10 +138,7 @@ impl Sweeper {
                 if !record.is_final() && updated.state == State::Error {
                     tracing::error!(%media_id, "a job never finished; recorded as failed");
                     self.metrics.jobs_processing.dec();
-                    self.metrics
-                        .jobs_finished
-                        .get_or_create(&Finish { state: "error" })
-                        .inc();
+                    self.metrics.finished(&updated, "error");
                 } else if updated.needs_work() {
                     tracing::warn!(%media_id, attempt = updated.attempts, "a job was stuck; queued again");
                     self.outbox.wake();

@@ -405,6 +405,8 @@ pub struct Gateway {
     pub base: String,
     config: PathBuf,
     port: u16,
+    /// Where the gateway's standard error goes (`None`: the test's own).
+    log: Option<PathBuf>,
     _temp: Option<tempfile::TempDir>,
     client: Client<HttpConnector, Full<Bytes>>,
 }
@@ -588,6 +590,7 @@ impl Gateway {
             base: String::new(),
             config,
             port: free_port(),
+            log: None,
             _temp: Some(temp),
             client: Client::builder(TokioExecutor::new())
                 .pool_max_idle_per_host(64)
@@ -628,6 +631,21 @@ impl Gateway {
         Self::launch(None, Some(schema), Some(s3), None, env, yaml).await
     }
 
+    /// Starts a gateway alone, embedded, logging at `rust_log` into a file ([`Gateway::log`]).
+    pub async fn start_logging(yaml: &str, rust_log: &str) -> Self {
+        let env = vec![("RUST_LOG", rust_log.to_owned())];
+        let mut gateway = Self::prepare(None, None, None, None, env, yaml);
+        gateway.log = Some(gateway.config.with_file_name("gateway.log"));
+        gateway.spawn().await;
+        gateway
+    }
+
+    /// What the gateway has logged so far (started by [`Gateway::start_logging`]).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log.as_ref().expect("not logging to a file"))
+            .unwrap_or_default()
+    }
+
     /// Starts a gateway alone, embedded, with its data in `data_dir`.
     pub async fn start_in(data_dir: PathBuf, yaml: &str) -> Self {
         Self::launch(None, None, None, Some(data_dir), Vec::new(), yaml).await
@@ -641,11 +659,25 @@ impl Gateway {
         shared_env: Vec<(&'static str, String)>,
         yaml: &str,
     ) -> Self {
+        let mut gateway = Self::prepare(queue_url, schema, s3, data_dir, shared_env, yaml);
+        gateway.spawn().await;
+        gateway
+    }
+
+    /// A gateway not yet started.
+    fn prepare(
+        queue_url: Option<String>,
+        schema: Option<Schema>,
+        s3: Option<S3Server>,
+        data_dir: Option<PathBuf>,
+        shared_env: Vec<(&'static str, String)>,
+        yaml: &str,
+    ) -> Self {
         let temp = tempfile::tempdir().unwrap();
         let data_dir = data_dir.unwrap_or_else(|| temp.path().join("data"));
         let config = temp.path().join("config.yaml");
         std::fs::write(&config, yaml).unwrap();
-        let mut gateway = Self {
+        Self {
             child: None,
             workers: Vec::new(),
             queue_url,
@@ -657,13 +689,12 @@ impl Gateway {
             base: String::new(),
             config,
             port: free_port(),
+            log: None,
             _temp: Some(temp),
             client: Client::builder(TokioExecutor::new())
                 .pool_max_idle_per_host(64)
                 .build_http(),
-        };
-        gateway.spawn().await;
-        gateway
+        }
     }
 
     /// A command for one of the binaries, configured like this gateway.
@@ -765,10 +796,16 @@ impl Gateway {
     /// (Re)starts the gateway process on the same port and data directory.
     pub async fn spawn(&mut self) {
         assert!(self.child.is_none(), "already running");
-        let child = self
-            .command(env!("CARGO_BIN_EXE_gateway"))
-            .spawn()
-            .expect("cannot start the gateway binary");
+        let mut command = self.command(env!("CARGO_BIN_EXE_gateway"));
+        if let Some(path) = &self.log {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .unwrap();
+            command.stderr(file);
+        }
+        let child = command.spawn().expect("cannot start the gateway binary");
         self.child = Some(child);
         self.base = format!("http://127.0.0.1:{}", self.port);
         let deadline = Instant::now() + Duration::from_secs(30);

@@ -301,6 +301,7 @@ mod tests {
             access_key_id: Some("key".into()),
             secret_access_key: Some("secret".into()),
             allow_http: true,
+            ..S3Config::default()
         };
         let storage = Storage::S3(S3Storage::new("s3://bucket/some/prefix", &settings).unwrap());
         Server {

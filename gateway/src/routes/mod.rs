@@ -12,7 +12,7 @@
 //! | `GET /metrics` | [`metrics`] |
 //!
 //! Every error is an [`ApiError`], turned into a response in one place. Every request first
-//! passes [`crate::protocol`]'s checks; with API keys configured, [`crate::auth`] guards every
+//! gets its id ([`crate::request_id`]), then passes [`crate::protocol`]'s checks; with API keys configured, [`crate::auth`] guards every
 //! route but `/healthz`.
 
 pub mod delete;
@@ -60,8 +60,11 @@ pub fn router(state: AppState, keys: Option<Arc<ApiKeys>>) -> Router {
         Some(keys) => router.layer(axum::middleware::from_fn_with_state(keys, require_key)),
         None => router,
     };
-    // Outermost: protocol checks run before the key check and the routes.
-    router.layer(axum::middleware::from_fn(crate::protocol::check))
+    // Protocol checks run before the key check and the routes; outermost, every request (even
+    // one refused) gets its id and its span.
+    router
+        .layer(axum::middleware::from_fn(crate::protocol::check))
+        .layer(axum::middleware::from_fn(crate::request_id::assign))
 }
 
 /// Parses a media id: a UUID in its canonical spelling, lower case with hyphens. Other

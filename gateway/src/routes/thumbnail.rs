@@ -25,7 +25,6 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use common::config::OutputFormat;
 use common::media::MediaType;
 use common::record::{
     Event, Record, Service, State as JobState, Thumbnail, ThumbnailInfo, VariantState,
@@ -144,6 +143,9 @@ fn wanted(state: &AppState, name: &str, query: VariantQuery) -> Result<Option<Va
         enlarge: query.enlarge,
     };
     let mut variants = variant::parse(&params, &config.thumbnail, &config.limits)
+        .and_then(|variants| {
+            variant::check_formats(&variants, worker::encode::supports).map(|()| variants)
+        })
         .map_err(ApiError::InvalidVariant)?;
     Ok(variants.pop())
 }
@@ -285,12 +287,7 @@ async fn make_on_demand(
 /// A name for a variant whose plain name another variant of the record has: its settings
 /// spelled out (`400x300-cover-webp-q80`).
 fn distinct_name(variant: &Variant) -> String {
-    let format = match variant.format {
-        OutputFormat::Auto => "auto",
-        OutputFormat::Jpeg => "jpeg",
-        OutputFormat::Png => "png",
-        OutputFormat::Webp => "webp",
-    };
+    let format = variant.format.as_str();
     let enlarge = if variant.enlarge { "-enlarge" } else { "" };
     format!(
         "{}-{}-{format}-q{}{enlarge}",

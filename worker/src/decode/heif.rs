@@ -127,8 +127,18 @@ mod tests {
         let limits = LimitsConfig::default();
         let alpha = decode(&fixture("heic-alpha.heic"), MediaType::Heic, &limits).unwrap();
         assert!(alpha.image.color().has_alpha());
-        let deep = decode(&fixture("avif-10bit.avif"), MediaType::Avif, &limits).unwrap();
-        assert_eq!(deep.image.color(), image::ColorType::Rgb16);
+        for (name, media_type, bits) in [
+            ("avif-10bit.avif", MediaType::Avif, 10),
+            ("avif-12bit.avif", MediaType::Avif, 12),
+            ("heic-12bit.heic", MediaType::Heic, 12),
+        ] {
+            let bytes = fixture(name);
+            let stored = context(&bytes, media_type).unwrap();
+            let handle = primary(&stored, media_type, &limits).unwrap();
+            assert_eq!(handle.luma_bits_per_pixel(), bits, "{name}");
+            let deep = decode(&bytes, media_type, &limits).unwrap();
+            assert_eq!(deep.image.color(), image::ColorType::Rgb16, "{name}");
+        }
     }
 
     #[test]

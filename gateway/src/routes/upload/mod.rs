@@ -33,7 +33,7 @@ use crate::body::{self, BodyTiming, envelope::Source};
 use crate::dedup;
 use crate::error::ApiError;
 use crate::ingest::{Request, ingest};
-use crate::metrics::{Finish, Refusal};
+use crate::metrics::Refusal;
 use crate::state::AppState;
 use common::address;
 
@@ -91,6 +91,9 @@ impl UploadParams {
     fn check(&self, state: &AppState) -> Result<(Vec<Variant>, Option<String>), ApiError> {
         let config = &state.config;
         let variants = variant::parse(&self.variants, &config.thumbnail, &config.limits)
+            .and_then(|variants| {
+                variant::check_formats(&variants, worker::encode::supports).map(|()| variants)
+            })
             .map_err(ApiError::InvalidVariant)?;
         let callback_url = match self
             .callback_url
@@ -221,7 +224,7 @@ async fn accept(
 
 /// The answer to an accepted upload: 202, `Location` and the record; counted.
 fn accepted(state: &AppState, record: Record) -> Response {
-    state.metrics.uploads_accepted.inc();
+    state.metrics.accepted(&record);
     let location = format!("/images/{}", record.media_id);
     (
         StatusCode::ACCEPTED,
@@ -310,11 +313,7 @@ async fn commit_shared(state: &AppState, mut record: Record, raw: Raw) -> Result
         ));
         state.store.import(&record, None).await?;
         state.store.flush().await?;
-        state
-            .metrics
-            .jobs_finished
-            .get_or_create(&Finish { state: "completed" })
-            .inc();
+        state.metrics.finished(&record, "completed");
         state.deliveries.wake();
     } else {
         // Kept, so that this record can still be made on its own if the one it waits for
@@ -332,7 +331,7 @@ async fn commit_shared(state: &AppState, mut record: Record, raw: Raw) -> Result
         state.metrics.jobs_processing.inc();
     }
     state.metrics.uploads_deduplicated.inc();
-    state.metrics.dedup_bytes_saved.inc_by(record.size);
+    state.metrics.dedup_saved_bytes.inc_by(record.size);
     tracing::debug!(media_id = %record.media_id, duplicate_of = %canonical_id, "upload deduplicated");
     Ok(record)
 }
@@ -367,7 +366,12 @@ async fn commit_alone(state: &AppState, record: Record, raw: Raw) -> Result<Reco
     state.store.flush().await?;
     state.metrics.jobs_processing.inc();
     state.outbox.wake();
-    tracing::debug!(media_id = %record.media_id, media_type = ?record.media_type, size = record.size, "upload accepted");
+    tracing::debug!(
+        media_id = %record.media_id,
+        media_type = record.media_type.map_or("unknown", MediaType::as_str),
+        size = record.size,
+        "upload accepted"
+    );
     Ok(record)
 }
 

@@ -268,7 +268,7 @@ fn answer(state: &AppState, items: Vec<Item>) -> Response {
         .into_iter()
         .map(|item| match item {
             Item::Accepted(record) => {
-                state.metrics.uploads_accepted.inc();
+                state.metrics.accepted(&record);
                 first_accepted.get_or_insert(record.media_id);
                 json!(record.public())
             }

@@ -1,27 +1,21 @@
-//! Configuration: `config.yaml`, its defaults, and environment overrides.
+//! Configuration: `config.yaml`, its defaults, and the layers over it.
 //!
-//! Every key has a default, so an empty file (or none) is a valid configuration. The
-//! environment overrides the file:
-//!
-//! | variable | key | default |
-//! |---|---|---|
-//! | `THUMBNAILIFY_LISTEN` | `listen` | `127.0.0.1:8080` |
-//! | `THUMBNAILIFY_DATA_DIR` | `data_dir` | `./data` |
-//! | `THUMBNAILIFY_QUEUE_URL` | `queue.url` | unset: the embedded queue |
-//! | `THUMBNAILIFY_STORE_URL`, else `DATABASE_URL` (when `store.url` is unset) | `store.url` | unset: sled in the data directory |
-//! | `THUMBNAILIFY_MEDIA_URL` | `media.url` | unset: the data directory |
-//! | `AWS_ENDPOINT_URL`, `AWS_REGION`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_ALLOW_HTTP` (each when the file leaves it unset) | `media.s3.endpoint`, `region`, `access_key_id`, `secret_access_key`, `allow_http` | unset |
-//!
-//! The root `config.yaml` documents every key.
+//! Every key has a default, so an empty file (or none) is a valid configuration. [`load`]
+//! reads the file, then the environment (every key, as `THUMBNAILIFY_LIMITS__MAX_PIXELS`),
+//! then the secrets kept in files; [`print`] shows the result with secrets masked. The root
+//! `config.yaml` documents every key.
+
+mod load;
+mod print;
 
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::media::MediaType;
 
 /// The whole configuration.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// Address and port the gateway listens on.
@@ -55,11 +49,34 @@ pub struct Config {
     pub sources: SourcesConfig,
     /// Video: the FFmpeg tools that probe videos and take their poster frames.
     pub video: VideoConfig,
+    /// How the binaries log.
+    pub logging: LoggingConfig,
+}
+
+/// How the binaries log (to standard error; `RUST_LOG` sets the level, default `info`).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LoggingConfig {
+    /// The line format.
+    pub format: LogFormat,
+}
+
+/// The line format of the logs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// For people: one line per event, the spans' fields before the message.
+    #[default]
+    Text,
+    /// For log collectors: one JSON object per line, with `timestamp`, `level`, `target`,
+    /// the event's fields (`message`, `media_id`, …), the current `span` and the list of
+    /// `spans` (`request_id`, `method`, `route` of the request it belongs to).
+    Json,
 }
 
 /// Video: FFmpeg's `ffprobe` and `ffmpeg`, run as subprocesses on a file, each under a
 /// wall-clock timeout and an address-space cap.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct VideoConfig {
     /// The `ffprobe` program (a name looked up in `PATH`, or a path).
@@ -90,7 +107,7 @@ impl Default for VideoConfig {
 }
 
 /// Sources fetched from a URL (`{"url": ...}` uploads), by the worker that runs the job.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SourcesConfig {
     /// Hosts (names or addresses, as written in URLs) that may be fetched although they
@@ -116,7 +133,7 @@ impl Default for SourcesConfig {
 }
 
 /// Completion callbacks: a signed POST of the record when it becomes final.
-#[derive(Clone, Deserialize)]
+#[derive(Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CallbacksConfig {
     /// A URL that every record is posted to when final, besides any `callback_url` of its
@@ -178,7 +195,7 @@ impl std::fmt::Debug for CallbacksConfig {
 }
 
 /// What becomes of jobs that do not finish.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RecoveryConfig {
     /// A record unchanged this long while processing is queued again.
@@ -204,12 +221,14 @@ impl Default for RecoveryConfig {
 }
 
 /// The record store.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StoreConfig {
     /// Unset: sled in `<data_dir>/db` (one gateway). `postgres://…`: PostgreSQL (any number
     /// of gateways).
     pub url: Option<String>,
+    /// A file holding `url` (a mounted secret); set one of the two.
+    pub url_file: Option<PathBuf>,
     /// PostgreSQL: connections each gateway opens at most.
     pub max_connections: u32,
 }
@@ -218,13 +237,14 @@ impl Default for StoreConfig {
     fn default() -> Self {
         Self {
             url: None,
+            url_file: None,
             max_connections: 16,
         }
     }
 }
 
 /// Where media bytes live.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct MediaConfig {
     /// Unset: the data directory. `s3://bucket/prefix`: S3-compatible object storage.
@@ -237,7 +257,7 @@ pub struct MediaConfig {
 }
 
 /// S3 settings, named as the AWS tools name them.
-#[derive(Clone, Default, Deserialize)]
+#[derive(Clone, Default, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct S3Config {
     /// The endpoint, for S3-compatible services (MinIO, Garage, s3s-fs, …); unset: AWS.
@@ -246,8 +266,12 @@ pub struct S3Config {
     pub region: Option<String>,
     /// The access key id.
     pub access_key_id: Option<String>,
+    /// A file holding `access_key_id`; set one of the two.
+    pub access_key_id_file: Option<PathBuf>,
     /// The secret access key.
     pub secret_access_key: Option<String>,
+    /// A file holding `secret_access_key`; set one of the two.
+    pub secret_access_key_file: Option<PathBuf>,
     /// Allow `http://` endpoints (local servers).
     pub allow_http: bool,
 }
@@ -258,17 +282,19 @@ impl std::fmt::Debug for S3Config {
             .field("endpoint", &self.endpoint)
             .field("region", &self.region)
             .field("access_key_id", &self.access_key_id)
+            .field("access_key_id_file", &self.access_key_id_file)
             .field(
                 "secret_access_key",
                 &self.secret_access_key.as_ref().map(|_| "***"),
             )
+            .field("secret_access_key_file", &self.secret_access_key_file)
             .field("allow_http", &self.allow_http)
             .finish()
     }
 }
 
 /// API keys. With none configured, the API is open.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Clone, Default, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuthConfig {
     /// Keys accepted as `Authorization: Bearer <key>`.
@@ -277,12 +303,23 @@ pub struct AuthConfig {
     pub api_keys_file: Option<PathBuf>,
 }
 
+impl std::fmt::Debug for AuthConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthConfig")
+            .field("api_keys", &vec!["***"; self.api_keys.len()])
+            .field("api_keys_file", &self.api_keys_file)
+            .finish()
+    }
+}
+
 /// The job queue.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct QueueConfig {
     /// Unset: the embedded in-process queue. `amqp://…`: RabbitMQ.
     pub url: Option<String>,
+    /// A file holding `url` (a mounted secret); set one of the two.
+    pub url_file: Option<PathBuf>,
     /// RabbitMQ: the prefix of the queue and exchange names.
     pub prefix: String,
     /// RabbitMQ: deliveries of one job before it is dead-lettered (its worker died each time).
@@ -293,6 +330,7 @@ impl Default for QueueConfig {
     fn default() -> Self {
         Self {
             url: None,
+            url_file: None,
             prefix: "thumbnailify".to_owned(),
             delivery_limit: 5,
         }
@@ -300,7 +338,7 @@ impl Default for QueueConfig {
 }
 
 /// Limits that keep hostile or huge inputs from exhausting the machine.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LimitsConfig {
     /// Largest accepted upload, in decoded bytes (each file of a multipart request): every
@@ -355,7 +393,7 @@ pub struct LimitsConfig {
 }
 
 /// The output format of thumbnails.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum OutputFormat {
     /// PNG for sources with alpha, JPEG otherwise.
@@ -366,6 +404,22 @@ pub enum OutputFormat {
     Png,
     /// Always WebP (lossless).
     Webp,
+    /// Always AVIF (lossy, at the variant's quality; alpha kept). Only in builds with the
+    /// worker's `heif` feature: elsewhere a variant asking for it is refused at the door.
+    Avif,
+}
+
+impl OutputFormat {
+    /// The name the `format` parameter and the configuration use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutputFormat::Auto => "auto",
+            OutputFormat::Jpeg => "jpeg",
+            OutputFormat::Png => "png",
+            OutputFormat::Webp => "webp",
+            OutputFormat::Avif => "avif",
+        }
+    }
 }
 
 impl std::str::FromStr for OutputFormat {
@@ -377,13 +431,14 @@ impl std::str::FromStr for OutputFormat {
             "jpeg" | "jpg" => Ok(OutputFormat::Jpeg),
             "png" => Ok(OutputFormat::Png),
             "webp" => Ok(OutputFormat::Webp),
+            "avif" => Ok(OutputFormat::Avif),
             _ => Err(()),
         }
     }
 }
 
 /// What thumbnails to make.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ThumbnailConfig {
     /// Width of the box the thumbnail fits in.
@@ -399,7 +454,7 @@ pub struct ThumbnailConfig {
 }
 
 /// The workers.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct WorkerConfig {
     /// Jobs processed at once per worker process; 0 means one per CPU core.
@@ -424,6 +479,7 @@ impl Default for Config {
             callbacks: CallbacksConfig::default(),
             sources: SourcesConfig::default(),
             video: VideoConfig::default(),
+            logging: LoggingConfig::default(),
         }
     }
 }
@@ -521,23 +577,13 @@ pub enum ConfigError {
     /// A value is out of range.
     #[error("invalid configuration: {0}")]
     Invalid(String),
+    /// The file and the environment together do not make a configuration (a value of the
+    /// wrong type, an unknown key); the message names the key and the layer it came from.
+    #[error("invalid configuration: {0}")]
+    Layers(Box<figment::Error>),
 }
 
 impl Config {
-    /// Loads the configuration: the file at `path` if given, else `config.yaml` in the working
-    /// directory if present, else the defaults; then the environment overrides.
-    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
-        let default_path = Path::new("config.yaml");
-        let path = path.or_else(|| default_path.exists().then_some(default_path));
-        let mut config = match path {
-            Some(path) => Self::from_file(path)?,
-            None => Self::default(),
-        };
-        config.apply_env(|name| std::env::var(name).ok());
-        config.validate()?;
-        Ok(config)
-    }
-
     /// Parses a configuration file (no environment overrides).
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
@@ -556,41 +602,6 @@ impl Config {
             return Ok(Self::default());
         }
         serde_norway::from_str(text)
-    }
-
-    /// Applies the `THUMBNAILIFY_*` overrides, reading variables through `var`.
-    pub fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) {
-        if let Some(listen) = var("THUMBNAILIFY_LISTEN") {
-            self.listen = listen;
-        }
-        if let Some(dir) = var("THUMBNAILIFY_DATA_DIR") {
-            self.data_dir = PathBuf::from(dir);
-        }
-        if let Some(url) = var("THUMBNAILIFY_QUEUE_URL") {
-            self.queue.url = Some(url).filter(|url| !url.is_empty());
-        }
-        if let Some(url) = var("THUMBNAILIFY_STORE_URL") {
-            self.store.url = Some(url).filter(|url| !url.is_empty());
-        } else if self.store.url.is_none() {
-            self.store.url = var("DATABASE_URL").filter(|url| !url.is_empty());
-        }
-        if let Some(url) = var("THUMBNAILIFY_MEDIA_URL") {
-            self.media.url = Some(url).filter(|url| !url.is_empty());
-        }
-        let s3 = &mut self.media.s3;
-        for (field, name) in [
-            (&mut s3.endpoint, "AWS_ENDPOINT_URL"),
-            (&mut s3.region, "AWS_REGION"),
-            (&mut s3.access_key_id, "AWS_ACCESS_KEY_ID"),
-            (&mut s3.secret_access_key, "AWS_SECRET_ACCESS_KEY"),
-        ] {
-            if field.is_none() {
-                *field = var(name).filter(|value| !value.is_empty());
-            }
-        }
-        if let Some(allow) = var("AWS_ALLOW_HTTP") {
-            s3.allow_http |= allow.eq_ignore_ascii_case("true") || allow == "1";
-        }
     }
 
     /// Checks values that parse but make no sense.
@@ -823,21 +834,6 @@ mod tests {
     }
 
     #[test]
-    fn environment_overrides_the_file() {
-        let mut config = Config::from_yaml("listen: 0.0.0.0:1").unwrap();
-        config.apply_env(|name| match name {
-            "THUMBNAILIFY_LISTEN" => Some("127.0.0.1:9".into()),
-            "THUMBNAILIFY_DATA_DIR" => Some("/tmp/x".into()),
-            "THUMBNAILIFY_QUEUE_URL" => Some("amqp://127.0.0.1:5672".into()),
-            _ => None,
-        });
-        assert_eq!(config.listen, "127.0.0.1:9");
-        assert_eq!(config.data_dir, PathBuf::from("/tmp/x"));
-        assert_eq!(config.queue.url.as_deref(), Some("amqp://127.0.0.1:5672"));
-        config.validate().unwrap();
-    }
-
-    #[test]
     fn the_store_url_comes_from_the_file_or_the_environment() {
         let from = |yaml: &str, vars: &[(&str, &str)]| {
             let mut config = Config::from_yaml(yaml).unwrap();
@@ -860,11 +856,6 @@ mod tests {
             from(file, &database_url).as_deref(),
             Some("postgres://file/db")
         );
-        let ours = [
-            ("THUMBNAILIFY_STORE_URL", "postgres://ours/db"),
-            database_url[0],
-        ];
-        assert_eq!(from(file, &ours).as_deref(), Some("postgres://ours/db"));
         let mut config = Config::from_yaml("store: {url: 'mysql://x'}").unwrap();
         assert!(config.validate().is_err());
         assert!(

@@ -1,0 +1,282 @@
+//! What the people who run the service see, on the real binary: the configuration layered
+//! from file, environment and secret files, printed with secrets masked; JSON log lines; and
+//! request ids, kept or made, echoed and logged.
+
+mod support;
+
+use std::process::{Command, Stdio};
+
+use serde_json::Value;
+use support::{Gateway, media_type_of};
+
+/// Runs `gateway ARGS` with only `env` set of the configuration variables; returns its exit
+/// code, standard output and standard error.
+fn gateway(args: &[&str], env: &[(&str, &str)], dir: &std::path::Path) -> (i32, String, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_gateway"));
+    command.args(args).current_dir(dir).stdin(Stdio::null());
+    for (name, _) in std::env::vars() {
+        if name.starts_with("THUMBNAILIFY_") || name.starts_with("AWS_") || name == "DATABASE_URL" {
+            command.env_remove(name);
+        }
+    }
+    command.envs(env.iter().copied());
+    let output = command.output().unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn print_config_shows_every_layer_with_secrets_masked() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("config.yaml"),
+        "limits: {max_pixels: 10, max_variants: 3}\ncallbacks: {secret: whsec_c2VjcmV0LXNlY3JldC1zZWNyZXQ=}",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("database-url"),
+        "postgres://app:db-password@db.internal/thumbs\n",
+    )
+    .unwrap();
+    let (code, out, err) = gateway(
+        &["--print-config"],
+        &[
+            ("THUMBNAILIFY_LIMITS__MAX_PIXELS", "50000000"),
+            ("THUMBNAILIFY_STORE__URL_FILE", "database-url"),
+            ("THUMBNAILIFY_AUTH__API_KEYS", "[key-one-secret]"),
+            ("THUMBNAILIFY_LOGGING__FORMAT", "json"),
+            ("AWS_SECRET_ACCESS_KEY", "aws-secret-value"),
+        ],
+        dir.path(),
+    );
+    assert_eq!(code, 0, "{err}");
+    let config: Value = serde_norway::from_str(&out).unwrap();
+    assert_eq!(
+        config["limits"]["max_pixels"], 50_000_000,
+        "the environment"
+    );
+    assert_eq!(config["limits"]["max_variants"], 3, "the file");
+    assert_eq!(config["listen"], "127.0.0.1:8080", "the defaults");
+    assert_eq!(config["logging"]["format"], "json");
+    assert_eq!(
+        config["store"]["url"], "postgres://app:***@db.internal/thumbs",
+        "the secret file, its password masked"
+    );
+    assert_eq!(config["auth"]["api_keys"][0], "***");
+    assert_eq!(config["callbacks"]["secret"], "***");
+    assert_eq!(config["media"]["s3"]["secret_access_key"], "***");
+    for secret in [
+        "db-password",
+        "key-one-secret",
+        "c2VjcmV0",
+        "aws-secret-value",
+    ] {
+        assert!(!out.contains(secret), "{secret} printed");
+    }
+}
+
+#[test]
+fn a_bad_key_or_value_in_the_environment_stops_the_start_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, value, named) in [
+        ("THUMBNAILIFY_LIMITS__MAX_PIXLES", "1", "max_pixles"),
+        ("THUMBNAILIFY_LIMITS__MAX_PIXELS", "lots", "MAX_PIXELS"),
+        ("THUMBNAILIFY_LOGGING__FORMAT", "xml", "FORMAT"),
+    ] {
+        let (code, out, err) = gateway(&["--print-config"], &[(name, value)], dir.path());
+        assert_eq!(code, 2, "{name}: {out}");
+        assert!(err.contains("cannot load the configuration"), "{err}");
+        assert!(err.contains(named), "{name}: {err}");
+    }
+}
+
+#[tokio::test]
+async fn json_logs_carry_the_request_id_and_the_media_id() {
+    let gateway = Gateway::start_logging("logging: {format: json}", "info,gateway=debug").await;
+
+    // A presented id is kept and echoed; a hostile one is replaced.
+    let answer = gateway
+        .request(
+            hyper::Method::GET,
+            "/healthz",
+            &[("x-request-id", "edge-7:abc")],
+            bytes::Bytes::new(),
+        )
+        .await;
+    assert_eq!(answer.header("x-request-id").as_deref(), Some("edge-7:abc"));
+    let answer = gateway
+        .request(
+            hyper::Method::GET,
+            "/healthz",
+            &[("x-request-id", "a\"}{\"level\":\"ERROR\"")],
+            bytes::Bytes::new(),
+        )
+        .await;
+    let made = answer.header("x-request-id").unwrap();
+    assert!(uuid::Uuid::parse_str(&made).is_ok(), "{made}");
+
+    let name = "jpeg-baseline.jpg";
+    let body = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        support::fixture(name),
+    );
+    let answer = gateway
+        .request(
+            hyper::Method::POST,
+            "/images",
+            &[
+                ("content-type", media_type_of(name)),
+                ("x-request-id", "upload-42"),
+            ],
+            body,
+        )
+        .await;
+    assert_eq!(answer.status, 202);
+    assert_eq!(answer.header("x-request-id").as_deref(), Some("upload-42"));
+    let media_id = answer.media_id();
+    gateway.wait_final(&media_id).await;
+
+    let log = gateway.log();
+    let lines: Vec<Value> = log
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}")))
+        .collect();
+    assert!(!lines.is_empty());
+    for line in &lines {
+        for key in ["timestamp", "level", "target"] {
+            assert!(line.get(key).is_some(), "{key} missing: {line}");
+        }
+    }
+    let accepted = lines
+        .iter()
+        .find(|line| line["message"] == "upload accepted")
+        .unwrap_or_else(|| panic!("no 'upload accepted' line in\n{log}"));
+    assert_eq!(accepted["media_id"], media_id.as_str());
+    let request = accepted["spans"]
+        .as_array()
+        .and_then(|spans| spans.iter().find(|span| span["name"] == "request"))
+        .unwrap_or_else(|| panic!("no request span: {accepted}"));
+    assert_eq!(request["request_id"], "upload-42", "{accepted}");
+    assert_eq!(request["route"], "/images", "{accepted}");
+    assert_eq!(request["method"], "POST", "{accepted}");
+    assert!(
+        !log.contains("\"level\":\"ERROR\"\""),
+        "a presented id reached the log unchecked"
+    );
+}
+
+/// The metric names a PromQL expression uses.
+fn metric_names(expr: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut rest = expr;
+    while let Some(at) = rest.find("thumbnailify_") {
+        let name: String = rest[at..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        rest = &rest[at + name.len()..];
+        names.push(name);
+    }
+    names
+}
+
+/// A callback receiver on loopback that answers every request 204; returns its URL.
+async fn callback_receiver() -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buffer = vec![0; 64 * 1024];
+                let _ = stream.read(&mut buffer).await;
+                let answer = b"HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n";
+                let _ = stream.write_all(answer).await;
+            });
+        }
+    });
+    url
+}
+
+#[tokio::test]
+async fn metrics_follow_prometheus_naming_and_the_dashboard_charts_them() {
+    // Every family gets a sample: a completed job with a delivered callback, a refusal and a
+    // duplicate.
+    let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let yaml = format!("callbacks: {{secret: {secret}, allowed_hosts: ['127.0.0.1']}}");
+    let gateway = Gateway::start_with_queue(None, &yaml).await;
+    let name = "jpeg-baseline.jpg";
+    let answer = gateway
+        .post_json(&serde_json::json!({
+            "data": base64::Engine::encode(
+                &base64::engine::general_purpose::STANDARD,
+                support::fixture(name),
+            ),
+            "media_type": media_type_of(name),
+            "callback_url": callback_receiver().await,
+        }))
+        .await;
+    assert_eq!(answer.status, 202, "{}", answer.json());
+    let id = answer.media_id();
+    gateway.wait_final(&id).await;
+    let duplicate = gateway.upload_fixture(name).await;
+    gateway.wait_final(&duplicate).await;
+    let refused = gateway.upload("image/png", &support::fixture(name)).await;
+    assert_eq!(refused.status, 415);
+    let delivered = "thumbnailify_callback_deliveries_total{outcome=\"delivered\"} 1";
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let text = loop {
+        let text = String::from_utf8(gateway.get("/metrics").await.body.to_vec()).unwrap();
+        if text.contains(delivered) {
+            break text;
+        }
+        assert!(std::time::Instant::now() < deadline, "{text}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+
+    // Names: counters' samples end `_total`; the histograms carry their unit.
+    for line in text.lines().filter(|line| line.starts_with("# TYPE ")) {
+        let mut words = line.split(' ').skip(2);
+        let (name, kind) = (words.next().unwrap(), words.next().unwrap());
+        assert!(name.starts_with("thumbnailify_"), "{line}");
+        if kind == "counter" {
+            assert!(
+                text.lines()
+                    .all(|sample| !sample.starts_with(&format!("{name} "))),
+                "{name}: a counter's sample without _total"
+            );
+        }
+    }
+    let size = "thumbnailify_upload_size_bytes_count{media_type=\"image/jpeg\"} 2";
+    let duration = "thumbnailify_job_duration_seconds_count{media_type=\"image/jpeg\"} 2";
+    for sample in [size, duration] {
+        assert!(text.contains(sample), "{sample} not in\n{text}");
+    }
+
+    // Every metric the dashboard queries is one the gateway exports.
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/grafana-dashboard.json");
+    let dashboard: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let mut queried = 0;
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().unwrap() {
+            for name in metric_names(target["expr"].as_str().unwrap()) {
+                let exported = name
+                    .strip_suffix("_bucket")
+                    .or_else(|| name.strip_suffix("_sum"))
+                    .or_else(|| name.strip_suffix("_count"))
+                    .or_else(|| name.strip_suffix("_total"))
+                    .unwrap_or(&name);
+                assert!(
+                    text.contains(&format!("# TYPE {exported} ")),
+                    "{}: {name} is not exported",
+                    panel["title"]
+                );
+                queried += 1;
+            }
+        }
+    }
+    assert!(queried >= 10, "{queried}");
+}
