@@ -280,3 +280,110 @@ async fn metrics_follow_prometheus_naming_and_the_dashboard_charts_them() {
     }
     assert!(queried >= 10, "{queried}");
 }
+
+#[tokio::test]
+async fn the_contract_is_served_and_every_operation_in_it_is_routed() {
+    let gateway = Gateway::start_with_queue(None, "").await;
+    let answer = gateway.get("/openapi.json").await;
+    assert_eq!(answer.status, 200);
+    let document = answer.json();
+    assert_eq!(document["openapi"], "3.1.0");
+    let paths = document["paths"].as_object().unwrap();
+    let mut operations = 0;
+    for (path, item) in paths {
+        for (method, operation) in item.as_object().unwrap() {
+            // The path's parameters with values that parse, so that the route is reached.
+            let concrete = path
+                .replace("{media_id}", "019abf5e-0000-7000-8000-000000000000")
+                .replace("{name}", "100x100");
+            let method = hyper::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            let answer = gateway
+                .request(method.clone(), &concrete, &[], bytes::Bytes::new())
+                .await;
+            let body: Value = serde_json::from_slice(&answer.body).unwrap_or(Value::Null);
+            let code = body["error"]["code"].clone();
+            assert!(
+                code != "no_route" && code != "method_not_allowed",
+                "{method} {path} is documented but not routed"
+            );
+            let documented = operation["responses"].as_object().unwrap();
+            assert!(
+                documented.contains_key(answer.status.as_str()),
+                "{method} {path}: {} is not documented",
+                answer.status
+            );
+            operations += 1;
+        }
+    }
+    assert_eq!(operations, 10, "{:?}", paths.keys().collect::<Vec<_>>());
+    // The upload's links lead to the record's operations.
+    let text = document.to_string();
+    for link in ["get_record", "get_events", "get_thumbnail", "delete_record"] {
+        assert!(
+            text.contains(&format!("\"operationId\":\"{link}\"")),
+            "{link}"
+        );
+    }
+
+    let page = gateway.get("/docs/").await;
+    assert_eq!(page.status, 200);
+    let html = String::from_utf8_lossy(&page.body);
+    assert!(html.contains("swagger-ui"), "{html}");
+    assert!(
+        !html.contains("https://"),
+        "the page loads nothing from elsewhere"
+    );
+    let script = gateway.get("/docs/swagger-ui-bundle.js").await;
+    assert_eq!(script.status, 200);
+    assert!(script.body.len() > 100_000, "the assets are in the binary");
+}
+
+/// The (status, code) pairs the README names: its error table's rows (`| 415 |
+/// \`media_type_mismatch\` |`) and the answers its prose gives (`` `404 not_found` ``).
+fn readme_errors() -> Vec<(String, String)> {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let mut errors = Vec::new();
+    for line in readme.lines() {
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        if cells.len() > 3 && cells[1].len() == 3 && cells[1].bytes().all(|b| b.is_ascii_digit()) {
+            for code in cells[2].split(',') {
+                let code = code.trim().trim_matches('`');
+                if !code.is_empty() {
+                    errors.push((cells[1].to_owned(), code.to_owned()));
+                }
+            }
+        }
+        for quoted in line.split('`').skip(1).step_by(2) {
+            if let Some((status, code)) = quoted.split_once(' ')
+                && status.len() == 3
+                && status.bytes().all(|b| b.is_ascii_digit())
+                && code.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+            {
+                errors.push((status.to_owned(), code.to_owned()));
+            }
+        }
+    }
+    errors
+}
+
+#[tokio::test]
+async fn every_error_the_readme_names_is_in_the_contract_with_its_status() {
+    let gateway = Gateway::start_with_queue(None, "").await;
+    let document = gateway.get("/openapi.json").await.json();
+    let errors = readme_errors();
+    assert!(errors.len() >= 30, "{errors:?}");
+    let mut missing = Vec::new();
+    for (status, code) in errors {
+        let documented = document["paths"].as_object().unwrap().values().any(|item| {
+            item.as_object().unwrap().values().any(|operation| {
+                operation["responses"][&status]["description"]
+                    .as_str()
+                    .is_some_and(|text| text.contains(&format!("`{code}`")))
+            })
+        });
+        if !documented {
+            missing.push(format!("{status} {code}"));
+        }
+    }
+    assert!(missing.is_empty(), "in the README, not in the contract: {missing:?}");
+}

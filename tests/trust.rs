@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 use support::{Gateway, fixture};
 
 #[tokio::test]
-async fn with_api_keys_every_endpoint_but_healthz_needs_one() {
+async fn with_api_keys_every_endpoint_but_healthz_and_the_contract_needs_one() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("keys.sha256");
     let hashed_key = "key-from-the-file";
@@ -26,7 +26,18 @@ async fn with_api_keys_every_endpoint_but_healthz_needs_one() {
     let gateway = Gateway::start_with_queue(None, &config).await;
 
     assert_eq!(gateway.get("/healthz").await.status, 200);
-    for path in ["/readyz", "/metrics", "/images", "/nowhere"] {
+    // The contract and its page describe the API, not its data.
+    for path in ["/openapi.json", "/docs/", "/docs/swagger-ui.css"] {
+        assert_eq!(gateway.get(path).await.status, 200, "{path}");
+    }
+    for path in [
+        "/readyz",
+        "/metrics",
+        "/images",
+        "/nowhere",
+        "/docsx",
+        "/openapi.jsonx",
+    ] {
         let answer = gateway.get(path).await;
         answer.assert_error(401, "unauthorized");
         assert_eq!(answer.header("www-authenticate").as_deref(), Some("Bearer"));

@@ -148,6 +148,18 @@ impl FromStr for MediaType {
     }
 }
 
+/// In the OpenAPI document: a string, one of the media types accepted.
+impl utoipa::PartialSchema for MediaType {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .enum_values(Some(ALL.iter().map(|media_type| media_type.as_str())))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for MediaType {}
+
 impl Serialize for MediaType {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_str(self.as_str())

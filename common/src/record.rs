@@ -6,6 +6,7 @@
 //! [`State::Error`]) once, when the worker's result arrives. A final record never changes again.
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::media::MediaType;
@@ -14,7 +15,7 @@ use crate::time::now_rfc3339;
 use crate::variant::{Fit, Variant};
 
 /// Which part of the system holds the job.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Service {
     /// Accepted and queued, waiting for a worker.
@@ -24,7 +25,7 @@ pub enum Service {
 }
 
 /// How far the job has come.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub enum State {
     /// Accepted, not finished yet.
     Processing,
@@ -40,7 +41,7 @@ pub const CODE_PROCESSING: u16 = 102;
 pub const CODE_COMPLETED: u16 = 200;
 
 /// Facts about a finished thumbnail.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ThumbnailInfo {
     /// The thumbnail's format.
     pub media_type: MediaType,
@@ -53,7 +54,7 @@ pub struct ThumbnailInfo {
 }
 
 /// How far one variant has come.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum VariantState {
     /// Asked for, not made yet.
@@ -65,7 +66,7 @@ pub enum VariantState {
 }
 
 /// Why a variant could not be made.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct VariantFailure {
     /// HTTP-like status, as a record's `code`.
     pub code: u16,
@@ -74,7 +75,7 @@ pub struct VariantFailure {
 }
 
 /// One variant in a record: what was asked for, and what was made.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Thumbnail {
     /// The variant's name, as in `/images/{id}/thumbnails/{name}`.
     pub name: String,
@@ -143,7 +144,7 @@ impl Thumbnail {
 }
 
 /// Where a record's completion callback stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum CallbackState {
     /// To be delivered once the record is final (and retried until it is, or fails).
@@ -155,7 +156,7 @@ pub enum CallbackState {
 }
 
 /// A record's completion callback.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Callback {
     /// Where the record is posted.
     pub url: String,
@@ -173,7 +174,7 @@ pub struct Callback {
 }
 
 /// One step in a record's history.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Event {
     /// When it happened (RFC 3339).
     pub at: String,
@@ -211,7 +212,7 @@ pub fn content_id(sha256: &str) -> Option<Uuid> {
 }
 
 /// What a video's probe found about its picture stream.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct VideoInfo {
     /// The codec, as FFmpeg names it (`h264`, `hevc`, `vp9`, `av1`, …).
     pub codec: String,
@@ -227,7 +228,7 @@ pub struct VideoInfo {
 }
 
 /// The record of one upload: an image, or a video thumbnailed from its poster frame.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Record {
     /// The image's id: a UUID v7, so ids sort by upload time.
     pub media_id: Uuid,

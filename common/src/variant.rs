@@ -19,11 +19,12 @@ use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::config::{LimitsConfig, OutputFormat, ThumbnailConfig};
 
 /// How an image meets its box.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Fit {
     /// Inside the box, aspect ratio kept.
@@ -68,6 +69,19 @@ pub struct Size {
     /// The box's height, if bounded.
     pub height: Option<u32>,
 }
+
+/// In the OpenAPI document: a string, `W x H` with either side left out.
+impl utoipa::PartialSchema for Size {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .pattern(Some("^[0-9]*x[0-9]*$"))
+            .examples(["400x300", "320x", "x240"])
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Size {}
 
 impl fmt::Display for Size {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -122,7 +136,7 @@ impl FromStr for Size {
 }
 
 /// One thumbnail to make.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Variant {
     /// Its name in the record and in `/images/{id}/thumbnails/{name}`: the size as asked
     /// (`400x300`) or the preset's name.

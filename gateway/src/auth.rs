@@ -81,7 +81,8 @@ pub async fn require_key(
     request: Request,
     next: Next,
 ) -> Response {
-    if request.uri().path() == "/healthz" {
+    let path = request.uri().path();
+    if path == "/healthz" || crate::openapi::is_public(path) {
         return next.run(request).await;
     }
     let presented = request

@@ -27,6 +27,7 @@ pub mod ingest;
 pub mod memory;
 pub mod metrics;
 pub mod migrate;
+pub mod openapi;
 pub mod outbox;
 pub mod protocol;
 pub mod recovery;

@@ -393,7 +393,7 @@ pub struct LimitsConfig {
 }
 
 /// The output format of thumbnails.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum OutputFormat {
     /// PNG for sources with alpha, JPEG otherwise.

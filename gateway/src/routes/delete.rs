@@ -14,6 +14,18 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 /// The handler.
+#[utoipa::path(
+    delete,
+    path = "/images/{media_id}",
+    operation_id = "delete_record",
+    tag = "images",
+    summary = "Delete the record, its original and its thumbnails",
+    params(("media_id" = uuid::Uuid, Path, description = "The record's id, as the upload's answer gave it (lower case, hyphenated)")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "No such record (`not_found`)", body = crate::openapi::ErrorBody),
+    ),
+)]
 pub async fn delete(
     State(state): State<AppState>,
     MediaId(id): MediaId,

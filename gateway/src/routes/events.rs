@@ -17,13 +17,25 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 /// The answer.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct History {
     /// The events, oldest first.
     pub items: Vec<Event>,
 }
 
 /// The handler.
+#[utoipa::path(
+    get,
+    path = "/images/{media_id}/events",
+    operation_id = "get_events",
+    tag = "images",
+    summary = "The record's history, oldest first",
+    params(("media_id" = uuid::Uuid, Path, description = "The record's id, as the upload's answer gave it (lower case, hyphenated)")),
+    responses(
+        (status = 200, description = "The events", body = History),
+        (status = 404, description = "No such record (`not_found`)", body = crate::openapi::ErrorBody),
+    ),
+)]
 pub async fn events(
     State(state): State<AppState>,
     MediaId(id): MediaId,

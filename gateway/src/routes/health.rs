@@ -9,6 +9,15 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 /// Liveness: 200 whenever the process answers.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    operation_id = "healthz",
+    tag = "operations",
+    summary = "Liveness",
+    security(()),
+    responses((status = 200, description = "The process answers", body = crate::openapi::Health)),
+)]
 pub async fn healthz() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
@@ -16,6 +25,17 @@ pub async fn healthz() -> Json<Value> {
 /// Readiness: 200 when the store answers reads, the queue is usable and media storage
 /// answers, else 503 with the reason. `video` says `"on"`, or why video uploads are refused
 /// (images are served either way).
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    operation_id = "readyz",
+    tag = "operations",
+    summary = "Readiness: the store, the queue and media storage usable",
+    responses(
+        (status = 200, description = "Ready", body = crate::openapi::Readiness),
+        (status = 503, description = "Not ready (`not_ready`), with the reason", body = crate::openapi::ErrorBody),
+    ),
+)]
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     state
         .store

@@ -27,7 +27,7 @@ pub struct ListParams {
 }
 
 /// A page of records.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Page {
     /// The records, in id order.
     pub items: Vec<Record>,
@@ -36,6 +36,21 @@ pub struct Page {
 }
 
 /// The handler.
+#[utoipa::path(
+    get,
+    path = "/images",
+    operation_id = "list_records",
+    tag = "images",
+    summary = "List records in upload order, a page at a time",
+    params(
+        ("limit" = Option<usize>, Query, minimum = 1, maximum = 1000, description = "Records per page (default 100)"),
+        ("after" = Option<uuid::Uuid>, Query, description = "The `next` of the previous page"),
+    ),
+    responses(
+        (status = 200, description = "A page of records", body = Page),
+        (status = 400, description = "A bad `limit` or `after` (`invalid_parameter`)", body = crate::openapi::ErrorBody),
+    ),
+)]
 pub async fn list(
     State(state): State<AppState>,
     params: Result<Query<ListParams>, QueryRejection>,

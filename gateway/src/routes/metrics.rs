@@ -7,6 +7,15 @@ use axum::response::IntoResponse;
 use crate::state::AppState;
 
 /// The handler.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    operation_id = "metrics",
+    tag = "operations",
+    summary = "Prometheus metrics",
+    responses((status = 200, description = "The metrics, in the OpenMetrics text format",
+        content((String = "application/openmetrics-text")))),
+)]
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     (
         [(

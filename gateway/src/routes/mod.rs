@@ -10,10 +10,11 @@
 //! | `DELETE /images/{media_id}` | [`delete`] |
 //! | `GET /healthz`, `GET /readyz` | [`health`] |
 //! | `GET /metrics` | [`metrics`] |
+//! | `GET /openapi.json`, `GET /docs` | [`crate::openapi`] |
 //!
 //! Every error is an [`ApiError`], turned into a response in one place. Every request first
 //! gets its id ([`crate::request_id`]), then passes [`crate::protocol`]'s checks; with API keys configured, [`crate::auth`] guards every
-//! route but `/healthz`.
+//! route but `/healthz`, `/openapi.json` and `/docs`.
 
 pub mod delete;
 pub mod events;
@@ -53,6 +54,7 @@ pub fn router(state: AppState, keys: Option<Arc<ApiKeys>>) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::metrics))
+        .merge(crate::openapi::router())
         .fallback(|| async { ApiError::NoRoute })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .with_state(state);

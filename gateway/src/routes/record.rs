@@ -25,6 +25,21 @@ pub struct RecordParams {
 }
 
 /// The handler.
+#[utoipa::path(
+    get,
+    path = "/images/{media_id}",
+    operation_id = "get_record",
+    tag = "images",
+    summary = "The record: state, facts, variants, callback",
+    params(
+        ("media_id" = uuid::Uuid, Path, description = "The record's id, as the upload's answer gave it (lower case, hyphenated)"),
+        ("wait" = Option<u64>, Query, minimum = 0, maximum = 60, description = "Seconds to wait for the record to become final (at most `limits.max_wait_secs`)"),
+    ),
+    responses(
+        (status = 200, description = "The record", body = common::record::Record),
+        (status = 404, description = "No such record (`not_found`)", body = crate::openapi::ErrorBody),
+    ),
+)]
 pub async fn get(
     State(state): State<AppState>,
     MediaId(id): MediaId,

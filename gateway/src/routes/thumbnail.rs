@@ -46,6 +46,39 @@ const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 const PRESIGNED_FOR: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// The handler of `/images/{id}/thumbnail`: the first variant.
+#[utoipa::path(
+    get,
+    path = "/images/{media_id}/thumbnail",
+    operation_id = "get_thumbnail",
+    tag = "images",
+    summary = "The first variant's thumbnail",
+    params(
+        ("media_id" = uuid::Uuid, Path, description = "The record's id, as the upload's answer gave it (lower case, hyphenated)"),
+        ("Accept" = Option<String>, Header, description = "The thumbnail's media type or `image/*` for raw bytes; else base64"),
+        ("If-None-Match" = Option<String>, Header, description = "An ETag from an earlier answer"),
+    ),
+    responses(
+        (status = 200, description = "The thumbnail: in base64 by default; its raw bytes when `Accept` names its media type or `image/*`",
+            content(
+                (String = "image/jpeg"),
+                (String = "image/png"),
+                (String = "image/webp"),
+                (String = "image/avif"),
+            ),
+            headers(
+                ("ETag" = String, description = "Strong, one per representation"),
+                ("Cache-Control" = String, description = "`public, max-age=31536000, immutable`"),
+                ("Vary" = String, description = "`Accept`"),
+            )),
+        (status = 304, description = "`If-None-Match` matched the ETag",
+            headers(("ETag" = String, description = "The representation's ETag"))),
+        (status = 307, description = "Raw bytes with `media.presign`: a presigned URL of the object",
+            headers(("Location" = String, description = "The presigned URL"))),
+        (status = 404, description = "No such record (`not_found`)", body = crate::openapi::ErrorBody),
+        (status = 409, description = "Still processing (`processing`)", body = crate::openapi::ErrorBody),
+        (status = 422, description = "The job failed (`job_failed`, `variant_failed`)", body = crate::openapi::ErrorBody),
+    ),
+)]
 pub async fn get(
     State(state): State<AppState>,
     MediaId(id): MediaId,
@@ -99,6 +132,50 @@ const MAX_NAME: usize = 64;
 
 /// The handler of `/images/{id}/thumbnails/{name}`: one variant, made on demand when the
 /// name is a size (or a preset) the record does not have yet and raw uploads are kept.
+#[utoipa::path(
+    get,
+    path = "/images/{media_id}/thumbnails/{name}",
+    operation_id = "get_variant",
+    tag = "images",
+    summary = "One variant's thumbnail, made on demand when it is a new size and raw uploads are kept",
+    params(
+        ("media_id" = uuid::Uuid, Path, description = "The record's id, as the upload's answer gave it (lower case, hyphenated)"),
+        ("name" = String, Path, max_length = 64, pattern = "^([0-9]*x[0-9]*|[a-z][a-z0-9_-]{0,31})$", description = "A variant's name (`400x300`, a preset), or a new size"),
+        ("fit" = Option<common::variant::Fit>, Query, description = "The variant's fit"),
+        ("format" = Option<common::config::OutputFormat>, Query, description = "The variant's format"),
+        ("quality" = Option<u8>, Query, minimum = 1, maximum = 100, description = "The variant's quality"),
+        ("enlarge" = Option<bool>, Query, description = "Whether the variant enlarges"),
+        ("Accept" = Option<String>, Header, description = "The thumbnail's media type or `image/*` for raw bytes; else base64"),
+        ("If-None-Match" = Option<String>, Header, description = "An ETag from an earlier answer"),
+    ),
+    responses(
+        (status = 200, description = "The thumbnail: in base64 by default; its raw bytes when `Accept` names its media type or `image/*`",
+            content(
+                (String = "image/jpeg"),
+                (String = "image/png"),
+                (String = "image/webp"),
+                (String = "image/avif"),
+            ),
+            headers(
+                ("ETag" = String, description = "Strong, one per representation"),
+                ("Cache-Control" = String, description = "`public, max-age=31536000, immutable`"),
+                ("Vary" = String, description = "`Accept`"),
+            )),
+        (status = 304, description = "`If-None-Match` matched the ETag",
+            headers(("ETag" = String, description = "The representation's ETag"))),
+        (status = 307, description = "Raw bytes with `media.presign`: a presigned URL of the object",
+            headers(("Location" = String, description = "The presigned URL"))),
+        (status = 202, description = "Being made: the variant, where it will be, and when to ask again", body = common::record::Thumbnail,
+            headers(
+                ("Location" = String, description = "The variant's URL"),
+                ("Retry-After" = u64, description = "Seconds to wait"),
+            )),
+        (status = 400, description = "A bad id, name or variant parameter (`invalid_id`, `invalid_parameter`), or the record has `limits.max_variants` already (`too_many_variants`)", body = crate::openapi::ErrorBody),
+        (status = 404, description = "No such record (`not_found`), or a name that is no variant, size or preset (`unknown_variant`)", body = crate::openapi::ErrorBody),
+        (status = 409, description = "Still processing (`processing`)", body = crate::openapi::ErrorBody),
+        (status = 422, description = "The variant failed (`variant_failed`, `job_failed`)", body = crate::openapi::ErrorBody),
+    ),
+)]
 pub async fn variant(
     State(state): State<AppState>,
     Path((id, name)): Path<(String, String)>,

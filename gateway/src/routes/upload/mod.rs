@@ -119,6 +119,60 @@ impl UploadParams {
 }
 
 /// The handler.
+#[utoipa::path(
+    post,
+    path = "/images",
+    operation_id = "upload",
+    tag = "images",
+    summary = "Upload a file (base64, JSON envelope or multipart form)",
+    description = "The body is the file in base64 with its media type as `Content-Type`; or a \
+        JSON envelope with `data` and `media_type`, or a `url` to fetch; or a \
+        `multipart/form-data` form of files. The answer comes at once: 202 with the record, \
+        `state: Processing`, and `Location`.",
+    params(
+        ("name" = Option<String>, Query, description = "The client's file name, kept as metadata"),
+        ("sizes" = Option<String>, Query, description = "Boxes `WxH` (either side may be empty: `320x`) and preset names, comma-separated; default `thumbnail.width`x`thumbnail.height`", example = "100x100,400x300"),
+        ("fit" = Option<common::variant::Fit>, Query, description = "How the image meets each box"),
+        ("format" = Option<common::config::OutputFormat>, Query, description = "Output format (`avif` with the heif feature)"),
+        ("quality" = Option<u8>, Query, minimum = 1, maximum = 100, description = "Quality of JPEG and AVIF output"),
+        ("enlarge" = Option<bool>, Query, description = "Scale images smaller than the box up"),
+        ("callback_url" = Option<String>, Query, description = "Where to POST the record, signed, when it is final"),
+    ),
+    request_body(
+        description = "The file, in base64 with its media type as `Content-Type` (every type of `MediaType`), or an envelope, or a form",
+        content(
+            (String = "image/jpeg"),
+            (String = "image/png", example = json!(crate::openapi::EXAMPLE_PNG)),
+            (String = "image/gif"),
+            (String = "image/webp"),
+            (String = "image/tiff"),
+            (String = "image/bmp"),
+            (String = "image/jxl"),
+            (String = "image/avif"),
+            (String = "image/heic"),
+            (String = "video/mp4"),
+            (String = "video/quicktime"),
+            (String = "video/webm"),
+            (String = "video/x-matroska"),
+            (String = "video/x-msvideo"),
+            (crate::openapi::Envelope = "application/json"),
+            (crate::openapi::UploadForm = "multipart/form-data"),
+        ),
+    ),
+    responses(
+        (status = 202, description = "Accepted: the record (for a form, every file's)", body = crate::openapi::Accepted,
+            headers(("Location" = String, description = "The record's URL (a form's first accepted file)"))),
+        (status = 400, description = "A malformed body or parameter: `missing_content_type`, `invalid_base64`, `empty_body`, `invalid_json`, `invalid_multipart`, `no_files`, `invalid_parameter`, `callback_not_allowed`, `invalid_header`, `body_read_failed`", body = crate::openapi::ErrorBody),
+        (status = 408, description = "The body came too slowly (`request_timeout`)", body = crate::openapi::ErrorBody),
+        (status = 413, description = "Over a size limit: `payload_too_large`, `request_too_large`, `too_many_files`, `too_many_pixels`, `metadata_too_large`", body = crate::openapi::ErrorBody),
+        (status = 415, description = "A media type not accepted, or one the bytes contradict (`unsupported_media_type`, `media_type_mismatch`)", body = crate::openapi::ErrorBody),
+        (status = 429, description = "Over the client's upload rate (`rate_limited`)", body = crate::openapi::ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "Too many uploads in flight or jobs queued (`overloaded`, `queue_full`), too many connections (`too_many_connections`), or a back-end unavailable (`store_unavailable`, `storage_unavailable`)", body = crate::openapi::ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 507, description = "The data directory's disk is nearly full (`insufficient_storage`)", body = crate::openapi::ErrorBody),
+    ),
+)]
 pub async fn upload(
     State(state): State<AppState>,
     ConnectInfo(client): ConnectInfo<SocketAddr>,
