@@ -315,7 +315,7 @@ async fn the_contract_is_served_and_every_operation_in_it_is_routed() {
             operations += 1;
         }
     }
-    assert_eq!(operations, 10, "{:?}", paths.keys().collect::<Vec<_>>());
+    assert_eq!(operations, 13, "{:?}", paths.keys().collect::<Vec<_>>());
     // The upload's links lead to the record's operations.
     let text = document.to_string();
     for link in ["get_record", "get_events", "get_thumbnail", "delete_record"] {
@@ -341,7 +341,8 @@ async fn the_contract_is_served_and_every_operation_in_it_is_routed() {
 /// The (status, code) pairs the README names: its error table's rows (`| 415 |
 /// \`media_type_mismatch\` |`) and the answers its prose gives (`` `404 not_found` ``).
 fn readme_errors() -> Vec<(String, String)> {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
     let mut errors = Vec::new();
     for line in readme.lines() {
         let cells: Vec<&str> = line.split('|').map(str::trim).collect();
@@ -385,5 +386,8 @@ async fn every_error_the_readme_names_is_in_the_contract_with_its_status() {
             missing.push(format!("{status} {code}"));
         }
     }
-    assert!(missing.is_empty(), "in the README, not in the contract: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "in the README, not in the contract: {missing:?}"
+    );
 }

@@ -117,6 +117,30 @@ pub enum Outcome {
     },
 }
 
+/// A worker's sign of life, sent every `worker.heartbeat_secs` through the queue back-end in
+/// use, so that gateways know the workers of the fleet (the dashboard lists them).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Heartbeat {
+    /// The worker process: `host:pid`, as in records' histories.
+    pub worker: String,
+    /// Its host name.
+    pub host: String,
+    /// Jobs it processes at once.
+    pub concurrency: u32,
+    /// Jobs it holds now.
+    pub in_flight: u32,
+    /// Jobs it has finished since it started (completed or failed).
+    pub jobs_done: u64,
+    /// Of those, the ones that failed.
+    pub jobs_failed: u64,
+    /// When it started (RFC 3339).
+    pub started_at: String,
+    /// When it sent this (RFC 3339).
+    pub sent_at: String,
+    /// Seconds until the next one.
+    pub interval_secs: u64,
+}
+
 /// This process's name in records' histories: `host:pid`.
 pub fn process_name() -> String {
     static NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();

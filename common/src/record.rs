@@ -289,6 +289,11 @@ pub struct Record {
     /// How many times the job has been queued (more than once when it got stuck).
     #[serde(default = "one")]
     pub attempts: u32,
+    /// The job was given up on without a worker's answer: its worker died on every delivery
+    /// (RabbitMQ's delivery limit), or it was stuck on every attempt. Its raw upload is kept,
+    /// so that an operator can retry it (or discard it) from the dashboard.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dead_letter: bool,
     /// The record's history, oldest first; served by `/images/{id}/events`, left out of the
     /// record's own representation by [`Record::public`].
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -361,8 +366,76 @@ impl Record {
                 next_attempt_at: None,
             }),
             attempts: 1,
+            dead_letter: false,
             events: vec![Event::new("accepted", Service::Gateway, None)],
         }
+    }
+
+    /// Whether its raw upload is still needed: it has work left, or it is a dead letter that
+    /// may be retried.
+    pub fn needs_raw(&self) -> bool {
+        self.needs_work() || self.dead_letter
+    }
+
+    /// Marks a record failed without a worker's answer as a dead letter (see
+    /// [`Record::dead_letter`]).
+    pub fn give_up(&mut self, code: u16, message: &str) -> bool {
+        if self.is_final() {
+            return false;
+        }
+        self.fail(code, message);
+        self.dead_letter = true;
+        self.updated_at = now_rfc3339();
+        self.push_event(Event::new(
+            "dead_lettered",
+            Service::Gateway,
+            Some(message.to_owned()),
+        ));
+        true
+    }
+
+    /// Queues a dead letter again, as an operator asks: processing, its failed variants asked
+    /// for again, a fresh count of attempts. Returns whether it was a dead letter.
+    pub fn retry(&mut self) -> bool {
+        if !self.dead_letter {
+            return false;
+        }
+        self.dead_letter = false;
+        self.state = State::Processing;
+        self.service = Service::Gateway;
+        self.code = CODE_PROCESSING;
+        self.message = "queued again by an operator".to_owned();
+        self.thumbnail = None;
+        self.attempts = 1;
+        if let Some(callback) = &mut self.callback {
+            // The client hears of the new outcome too.
+            callback.state = CallbackState::Pending;
+            callback.attempts = 0;
+            callback.last_status = None;
+            callback.last_error = None;
+            callback.next_attempt_at = None;
+        }
+        for entry in &mut self.thumbnails {
+            if entry.state == VariantState::Failed {
+                entry.state = VariantState::Processing;
+                entry.error = None;
+            }
+        }
+        self.updated_at = now_rfc3339();
+        self.push_event(Event::new("retried", Service::Gateway, None));
+        true
+    }
+
+    /// Closes a dead letter for good: it stays failed and its raw upload may go. Returns
+    /// whether it was a dead letter.
+    pub fn discard(&mut self) -> bool {
+        if !self.dead_letter {
+            return false;
+        }
+        self.dead_letter = false;
+        self.updated_at = now_rfc3339();
+        self.push_event(Event::new("discarded", Service::Gateway, None));
+        true
     }
 
     /// Whether the record has reached a final state.
@@ -626,6 +699,36 @@ mod tests {
                 .collect(),
             callback_url: Some("https://hooks.example.org/".to_owned()),
         })
+    }
+
+    #[test]
+    fn a_dead_letter_keeps_its_raw_upload_until_retried_or_discarded() {
+        let mut record = record(&["100x100", "400x300"]);
+        assert!(!record.retry() && !record.discard(), "not a dead letter");
+        assert!(record.give_up(504, "stuck"));
+        assert!(!record.give_up(504, "stuck"), "once");
+        assert_eq!((record.state, record.code), (State::Error, 504));
+        assert!(record.dead_letter && record.needs_raw() && !record.needs_work());
+        assert_eq!(record.events.last().unwrap().event, "dead_lettered");
+
+        let mut retried = record.clone();
+        retried.callback.as_mut().unwrap().state = CallbackState::Delivered;
+        assert!(retried.retry());
+        assert_eq!(retried.state, State::Processing);
+        assert_eq!(retried.service, Service::Gateway);
+        assert!(!retried.dead_letter && retried.needs_work());
+        assert!(
+            retried
+                .thumbnails
+                .iter()
+                .all(|entry| entry.state == VariantState::Processing && entry.error.is_none())
+        );
+        assert_eq!(retried.callback.unwrap().state, CallbackState::Pending);
+
+        assert!(record.discard());
+        assert!(!record.dead_letter && !record.needs_raw());
+        assert_eq!(record.state, State::Error);
+        assert!(!record.retry(), "a discarded letter stays failed");
     }
 
     #[test]

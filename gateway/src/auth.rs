@@ -1,4 +1,5 @@
-//! API keys: when configured, every endpoint but `/healthz` requires
+//! API keys: when configured, every endpoint but `/healthz`, `/openapi.json`, `/docs` and the
+//! `/dashboard` page (which holds no data) requires
 //! `Authorization: Bearer <key>`.
 //!
 //! Keys are kept only as SHA-256 digests (`auth.api_keys` are hashed at start-up;
@@ -75,14 +76,15 @@ fn parse_hex_digest(text: &str) -> Option<[u8; 32]> {
     Some(out)
 }
 
-/// The middleware: lets `/healthz` and requests with an accepted key through.
+/// The middleware: lets `/healthz`, the contract, the dashboard's page (not its data) and
+/// requests with an accepted key through.
 pub async fn require_key(
     State(keys): State<Arc<ApiKeys>>,
     request: Request,
     next: Next,
 ) -> Response {
     let path = request.uri().path();
-    if path == "/healthz" || crate::openapi::is_public(path) {
+    if path == "/healthz" || path == "/dashboard" || crate::openapi::is_public(path) {
         return next.run(request).await;
     }
     let presented = request

@@ -115,7 +115,7 @@ pub async fn release_original(
 ) -> Result<(), StoreError> {
     let lock = store.lock_content(original).await?;
     let needed = match store.with_original(original).await {
-        Ok(records) => records.iter().any(|record| keep_raw || record.needs_work()),
+        Ok(records) => records.iter().any(|record| keep_raw || record.needs_raw()),
         Err(error) => {
             lock.release().await;
             return Err(error);

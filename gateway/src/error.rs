@@ -124,6 +124,9 @@ pub enum ApiError {
     /// No record has this id.
     #[error("no image has the id {0}")]
     NotFound(uuid::Uuid),
+    /// A dead-letter action on a record that is no dead letter.
+    #[error("the record {0} is no dead letter: only a job given up on can be retried or discarded")]
+    NotADeadLetter(uuid::Uuid),
     /// No route has this path.
     #[error("no such endpoint")]
     NoRoute,
@@ -238,6 +241,7 @@ impl ApiError {
             ApiError::NoRoute => (StatusCode::NOT_FOUND, "no_route"),
             ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             ApiError::Processing(_) => (StatusCode::CONFLICT, "processing"),
+            ApiError::NotADeadLetter(_) => (StatusCode::CONFLICT, "not_a_dead_letter"),
             ApiError::InvalidVariant(_) => (StatusCode::BAD_REQUEST, "invalid_parameter"),
             ApiError::CallbackNotAllowed(_) => (StatusCode::BAD_REQUEST, "callback_not_allowed"),
             ApiError::UnknownVariant { .. } => (StatusCode::NOT_FOUND, "unknown_variant"),

@@ -39,6 +39,7 @@ pub mod state;
 pub mod store;
 pub mod sweeper;
 pub mod waiters;
+pub mod workers;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -180,6 +181,9 @@ pub async fn serve(
         .consume_dead_jobs()
         .map(|dead| tokio::spawn(results.run_dead_jobs(dead)));
     let (stop_trigger, stop) = ShutdownTrigger::new();
+    // Listening before the embedded workers start, so that their first heartbeat is heard.
+    let heard = workers::Workers::default();
+    tokio::spawn(heard.clone().listen(queue.heartbeats()));
     let workers = match queue {
         Queue::Embedded(_) => Some(tokio::spawn(worker::run(
             queue.clone(),
@@ -218,6 +222,7 @@ pub async fn serve(
     }
     let state = AppState {
         video,
+        workers: heard,
         admission: admission::Admission::new(
             &config.limits,
             // Free disk matters where the gateway writes: sled, or media in the directory.

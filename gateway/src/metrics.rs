@@ -68,6 +68,74 @@ fn size_histogram() -> Histogram {
     Histogram::new(exponential_buckets(1024.0, 4.0, 11))
 }
 
+/// Uploads accepted and jobs finished per [`Rates::BUCKET`], over the last
+/// [`Rates::BUCKETS`] of them, as this gateway counted them (the dashboard's rates).
+#[derive(Debug, Default)]
+pub struct Rates {
+    /// (bucket number since the epoch, accepted, finished), oldest first.
+    buckets: std::sync::Mutex<std::collections::VecDeque<(u64, u64, u64)>>,
+}
+
+/// One bucket of the dashboard's rates.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct RateBucket {
+    /// When the bucket starts (seconds since the Unix epoch).
+    pub start: u64,
+    /// Uploads accepted in it.
+    pub accepted: u64,
+    /// Jobs finished in it.
+    pub finished: u64,
+}
+
+impl Rates {
+    /// Seconds per bucket.
+    pub const BUCKET: u64 = 10;
+    /// Buckets kept: ten minutes.
+    pub const BUCKETS: usize = 60;
+
+    fn count(&self, accepted: u64, finished: u64) {
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs()
+            / Self::BUCKET;
+        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        match buckets.back_mut() {
+            Some(last) if last.0 == now => {
+                last.1 += accepted;
+                last.2 += finished;
+            }
+            _ => buckets.push_back((now, accepted, finished)),
+        }
+        while buckets.len() > Self::BUCKETS {
+            buckets.pop_front();
+        }
+    }
+
+    /// Every bucket of the last ten minutes, oldest first, empty ones included.
+    pub fn series(&self) -> Vec<RateBucket> {
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs()
+            / Self::BUCKET;
+        let buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        (now + 1 - Self::BUCKETS as u64..=now)
+            .map(|number| {
+                let (accepted, finished) = buckets
+                    .iter()
+                    .find(|bucket| bucket.0 == number)
+                    .map_or((0, 0), |bucket| (bucket.1, bucket.2));
+                RateBucket {
+                    start: number * Self::BUCKET,
+                    accepted,
+                    finished,
+                }
+            })
+            .collect()
+    }
+}
+
 /// The gateway's metrics.
 #[derive(Debug)]
 pub struct Metrics {
@@ -94,6 +162,8 @@ pub struct Metrics {
     job_duration: ByMedia,
     /// Accepted uploads' sizes, by media type.
     upload_size: ByMedia,
+    /// Uploads and completions per 10 s, for the dashboard.
+    pub rates: Rates,
 }
 
 impl Metrics {
@@ -175,6 +245,7 @@ impl Metrics {
             dedup_saved_bytes,
             job_duration,
             upload_size,
+            rates: Rates::default(),
             results_discarded,
             callback_deliveries,
             waiting_requests,
@@ -188,6 +259,7 @@ impl Metrics {
     /// Counts an accepted upload and its size.
     pub fn accepted(&self, record: &Record) {
         self.uploads_accepted.inc();
+        self.rates.count(1, 0);
         self.upload_size
             .get_or_create(&Media::of(record))
             .observe(record.size as f64);
@@ -197,6 +269,7 @@ impl Metrics {
     /// was accepted.
     pub fn finished(&self, record: &Record, state: &'static str) {
         self.jobs_finished.get_or_create(&Finish { state }).inc();
+        self.rates.count(0, 1);
         if let Ok(created) = humantime::parse_rfc3339(&record.created_at) {
             let seconds = SystemTime::now()
                 .duration_since(created)
@@ -220,5 +293,29 @@ impl Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_cover_ten_minutes_with_the_latest_counts_last() {
+        let rates = Rates::default();
+        rates.count(1, 0);
+        rates.count(1, 1);
+        let series = rates.series();
+        assert_eq!(series.len(), Rates::BUCKETS);
+        let last = series.last().unwrap();
+        // A bucket boundary may fall between the counts and the read.
+        let total: u64 = series.iter().map(|bucket| bucket.accepted).sum();
+        assert_eq!(total, 2);
+        assert!(last.start + Rates::BUCKET > series[0].start + 590);
+        assert!(
+            series
+                .windows(2)
+                .all(|w| w[1].start == w[0].start + Rates::BUCKET)
+        );
     }
 }

@@ -60,6 +60,9 @@ pub fn is_public(path: &str) -> bool {
         routes::health::healthz,
         routes::health::readyz,
         routes::metrics::metrics,
+        routes::dashboard::data,
+        routes::dashboard::retry,
+        routes::dashboard::discard,
     ),
     components(schemas(
         ErrorBody, ErrorDetail, Envelope, DataEnvelope, UrlEnvelope, UploadOptions, UploadForm,
@@ -180,9 +183,6 @@ pub struct UploadOptions {
 /// text fields before the first file apply to every file.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct UploadForm {
-    /// The files (any field name; `image` here).
-    #[schema(value_type = Vec<String>, format = Binary)]
-    pub image: Vec<Vec<u8>>,
     /// As the query parameter.
     pub name: Option<String>,
     /// As the query parameter.
@@ -198,6 +198,9 @@ pub struct UploadForm {
     pub enlarge: Option<bool>,
     /// As the query parameter.
     pub callback_url: Option<String>,
+    /// The files (any field name; `image` here), after the text fields.
+    #[schema(value_type = Vec<String>, format = Binary)]
+    pub image: Vec<Vec<u8>>,
 }
 
 /// The answer to a form: every file in part order, its record or why it was refused.
@@ -213,12 +216,16 @@ pub struct UploadItems {
 pub enum UploadItem {
     /// Accepted: its record.
     Accepted(Box<common::record::Record>),
-    /// Refused.
+    /// Refused: a file, or a text field that came after a file.
     Refused {
         /// The part's index in the form, from 0.
         part: u32,
-        /// Its filename.
+        /// The file's name, for a file.
+        #[serde(skip_serializing_if = "Option::is_none")]
         filename: Option<String>,
+        /// The field's name, for a text field after a file.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        field: Option<String>,
         /// Why it was refused.
         error: ErrorDetail,
     },

@@ -145,9 +145,9 @@ pub async fn sweep_orphans(
                     .with_original(key.media_id)
                     .await?
                     .iter()
-                    .any(|record| keep_raw || record.needs_work()),
+                    .any(|record| keep_raw || record.needs_raw()),
                 None => true,
-                Some(record) if kind == Kind::Raw => !record.needs_work() && !keep_raw,
+                Some(record) if kind == Kind::Raw => !record.needs_raw() && !keep_raw,
                 // A variant never recorded as made: a failed job's, or one the record no
                 // longer has.
                 Some(record) => !record.has_made(key.variant) && !record.needs_work(),

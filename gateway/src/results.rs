@@ -73,24 +73,47 @@ impl Results {
         while tasks.join_next().await.is_some() {}
     }
 
-    /// Consumes the jobs RabbitMQ dead-lettered and records each as failed.
+    /// Consumes the jobs RabbitMQ dead-lettered and records each as a dead letter: failed,
+    /// its raw upload kept for an operator to retry or discard.
     pub async fn run_dead_jobs(self, mut dead: Consumer<Job>) {
         while let Some(delivery) = dead.next().await {
             let media_id = delivery.message.media_id;
             tracing::error!(%media_id, "a job exceeded its delivery limit: its worker died each time");
-            let result = JobResult {
-                media_id,
-                outcome: Outcome::Failed {
-                    code: 500,
-                    message: format!(
-                        "the worker stopped (crashed or was killed) on each of its {} attempts at this image",
-                        self.config.queue.delivery_limit
-                    ),
-                },
-                worker: None,
+            let message = format!(
+                "the worker stopped (crashed or was killed) on each of its {} attempts at this image",
+                self.config.queue.delivery_limit
+            );
+            let settled = match self.give_up(media_id, 500, &message).await {
+                Ok(()) => delivery.ack().await,
+                Err(error) => {
+                    tracing::error!(%media_id, %error, "cannot record a dead letter; it will come again");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    delivery.retry().await
+                }
             };
-            self.settle_delivery(delivery, &result).await;
+            if let Err(error) = settled {
+                tracing::warn!(%error, "cannot settle a dead letter");
+            }
         }
+    }
+
+    /// Records the job of `media_id` as given up on ([`Record::give_up`]) and announces it;
+    /// its raw upload stays.
+    pub async fn give_up(
+        &self,
+        media_id: uuid::Uuid,
+        code: u16,
+        message: &str,
+    ) -> Result<(), StoreError> {
+        let update = self
+            .store
+            .update(media_id, |record| record.give_up(code, message))
+            .await?;
+        if let Update::Changed(record) = update {
+            self.store.flush().await?;
+            self.announce(&record, "error").await;
+        }
+        Ok(())
     }
 
     /// Applies `result`, then acks the delivery; on failure hands it back to come again.

@@ -42,6 +42,8 @@ pub struct AppState {
     pub callbacks: callbacks::Settings,
     /// Wakes the callback deliverer (a deduplicated upload may be final at once).
     pub deliveries: callbacks::Wake,
+    /// The workers heard from (their heartbeats).
+    pub workers: crate::workers::Workers,
     /// Whether videos can be thumbnailed: FFmpeg's version, or why not (video uploads are
     /// then refused with 415).
     pub video: Result<String, String>,

@@ -112,8 +112,18 @@ impl Sweeper {
                             stuck_after.as_secs(),
                             current.attempts
                         );
-                        current.fail(504, &message);
-                        current.push_event(Event::new("failed", Service::Gateway, Some(message)));
+                        if was_final {
+                            // Variants asked for on demand: they fail, the record stays.
+                            current.fail(504, &message);
+                            current.push_event(Event::new(
+                                "failed",
+                                Service::Gateway,
+                                Some(message),
+                            ));
+                        } else {
+                            // Kept, raw upload and all, for an operator to retry.
+                            current.give_up(504, &message);
+                        }
                     } else {
                         current.attempts += 1;
                         if !was_final {

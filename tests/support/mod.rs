@@ -867,6 +867,11 @@ impl Gateway {
         child.wait().unwrap();
     }
 
+    /// Replaces the configuration file the processes read (from their next start).
+    pub fn rewrite_config(&self, yaml: &str) {
+        std::fs::write(&self.config, yaml).unwrap();
+    }
+
     /// Sends SIGTERM and waits for the process; returns whether it exited successfully.
     pub fn terminate(&mut self) -> bool {
         let mut child = self.child.take().expect("not running");

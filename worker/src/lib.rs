@@ -25,6 +25,7 @@ pub mod encode;
 pub mod error;
 pub mod fetch;
 pub mod geometry;
+pub mod heartbeat;
 pub mod job;
 pub mod resize;
 pub mod runner;

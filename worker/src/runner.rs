@@ -18,6 +18,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::error::WorkerError;
+use crate::heartbeat::{self, Stats};
 use crate::job;
 
 /// How long a job whose media storage failed waits before it goes back to the queue.
@@ -36,6 +37,14 @@ pub async fn run(
     let mut jobs = queue.consume_jobs(prefetch).await?;
     let permits = Arc::new(Semaphore::new(concurrency));
     let mut tasks = JoinSet::new();
+    let stats = Arc::new(Stats::default());
+    let heartbeat = tokio::spawn(heartbeat::run(
+        queue.clone(),
+        Arc::clone(&stats),
+        concurrency,
+        Duration::from_secs(config.worker.heartbeat_secs),
+        shutdown.clone(),
+    ));
     tracing::info!(
         concurrency,
         queue = queue.kind(),
@@ -59,13 +68,13 @@ pub async fn run(
                 None => break,
             },
         };
-        tasks.spawn(handle(
-            delivery,
-            queue.clone(),
-            Arc::clone(&config),
-            storage.clone(),
-            permit,
-        ));
+        stats.started();
+        let stats = Arc::clone(&stats);
+        let (queue, config, storage) = (queue.clone(), Arc::clone(&config), storage.clone());
+        tasks.spawn(async move {
+            let failed = handle(delivery, queue, config, storage, permit).await;
+            stats.finished(failed);
+        });
         while let Some(done) = tasks.try_join_next() {
             log_task_end(done);
         }
@@ -79,6 +88,7 @@ pub async fn run(
     while let Some(done) = tasks.join_next().await {
         log_task_end(done);
     }
+    heartbeat.abort();
     Ok(())
 }
 
@@ -89,13 +99,14 @@ fn log_task_end(done: Result<(), tokio::task::JoinError>) {
 }
 
 /// Processes one delivery: report it started, make the thumbnail, report the outcome, ack.
+/// Returns whether the job failed, or `None` when it was handed back.
 async fn handle(
     delivery: Delivery<Job>,
     queue: Queue,
     config: Arc<Config>,
     storage: Storage,
     _permit: OwnedSemaphorePermit,
-) {
+) -> Option<bool> {
     let job = delivery.message.clone();
     let media_id = job.media_id;
     let started = JobResult {
@@ -116,9 +127,10 @@ async fn handle(
             if let Err(error) = delivery.retry().await {
                 tracing::warn!(%media_id, %error, "cannot hand the job back");
             }
-            return;
+            return None;
         }
     };
+    let failed = matches!(outcome, Outcome::Failed { .. });
     match &outcome {
         Outcome::Failed { code, message } => {
             tracing::info!(%media_id, code, %message, "job failed");
@@ -142,4 +154,5 @@ async fn handle(
         // The job will be delivered again; processing it twice is harmless.
         tracing::warn!(%media_id, %error, "cannot settle the job");
     }
+    Some(failed)
 }

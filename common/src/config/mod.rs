@@ -454,11 +454,22 @@ pub struct ThumbnailConfig {
 }
 
 /// The workers.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct WorkerConfig {
     /// Jobs processed at once per worker process; 0 means one per CPU core.
     pub concurrency: usize,
+    /// Seconds between a worker's heartbeats (the dashboard's list of workers).
+    pub heartbeat_secs: u64,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        Self {
+            concurrency: 0,
+            heartbeat_secs: 5,
+        }
+    }
 }
 
 impl Default for Config {
@@ -663,6 +674,9 @@ impl Config {
         }
         if self.store.max_connections == 0 {
             return invalid("store.max_connections must be at least 1");
+        }
+        if self.worker.heartbeat_secs == 0 {
+            return invalid("worker.heartbeat_secs must be at least 1");
         }
         if self.video.timeout_secs == 0 || self.video.threads == 0 {
             return invalid("video.timeout_secs and video.threads must be at least 1");

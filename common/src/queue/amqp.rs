@@ -15,6 +15,8 @@
 //! | `thumbnailify.results` | durable quorum queue | |
 //! | `thumbnailify.dlx` | durable direct exchange | |
 //! | `thumbnailify.dead` | durable quorum queue, bound to `thumbnailify.dlx` with key `thumbnailify.dead` | |
+//! | `thumbnailify.heartbeats` | durable fanout exchange: workers' heartbeats | |
+//! | (server-named) | exclusive auto-delete queue per gateway, bound to the heartbeats exchange | `x-message-ttl: 60000` |
 //!
 //! Messages are persistent JSON with `message_id` = media id and `content_type:
 //! application/json`, published to the default exchange and confirmed by the broker.
@@ -40,7 +42,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::{Acker, Consumer, ConsumerInner, Delivery, QueueError};
 use crate::config::QueueConfig;
-use crate::message::{Job, JobResult};
+use crate::message::{Heartbeat, Job, JobResult};
 
 /// The largest AMQP frame we negotiate, unless the URL's `frame_max` says otherwise. lapin
 /// keeps 32 frames of zero-filled buffer each way: at RabbitMQ's default of 128 KiB that is
@@ -63,6 +65,7 @@ struct Names {
     results: String,
     dead_exchange: String,
     dead: String,
+    heartbeats: String,
 }
 
 impl Names {
@@ -72,6 +75,7 @@ impl Names {
             results: format!("{prefix}.results"),
             dead_exchange: format!("{prefix}.dlx"),
             dead: format!("{prefix}.dead"),
+            heartbeats: format!("{prefix}.heartbeats"),
         }
     }
 }
@@ -180,6 +184,39 @@ impl AmqpQueue {
 
     pub(super) fn consume_dead_jobs(&self) -> Consumer<Job> {
         self.consume(self.inner.names.dead.clone(), 16)
+    }
+
+    /// Publishes a heartbeat to the fanout exchange, transient and unconfirmed.
+    pub(super) async fn publish_heartbeat(&self, heartbeat: &Heartbeat) -> Result<(), QueueError> {
+        let link = self.live_link()?;
+        let payload =
+            serde_json::to_vec(heartbeat).map_err(|e| QueueError::Broker(e.to_string()))?;
+        let properties = BasicProperties::default()
+            .with_content_type("application/json".into())
+            .with_expiration("60000".into());
+        link.publisher
+            .basic_publish(
+                self.inner.names.heartbeats.as_str().into(),
+                "".into(),
+                BasicPublishOptions::default(),
+                &payload,
+                properties,
+            )
+            .await
+            .map(drop)
+            .map_err(|error| QueueError::Broker(error.to_string()))
+    }
+
+    /// A task that listens to the heartbeats on every live link, through a queue of its own.
+    pub(super) fn heartbeats(&self) -> mpsc::Receiver<Heartbeat> {
+        let (tx, rx) = mpsc::channel(64);
+        tokio::spawn(listen_heartbeats(
+            self.inner.names.heartbeats.clone(),
+            self.inner.link.clone(),
+            self.inner.closing.subscribe(),
+            tx,
+        ));
+        rx
     }
 
     /// A consumer task that follows the live link.
@@ -351,6 +388,17 @@ async fn declare(
         )
         .await?;
     channel
+        .exchange_declare(
+            names.heartbeats.as_str().into(),
+            ExchangeKind::Fanout,
+            ExchangeDeclareOptions {
+                durable: true,
+                ..ExchangeDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await?;
+    channel
         .queue_declare(names.jobs.as_str().into(), durable, jobs)
         .await?;
     channel
@@ -390,6 +438,98 @@ async fn forward<T: DeserializeOwned + Send + 'static>(
             tokio::select! {
                 _ = closing.wait_for(|closing| *closing) => return,
                 () = tokio::time::sleep(WATCH_INTERVAL) => {}
+            }
+        }
+    }
+}
+
+/// Forwards the heartbeats of every live link to `tx` until closing or until the receiver is
+/// dropped. A full channel drops the heartbeat: the next one says the same.
+async fn listen_heartbeats(
+    exchange: String,
+    mut link: watch::Receiver<Option<Arc<Link>>>,
+    mut closing: watch::Receiver<bool>,
+    tx: mpsc::Sender<Heartbeat>,
+) {
+    loop {
+        let current = tokio::select! {
+            _ = closing.wait_for(|closing| *closing) => return,
+            current = link.wait_for(Option::is_some) => match current {
+                Ok(current) => current.clone().expect("waited for Some"),
+                Err(_) => return,
+            },
+        };
+        match listen_on(&current, &exchange, &mut closing, &tx).await {
+            Ok(Stop::Closing) | Ok(Stop::ReceiverGone) => return,
+            Ok(Stop::StreamEnded) => {}
+            Err(error) => tracing::warn!(%error, "heartbeat listener interrupted"),
+        }
+        while link
+            .borrow()
+            .as_ref()
+            .is_some_and(|live| Arc::ptr_eq(live, &current))
+        {
+            tokio::select! {
+                _ = closing.wait_for(|closing| *closing) => return,
+                () = tokio::time::sleep(WATCH_INTERVAL) => {}
+            }
+        }
+    }
+}
+
+async fn listen_on(
+    link: &Link,
+    exchange: &str,
+    closing: &mut watch::Receiver<bool>,
+    tx: &mpsc::Sender<Heartbeat>,
+) -> Result<Stop, lapin::Error> {
+    let channel = link.connection.create_channel().await?;
+    let mut arguments = FieldTable::default();
+    arguments.insert("x-message-ttl".into(), AMQPValue::LongInt(60_000));
+    let queue = channel
+        .queue_declare(
+            "".into(),
+            QueueDeclareOptions {
+                exclusive: true,
+                auto_delete: true,
+                ..QueueDeclareOptions::default()
+            },
+            arguments,
+        )
+        .await?;
+    channel
+        .queue_bind(
+            queue.name().as_str().into(),
+            exchange.into(),
+            "".into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    let mut consumer = channel
+        .basic_consume(
+            queue.name().as_str().into(),
+            "".into(),
+            BasicConsumeOptions {
+                no_ack: true,
+                ..BasicConsumeOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await?;
+    loop {
+        let next = tokio::select! {
+            _ = closing.wait_for(|closing| *closing) => return Ok(Stop::Closing),
+            next = consumer.next() => next,
+        };
+        let delivery = match next {
+            Some(delivery) => delivery?,
+            None => return Ok(Stop::StreamEnded),
+        };
+        if let Ok(heartbeat) = serde_json::from_slice::<Heartbeat>(&delivery.data) {
+            match tx.try_send(heartbeat) {
+                Ok(()) | Err(mpsc::error::TrySendError::Full(_)) => {}
+                Err(mpsc::error::TrySendError::Closed(_)) => return Ok(Stop::ReceiverGone),
             }
         }
     }

@@ -6,16 +6,17 @@
 
 use std::sync::{Arc, Mutex};
 
-use tokio::sync::mpsc;
+use tokio::sync::{broadcast, mpsc};
 
 use super::{Acker, Consumer, ConsumerInner, Delivery, QueueError};
-use crate::message::{Job, JobResult};
+use crate::message::{Heartbeat, Job, JobResult};
 
-/// Both queues of the embedded back-end.
+/// Both queues of the embedded back-end, and the heartbeats of its workers.
 #[derive(Debug, Clone)]
 pub struct EmbeddedQueue {
     jobs: Arc<Channel<Job>>,
     results: Arc<Channel<JobResult>>,
+    heartbeats: broadcast::Sender<Heartbeat>,
 }
 
 /// One queue: a sender shared by publishers and a receiver taken by the one consumer.
@@ -91,7 +92,18 @@ impl EmbeddedQueue {
         Self {
             jobs: Arc::new(Channel::new("jobs")),
             results: Arc::new(Channel::new("results")),
+            heartbeats: broadcast::channel(64).0,
         }
+    }
+
+    /// Sends a heartbeat to every listener; none listening is no error.
+    pub(super) fn publish_heartbeat(&self, heartbeat: &Heartbeat) {
+        let _ = self.heartbeats.send(heartbeat.clone());
+    }
+
+    /// A listener for the heartbeats sent from now on.
+    pub(super) fn heartbeats(&self) -> broadcast::Receiver<Heartbeat> {
+        self.heartbeats.subscribe()
     }
 
     pub(super) fn publish_job(&self, job: &Job) -> Result<(), QueueError> {

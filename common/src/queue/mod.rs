@@ -18,14 +18,18 @@
 //!
 //! Every message may therefore arrive more than once; processing is idempotent and the gateway
 //! ignores results for records that are already final or deleted.
+//!
+//! Beside the jobs, workers send [`Heartbeat`]s ([`Queue::publish_heartbeat`]) that every
+//! gateway hears ([`Queue::heartbeats`]): fire and forget, never stored, lost while no gateway
+//! listens.
 
 pub mod amqp;
 pub mod embedded;
 
-use tokio::sync::mpsc;
+use tokio::sync::{broadcast, mpsc};
 
 use crate::config::QueueConfig;
-use crate::message::{Job, JobResult};
+use crate::message::{Heartbeat, Job, JobResult};
 
 /// Why a queue operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -118,6 +122,28 @@ impl Queue {
         }
     }
 
+    /// Sends a worker's heartbeat to every gateway listening. Not confirmed: a lost heartbeat
+    /// is made good by the next.
+    pub async fn publish_heartbeat(&self, heartbeat: &Heartbeat) -> Result<(), QueueError> {
+        match self {
+            Queue::Embedded(queue) => {
+                queue.publish_heartbeat(heartbeat);
+                Ok(())
+            }
+            Queue::Amqp(queue) => queue.publish_heartbeat(heartbeat).await,
+        }
+    }
+
+    /// Listens to the workers' heartbeats from now on.
+    pub fn heartbeats(&self) -> Heartbeats {
+        Heartbeats {
+            inner: match self {
+                Queue::Embedded(queue) => HeartbeatsInner::Embedded(queue.heartbeats()),
+                Queue::Amqp(queue) => HeartbeatsInner::Amqp(queue.heartbeats()),
+            },
+        }
+    }
+
     /// Whether the queue is usable now; the error says why not.
     pub fn check(&self) -> Result<(), QueueError> {
         match self {
@@ -139,6 +165,35 @@ impl Queue {
         match self {
             Queue::Embedded(_) => "embedded",
             Queue::Amqp(_) => "rabbitmq",
+        }
+    }
+}
+
+/// The workers' heartbeats, as a gateway hears them.
+#[derive(Debug)]
+pub struct Heartbeats {
+    inner: HeartbeatsInner,
+}
+
+#[derive(Debug)]
+enum HeartbeatsInner {
+    Embedded(broadcast::Receiver<Heartbeat>),
+    Amqp(mpsc::Receiver<Heartbeat>),
+}
+
+impl Heartbeats {
+    /// The next heartbeat; `None` once the queue is closed. Heartbeats a slow listener missed
+    /// are skipped.
+    pub async fn next(&mut self) -> Option<Heartbeat> {
+        match &mut self.inner {
+            HeartbeatsInner::Embedded(receiver) => loop {
+                match receiver.recv().await {
+                    Ok(heartbeat) => return Some(heartbeat),
+                    Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                }
+            },
+            HeartbeatsInner::Amqp(receiver) => receiver.recv().await,
         }
     }
 }

@@ -10,12 +10,15 @@
 //! | `DELETE /images/{media_id}` | [`delete`] |
 //! | `GET /healthz`, `GET /readyz` | [`health`] |
 //! | `GET /metrics` | [`metrics`] |
+//! | `GET /dashboard`, `GET /dashboard/data`, `POST /dashboard/dead/{media_id}/{retry,discard}` | [`dashboard`] |
 //! | `GET /openapi.json`, `GET /docs` | [`crate::openapi`] |
 //!
 //! Every error is an [`ApiError`], turned into a response in one place. Every request first
 //! gets its id ([`crate::request_id`]), then passes [`crate::protocol`]'s checks; with API keys configured, [`crate::auth`] guards every
-//! route but `/healthz`, `/openapi.json` and `/docs`.
+//! route but `/healthz`, `/openapi.json`, `/docs` and the `/dashboard` page (its data and
+//! actions are guarded).
 
+pub mod dashboard;
 pub mod delete;
 pub mod events;
 pub mod health;
@@ -54,6 +57,16 @@ pub fn router(state: AppState, keys: Option<Arc<ApiKeys>>) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::metrics))
+        .route("/dashboard", get(dashboard::page))
+        .route("/dashboard/data", get(dashboard::data))
+        .route(
+            "/dashboard/dead/{media_id}/retry",
+            axum::routing::post(dashboard::retry),
+        )
+        .route(
+            "/dashboard/dead/{media_id}/discard",
+            axum::routing::post(dashboard::discard),
+        )
         .merge(crate::openapi::router())
         .fallback(|| async { ApiError::NoRoute })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })

@@ -163,6 +163,64 @@ macro_rules! on_store {
     };
 }
 
+/// What the dashboard shows of the store: records by state, the jobs waiting for a worker,
+/// the latest failures and the dead letters.
+#[derive(Debug, Clone, Default, serde::Serialize, utoipa::ToSchema)]
+pub struct Overview {
+    /// Records processing.
+    pub processing: u64,
+    /// Records completed.
+    pub completed: u64,
+    /// Records failed.
+    pub error: u64,
+    /// Records processing that no worker has taken yet: the queue's depth.
+    pub waiting: u64,
+    /// When the oldest of those was accepted (RFC 3339).
+    pub oldest_waiting: Option<String>,
+    /// The latest failed records, newest first.
+    pub failures: Vec<Record>,
+    /// The dead letters ([`Record::dead_letter`]), newest first.
+    pub dead_letters: Vec<Record>,
+}
+
+impl Overview {
+    /// Counts `record` in; keeps it among the failures or dead letters as it is one.
+    fn add(&mut self, record: Record) {
+        match record.state {
+            common::record::State::Processing => {
+                self.processing += 1;
+                if record.service == common::record::Service::Gateway {
+                    self.waiting += 1;
+                    if self
+                        .oldest_waiting
+                        .as_ref()
+                        .is_none_or(|oldest| record.created_at < *oldest)
+                    {
+                        self.oldest_waiting = Some(record.created_at.clone());
+                    }
+                }
+            }
+            common::record::State::Completed => self.completed += 1,
+            common::record::State::Error => {
+                self.error += 1;
+                if record.dead_letter {
+                    self.dead_letters.push(record.clone());
+                }
+                self.failures.push(record);
+            }
+        }
+    }
+
+    /// Keeps the newest `limit` failures and dead letters, newest first.
+    fn finish(mut self, limit: usize) -> Self {
+        for list in [&mut self.failures, &mut self.dead_letters] {
+            list.sort_by(|a, b| b.updated_at.cmp(&a.updated_at));
+            list.truncate(limit);
+        }
+        self
+    }
+}
+
 impl Store {
     /// Opens the store `config` names: PostgreSQL when `store.url` is set (connecting and
     /// migrating the schema), else sled in `db_dir`. Call it inside a Tokio runtime.
@@ -236,6 +294,11 @@ impl Store {
     /// Up to `limit` records with ids after `after` (from the first when `None`), in id order.
     pub async fn list(&self, after: Option<Uuid>, limit: usize) -> Result<Vec<Record>, StoreError> {
         on_store!(self, store => store.list(after, limit).await)
+    }
+
+    /// The dashboard's view of the store, with at most `limit` failures and dead letters.
+    pub async fn overview(&self, limit: usize) -> Result<Overview, StoreError> {
+        on_store!(self, store => store.overview(limit).await)
     }
 
     /// Every record with work left ([`Record::needs_work`]: processing, or with a variant

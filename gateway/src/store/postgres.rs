@@ -316,6 +316,58 @@ impl PostgresStore {
         Ok(rows.into_iter().map(|(Json(record),)| record).collect())
     }
 
+    /// The dashboard's view: counts by state and the waiting jobs computed in the database,
+    /// the latest failures and dead letters read.
+    pub async fn overview(&self, limit: usize) -> Result<super::Overview, StoreError> {
+        let mut connection = self.connection().await?;
+        let counts: Vec<(Option<String>, i64)> =
+            sqlx::query_as("SELECT record->>'state', count(*) FROM records GROUP BY 1")
+                .fetch_all(&mut *connection)
+                .await
+                .map_err(map_error)?;
+        let (waiting, oldest_waiting): (i64, Option<String>) = sqlx::query_as(
+            "SELECT count(*), min(record->>'created_at') FROM records
+             WHERE processing AND record->>'state' = 'Processing'
+               AND record->>'service' = 'gateway'",
+        )
+        .fetch_one(&mut *connection)
+        .await
+        .map_err(map_error)?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let mut latest = Vec::new();
+        for condition in [
+            "record->>'state' = 'Error'",
+            "coalesce((record->>'dead_letter')::boolean, false)",
+        ] {
+            let rows: Vec<(Json<Record>,)> = sqlx::query_as(&format!(
+                "SELECT record FROM records WHERE {condition}
+                 ORDER BY record->>'updated_at' DESC LIMIT $1"
+            ))
+            .bind(limit)
+            .fetch_all(&mut *connection)
+            .await
+            .map_err(map_error)?;
+            latest.push(rows.into_iter().map(|(Json(record),)| record).collect());
+        }
+        let count = |state: &str| {
+            counts
+                .iter()
+                .find(|(name, _)| name.as_deref() == Some(state))
+                .map_or(0, |(_, count)| u64::try_from(*count).unwrap_or(0))
+        };
+        let dead_letters = latest.pop().unwrap_or_default();
+        let failures = latest.pop().unwrap_or_default();
+        Ok(super::Overview {
+            processing: count("Processing"),
+            completed: count("Completed"),
+            error: count("Error"),
+            waiting: u64::try_from(waiting).unwrap_or(0),
+            oldest_waiting,
+            failures,
+            dead_letters,
+        })
+    }
+
     /// Every record with work left ([`Record::needs_work`]), in id order.
     pub async fn processing(&self) -> Result<Vec<Record>, StoreError> {
         let rows: Vec<(Json<Record>,)> =

@@ -212,6 +212,16 @@ impl SledStore {
             .collect()
     }
 
+    /// The dashboard's view: one pass over every record.
+    pub async fn overview(&self, limit: usize) -> Result<super::Overview, StoreError> {
+        let mut overview = super::Overview::default();
+        for entry in self.records.iter() {
+            let (_, value) = entry?;
+            overview.add(serde_json::from_slice(&value)?);
+        }
+        Ok(overview.finish(limit))
+    }
+
     /// Every record with work left ([`Record::needs_work`]), in id order.
     pub async fn processing(&self) -> Result<Vec<Record>, StoreError> {
         self.records
