@@ -9,6 +9,12 @@ use std::process::ExitCode;
 
 use common::config::{Config, LogFormat};
 use common::shutdown::{Shutdown, ShutdownTrigger, signal};
+use tracing_subscriber::Layer;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+
+#[cfg(feature = "otlp")]
+mod otlp;
 
 /// The command line both binaries take: `[--config PATH] [--print-config]`.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -99,7 +105,10 @@ pub fn run_migrate(args: impl IntoIterator<Item = String>) -> ExitCode {
         }
     };
     return_large_buffers_to_the_system();
-    init_tracing(LogFormat::Text);
+    if let Err(error) = init_tracing(LogFormat::Text, None) {
+        eprintln!("error: {error}");
+        return ExitCode::from(2);
+    }
     let load = |path: &std::path::Path| {
         Config::from_file(path)
             .map_err(|error| error.to_string())
@@ -167,26 +176,50 @@ pub fn usage(binary: &str, what: &str) -> String {
     )
 }
 
-/// Logs to standard error in `format`, at the level `RUST_LOG` sets (default `info`).
-pub fn init_tracing(format: LogFormat) {
+/// Logs to standard error in `format`, at the level `RUST_LOG` sets (default `info`); with
+/// `otlp` (an endpoint and the service's name), also exports the spans at `info` and above
+/// over OTLP/HTTP, which needs the `otlp` feature.
+pub fn init_tracing(format: LogFormat, otlp: Option<(&str, &str)>) -> Result<(), String> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let subscriber = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
+    let lines = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let lines = match format {
         LogFormat::Text => {
             // Colour only for a person at a terminal: never in files, pipes or collectors.
             let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-            subscriber.with_ansi(colour).init();
+            lines.with_ansi(colour).boxed()
         }
-        LogFormat::Json => subscriber
+        LogFormat::Json => lines
             .json()
             .flatten_event(true)
             .with_current_span(true)
             .with_span_list(true)
-            .init(),
-    }
+            .boxed(),
+    };
+    // Spans are traced at `info` whatever the log level: a quiet log keeps its traces.
+    #[cfg(feature = "otlp")]
+    let traces = match otlp {
+        Some((endpoint, service)) => Some(
+            otlp::layer(endpoint, service)?
+                .with_filter(tracing_subscriber::filter::LevelFilter::INFO),
+        ),
+        None => None,
+    };
+    #[cfg(not(feature = "otlp"))]
+    let traces: Option<tracing_subscriber::layer::Identity> = match otlp {
+        Some(_) => {
+            return Err(
+                "tracing.otlp_endpoint is set, but this build cannot export traces: build with --features otlp"
+                    .to_owned(),
+            );
+        }
+        None => None,
+    };
+    tracing_subscriber::registry()
+        .with(lines.with_filter(filter))
+        .with(traces)
+        .init();
+    Ok(())
 }
 
 /// Large buffers (upload bytes, raw files, pixels) go straight to the operating system and
@@ -229,7 +262,16 @@ pub fn start(binary: &str, what: &str) -> Result<Config, ExitCode> {
         print!("{}", config.to_masked_yaml());
         return Err(ExitCode::SUCCESS);
     }
-    init_tracing(config.logging.format);
+    let service = format!("thumbnailify-{binary}");
+    let otlp = config
+        .tracing
+        .otlp_endpoint
+        .as_deref()
+        .map(|endpoint| (endpoint, service.as_str()));
+    if let Err(error) = init_tracing(config.logging.format, otlp) {
+        eprintln!("error: {error}");
+        return Err(ExitCode::from(2));
+    }
     Ok(config)
 }
 
@@ -255,6 +297,8 @@ where
         });
         service(shutdown).await
     });
+    #[cfg(feature = "otlp")]
+    otlp::shutdown();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

@@ -36,6 +36,7 @@ pub mod shutdown;
 pub mod spool;
 pub mod storage;
 pub mod time;
+pub mod trace;
 pub mod variant;
 
 pub use config::Config;

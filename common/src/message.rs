@@ -70,6 +70,9 @@ pub struct Job {
     /// configured default, as variant 0.
     #[serde(default)]
     pub variants: Vec<JobVariant>,
+    /// The upload's trace context (W3C `traceparent`), for the worker to continue.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
 }
 
 /// What a worker reports about a job.
@@ -82,6 +85,9 @@ pub struct JobResult {
     /// The worker process that did it (`host:pid`), for the record's history.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub worker: Option<String>,
+    /// The worker's trace context (W3C `traceparent`), for the gateway to continue.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
 }
 
 /// What happened to a job.
@@ -166,6 +172,7 @@ impl Job {
             source_url: None,
             raw_path: crate::files::raw_relative_path(media_id),
             variants,
+            traceparent: None,
         }
     }
 }
@@ -183,6 +190,7 @@ mod tests {
                 message: "corrupt".into(),
             },
             worker: None,
+            traceparent: None,
         };
         let json = serde_json::to_value(&result).unwrap();
         assert_eq!(json["outcome"]["status"], "failed");

@@ -294,6 +294,9 @@ pub struct Record {
     /// so that an operator can retry it (or discard it) from the dashboard.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub dead_letter: bool,
+    /// The upload's trace (W3C `traceparent`) when traces are exported: its jobs continue it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
     /// The record's history, oldest first; served by `/images/{id}/events`, left out of the
     /// record's own representation by [`Record::public`].
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -367,6 +370,7 @@ impl Record {
             }),
             attempts: 1,
             dead_letter: false,
+            traceparent: None,
             events: vec![Event::new("accepted", Service::Gateway, None)],
         }
     }
@@ -476,6 +480,7 @@ impl Record {
                 .flatten(),
             raw_path: crate::files::raw_relative_path(self.raw_id()),
             variants,
+            traceparent: self.traceparent.clone(),
         }
     }
 

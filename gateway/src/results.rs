@@ -25,6 +25,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
+use tracing::Instrument;
 
 use crate::callbacks::Wake;
 use crate::dedup;
@@ -63,11 +64,17 @@ impl Results {
                 .await
                 .expect("the semaphore is never closed");
             let this = self.clone();
-            tasks.spawn(async move {
-                let result = delivery.message.clone();
-                this.settle_delivery(delivery, &result).await;
-                drop(permit);
-            });
+            // Applying the result continues the worker's span of the upload's trace.
+            let span = tracing::info_span!("result", media_id = %delivery.message.media_id);
+            common::trace::follow(&span, delivery.message.traceparent.as_deref());
+            tasks.spawn(
+                async move {
+                    let result = delivery.message.clone();
+                    this.settle_delivery(delivery, &result).await;
+                    drop(permit);
+                }
+                .instrument(span),
+            );
             while tasks.try_join_next().is_some() {}
         }
         while tasks.join_next().await.is_some() {}

@@ -16,6 +16,7 @@ use common::shutdown::Shutdown;
 use common::storage::Storage;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
+use tracing::Instrument;
 
 use crate::error::WorkerError;
 use crate::heartbeat::{self, Stats};
@@ -71,10 +72,16 @@ pub async fn run(
         stats.started();
         let stats = Arc::clone(&stats);
         let (queue, config, storage) = (queue.clone(), Arc::clone(&config), storage.clone());
-        tasks.spawn(async move {
-            let failed = handle(delivery, queue, config, storage, permit).await;
-            stats.finished(failed);
-        });
+        // The job's span continues the upload's trace.
+        let span = tracing::info_span!("job", media_id = %delivery.message.media_id);
+        common::trace::follow(&span, delivery.message.traceparent.as_deref());
+        tasks.spawn(
+            async move {
+                let failed = handle(delivery, queue, config, storage, permit).await;
+                stats.finished(failed);
+            }
+            .instrument(span),
+        );
         while let Some(done) = tasks.try_join_next() {
             log_task_end(done);
         }
@@ -113,6 +120,7 @@ async fn handle(
         media_id,
         outcome: Outcome::Started,
         worker: Some(process_name()),
+        traceparent: common::trace::current(),
     };
     if let Err(error) = queue.publish_result(&started).await {
         tracing::warn!(%media_id, %error, "cannot report the job started");
@@ -142,6 +150,7 @@ async fn handle(
         media_id,
         outcome,
         worker: Some(process_name()),
+        traceparent: common::trace::current(),
     };
     let acked = match queue.publish_result(&result).await {
         Ok(()) => delivery.ack().await,

@@ -51,6 +51,17 @@ pub struct Config {
     pub video: VideoConfig,
     /// How the binaries log.
     pub logging: LoggingConfig,
+    /// Where the binaries send their traces.
+    pub tracing: TracingConfig,
+}
+
+/// Traces: one per upload, across the gateway and the workers (see `common::trace`).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TracingConfig {
+    /// An OTLP/HTTP traces endpoint (`http://collector:4318/v1/traces`); unset: no export.
+    /// Needs a build with the `otlp` feature.
+    pub otlp_endpoint: Option<String>,
 }
 
 /// How the binaries log (to standard error; `RUST_LOG` sets the level, default `info`).
@@ -491,6 +502,7 @@ impl Default for Config {
             sources: SourcesConfig::default(),
             video: VideoConfig::default(),
             logging: LoggingConfig::default(),
+            tracing: TracingConfig::default(),
         }
     }
 }

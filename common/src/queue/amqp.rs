@@ -18,8 +18,9 @@
 //! | `thumbnailify.heartbeats` | durable fanout exchange: workers' heartbeats | |
 //! | (server-named) | exclusive auto-delete queue per gateway, bound to the heartbeats exchange | `x-message-ttl: 60000` |
 //!
-//! Messages are persistent JSON with `message_id` = media id and `content_type:
-//! application/json`, published to the default exchange and confirmed by the broker.
+//! Messages are persistent JSON with `message_id` = media id, `content_type:
+//! application/json` and, when traces are exported, the W3C `traceparent` header, published
+//! to the default exchange and confirmed by the broker.
 //! Deliveries are acked manually. After a reconnect, acks of deliveries from the old channel
 //! fail; the broker then delivers those messages again, which processing tolerates.
 
@@ -129,27 +130,40 @@ impl AmqpQueue {
     }
 
     pub(super) async fn publish_job(&self, job: &Job) -> Result<(), QueueError> {
-        self.publish(&self.inner.names.jobs, job.media_id, job)
+        let trace = job.traceparent.as_deref();
+        self.publish(&self.inner.names.jobs, job.media_id, trace, job)
             .await
     }
 
     pub(super) async fn publish_result(&self, result: &JobResult) -> Result<(), QueueError> {
-        self.publish(&self.inner.names.results, result.media_id, result)
+        let trace = result.traceparent.as_deref();
+        self.publish(&self.inner.names.results, result.media_id, trace, result)
             .await
     }
 
+    /// Publishes `message`, persistent and confirmed, with its trace context as the W3C
+    /// `traceparent` header (as tools reading the broker expect it).
     async fn publish(
         &self,
         queue: &str,
         media_id: uuid::Uuid,
+        traceparent: Option<&str>,
         message: &impl Serialize,
     ) -> Result<(), QueueError> {
         let link = self.live_link()?;
         let payload = serde_json::to_vec(message).map_err(|e| QueueError::Broker(e.to_string()))?;
-        let properties = BasicProperties::default()
+        let mut properties = BasicProperties::default()
             .with_delivery_mode(2)
             .with_content_type("application/json".into())
             .with_message_id(media_id.to_string().into());
+        if let Some(traceparent) = traceparent {
+            let mut headers = FieldTable::default();
+            headers.insert(
+                "traceparent".into(),
+                AMQPValue::LongString(traceparent.into()),
+            );
+            properties = properties.with_headers(headers);
+        }
         let confirm = async {
             link.publisher
                 .basic_publish(

@@ -169,6 +169,7 @@ mod tests {
             media_id: job.media_id,
             outcome: Outcome::Started,
             worker: None,
+            traceparent: None,
         };
         queue.publish_result(&result).await.unwrap();
         let mut results = queue.consume_results().await.unwrap();

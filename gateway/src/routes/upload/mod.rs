@@ -335,6 +335,8 @@ async fn commit(state: &AppState, mut record: Record, raw: Raw) -> Result<Record
     if state.config.dedup && !matches!(raw, Raw::None) {
         record.original = content_id(&record.sha256);
     }
+    // The upload's trace, continued by its jobs.
+    record.traceparent = common::trace::current();
     let Some(original) = record.original else {
         return commit_alone(state, record, raw).await;
     };
