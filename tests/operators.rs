@@ -316,6 +316,15 @@ async fn the_contract_is_served_and_every_operation_in_it_is_routed() {
         }
     }
     assert_eq!(operations, 13, "{:?}", paths.keys().collect::<Vec<_>>());
+    // A form is read in order: its text fields apply to the files after them, so the
+    // document lists them first (Schemathesis sent them after the files when it did not).
+    let form = &document["components"]["schemas"]["UploadForm"]["properties"];
+    let order: Vec<&String> = form.as_object().unwrap().keys().collect();
+    assert_eq!(
+        order.last().map(|key| key.as_str()),
+        Some("image"),
+        "{order:?}"
+    );
     // The upload's links lead to the record's operations.
     let text = document.to_string();
     for link in ["get_record", "get_events", "get_thumbnail", "delete_record"] {
