@@ -125,7 +125,7 @@ pub enum Outcome {
 
 /// A worker's sign of life, sent every `worker.heartbeat_secs` through the queue back-end in
 /// use, so that gateways know the workers of the fleet (the dashboard lists them).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Heartbeat {
     /// The worker process: `host:pid`, as in records' histories.
     pub worker: String,

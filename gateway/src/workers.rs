@@ -24,31 +24,11 @@ pub struct Workers {
 pub struct WorkerView {
     /// Its latest heartbeat.
     #[serde(flatten)]
-    #[schema(inline)]
-    pub heartbeat: HeartbeatView,
+    pub heartbeat: Heartbeat,
     /// Seconds since its latest heartbeat arrived.
     pub last_seen_secs: u64,
     /// Whether it was heard from within three of its intervals.
     pub alive: bool,
-}
-
-/// The heartbeat's fields, for the document.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct HeartbeatView {
-    /// `host:pid`.
-    pub worker: String,
-    /// Its host.
-    pub host: String,
-    /// Jobs at once.
-    pub concurrency: u32,
-    /// Jobs held now.
-    pub in_flight: u32,
-    /// Jobs finished since it started.
-    pub jobs_done: u64,
-    /// Of those, failed.
-    pub jobs_failed: u64,
-    /// When it started.
-    pub started_at: String,
 }
 
 impl Workers {
@@ -73,15 +53,7 @@ impl Workers {
             .map(|(heartbeat, at)| {
                 let silence = at.elapsed();
                 WorkerView {
-                    heartbeat: HeartbeatView {
-                        worker: heartbeat.worker.clone(),
-                        host: heartbeat.host.clone(),
-                        concurrency: heartbeat.concurrency,
-                        in_flight: heartbeat.in_flight,
-                        jobs_done: heartbeat.jobs_done,
-                        jobs_failed: heartbeat.jobs_failed,
-                        started_at: heartbeat.started_at.clone(),
-                    },
+                    heartbeat: heartbeat.clone(),
                     last_seen_secs: silence.as_secs(),
                     alive: silence < Duration::from_secs(3 * heartbeat.interval_secs.max(1)),
                 }

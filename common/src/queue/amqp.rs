@@ -421,15 +421,17 @@ async fn declare(
     Ok(())
 }
 
-/// Forwards deliveries of `queue` to `tx`, consuming again on every new link, until closing or
-/// until the receiving end is dropped.
-async fn forward<T: DeserializeOwned + Send + 'static>(
-    queue: String,
-    prefetch: u16,
+/// Runs `session` on every live link in turn, until closing or until a session says to stop
+/// (its receiver is gone): when a link drops, it waits for the supervisor to publish the next.
+async fn on_every_link<F, Fut>(
+    what: &str,
     mut link: watch::Receiver<Option<Arc<Link>>>,
     mut closing: watch::Receiver<bool>,
-    tx: mpsc::Sender<Delivery<T>>,
-) {
+    mut session: F,
+) where
+    F: FnMut(Arc<Link>, watch::Receiver<bool>) -> Fut,
+    Fut: Future<Output = Result<Stop, lapin::Error>>,
+{
     loop {
         let current = tokio::select! {
             _ = closing.wait_for(|closing| *closing) => return,
@@ -438,10 +440,10 @@ async fn forward<T: DeserializeOwned + Send + 'static>(
                 Err(_) => return,
             },
         };
-        match consume_on(&current, &queue, prefetch, &mut closing, &tx).await {
+        match session(Arc::clone(&current), closing.clone()).await {
             Ok(Stop::Closing) | Ok(Stop::ReceiverGone) => return,
             Ok(Stop::StreamEnded) => {}
-            Err(error) => tracing::warn!(%queue, %error, "consumer interrupted"),
+            Err(error) => tracing::warn!(%what, %error, "consumer interrupted"),
         }
         // Wait for the supervisor to withdraw this link before looking for the next one.
         while link
@@ -457,38 +459,36 @@ async fn forward<T: DeserializeOwned + Send + 'static>(
     }
 }
 
+/// Forwards deliveries of `queue` to `tx`, consuming again on every new link, until closing or
+/// until the receiving end is dropped.
+async fn forward<T: DeserializeOwned + Send + 'static>(
+    queue: String,
+    prefetch: u16,
+    link: watch::Receiver<Option<Arc<Link>>>,
+    closing: watch::Receiver<bool>,
+    tx: mpsc::Sender<Delivery<T>>,
+) {
+    let what = queue.clone();
+    on_every_link(&what, link, closing, |current, mut closing| {
+        let (queue, tx) = (queue.clone(), tx.clone());
+        async move { consume_on(&current, &queue, prefetch, &mut closing, &tx).await }
+    })
+    .await;
+}
+
 /// Forwards the heartbeats of every live link to `tx` until closing or until the receiver is
 /// dropped. A full channel drops the heartbeat: the next one says the same.
 async fn listen_heartbeats(
     exchange: String,
-    mut link: watch::Receiver<Option<Arc<Link>>>,
-    mut closing: watch::Receiver<bool>,
+    link: watch::Receiver<Option<Arc<Link>>>,
+    closing: watch::Receiver<bool>,
     tx: mpsc::Sender<Heartbeat>,
 ) {
-    loop {
-        let current = tokio::select! {
-            _ = closing.wait_for(|closing| *closing) => return,
-            current = link.wait_for(Option::is_some) => match current {
-                Ok(current) => current.clone().expect("waited for Some"),
-                Err(_) => return,
-            },
-        };
-        match listen_on(&current, &exchange, &mut closing, &tx).await {
-            Ok(Stop::Closing) | Ok(Stop::ReceiverGone) => return,
-            Ok(Stop::StreamEnded) => {}
-            Err(error) => tracing::warn!(%error, "heartbeat listener interrupted"),
-        }
-        while link
-            .borrow()
-            .as_ref()
-            .is_some_and(|live| Arc::ptr_eq(live, &current))
-        {
-            tokio::select! {
-                _ = closing.wait_for(|closing| *closing) => return,
-                () = tokio::time::sleep(WATCH_INTERVAL) => {}
-            }
-        }
-    }
+    on_every_link("heartbeats", link, closing, |current, mut closing| {
+        let (exchange, tx) = (exchange.clone(), tx.clone());
+        async move { listen_on(&current, &exchange, &mut closing, &tx).await }
+    })
+    .await;
 }
 
 async fn listen_on(
