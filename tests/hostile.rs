@@ -36,7 +36,7 @@
 //! | a request head over 64 KiB (hyper's buffer) | hyper's 431 with an empty body, then the connection closes; nothing of the request is echoed | same |
 //! | a 52 427 800-byte image (under the 50 MiB limit) as base64 with CRLF every 64 characters | 202 | `an_upload_at_the_limit_wrapped_in_crlf_is_accepted` |
 //! | 6 concurrent JSON envelopes of 19 MB under a 42 MiB upload memory budget | 202 (or 503 `overloaded` while the budget is taken); peak RSS bounded by the budget | `upload_memory_stays_within_its_budget` |
-//! | video: audio only; truncated; an MP4 whose headers declare 16000² pixels | `Error` 422 "no video stream"; 422; 413 from the probe, before a frame is decoded | `hostile_videos_end_as_clear_errors` |
+//! | video: audio only; truncated; an MP4 whose headers declare 16000² pixels; an H.264 MP4 whose SPS declares 100000² (its container 64²) | `Error` 422 "no video stream"; 422; 413 from the probe, before a frame is decoded; 422, FFmpeg refusing the picture size before allocating it | `hostile_videos_end_as_clear_errors` |
 //! | an HLS playlist (segment URL on loopback) declared as `video/mp4`; a PNG declared as a video | 415 `media_type_mismatch`; and forced to a worker, FFmpeg opens no connection (forced demuxer, `file` protocol only) | same; `worker` unit test `a_playlist_is_never_opened_as_one` |
 //! | silent, h2c, idle, too many and trickling connections | closed, 503 or 408 in bounded time | `connections.rs` |
 
@@ -539,6 +539,7 @@ async fn hostile_videos_end_as_clear_errors(backend: Backend) {
         ("audio-only.mp4", 422, "no video stream"),
         ("video-truncated.mp4", 422, "cannot decode video/mp4"),
         ("video-bomb.mp4", 413, "over the limit of 100000000 pixels"),
+        ("video-bomb-100000.mp4", 422, "cannot decode video/mp4"),
     ] {
         let id = gateway.upload_fixture(name).await;
         let record = gateway.wait_final(&id).await;
