@@ -213,13 +213,22 @@ impl SledStore {
     }
 
     /// The dashboard's view: one pass over every record.
+    /// It reads every record, so it runs on a blocking thread, not on the runtime's.
     pub async fn overview(&self, limit: usize) -> Result<super::Overview, StoreError> {
-        let mut overview = super::Overview::default();
-        for entry in self.records.iter() {
-            let (_, value) = entry?;
-            overview.add(serde_json::from_slice(&value)?);
+        let records = self.records.clone();
+        let scan = move || -> Result<super::Overview, StoreError> {
+            let mut overview = super::Overview::default();
+            for entry in records.iter() {
+                let (_, value) = entry?;
+                overview.add(serde_json::from_slice(&value)?);
+            }
+            Ok(overview.finish(limit))
+        };
+        match tokio::task::spawn_blocking(scan).await {
+            Ok(overview) => overview,
+            // As if it had run here: a panic goes on up.
+            Err(error) => std::panic::resume_unwind(error.into_panic()),
         }
-        Ok(overview.finish(limit))
     }
 
     /// Every record with work left ([`Record::needs_work`]), in id order.
