@@ -170,6 +170,8 @@ async fn a_job_that_kills_its_worker_every_time_is_dead_lettered_as_an_error() {
         record["message"].as_str().unwrap().contains("attempts"),
         "{record}"
     );
+    // A dead letter: kept, raw upload and all, for an operator to retry or discard.
+    assert_eq!(record["dead_letter"], true, "{record}");
     assert!(deaths >= 2, "the job killed {deaths} workers");
 
     // The fleet goes on.
