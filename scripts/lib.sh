@@ -36,6 +36,13 @@ ensure_python_module() {
   python3 -m pip install --quiet "$2"
 }
 
+# What the default build's native codecs need beyond a C compiler: cmake and nasm, to build
+# libjpeg-turbo (the `turbojpeg` feature) from its bundled source.
+ensure_native_build_tools() {
+  ensure_command cmake cmake
+  ensure_command nasm nasm
+}
+
 broker_answers() {
   (exec 3<>/dev/tcp/127.0.0.1/5672) 2>/dev/null
 }
