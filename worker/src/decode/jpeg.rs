@@ -13,6 +13,9 @@
 //! - otherwise pure Rust: jpeg-decoder's scaled IDCT when a reduction applies, and `image`'s
 //!   zune-jpeg, the faster full-size decoder, when none does.
 //!
+//! At 1/8 scale, a progressive JPEG's scans that only the discarded detail needs are dropped
+//! before decoding ([`jpeg_scans`]): the same pixels for a fraction of the entropy decoding.
+//!
 //! Either way the header is read first, by jpeg-decoder straight from the borrowed bytes: the
 //! dimensions pass the pixel limit and the EXIF orientation is known before any pixel buffer
 //! exists. CMYK and 12-bit JPEGs, which are rare, take `image`'s full-size path.
@@ -22,7 +25,9 @@ use common::media::MediaType;
 use image::metadata::Orientation;
 use image::{DynamicImage, GrayImage, RgbImage};
 
-use super::{Decoded, Target, check_alloc, check_pixels, decode_full, reduction, upright};
+use super::{
+    Decoded, Target, check_alloc, check_pixels, decode_full, jpeg_scans, reduction, upright,
+};
 use crate::error::ThumbnailError;
 
 /// The JPEG decoder this build uses, for benchmark reports.
@@ -99,7 +104,12 @@ pub fn decode(
     let grey = header.grey;
     let channels = if grey { 1 } else { 3 };
     check_alloc(MediaType::Jpeg, (width, height), channels, limits)?;
-    let Some(pixels) = decode_scaled(bytes, reduction, grey, limits)? else {
+    // At 1/8 a progressive file's luma AC scans are never read: skip their decoding.
+    let needed = (reduction == 8)
+        .then(|| jpeg_scans::for_eighth_scale(bytes))
+        .flatten();
+    let input = needed.as_deref().unwrap_or(bytes);
+    let Some(pixels) = decode_scaled(input, reduction, grey, limits)? else {
         return decode_full(bytes, MediaType::Jpeg, limits);
     };
     let image = if grey {
@@ -224,6 +234,36 @@ mod tests {
             (header.height, header.width)
         );
         assert!(decoded.image.height() > decoded.image.width());
+    }
+
+    #[test]
+    fn dropping_the_scans_an_eighth_scale_decode_does_not_read_changes_no_pixel() {
+        let limits = LimitsConfig::default();
+        for (name, grey, drops) in [
+            ("jpeg-progressive.jpg", false, true),
+            ("jpeg-progressive-444.jpg", false, true),
+            ("jpeg-progressive-grey.jpg", true, true),
+            ("jpeg-progressive-scans.jpg", false, true),
+            // No luma AC to drop: the file is decoded as it is.
+            ("jpeg-progressive-no-luma-ac.jpg", false, false),
+        ] {
+            let bytes = fixture(name);
+            let Some(kept) = jpeg_scans::for_eighth_scale(&bytes) else {
+                assert!(!drops, "{name}: nothing dropped");
+                continue;
+            };
+            assert!(drops, "{name}: scans dropped");
+            assert!(kept.len() < bytes.len() * 2 / 3, "{name}: {}", kept.len());
+            let whole = decode_scaled(&bytes, 8, grey, &limits).unwrap().unwrap();
+            let fewer = decode_scaled(&kept, 8, grey, &limits).unwrap().unwrap();
+            assert_eq!(whole.len(), fewer.len(), "{name}");
+            assert!(whole == fewer, "{name}: pixels differ");
+        }
+        // And through `decode`, which drops them itself.
+        let bytes = fixture("jpeg-progressive-444.jpg");
+        let decoded = decode(&bytes, &limits, &|_, _| (20, 20)).unwrap();
+        let whole = decode_scaled(&bytes, 8, false, &limits).unwrap().unwrap();
+        assert_eq!(decoded.image.as_bytes(), whole.as_slice());
     }
 
     #[test]

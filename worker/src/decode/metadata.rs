@@ -63,59 +63,27 @@ pub fn bounded(
     Ok(Cow::Borrowed(bytes))
 }
 
-/// A big-endian `u16` at `at`, if the bytes reach that far.
-fn be16(bytes: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_be_bytes(bytes.get(at..at + 2)?.try_into().ok()?))
-}
-
 /// The byte ranges of the JPEG segments that are metadata (APP1–APP13, APP15, COM), in file
 /// order, except the first EXIF segment, which is kept for the orientation. Entropy-coded
-/// data is scanned for the markers between the scans of a progressive file.
+/// data is stepped over, to the markers between the scans of a progressive file.
 fn jpeg_metadata_segments(bytes: &[u8]) -> Vec<std::ops::Range<usize>> {
     let mut segments = Vec::new();
-    if !bytes.starts_with(&[0xFF, 0xD8]) {
-        return segments;
-    }
     let mut exif_kept = false;
-    let mut at = 2;
-    loop {
-        // Find the next marker: 0xFF, fill bytes, then a code that is neither 0x00 (a stuffed
-        // byte in entropy-coded data) nor a restart marker.
-        let Some(offset) = bytes[at..].iter().position(|&byte| byte == 0xFF) else {
-            return segments;
-        };
-        at += offset;
-        while bytes.get(at + 1) == Some(&0xFF) {
-            at += 1;
+    for marker in super::jpeg_scans::markers(bytes) {
+        if !matches!(marker.code, 0xE1..=0xED | 0xEF | 0xFE) {
+            continue;
         }
-        let Some(&code) = bytes.get(at + 1) else {
-            return segments;
-        };
-        match code {
-            0x00 | 0xD0..=0xD7 | 0x01 => {
-                at += 2;
-                continue;
-            }
-            0xD9 => return segments,
-            _ => {}
+        let is_exif = marker.code == 0xE1
+            && bytes
+                .get(marker.range.start + 4..marker.range.end)
+                .is_some_and(|body| body.starts_with(b"Exif\0\0"));
+        if is_exif && !exif_kept {
+            exif_kept = true;
+        } else {
+            segments.push(marker.range);
         }
-        let Some(length) = be16(bytes, at + 2) else {
-            return segments;
-        };
-        let end = (at + 2 + usize::from(length)).min(bytes.len());
-        let is_metadata = matches!(code, 0xE1..=0xED | 0xEF | 0xFE);
-        if is_metadata {
-            let is_exif = code == 0xE1 && bytes[at + 4..end].starts_with(b"Exif\0\0");
-            if is_exif && !exif_kept {
-                exif_kept = true;
-            } else {
-                segments.push(at..end);
-            }
-        }
-        // After a segment header (SOS included) comes either the next marker or entropy-coded
-        // data, which the marker search above skips through.
-        at = end;
     }
+    segments
 }
 
 /// A copy of `bytes` without the `segments` (sorted, disjoint ranges).

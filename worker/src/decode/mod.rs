@@ -31,6 +31,7 @@ mod gif;
 #[cfg(feature = "heif")]
 mod heif;
 mod jpeg;
+mod jpeg_scans;
 mod jxl;
 mod metadata;
 mod png;
