@@ -1,4 +1,4 @@
-"""Load for Thumbnailify: users upload real photos as base64, poll until the job is final,
+"""Load for Thumbnailify: users upload real photos as base64, wait until the job is final,
 fetch the thumbnail and delete it.
 
     pip install locust
@@ -8,12 +8,13 @@ fetch the thumbnail and delete it.
 Images come from THUMBNAILIFY_LOAD_IMAGES (a directory; default: tests/fixtures), every
 .jpg/.png/.gif/.webp/.tiff/.bmp in it except the deliberately hostile ones. With
 THUMBNAILIFY_LOAD_HOSTS (base URLs, comma-separated), users are spread over those gateways
-instead of --host, each user keeping one. Polling and
+instead of --host, each user keeping one. Waiting and
 deleting are reported under their own names; a job that ends in Error counts as a failure.
 
 Locust shares the machine with the service in the benchmarks, so each user is cheap on CPU:
-FastHttpUser (geventhttpclient) rather than requests, and polls that back off from 20 ms to
-at most 500 ms, as a real client's would.
+FastHttpUser (geventhttpclient) rather than requests, and one `GET /images/{id}?wait=N` that
+the gateway answers when the record is final, as a client that can wait does, rather than
+polls (THUMBNAILIFY_LOAD_POLL=1 polls instead, backing off from 20 ms to at most 500 ms).
 """
 
 import base64
@@ -46,6 +47,8 @@ FIRST_POLL = 0.02
 POLL_BACKOFF = 1.5
 MAX_POLL_INTERVAL = 0.5
 POLL_TIMEOUT = 60.0
+WAIT_SECS = 30
+POLL = os.environ.get("THUMBNAILIFY_LOAD_POLL") == "1"
 HOSTS = [host for host in os.environ.get("THUMBNAILIFY_LOAD_HOSTS", "").split(",") if host]
 USERS_MADE = 0
 
@@ -77,10 +80,9 @@ class Uploader(FastHttpUser):
 
         deadline = time.monotonic() + POLL_TIMEOUT
         interval = FIRST_POLL
+        path = f"/images/{media_id}" if POLL else f"/images/{media_id}?wait={WAIT_SECS}"
         while True:
-            with self.client.get(
-                f"/images/{media_id}", name="GET /images/{id}", catch_response=True
-            ) as response:
+            with self.client.get(path, name="GET /images/{id}", catch_response=True) as response:
                 record = response.json()
                 if record["state"] == "Error":
                     response.failure(f"job failed: {record['message']}")
@@ -90,8 +92,9 @@ class Uploader(FastHttpUser):
                 if time.monotonic() > deadline:
                     response.failure("still processing after 60 s")
                     return
-            time.sleep(interval)
-            interval = min(interval * POLL_BACKOFF, MAX_POLL_INTERVAL)
+            if POLL:
+                time.sleep(interval)
+                interval = min(interval * POLL_BACKOFF, MAX_POLL_INTERVAL)
 
         self.client.get(
             f"/images/{media_id}/thumbnail",
