@@ -28,6 +28,28 @@ async fn blocking<T: Send + 'static>(
         .map_err(io::Error::other)??)
 }
 
+/// Files from this size up are mapped rather than read.
+const MAP_FROM: u64 = 1024 * 1024;
+
+/// The bytes of the file at `path`. A file of [`MAP_FROM`] bytes or more (an original, as a
+/// worker reads it) is mapped: its pages come straight from the page cache as the decoder
+/// touches them, with no copy and no fresh zeroed memory, which for a photograph of several
+/// megabytes is a measurable part of a thumbnail's CPU (BENCHMARKS.md). A smaller one (a
+/// thumbnail being served) is read, cheaper than a mapping. Blocking.
+fn read_or_map(path: &Path) -> io::Result<Bytes> {
+    let file = std::fs::File::open(path)?;
+    if file.metadata()?.len() < MAP_FROM {
+        let mut bytes = Vec::new();
+        io::Read::read_to_end(&mut &file, &mut bytes)?;
+        return Ok(Bytes::from(bytes));
+    }
+    // SAFETY: media files are written whole to a temporary file and renamed into place
+    // ([`write_atomic`]), never written again; one is only ever removed, which leaves a
+    // mapping valid. Nothing truncates them while the map lives.
+    let map = unsafe { memmap2::Mmap::map(&file)? };
+    Ok(Bytes::from_owner(map))
+}
+
 impl DirStorage {
     /// The storage in `root`, creating its folders if absent.
     pub fn create(root: &Path) -> Result<Self, StorageError> {
@@ -61,12 +83,13 @@ impl DirStorage {
         .await
     }
 
-    /// The file of `key`, if any.
+    /// The file of `key`, if any: a large one mapped rather than read (see [`read_or_map`]).
     pub async fn get(&self, key: Key) -> Result<Option<Bytes>, StorageError> {
-        match tokio::fs::read(self.path(key)).await {
-            Ok(bytes) => Ok(Some(Bytes::from(bytes))),
-            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(error) => Err(error.into()),
+        let path = self.path(key);
+        match blocking(move || read_or_map(&path)).await {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(StorageError::Io(error)) if error.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(error) => Err(error),
         }
     }
 
@@ -119,5 +142,36 @@ impl DirStorage {
     pub async fn check(&self) -> Result<(), StorageError> {
         tokio::fs::metadata(self.data.root()).await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use uuid::Uuid;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_large_file_is_mapped_whole_and_outlives_its_removal() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = DirStorage::create(dir.path()).unwrap();
+        let large: Vec<u8> = (0..3 * MAP_FROM).map(|i| (i % 251) as u8).collect();
+        let (big, small) = (Uuid::now_v7(), Uuid::now_v7());
+        storage
+            .put(Key::raw(big), Bytes::from(large.clone()))
+            .await
+            .unwrap();
+        storage
+            .put(Key::thumbnail(small), Bytes::from_static(b"small"))
+            .await
+            .unwrap();
+        let back = storage.get(Key::raw(big)).await.unwrap().unwrap();
+        storage.delete(Key::raw(big)).await.unwrap();
+        assert!(back == large, "the mapped file came back different");
+        assert_eq!(storage.get(Key::raw(big)).await.unwrap(), None);
+        assert_eq!(
+            storage.get(Key::thumbnail(small)).await.unwrap().as_deref(),
+            Some(&b"small"[..])
+        );
     }
 }
