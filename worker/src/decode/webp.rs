@@ -55,7 +55,9 @@ pub fn decode(
     )?;
     let mut pixels = vec![0u8; stride as usize * out_height as usize];
 
-    config.options.use_threads = 0;
+    // libwebp's own second thread finishes rows (reconstruction, rescaling, colour conversion)
+    // while the first parses the next ones, as libvips has it do.
+    config.options.use_threads = 1;
     if (out_width, out_height) != (width, height) {
         // At half size or less, the in-loop deblocking filter and the smooth chroma upsampling
         // change nothing the rescaler's averaging leaves visible: skip both.
