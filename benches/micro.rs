@@ -13,6 +13,8 @@
 //! - `encode`: a 400×250 thumbnail (the 800×500 photograph fixture, resized) encoded as each
 //!   output format: JPEG at quality 85, PNG, lossless WebP and, with the `heif` feature,
 //!   AVIF at quality 85 and 60.
+//! - `lzw`: the LZW streams of a photograph's GIF frame and TIFF strips through weezl 0.1,
+//!   which the `gif` and `tiff` crates use, and weezl 0.2.
 
 use std::io::Cursor;
 
@@ -194,5 +196,88 @@ mod encode {
     #[divan::bench(sample_count = 30)]
     fn avif_q60(bencher: Bencher) {
         bench_format(bencher, OutputFormat::Avif, 60);
+    }
+}
+
+/// LZW, which GIF and TIFF compress with: weezl 0.1, the version the `gif` and `tiff` crates
+/// use, beside weezl 0.2, its rewrite, on the same streams. The streams are what a
+/// photograph gives: a 1920×1080 GIF frame's palette indices (LSB-first codes, as GIF), and a
+/// 2560×1600 RGB TIFF's strips of 8 rows (MSB-first with TIFF's early size switch, one
+/// decoder per strip as the `tiff` crate does).
+mod lzw {
+    use super::*;
+
+    /// The GIF frame's codes, and the TIFF strips' codes.
+    fn streams() -> (Vec<u8>, Vec<Vec<u8>>) {
+        let indices: Vec<u8> = photo(1920, 1080)
+            .to_rgb8()
+            .pixels()
+            .map(|p| (p[0] & 0xE0) | ((p[1] & 0xE0) >> 3) | (p[2] >> 6))
+            .collect();
+        let gif = weezl::encode::Encoder::new(weezl::BitOrder::Lsb, 8)
+            .encode(&indices)
+            .unwrap();
+        let rgb = photo(2560, 1600).to_rgb8().into_raw();
+        let tiff = rgb
+            .chunks(2560 * 3 * 8)
+            .map(|strip| {
+                weezl::encode::Encoder::with_tiff_size_switch(weezl::BitOrder::Msb, 8)
+                    .encode(strip)
+                    .unwrap()
+            })
+            .collect();
+        (gif, tiff)
+    }
+
+    #[divan::bench(sample_count = 20)]
+    fn gif_weezl_0_1(bencher: Bencher) {
+        let (gif, _) = streams();
+        bencher.bench(|| {
+            weezl::decode::Decoder::new(weezl::BitOrder::Lsb, 8)
+                .decode(&gif)
+                .unwrap()
+        });
+    }
+
+    #[divan::bench(sample_count = 20)]
+    fn gif_weezl_0_2(bencher: Bencher) {
+        let (gif, _) = streams();
+        bencher.bench(|| {
+            weezl_0_2::decode::Decoder::new(weezl_0_2::BitOrder::Lsb, 8)
+                .decode(&gif)
+                .unwrap()
+        });
+    }
+
+    #[divan::bench(sample_count = 20)]
+    fn tiff_weezl_0_1(bencher: Bencher) {
+        let (_, strips) = streams();
+        bencher.bench(|| {
+            strips
+                .iter()
+                .map(|strip| {
+                    weezl::decode::Decoder::with_tiff_size_switch(weezl::BitOrder::Msb, 8)
+                        .decode(strip)
+                        .unwrap()
+                        .len()
+                })
+                .sum::<usize>()
+        });
+    }
+
+    #[divan::bench(sample_count = 20)]
+    fn tiff_weezl_0_2(bencher: Bencher) {
+        let (_, strips) = streams();
+        bencher.bench(|| {
+            strips
+                .iter()
+                .map(|strip| {
+                    weezl_0_2::decode::Decoder::with_tiff_size_switch(weezl_0_2::BitOrder::Msb, 8)
+                        .decode(strip)
+                        .unwrap()
+                        .len()
+                })
+                .sum::<usize>()
+        });
     }
 }
