@@ -38,6 +38,8 @@ import time
 import urllib.request
 import uuid
 
+from rabbit import fresh_vhost, gateway_env, rabbitmqctl
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 CORPUS, SECONDS, USERS, RESULTS = (
     pathlib.Path(sys.argv[1]).resolve(),
@@ -212,7 +214,6 @@ PILLOW_WORKER = """
 import io, sys
 from PIL import Image
 
-from rabbit import fresh_vhost, gateway_env, rabbitmqctl
 for path in sys.argv[1:]:
     with Image.open(path) as image:
         image.thumbnail((100, 100))

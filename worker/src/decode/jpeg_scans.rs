@@ -234,4 +234,28 @@ mod tests {
         }
         assert_eq!(markers(b"not a jpeg").count(), 0);
     }
+
+    #[test]
+    fn damaged_files_neither_panic_nor_grow() {
+        let bytes = fixture("jpeg-progressive-scans.jpg");
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        for _ in 0..2000 {
+            let mut damaged = bytes.clone();
+            for _ in 0..4 {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                let at = (state % damaged.len() as u64) as usize;
+                // Marker bytes and lengths are what the walk reads: damage them most.
+                damaged[at] = match state >> 60 {
+                    0..=5 => 0xFF,
+                    6..=9 => 0xDA,
+                    _ => (state >> 32) as u8,
+                };
+            }
+            if let Some(kept) = for_eighth_scale(&damaged) {
+                assert!(kept.len() < damaged.len());
+            }
+        }
+    }
 }
