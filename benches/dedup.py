@@ -21,7 +21,8 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
+
+from process import cpu_seconds, wait_ready
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 BINARY = pathlib.Path(sys.argv[1]).resolve()
@@ -40,11 +41,6 @@ def request(method, path, body=None, headers=None):
         connection.close()
 
 
-def cpu_seconds(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / 100  # utime + stime, in clock ticks
-
 
 def measure(dedup, body):
     data = tempfile.mkdtemp(prefix="thumbnailify-dedup-")
@@ -53,12 +49,7 @@ def measure(dedup, body):
     )
     gateway = subprocess.Popen([BINARY], cwd=data, env={"RUST_LOG": "warn", "PATH": "/usr/bin:/bin"})
     try:
-        for _ in range(300):
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{PORT}/readyz", timeout=1):
-                    break
-            except OSError:
-                time.sleep(0.1)
+        wait_ready(PORT)
         cpu_before = cpu_seconds(gateway.pid)
         started = time.monotonic()
         with concurrent.futures.ThreadPoolExecutor(UPLOADS) as pool:

@@ -21,7 +21,8 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
+
+from process import cpu_seconds, wait_ready
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 GATEWAY, CORPUS, SECONDS, USERS = (
@@ -31,7 +32,6 @@ GATEWAY, CORPUS, SECONDS, USERS = (
     int(sys.argv[4]),
 )
 PORT = 18090
-CLOCK = os.sysconf("SC_CLK_TCK")
 
 # Stage, and a pattern on "dso symbol"; the first that matches wins.
 STAGES = [
@@ -55,10 +55,6 @@ STAGES = [
 ]
 
 
-def cpu_seconds(pid):
-    fields = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK
-
 
 def main():
     data = tempfile.mkdtemp(prefix="thumbnailify-profile-")
@@ -67,12 +63,7 @@ def main():
     gateway = subprocess.Popen([GATEWAY], env=env, cwd=data)
     perf_data = pathlib.Path(data) / "perf.data"
     try:
-        for _ in range(300):
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{PORT}/readyz", timeout=1):
-                    break
-            except OSError:
-                time.sleep(0.1)
+        wait_ready(PORT)
         prefix = pathlib.Path(data) / "locust"
         locust = subprocess.Popen(
             [sys.executable, "-m", "locust", "-f", str(ROOT / "locustfile.py"), "--headless",

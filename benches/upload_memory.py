@@ -28,8 +28,8 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 
+from process import wait_ready
 from rabbit import fresh_vhost, gateway_env, rabbitmqctl
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -73,12 +73,7 @@ def start_gateway(data, vhost):
         config += f"limits: {{max_upload_memory_bytes: {BUDGET}}}\n"
     pathlib.Path(data, "config.yaml").write_text(config)
     gateway = subprocess.Popen([BINARY], env=env, cwd=data)
-    for _ in range(300):
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{PORT}/readyz", timeout=1):
-                break
-        except OSError:
-            time.sleep(0.1)
+    wait_ready(PORT)
     small = base64.b64encode((ROOT / "tests/fixtures/small.png").read_bytes())
     assert post("image/png", small) == 202
     return gateway

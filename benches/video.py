@@ -25,6 +25,8 @@ import tempfile
 import time
 import urllib.request
 
+from process import wait_ready
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 BINARY = pathlib.Path(sys.argv[1]).resolve()
 WORK = pathlib.Path(sys.argv[2] if len(sys.argv) > 2 else ROOT / "target/bench-corpus/video")
@@ -100,12 +102,7 @@ def service(clips):
     )
     gateway = subprocess.Popen([BINARY], cwd=data, env={"RUST_LOG": "warn", "PATH": "/usr/bin:/bin"})
     try:
-        for _ in range(300):
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{PORT}/readyz", timeout=1):
-                    break
-            except OSError:
-                time.sleep(0.1)
+        wait_ready(PORT)
         print("| video | size | time to the thumbnail (median of 3) | per minute of video |")
         print("|---|---:|---:|---:|")
         for name, (path, seconds) in clips.items():
