@@ -103,15 +103,21 @@ pub fn for_eighth_scale(bytes: &[u8]) -> Option<Vec<u8>> {
     if dropped.is_empty() {
         return None;
     }
-    let removed: usize = dropped.iter().map(ExactSizeIterator::len).sum();
+    Some(without(bytes, &dropped))
+}
+
+/// A copy of `bytes` without the `ranges` (sorted, disjoint): the metadata segments the bound
+/// drops, or the scans a 1/8-scale decode does not read.
+pub fn without(bytes: &[u8], ranges: &[Range<usize>]) -> Vec<u8> {
+    let removed: usize = ranges.iter().map(ExactSizeIterator::len).sum();
     let mut out = Vec::with_capacity(bytes.len() - removed);
     let mut from = 0;
-    for range in dropped {
+    for range in ranges {
         out.extend_from_slice(&bytes[from..range.start]);
         from = range.end;
     }
     out.extend_from_slice(&bytes[from..]);
-    Some(out)
+    out
 }
 
 /// What a progressive frame header says about each component, and which of them have kept

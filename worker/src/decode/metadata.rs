@@ -45,7 +45,7 @@ pub fn bounded(
                 max,
                 "JPEG metadata over the bound: decoding without it"
             );
-            return Ok(Cow::Owned(without_segments(bytes, &segments)));
+            return Ok(Cow::Owned(super::jpeg_scans::without(bytes, &segments)));
         }
         MediaType::Gif => gif_extension_bytes(bytes),
         MediaType::Webp => webp_metadata_bytes(bytes),
@@ -84,19 +84,6 @@ fn jpeg_metadata_segments(bytes: &[u8]) -> Vec<std::ops::Range<usize>> {
         }
     }
     segments
-}
-
-/// A copy of `bytes` without the `segments` (sorted, disjoint ranges).
-fn without_segments(bytes: &[u8], segments: &[std::ops::Range<usize>]) -> Vec<u8> {
-    let removed: usize = segments.iter().map(|range| range.len()).sum();
-    let mut out = Vec::with_capacity(bytes.len() - removed);
-    let mut from = 0;
-    for range in segments {
-        out.extend_from_slice(&bytes[from..range.start]);
-        from = range.end;
-    }
-    out.extend_from_slice(&bytes[from..]);
-    out
 }
 
 /// The bytes of the extension blocks (comments, application data, XMP, ICC) a GIF carries
