@@ -59,6 +59,39 @@ async fn one_file_is_one_upload(backend: Backend) {
     assert_eq!(record["sha256"], base64["sha256"]);
 }
 
+/// A form's 202 names its first accepted file as a single upload's does, by `media_id` and
+/// `Location`, even when refused files come before it.
+async fn the_answer_names_the_first_accepted_file(backend: Backend) {
+    let gateway = Gateway::start(backend, "").await;
+    let png = fixture("png-gray-alpha.png");
+    let answer = post_form(
+        &gateway,
+        "",
+        Form::default()
+            .file("image", "notes.txt", Some("text/plain"), b"hello")
+            .file("image", "a.png", Some("image/png"), &png)
+            .file(
+                "image",
+                "b.jpg",
+                Some("image/jpeg"),
+                &fixture("jpeg-baseline.jpg"),
+            )
+            .finish(),
+    )
+    .await;
+    let items = accepted_items(&answer);
+    assert_eq!(items[0]["error"]["code"], "unsupported_media_type");
+    let first = items[1]["media_id"].as_str().unwrap();
+    assert_ne!(first, items[2]["media_id"].as_str().unwrap());
+    assert_eq!(answer.json()["media_id"], first);
+    assert_eq!(
+        answer.header("location").as_deref(),
+        Some(&*format!("/images/{first}"))
+    );
+    let record = gateway.get(&format!("/images/{first}")).await.json();
+    assert_eq!(record["name"], "a.png", "{record}");
+}
+
 async fn fifty_files_take_the_fields_before_them(backend: Backend) {
     let gateway = Gateway::start(backend, "keep_raw: true\n").await;
     let sources = [
@@ -351,6 +384,7 @@ async fn a_client_that_hangs_up_keeps_the_files_that_arrived(backend: Backend) {
 
 on_every_backend!(
     one_file_is_one_upload,
+    the_answer_names_the_first_accepted_file,
     fifty_files_take_the_fields_before_them,
     bad_parts_are_refused_and_good_ones_kept,
     nothing_accepted_answers_the_first_refusal,

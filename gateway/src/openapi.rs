@@ -206,6 +206,9 @@ pub struct UploadForm {
 /// The answer to a form: every file in part order, its record or why it was refused.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct UploadItems {
+    /// The first accepted file's record, the one `Location` names (so that the links of a 202
+    /// hold for a form as for a single upload).
+    pub media_id: uuid::Uuid,
     /// Records (accepted files) and refusals (`{"part", "filename", "error"}`).
     pub items: Vec<UploadItem>,
 }

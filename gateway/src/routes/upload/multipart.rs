@@ -22,7 +22,8 @@
 //!
 //! The answer lists every file in part order, `{"items": [...]}`: the record of each accepted
 //! file, `{"part", "filename", "error"}` for each refused one (`part` counts every part of the
-//! form from 0). With at least one accepted it is 202, `Location` naming the first; with none,
+//! form from 0). With at least one accepted it is 202, `Location` and `media_id` naming the
+//! first accepted file (the same member as a single upload's answer); with none,
 //! the status of the first refusal, with the first refusal as `error` beside the items.
 
 use axum::Json;
@@ -297,7 +298,7 @@ fn answer(state: &AppState, items: Vec<Item>) -> Response {
         (Some(id), _) => (
             StatusCode::ACCEPTED,
             [(LOCATION, format!("/images/{id}"))],
-            Json(json!({ "items": listed })),
+            Json(json!({ "media_id": id, "items": listed })),
         )
             .into_response(),
         (None, Some(error)) => {
