@@ -14,7 +14,7 @@
 //!   output format: JPEG at quality 85, PNG, lossless WebP and, with the `heif` feature,
 //!   AVIF at quality 85 and 60.
 //! - `lzw`: the LZW streams of a photograph's GIF frame and TIFF strips through weezl 0.1,
-//!   which the `gif` and `tiff` crates use, and weezl 0.2.
+//!   which the `gif` and `tiff` crates use, weezl 0.2, and the worker's own decoder.
 
 use std::io::Cursor;
 
@@ -206,6 +206,7 @@ mod encode {
 /// decoder per strip as the `tiff` crate does).
 mod lzw {
     use super::*;
+    use worker::decode::lzw::{Decoder, Dialect};
 
     /// The GIF frame's codes, and the TIFF strips' codes.
     fn streams() -> (Vec<u8>, Vec<Vec<u8>>) {
@@ -274,6 +275,35 @@ mod lzw {
                 .map(|strip| {
                     weezl_0_2::decode::Decoder::with_tiff_size_switch(weezl_0_2::BitOrder::Msb, 8)
                         .decode(strip)
+                        .unwrap()
+                        .len()
+                })
+                .sum::<usize>()
+        });
+    }
+
+    #[divan::bench(sample_count = 20)]
+    fn gif_ours(bencher: Bencher) {
+        let (gif, _) = streams();
+        let mut decoder = Decoder::default();
+        bencher.bench_local(|| {
+            decoder
+                .decode(Dialect::Gif, 8, &gif, 1920 * 1080)
+                .unwrap()
+                .len()
+        });
+    }
+
+    #[divan::bench(sample_count = 20)]
+    fn tiff_ours(bencher: Bencher) {
+        let (_, strips) = streams();
+        let mut decoder = Decoder::default();
+        bencher.bench_local(|| {
+            strips
+                .iter()
+                .map(|strip| {
+                    decoder
+                        .decode(Dialect::Tiff, 8, strip, 2560 * 3 * 8)
                         .unwrap()
                         .len()
                 })

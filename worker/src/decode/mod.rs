@@ -10,8 +10,9 @@
 //! `libwebp` feature, scales while it decodes ([`webp`]). GIF reads its first frame's palette
 //! indices itself ([`gif`]), a plain 24-bit BMP is copied row by row ([`bmp`]), and PNG goes
 //! through the `png` crate with its text and ICC chunks skipped ([`png`]). JPEG XL decodes
-//! through jxl-oxide ([`jxl`]). TIFF, and WebP without `libwebp`, decode through `image` at
-//! full size.
+//! through jxl-oxide ([`jxl`]). GIF frames and TIFF's LZW strips are decoded by [`lzw`], a
+//! faster LZW than the one the `gif` and `tiff` crates use ([`tiff`]; other TIFF layouts, and
+//! WebP without `libwebp`, decode through `image` at full size).
 //!
 //! Before any of this, [`metadata`] bounds what the file carries beside its pixels: the probe
 //! and the decoders never allocate more than `limits.max_metadata_bytes` for metadata, and
@@ -33,8 +34,10 @@ mod heif;
 mod jpeg;
 mod jpeg_scans;
 mod jxl;
+pub mod lzw;
 mod metadata;
 mod png;
+mod tiff;
 #[cfg(feature = "libwebp")]
 mod webp;
 
@@ -216,6 +219,7 @@ pub fn decode(
         MediaType::Jpeg => jpeg::decode(bytes, limits, target),
         MediaType::Png => png::decode(bytes, limits),
         MediaType::Gif => gif::decode(bytes, limits),
+        MediaType::Tiff => tiff::decode(bytes, limits),
         MediaType::Bmp => bmp::decode(bytes, limits),
         MediaType::Jxl => jxl::decode(bytes, limits),
         MediaType::Avif | MediaType::Heic => heif_decode(bytes, media_type, limits),
