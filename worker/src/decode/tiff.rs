@@ -256,7 +256,7 @@ mod tests {
             (284, 3, 1, 1),
             (317, 3, 1, if predictor { 2 } else { 1 }),
         ];
-        if samples % 2 == 0 {
+        if samples.is_multiple_of(2) {
             entries.push((338, 3, 1, 2));
         }
         entries.sort();
