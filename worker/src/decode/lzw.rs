@@ -117,8 +117,9 @@ impl Decoder {
         let mut at = base;
         while let Some(code) = bits.take(width) {
             let len = u32::from(lens[code as usize]);
-            let start = if code < next && len != 0 {
-                starts[code as usize] as usize
+            // Where the string is, its length, and whether it is already written.
+            let (start, count, written) = if code < next && len != 0 {
+                (starts[code as usize] as usize, len as usize, false)
             } else if code == clear {
                 width = min_size + 1;
                 next = clear + 2;
@@ -128,32 +129,22 @@ impl Decoder {
             } else if code == end {
                 break;
             } else if code == next && previous_len != 0 {
-                // The code being defined: the previous string and its own first byte.
-                let start = previous_start as usize;
-                let len = previous_len as usize + 1;
-                let room = (limit - at).min(len);
-                buffer.copy_within(start..start + room.min(len - 1), at);
-                if room < len {
+                // The code being defined: the previous string and its own first byte, which
+                // the copy reaches only once it is written, so it is written apart.
+                let (start, count) = (previous_start as usize, previous_len as usize + 1);
+                let room = (limit - at).min(count);
+                buffer.copy_within(start..start + room.min(count - 1), at);
+                if room < count {
                     return Ok(at + room - base);
                 }
-                buffer[at + len - 1] = buffer[start];
-                if (next as usize) < MAX_CODES {
-                    starts[next as usize] = previous_start;
-                    lens[next as usize] = len as u16;
-                    next += 1;
-                    if next >= grow_at && width < 12 {
-                        width += 1;
-                        grow_at = (1 << width) - early;
-                    }
-                }
-                (previous_start, previous_len) = (at as u32, len as u32);
-                at += len;
-                continue;
+                buffer[at + count - 1] = buffer[start];
+                (start, count, true)
             } else {
                 return Err(LzwError::InvalidCode);
             };
-            let count = len as usize;
-            if count <= WIDE && at + WIDE <= limit {
+            if written {
+                // The code being defined, copied above.
+            } else if count <= WIDE && at + WIDE <= limit {
                 // The bytes after the string are written over by the codes that follow.
                 buffer.copy_within(start..start + WIDE, at);
             } else {
@@ -163,6 +154,7 @@ impl Decoder {
                     return Ok(at + room - base);
                 }
             }
+            // The new code: the previous string and this one's first byte.
             if previous_len != 0 && (next as usize) < MAX_CODES {
                 starts[next as usize] = previous_start;
                 lens[next as usize] = (previous_len + 1) as u16;
@@ -172,7 +164,7 @@ impl Decoder {
                     grow_at = (1 << width) - early;
                 }
             }
-            (previous_start, previous_len) = (at as u32, len);
+            (previous_start, previous_len) = (at as u32, count as u32);
             at += count;
         }
         Ok(at.min(limit) - base)
