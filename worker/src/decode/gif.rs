@@ -223,6 +223,21 @@ mod tests {
     }
 
     #[test]
+    fn damaged_files_never_panic() {
+        let bytes = fixture("gif-animated.gif");
+        let limits = LimitsConfig::default();
+        let mut decoded = 0;
+        for damaged in crate::decode::damaged(&bytes, 6, 2000) {
+            decoded += usize::from(decode(&damaged, &limits).is_ok());
+        }
+        for cut in (0..bytes.len()).step_by(7) {
+            let _ = decode(&bytes[..cut], &limits);
+        }
+        // Damage that leaves the codes valid (colour tables, some pixels) still decodes.
+        assert!(decoded > 300, "{decoded}");
+    }
+
+    #[test]
     fn transparency_gives_rgba() {
         // 2×1: index 0 transparent, index 1 red.
         let mut bytes = Vec::new();

@@ -340,6 +340,24 @@ fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(path.join(name)).unwrap()
 }
 
+/// `count` copies of `bytes`, each with four bytes past the first `keep` set to xorshift
+/// noise: damaged files, the same on every run.
+#[cfg(test)]
+fn damaged(bytes: &[u8], keep: usize, count: usize) -> impl Iterator<Item = Vec<u8>> {
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+    (0..count).map(move |_| {
+        let mut damaged = bytes.to_vec();
+        for _ in 0..4 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let at = keep + (state % (bytes.len() - keep) as u64) as usize;
+            damaged[at] = (state >> 32) as u8;
+        }
+        damaged
+    })
+}
+
 /// Maps a decoder error to ours.
 fn map_error(error: ImageError, media_type: MediaType) -> ThumbnailError {
     match error {

@@ -328,6 +328,20 @@ mod tests {
     }
 
     #[test]
+    fn damaged_files_never_panic() {
+        let limits = LimitsConfig::default();
+        for samples in [1, 3, 4] {
+            let (bytes, _) = tiff(50, 40, samples, 8, samples == 3);
+            for damaged in crate::decode::damaged(&bytes, 8, 700) {
+                let _ = decode(&damaged, &limits);
+            }
+            for cut in (0..bytes.len()).step_by(5) {
+                let _ = decode(&bytes[..cut], &limits);
+            }
+        }
+    }
+
+    #[test]
     fn broken_strips_are_errors() {
         let (mut bytes, _) = tiff(40, 40, 3, 8, false);
         // The first strip's codes, all ones: code 4095 names nothing yet.
