@@ -47,7 +47,7 @@ pub enum LzwError {
 /// An LZW decoder: its table and output buffer, reused from one stream to the next.
 pub struct Decoder {
     /// Where each code's string starts in `buffer`.
-    starts: Box<[u32; MAX_CODES]>,
+    starts: Box<[usize; MAX_CODES]>,
     /// Each code's string length; 0 for the clear and end codes.
     lens: Box<[u16; MAX_CODES]>,
     /// The literal values, then the output, then room for one wide copy.
@@ -99,7 +99,7 @@ impl Decoder {
         let early = u32::from(dialect == Dialect::Tiff);
         let (starts, lens, buffer) = (&mut *self.starts, &mut *self.lens, &mut self.buffer);
         for literal in 0..clear {
-            starts[literal as usize] = literal;
+            starts[literal as usize] = literal as usize;
             lens[literal as usize] = 1;
             buffer[literal as usize] = literal as u8;
         }
@@ -113,13 +113,13 @@ impl Decoder {
         let mut grow_at = (1 << width) - early;
         // The previous string, where it starts and its length; 0 when there is none (at the
         // start and after a clear code).
-        let (mut previous_start, mut previous_len) = (0u32, 0u32);
+        let (mut previous_start, mut previous_len) = (0usize, 0u32);
         let mut at = base;
         while let Some(code) = bits.take(width) {
             let len = u32::from(lens[code as usize]);
             // Where the string is, its length, and whether it is already written.
             let (start, count, written) = if code < next && len != 0 {
-                (starts[code as usize] as usize, len as usize, false)
+                (starts[code as usize], len as usize, false)
             } else if code == clear {
                 width = min_size + 1;
                 next = clear + 2;
@@ -131,7 +131,7 @@ impl Decoder {
             } else if code == next && previous_len != 0 {
                 // The code being defined: the previous string and its own first byte, which
                 // the copy reaches only once it is written, so it is written apart.
-                let (start, count) = (previous_start as usize, previous_len as usize + 1);
+                let (start, count) = (previous_start, previous_len as usize + 1);
                 let room = (limit - at).min(count);
                 buffer.copy_within(start..start + room.min(count - 1), at);
                 if room < count {
@@ -164,7 +164,7 @@ impl Decoder {
                     grow_at = (1 << width) - early;
                 }
             }
-            (previous_start, previous_len) = (at as u32, count as u32);
+            (previous_start, previous_len) = (at, count as u32);
             at += count;
         }
         Ok(at.min(limit) - base)
