@@ -14,9 +14,10 @@
 //! growing until the next clear code, as both formats require.
 //!
 //! The `gif` and `tiff` crates decode LZW through weezl 0.1, which walks each string backwards
-//! through a prefix table. This is 2.7 times as fast on a photograph's TIFF strips, and more on
-//! GIF frames (`cargo bench --bench micro -- lzw`; BENCHMARKS.md). Out of bounds it cannot go: every copy
-//! is a checked slice of the buffer, and a code the table does not hold yet is an error.
+//! through a prefix table. This is 2.7 times as fast on a photograph's TIFF strips, and more
+//! on GIF frames (`cargo bench --bench micro -- lzw`; BENCHMARKS.md). Out of bounds it cannot
+//! go: every copy is a checked slice of the buffer, and a code the table does not hold yet is
+//! an error.
 
 /// The most codes a table holds (12-bit codes).
 const MAX_CODES: usize = 4096;
@@ -50,7 +51,8 @@ pub struct Decoder {
     starts: Box<[usize; MAX_CODES]>,
     /// Each code's string length; 0 for the clear and end codes.
     lens: Box<[u16; MAX_CODES]>,
-    /// The literal values, then the output, then room for one wide copy.
+    /// The literal values, then the output, then room for one wide copy; kept at the
+    /// largest size a stream has needed.
     buffer: Vec<u8>,
 }
 
@@ -80,8 +82,10 @@ impl Decoder {
             return Err(LzwError::CodeSize(min_size));
         }
         let clear = 1usize << min_size;
-        self.buffer.clear();
-        self.buffer.resize(clear + max + WIDE, 0);
+        // Grown, never cleared: every byte handed out is written by this stream first.
+        if self.buffer.len() < clear + max + WIDE {
+            self.buffer.resize(clear + max + WIDE, 0);
+        }
         let written = self.run(dialect, u32::from(min_size), input, max)?;
         Ok(&self.buffer[clear..clear + written])
     }

@@ -4,8 +4,8 @@
 //! weezl 0.1's LZW decoder. For the layouts photographs are saved in (8 bits per sample, grey
 //! or RGB, with or without an unassociated alpha channel, samples interleaved, in strips,
 //! with or without the horizontal predictor) the `tiff` crate only reads the directory here:
-//! each strip is decoded by [`super::lzw`] straight into its rows of the image, and the
-//! predictor undone in place. Any other layout, compression or sample format, and any
+//! each strip is decoded by [`super::lzw`] into its buffer (one strip, so it stays in cache),
+//! copied to its rows of the image, and the predictor undone there. Any other layout, compression or sample format, and any
 //! directory the `tiff` crate cannot read, goes through `image` as before, which also gives
 //! the error for a broken file.
 
