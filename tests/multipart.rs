@@ -212,8 +212,7 @@ async fn bad_parts_are_refused_and_good_ones_kept(backend: Backend) {
     // Stored by content: the PNG twice and the JPEG twice are two originals.
     assert_eq!(gateway.object_names("raw").len(), 2);
     // Nothing is left in the spool.
-    let spool = gateway.data_dir.join("spool");
-    assert_eq!(std::fs::read_dir(&spool).unwrap().count(), 0);
+    assert_eq!(spooled_files(&gateway.data_dir.join("spool")), 0);
 }
 
 async fn nothing_accepted_answers_the_first_refusal(backend: Backend) {
@@ -293,9 +292,14 @@ async fn the_file_count_and_request_size_are_bounded(backend: Backend) {
             Value::Null,
             Value::Null,
             Value::Null,
-            "too_many_files".into(),
             "too_many_files".into()
         ]
+    );
+    let surplus = &items(&answer)[3];
+    assert_eq!(surplus["part"], 3, "the first file past the limit");
+    assert_eq!(
+        surplus["refused"], 2,
+        "both files past the limit, in one item"
     );
     // Over the request size by its Content-Length: refused before it is read.
     let big = vec![0u8; 500_000];
@@ -332,6 +336,60 @@ async fn the_file_count_and_request_size_are_bounded(backend: Backend) {
     assert_eq!(items[0]["name"], "a.png");
     assert_eq!(items[1]["error"]["code"], "request_too_large");
     assert_eq!(items[1]["filename"], "b.png");
+}
+
+/// 20,000 one-byte files after three good ones: one item counts the surplus, the answer is
+/// a few records long, and the gateway reads the whole body through; and a form with more
+/// parts than `limits.max_form_parts` (fields count too) is not read past it.
+async fn a_form_of_many_tiny_parts_is_answered_in_bounded_size(backend: Backend) {
+    let gateway = Gateway::start(
+        backend,
+        "limits:\n  max_files_per_request: 3\n  max_form_parts: 30000\n",
+    )
+    .await;
+    let png = fixture("png-gray-alpha.png");
+    let mut form = Form::default().field("sizes", "32x32");
+    for i in 0..3 {
+        form = form.file("files", &format!("{i}.png"), Some("image/png"), &png);
+    }
+    for _ in 0..20_000 {
+        form = form.file("files", "x", None, b"x");
+    }
+    // Late fields are one item too, however many.
+    for _ in 0..100 {
+        form = form.field("sizes", "64x64");
+    }
+    let answer = post_form(&gateway, "", form.finish()).await;
+    let listed = accepted_items(&answer);
+    assert_eq!(listed.len(), 5, "{listed:?}");
+    assert_eq!(listed[3]["error"]["code"], "too_many_files");
+    assert_eq!(listed[3]["part"], 4);
+    assert_eq!(listed[3]["refused"], 20_000);
+    assert_eq!(listed[4]["error"]["code"], "invalid_parameter");
+    assert_eq!(listed[4]["field"], "sizes");
+    assert_eq!(listed[4]["refused"], 100);
+    assert!(answer.body.len() < 16 * 1024, "{} bytes", answer.body.len());
+    assert_eq!(gateway.record_count().await, 3);
+
+    let gateway = Gateway::start(backend, "limits:\n  max_form_parts: 50\n").await;
+    let mut form = Form::default();
+    for _ in 0..40 {
+        form = form.field("note", "ignored");
+    }
+    form = form.file("image", "a.png", Some("image/png"), &png);
+    for _ in 0..20 {
+        form = form.file("image", "b.png", Some("image/png"), &png);
+    }
+    let answer = post_form(&gateway, "", form.finish()).await;
+    let listed = accepted_items(&answer);
+    assert_eq!(
+        listed.len(),
+        11,
+        "ten files within 50 parts, then the refusal"
+    );
+    assert_eq!(listed[10]["error"]["code"], "too_many_parts");
+    assert_eq!(listed[10]["part"], 50);
+    assert_eq!(gateway.record_count().await, 10);
 }
 
 async fn a_client_that_hangs_up_keeps_the_files_that_arrived(backend: Backend) {
@@ -374,12 +432,26 @@ async fn a_client_that_hangs_up_keeps_the_files_that_arrived(backend: Backend) {
     // The half file is gone from the spool, and nothing else was kept.
     let spool = gateway.data_dir.join("spool");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while std::fs::read_dir(&spool).unwrap().count() > 0 {
+    while spooled_files(&spool) > 0 {
         assert!(tokio::time::Instant::now() < deadline, "the cut file stays");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(gateway.record_count().await, 1);
     assert_eq!(gateway.object_names("raw").len(), 1);
+}
+
+/// Files in the spool, in every process's directory, but for their lock files.
+fn spooled_files(spool: &std::path::Path) -> usize {
+    std::fs::read_dir(spool)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .map(|dir| {
+            std::fs::read_dir(dir)
+                .unwrap()
+                .filter(|file| file.as_ref().unwrap().file_name() != ".lock")
+                .count()
+        })
+        .sum()
 }
 
 on_every_backend!(
@@ -389,5 +461,6 @@ on_every_backend!(
     bad_parts_are_refused_and_good_ones_kept,
     nothing_accepted_answers_the_first_refusal,
     the_file_count_and_request_size_are_bounded,
+    a_form_of_many_tiny_parts_is_answered_in_bounded_size,
     a_client_that_hangs_up_keeps_the_files_that_arrived,
 );

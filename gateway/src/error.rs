@@ -51,6 +51,12 @@ pub enum ApiError {
         /// The limit.
         max: usize,
     },
+    /// A multipart form carries more parts than `limits.max_form_parts`.
+    #[error("a form may carry at most {max} parts, files and fields together")]
+    TooManyParts {
+        /// The limit.
+        max: usize,
+    },
     /// A multipart body is over `limits.max_request_bytes`.
     #[error("the request body is larger than the limit of {limit} bytes")]
     RequestTooLarge {
@@ -210,6 +216,7 @@ impl ApiError {
             ApiError::InvalidBase64(_) => (StatusCode::BAD_REQUEST, "invalid_base64"),
             ApiError::EmptyBody | ApiError::EmptyFile => (StatusCode::BAD_REQUEST, "empty_body"),
             ApiError::TooManyFiles { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "too_many_files"),
+            ApiError::TooManyParts { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "too_many_parts"),
             ApiError::RequestTooLarge { .. } => {
                 (StatusCode::PAYLOAD_TOO_LARGE, "request_too_large")
             }

@@ -130,6 +130,12 @@ pub struct SourcesConfig {
     pub connect_timeout_secs: u64,
     /// Seconds for the whole fetch, body included.
     pub timeout_secs: u64,
+    /// Sources one worker process fetches at once. Fetches have slots of their own: they
+    /// never hold one of the `worker.concurrency` decode slots.
+    pub max_fetches: usize,
+    /// Sources one worker process fetches at once from one host; the others for that host
+    /// wait their turn.
+    pub max_fetches_per_host: usize,
 }
 
 impl Default for SourcesConfig {
@@ -139,6 +145,8 @@ impl Default for SourcesConfig {
             max_redirects: 3,
             connect_timeout_secs: 5,
             timeout_secs: 60,
+            max_fetches: 16,
+            max_fetches_per_host: 4,
         }
     }
 }
@@ -169,6 +177,9 @@ pub struct CallbacksConfig {
     pub timeout_secs: u64,
     /// Deliveries in flight at once, per gateway.
     pub concurrency: usize,
+    /// Deliveries in flight at once to one receiver host, per gateway: a receiver that is
+    /// slow, or never answers, holds up only its own callbacks.
+    pub concurrency_per_host: usize,
 }
 
 impl Default for CallbacksConfig {
@@ -184,6 +195,7 @@ impl Default for CallbacksConfig {
             connect_timeout_secs: 5,
             timeout_secs: 10,
             concurrency: 16,
+            concurrency_per_host: 4,
         }
     }
 }
@@ -201,6 +213,7 @@ impl std::fmt::Debug for CallbacksConfig {
             .field("connect_timeout_secs", &self.connect_timeout_secs)
             .field("timeout_secs", &self.timeout_secs)
             .field("concurrency", &self.concurrency)
+            .field("concurrency_per_host", &self.concurrency_per_host)
             .finish()
     }
 }
@@ -357,8 +370,12 @@ pub struct LimitsConfig {
     pub max_upload_bytes: u64,
     /// Largest accepted video, in bytes, sent as a multipart file or fetched from a URL.
     pub max_video_bytes: u64,
-    /// Files one multipart request may carry; the parts past it are refused.
+    /// Files one multipart request may carry; the files past it are refused (read through,
+    /// counted in one item of the answer).
     pub max_files_per_request: usize,
+    /// Parts one multipart request may carry, files and fields together; the body is not
+    /// read past it.
+    pub max_form_parts: usize,
     /// Largest multipart request body, in bytes, all parts together.
     pub max_request_bytes: u64,
     /// Largest accepted image, in pixels (width × height).
@@ -534,6 +551,7 @@ impl Default for LimitsConfig {
             max_upload_bytes: 50 * 1024 * 1024,
             max_video_bytes: 1024 * 1024 * 1024,
             max_files_per_request: 100,
+            max_form_parts: 1000,
             max_request_bytes: 2 * 1024 * 1024 * 1024,
             max_pixels: 100_000_000,
             max_alloc_bytes: 1024 * 1024 * 1024,
@@ -636,6 +654,9 @@ impl Config {
         if !(1..=100).contains(&self.thumbnail.jpeg_quality) {
             return invalid("thumbnail.jpeg_quality must be between 1 and 100");
         }
+        if self.sources.max_fetches == 0 || self.sources.max_fetches_per_host == 0 {
+            return invalid("sources.max_fetches and max_fetches_per_host must be at least 1");
+        }
         if self.limits.max_upload_bytes == 0
             || self.limits.max_video_bytes == 0
             || self.limits.max_pixels == 0
@@ -643,10 +664,11 @@ impl Config {
             || self.limits.max_inflight_uploads == 0
             || self.limits.max_queued_jobs == 0
             || self.limits.max_files_per_request == 0
+            || self.limits.max_form_parts == 0
             || self.limits.max_request_bytes == 0
         {
             return invalid(
-                "limits.max_upload_bytes, max_video_bytes, max_pixels, read_timeout_secs, max_inflight_uploads, max_queued_jobs, max_files_per_request and max_request_bytes must be at least 1",
+                "limits.max_upload_bytes, max_video_bytes, max_pixels, read_timeout_secs, max_inflight_uploads, max_queued_jobs, max_files_per_request, max_form_parts and max_request_bytes must be at least 1",
             );
         }
         if self.limits.keep_alive_secs == 0
@@ -720,8 +742,13 @@ impl Config {
                 )));
             }
         }
-        if self.callbacks.max_attempts == 0 || self.callbacks.concurrency == 0 {
-            return invalid("callbacks.max_attempts and callbacks.concurrency must be at least 1");
+        if self.callbacks.max_attempts == 0
+            || self.callbacks.concurrency == 0
+            || self.callbacks.concurrency_per_host == 0
+        {
+            return invalid(
+                "callbacks.max_attempts, concurrency and concurrency_per_host must be at least 1",
+            );
         }
         if self.queue.prefix.is_empty() || self.queue.delivery_limit == 0 {
             return invalid(

@@ -14,8 +14,13 @@
 //!   `max_upload_bytes` for an image (by the part's type, else its first bytes); the
 //!   request's memory is a few
 //!   chunks whatever the files' sizes. Files past `limits.max_files_per_request` are refused
-//!   (413 `too_many_files`), and the body is cut at `limits.max_request_bytes` (413
-//!   `request_too_large` for the file being read; nothing after it is read).
+//!   (413 `too_many_files`): they are read through and counted in one item, `{"part",
+//!   "error", "refused"}` (the first such part and how many there were), so the answer grows
+//!   with the accepted files, never with the form. A form is read up to
+//!   `limits.max_form_parts` parts, files and fields together (413 `too_many_parts`, nothing
+//!   after it is read), and the body is cut at `limits.max_request_bytes` (413
+//!   `request_too_large` for the file being read; nothing after it is read). Text fields that
+//!   come after a file are likewise one item.
 //! - Each file that passes is committed on its own, as a base64 upload is (raw object, record
 //!   and job, flushed) before the next part is read. The request is not all-or-nothing: a
 //!   client whose connection breaks keeps the files that completed.
@@ -54,7 +59,51 @@ enum Item {
         filename: Option<String>,
         field: Option<String>,
         error: ApiError,
+        /// How many parts this item stands for: the first of them is `part`.
+        refused: usize,
     },
+}
+
+impl Item {
+    /// One refused part.
+    fn refused(part: usize, filename: Option<String>, error: ApiError) -> Self {
+        Item::Refused {
+            part,
+            filename,
+            field: None,
+            error,
+            refused: 1,
+        }
+    }
+}
+
+/// Adds a refusal that stands for every part of its kind: the first makes the item (its
+/// place kept in `at`), the others only count in it.
+fn count_into(items: &mut Vec<Item>, at: &mut Option<usize>, first: impl FnOnce() -> Item) {
+    match *at {
+        Some(index) => {
+            if let Some(Item::Refused { refused, .. }) = items.get_mut(index) {
+                *refused += 1;
+            }
+        }
+        None => {
+            *at = Some(items.len());
+            items.push(first());
+        }
+    }
+}
+
+/// The longest file or field name an answer repeats; the part's own headers may be longer.
+const MAX_LISTED_NAME: usize = 256;
+
+/// A part's file name as an answer lists it: at most [`MAX_LISTED_NAME`] bytes, cut at a
+/// character boundary.
+fn bounded_filename(name: &str) -> String {
+    let mut end = name.len().min(MAX_LISTED_NAME);
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    name[..end].to_owned()
 }
 
 /// Reads a multipart form, committing each file as it completes.
@@ -78,33 +127,47 @@ pub(super) async fn accept(
     let mut items = Vec::new();
     let mut request: Option<Request> = None;
     let mut files = 0;
+    // The files past the limit, and the fields that come too late, are each one item that
+    // counts them: the answer grows with the accepted files, never with the form.
+    let mut surplus: Option<usize> = None;
+    let mut late_fields: Option<usize> = None;
     for part in 0.. {
+        if part == limits.max_form_parts {
+            items.push(Item::refused(
+                part,
+                None,
+                ApiError::TooManyParts {
+                    max: limits.max_form_parts,
+                },
+            ));
+            break;
+        }
         let field = match form.next_field().await {
             Ok(Some(field)) => field,
             Ok(None) => break,
             Err(error) => {
-                items.push(Item::Refused {
+                items.push(Item::refused(
                     part,
-                    filename: None,
-                    field: None,
-                    error: form_error(error, limits.max_request_bytes),
-                });
+                    None,
+                    form_error(error, limits.max_request_bytes),
+                ));
                 break;
             }
         };
-        let filename = field.file_name().map(str::to_owned);
-        let Some(filename) = filename else {
+        let Some(filename) = field.file_name().map(bounded_filename) else {
             let name = field.name().unwrap_or_default().to_owned();
             if files > 0 {
                 if params.slot(&name).is_some() {
-                    items.push(Item::Refused {
+                    count_into(&mut items, &mut late_fields, || Item::Refused {
                         part,
                         filename: None,
-                        error: ApiError::InvalidParameter(format!(
-                            "the form field {name} comes after a file: fields must come before \
-                             the files they apply to"
-                        )),
-                        field: Some(name),
+                        field: Some(bounded_filename(&name)),
+                        error: ApiError::InvalidParameter(
+                            "a form field comes after a file: fields must come before the \
+                             files they apply to"
+                                .to_owned(),
+                        ),
+                        refused: 1,
                     });
                 }
                 continue;
@@ -117,13 +180,15 @@ pub(super) async fn accept(
         };
         files += 1;
         if files > limits.max_files_per_request {
-            items.push(Item::Refused {
-                part,
-                filename: Some(filename),
-                field: None,
-                error: ApiError::TooManyFiles {
-                    max: limits.max_files_per_request,
-                },
+            // Read through (the next part drains it), counted, not kept.
+            count_into(&mut items, &mut surplus, || {
+                Item::refused(
+                    part,
+                    Some(filename),
+                    ApiError::TooManyFiles {
+                        max: limits.max_files_per_request,
+                    },
+                )
             });
             continue;
         }
@@ -137,12 +202,7 @@ pub(super) async fn accept(
         match receive(state, field, &filename, request).await {
             Ok(record) => items.push(Item::Accepted(Box::new(record))),
             Err((error, fatal)) => {
-                items.push(Item::Refused {
-                    part,
-                    filename: Some(filename),
-                    field: None,
-                    error,
-                });
+                items.push(Item::refused(part, Some(filename), error));
                 if fatal {
                     break;
                 }
@@ -217,7 +277,6 @@ async fn receive(
 
 /// Reads a text field, bounded.
 async fn read_text(mut field: Field<'_>, max_request_bytes: u64) -> Result<String, ApiError> {
-    let name = field.name().unwrap_or_default().to_owned();
     let mut value = Vec::new();
     while let Some(chunk) = field
         .chunk()
@@ -226,13 +285,13 @@ async fn read_text(mut field: Field<'_>, max_request_bytes: u64) -> Result<Strin
     {
         if value.len() + chunk.len() > MAX_FIELD_BYTES {
             return Err(ApiError::InvalidParameter(format!(
-                "the form field {name} is longer than {MAX_FIELD_BYTES} bytes"
+                "a form field is longer than {MAX_FIELD_BYTES} bytes"
             )));
         }
         value.extend_from_slice(&chunk);
     }
     String::from_utf8(value)
-        .map_err(|_| ApiError::InvalidParameter(format!("the form field {name} is not UTF-8")))
+        .map_err(|_| ApiError::InvalidParameter("a form field is not UTF-8".to_owned()))
 }
 
 /// What a multipart parser error means to the client. The parser's own messages may quote
@@ -278,9 +337,13 @@ fn answer(state: &AppState, items: Vec<Item>) -> Response {
                 filename,
                 field,
                 error,
+                refused: count,
             } => {
                 count_refusal(state, &error);
                 let mut refused = json!({ "part": part, "error": error.detail() });
+                if count > 1 {
+                    refused["refused"] = json!(count);
+                }
                 if let Some(filename) = filename {
                     refused["filename"] = json!(filename);
                 }
