@@ -110,6 +110,14 @@ async fn serve(mut stream: tokio::net::TcpStream) {
             respond("200 OK", "", &fixture("jpeg-baseline.jpg"))
         }
         "/outside" => respond("302 Found", "Location: http://10.1.2.3/a.png\r\n", b""),
+        // 3xx answers that are no redirect to follow.
+        "/choices" => respond("300 Multiple Choices", "Location: /photo\r\n", b""),
+        "/unchanged" => respond("304 Not Modified", "Location: /photo\r\n", b""),
+        "/hang" => {
+            // Takes the request and never answers.
+            tokio::time::sleep(Duration::from_secs(120)).await;
+            return;
+        }
         "/scheme" => respond("302 Found", "Location: file:///etc/passwd\r\n", b""),
         other => match other
             .strip_prefix("/redirect/")
@@ -230,6 +238,8 @@ async fn failed_fetches_end_with_the_code_of_what_went_wrong(backend: Backend) {
         ("/slow", 504, "did not arrive within 2 s"),
         ("/outside", 400, "may not be fetched"),
         ("/scheme", 400, "may not be fetched"),
+        ("/choices", 502, "the source answered 300"),
+        ("/unchanged", 502, "the source answered 304"),
     ] {
         let record = fetch(&gateway, &source.url(path), json!({})).await;
         assert_eq!(record["state"], "Error", "{path}: {record}");
@@ -258,34 +268,63 @@ async fn failed_fetches_end_with_the_code_of_what_went_wrong(backend: Backend) {
         .assert_error(400, "invalid_json");
 }
 
+/// A URL whose host is plainly internal is refused at upload, as a callback URL is, with a
+/// message that does not repeat it; a redirect there is refused when fetched.
 async fn loopback_is_refused_unless_allowed(backend: Backend) {
     let gateway = Gateway::start(backend, "").await;
     let source = Source::start().await;
-    let record = fetch(&gateway, &source.url("/photo"), json!({})).await;
-    assert_eq!(record["state"], "Error", "{record}");
-    assert_eq!(record["code"], 400);
-    assert!(
-        record["message"].as_str().unwrap().contains("loopback"),
-        "{record}"
-    );
-    // A name that resolves to loopback is refused the same way.
-    let by_name = source.url("/photo").replace("127.0.0.1", "localhost");
-    let record = fetch(&gateway, &by_name, json!({})).await;
-    assert_eq!(record["code"], 400, "{record}");
-    // IPv6 loopback, and IPv4 loopback wrapped in IPv6: refused before any connection.
     for (url, words) in [
-        ("http://[::1]:9/photo", "loopback"),
+        (source.url("/photo"), "loopback"),
         (
-            "http://[::ffff:7f00:1]:9/photo",
+            source.url("/photo").replace("127.0.0.1", "localhost"),
+            "loopback",
+        ),
+        ("http://[::1]:9/photo".to_owned(), "loopback"),
+        (
+            "http://[::ffff:7f00:1]:9/photo".to_owned(),
             "IPv6 form of a refused IPv4 address",
         ),
+        ("http://10.1.2.3/photo".to_owned(), "private"),
+        ("http://169.254.169.254/latest".to_owned(), "link-local"),
     ] {
-        let record = fetch(&gateway, url, json!({})).await;
-        assert_eq!(record["code"], 400, "{record}");
-        assert!(
-            record["message"].as_str().unwrap().contains(words),
-            "{record}"
-        );
+        let answer = gateway.post_json(&json!({ "url": url })).await;
+        answer.assert_error(400, "invalid_parameter");
+        let message = answer.json()["error"]["message"].to_string();
+        assert!(message.contains(words), "{url}: {message}");
+        assert!(!message.contains(&url), "the URL is not echoed: {message}");
+    }
+    assert_eq!(gateway.record_count().await, 0);
+}
+
+/// Sources that never answer hold fetch slots, not decode slots: with one decode slot and
+/// the fetch slots full of hanging sources (and one host's past its own limit), an upload
+/// and a source on another host still complete while the hanging ones wait.
+async fn slow_sources_never_hold_up_thumbnailing(backend: Backend) {
+    let gateway = Gateway::start(
+        backend,
+        "worker: {concurrency: 1}\n\
+         sources: {allowed_hosts: [\"127.0.0.1\", \"localhost\"], timeout_secs: 60, \
+         max_fetches: 4, max_fetches_per_host: 3}\n",
+    )
+    .await;
+    let source = Source::start().await;
+    let mut hanging = Vec::new();
+    for _ in 0..5 {
+        let answer = gateway
+            .post_json(&json!({ "url": source.url("/hang") }))
+            .await;
+        assert_eq!(answer.status, 202);
+        hanging.push(answer.media_id());
+    }
+    let photo = gateway.upload_fixture("jpeg-baseline.jpg").await;
+    assert_eq!(gateway.wait_final(&photo).await["state"], "Completed");
+    // 127.0.0.1 has its 3 slots; another host takes the pool's fourth.
+    let by_name = source.url("/photo").replace("127.0.0.1", "localhost");
+    let record = fetch(&gateway, &by_name, json!({})).await;
+    assert_eq!(record["state"], "Completed", "{record}");
+    for id in &hanging {
+        let record = gateway.get(&format!("/images/{id}")).await.json();
+        assert_eq!(record["state"], "Processing", "{record}");
     }
 }
 
@@ -311,5 +350,6 @@ on_every_backend!(
     a_video_url_is_held_to_the_video_limit,
     failed_fetches_end_with_the_code_of_what_went_wrong,
     loopback_is_refused_unless_allowed,
+    slow_sources_never_hold_up_thumbnailing,
     a_fetch_survives_a_gateway_crash,
 );

@@ -2,9 +2,14 @@
 //! fixtures gets a poster thumbnail matching FFmpeg's own frame (made by
 //! `tests/fixtures/make_video.sh`), its duration and stream facts; display rotation and a
 //! black opening are handled; videos have their own size limit, reached through multipart;
-//! and without FFmpeg, videos are refused with the tool named while images go on.
+//! and without FFmpeg, videos are refused with the tool named while images go on. A tool
+//! that runs out of time is tried again before it is the file's fault, and FFmpeg's
+//! processes die with the process that started them.
 
 mod support;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::form::{Form, first_media_id, post_form};
@@ -170,6 +175,146 @@ async fn without_ffmpeg_videos_are_refused_and_images_go_on() {
 
     let gateway = Gateway::start_with_queue(None, "").await;
     assert_eq!(gateway.get("/readyz").await.json()["video"], "on");
+}
+
+/// A stand-in for ffprobe in `dir`: its first `slow_runs` probes write their process id to
+/// `dir/pids` and sleep past any timeout; later ones (and `-version`) are the real ffprobe.
+fn slow_ffprobe(dir: &Path, slow_runs: u32) -> PathBuf {
+    let script = dir.join("ffprobe");
+    let dir = dir.display();
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\n\
+             [ \"$1\" = -version ] && exec ffprobe \"$@\"\n\
+             n=$(($(cat {dir}/runs 2>/dev/null || echo 0) + 1)); echo $n > {dir}/runs\n\
+             if [ $n -le {slow_runs} ]; then echo $$ >> {dir}/pids; exec sleep 300; fi\n\
+             exec ffprobe \"$@\"\n"
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    script
+}
+
+/// The process ids the stand-in wrote.
+fn pids(dir: &Path) -> Vec<u32> {
+    std::fs::read_to_string(dir.join("pids"))
+        .unwrap_or_default()
+        .lines()
+        .map(|line| line.parse().unwrap())
+        .collect()
+}
+
+/// Whether a process is gone (or dead and waiting to be reaped).
+fn is_dead(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|rest| rest.trim_start().starts_with('Z')),
+    }
+}
+
+/// SIGKILL of the gateway running FFmpeg: its child dies with it, and the next start removes
+/// the dead process's spool and completes the video.
+#[tokio::test]
+async fn ffmpeg_dies_with_the_process_that_started_it() {
+    let tools = tempfile::tempdir().unwrap();
+    let ffprobe = slow_ffprobe(tools.path(), 1);
+    let mut gateway = Gateway::start_with_queue(
+        None,
+        &format!(
+            "video: {{ffprobe: {}, timeout_secs: 300}}\n",
+            ffprobe.display()
+        ),
+    )
+    .await;
+    // Through a form, so that the gateway has a spool of its own.
+    let form = Form::default().file("file", "clip.mp4", None, &fixture("video-h264.mp4"));
+    let id = first_media_id(&post_form(&gateway, "", form.finish()).await);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while pids(tools.path()).is_empty() {
+        assert!(Instant::now() < deadline, "the probe did not start");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let probe = pids(tools.path())[0];
+    assert!(!is_dead(probe));
+    let spool = gateway.data_dir.join("spool");
+    let before: Vec<_> = std::fs::read_dir(&spool).unwrap().collect();
+    assert_eq!(before.len(), 1, "the gateway's own spool");
+
+    gateway.kill();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !is_dead(probe) {
+        assert!(Instant::now() < deadline, "the probe outlived its gateway");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    gateway.spawn().await;
+    let record = gateway.wait_final(&id).await;
+    assert_eq!(record["state"], "Completed", "{record}");
+    let after: Vec<_> = std::fs::read_dir(&spool)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name())
+        .collect();
+    assert!(
+        after.len() <= 1,
+        "the dead gateway's spool is gone: {after:?}"
+    );
+}
+
+/// A probe out of time is tried again and completes; one out of time on every try ends as
+/// 504 once the delivery limit is spent, never 422 on the first.
+#[tokio::test]
+async fn a_tool_out_of_time_is_tried_again_before_it_fails() {
+    let tools = tempfile::tempdir().unwrap();
+    let ffprobe = slow_ffprobe(tools.path(), 1);
+    let gateway = Gateway::start_with_queue(
+        None,
+        &format!(
+            "video: {{ffprobe: {}, timeout_secs: 1}}\n",
+            ffprobe.display()
+        ),
+    )
+    .await;
+    let id = gateway
+        .upload("video/mp4", &fixture("video-h264.mp4"))
+        .await
+        .media_id();
+    let record = gateway.wait_final(&id).await;
+    assert_eq!(record["state"], "Completed", "{record}");
+    assert_eq!(
+        pids(tools.path()).len(),
+        1,
+        "one slow try, then the real probe"
+    );
+
+    let tools = tempfile::tempdir().unwrap();
+    let ffprobe = slow_ffprobe(tools.path(), u32::MAX);
+    let gateway = Gateway::start_with_queue(
+        None,
+        &format!(
+            "video: {{ffprobe: {}, timeout_secs: 1}}\nqueue: {{delivery_limit: 2}}\n",
+            ffprobe.display()
+        ),
+    )
+    .await;
+    let id = gateway
+        .upload("video/mp4", &fixture("video-h264.mp4"))
+        .await
+        .media_id();
+    let record = gateway.wait_final(&id).await;
+    assert_eq!(record["state"], "Error", "{record}");
+    assert_eq!(record["code"], 504, "{record}");
+    assert_eq!(
+        pids(tools.path()).len(),
+        3,
+        "the first delivery and two more"
+    );
+    for pid in pids(tools.path()) {
+        assert!(is_dead(pid), "every timed-out probe was killed");
+    }
 }
 
 on_every_backend!(

@@ -1,15 +1,24 @@
-//! The spool: streamed uploads (the gateway's multipart parts, the worker's fetched sources)
-//! written to temporary files in `<data_dir>/spool` as they arrive, hashed on the way, so
-//! that an upload of any size costs a few chunks of memory.
+//! The spool: streamed uploads (the gateway's multipart parts, the worker's fetched sources,
+//! local copies of S3 objects for FFmpeg) written to temporary files as they arrive, hashed
+//! on the way, so that an upload of any size costs a few chunks of memory.
+//!
+//! Each process spools into a directory of its own, `<data_dir>/spool/<pid>-<uuid>`, which it
+//! holds an exclusive lock on (`.lock`, `flock`) for as long as it lives. The lock dies with
+//! the process however it ends, so at start a process removes every directory whose lock it
+//! can take ([`Spool::remove_dead`]): what a killed gateway or worker left, at once, whatever
+//! its age, and never a live process's files (gateways and workers may share the directory).
 //!
 //! A finished file is fsynced ([`SpoolFile::finish`]), checked from a read-only map
 //! ([`Spooled::map`]: the header probe touches the pages it reads, not the whole file), and
 //! handed to media storage whole ([`crate::storage::Storage::put_file`]: a rename in the data
 //! directory, an upload in parts to S3). A file that is not handed on is removed when dropped;
-//! what a crash leaves behind is removed at the next start ([`Spool::remove_stale`]).
+//! what a crash leaves behind is removed at the next start of any process.
 
+use std::collections::HashMap;
+use std::fs::File;
 use std::io::{self, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use memmap2::Mmap;
@@ -21,33 +30,81 @@ use crate::files::{DataDir, remove_if_exists};
 /// Where spooled files go. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Spool {
-    dir: PathBuf,
+    /// `<data_dir>/spool`, shared by every process.
+    root: PathBuf,
+}
+
+/// The lock file in each process's spool directory.
+const LOCK: &str = ".lock";
+
+/// How long a directory without its lock file may be a process's that is making it.
+const UNLOCKED_GRACE: Duration = Duration::from_secs(60);
+
+/// How old a file left directly in the spool (before spools were per process) must be to
+/// belong to no request still running.
+const LOOSE_FILE_AGE: Duration = Duration::from_secs(24 * 3600);
+
+/// This process's directory name in any spool: `<pid>-<uuid>`, unique across hosts sharing
+/// a volume.
+fn own_name() -> &'static str {
+    static NAME: OnceLock<String> = OnceLock::new();
+    NAME.get_or_init(|| format!("{}-{}", std::process::id(), uuid::Uuid::now_v7().simple()))
+}
+
+/// The spool directories this process has made, with their held lock files.
+fn claimed() -> &'static Mutex<HashMap<PathBuf, File>> {
+    static CLAIMED: OnceLock<Mutex<HashMap<PathBuf, File>>> = OnceLock::new();
+    CLAIMED.get_or_init(Mutex::default)
 }
 
 impl Spool {
-    /// The spool of `data`. The directory is made with the first spooled file, so that a
+    /// The spool of `data`. The directories are made with the first spooled file, so that a
     /// gateway keeping everything in PostgreSQL and S3 has no data directory until it spools.
     pub fn new(data: &DataDir) -> Self {
         Self {
-            dir: data.spool_dir(),
+            root: data.spool_dir(),
         }
     }
 
-    /// Removes spooled files older than `age`: what a crashed process left. Other gateways
-    /// sharing the directory spool only while a request lasts, far less than `age`.
-    pub fn remove_stale(&self, age: Duration) -> io::Result<usize> {
+    /// This process's directory, made and locked the first time. Blocking.
+    pub fn dir(&self) -> io::Result<PathBuf> {
+        let dir = self.root.join(own_name());
+        let mut claimed = claimed().lock().unwrap_or_else(|e| e.into_inner());
+        if !claimed.contains_key(&dir) {
+            std::fs::create_dir_all(&dir)?;
+            let lock = File::create(dir.join(LOCK))?;
+            lock.try_lock().map_err(io::Error::other)?;
+            claimed.insert(dir.clone(), lock);
+        }
+        Ok(dir)
+    }
+
+    /// Removes what dead processes left: every other process's directory whose lock is free
+    /// (and one without a lock file after a minute), and loose files older than a day.
+    /// Returns how many directories and files were removed. Blocking.
+    pub fn remove_dead(&self) -> io::Result<usize> {
         let mut removed = 0;
-        let now = SystemTime::now();
-        let entries = match std::fs::read_dir(&self.dir) {
+        let entries = match std::fs::read_dir(&self.root) {
             Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(0),
             other => other?,
         };
         for entry in entries {
             let entry = entry?;
-            let modified = entry.metadata()?.modified()?;
-            if now.duration_since(modified).unwrap_or_default() > age {
-                remove_if_exists(&entry.path())?;
-                removed += 1;
+            let path = entry.path();
+            let metadata = entry.metadata()?;
+            if !metadata.is_dir() {
+                if age(&metadata) > LOOSE_FILE_AGE {
+                    remove_if_exists(&path)?;
+                    removed += 1;
+                }
+                continue;
+            }
+            if entry.file_name() == own_name() || !is_dead(&path, &metadata)? {
+                continue;
+            }
+            match std::fs::remove_dir_all(&path) {
+                Err(error) if error.kind() != io::ErrorKind::NotFound => return Err(error),
+                _ => removed += 1,
             }
         }
         Ok(removed)
@@ -55,10 +112,11 @@ impl Spool {
 
     /// A new, empty spooled file.
     pub async fn file(&self) -> io::Result<SpoolFile> {
-        let dir = self.dir.clone();
+        let spool = self.clone();
         let temp = tokio::task::spawn_blocking(move || {
-            std::fs::create_dir_all(&dir)?;
-            tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir)
+            tempfile::Builder::new()
+                .prefix(".tmp-")
+                .tempfile_in(spool.dir()?)
         })
         .await
         .map_err(io::Error::other)??;
@@ -68,6 +126,31 @@ impl Spool {
             pending: Vec::with_capacity(WRITE_BATCH),
             size: 0,
         })
+    }
+}
+
+/// How long ago a file was last written.
+fn age(metadata: &std::fs::Metadata) -> Duration {
+    metadata
+        .modified()
+        .ok()
+        .and_then(|modified| SystemTime::now().duration_since(modified).ok())
+        .unwrap_or_default()
+}
+
+/// Whether the process that made the spool directory `dir` is gone: its lock can be taken.
+fn is_dead(dir: &Path, metadata: &std::fs::Metadata) -> io::Result<bool> {
+    let lock = match File::open(dir.join(LOCK)) {
+        Ok(lock) => lock,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => {
+            return Ok(age(metadata) > UNLOCKED_GRACE);
+        }
+        Err(error) => return Err(error),
+    };
+    match lock.try_lock() {
+        Ok(()) => Ok(true),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(false),
+        Err(std::fs::TryLockError::Error(error)) => Err(error),
     }
 }
 
@@ -186,15 +269,36 @@ mod tests {
         assert!(!path.exists(), "a file not handed on is removed");
     }
 
-    #[tokio::test]
-    async fn stale_files_are_removed_and_fresh_ones_kept() {
+    #[test]
+    fn a_dead_process_directory_is_removed_and_a_live_one_kept() {
         let dir = tempfile::tempdir().unwrap();
         let spool = Spool::new(&DataDir::new(dir.path()));
-        let (_, left) = spool.file().await.unwrap().temp.unwrap().keep().unwrap();
-        assert_eq!(spool.remove_stale(Duration::from_secs(3600)).unwrap(), 0);
-        assert!(left.exists());
-        std::thread::sleep(Duration::from_millis(20));
-        assert_eq!(spool.remove_stale(Duration::from_millis(10)).unwrap(), 1);
-        assert!(!left.exists());
+        let own = spool.dir().unwrap();
+        std::fs::write(own.join("mine"), b"x").unwrap();
+        // A live process: its lock is held (here by an open file of this test).
+        let live = dir.path().join("spool/1-live");
+        std::fs::create_dir_all(&live).unwrap();
+        let held = File::create(live.join(LOCK)).unwrap();
+        held.try_lock().unwrap();
+        // A dead one: its lock file is there, and nobody holds it.
+        let dead = dir.path().join("spool/2-dead");
+        std::fs::create_dir_all(&dead).unwrap();
+        File::create(dead.join(LOCK)).unwrap();
+        std::fs::write(dead.join(".tmp-left"), b"half a video").unwrap();
+        // One being made this moment, without its lock yet.
+        let young = dir.path().join("spool/3-young");
+        std::fs::create_dir_all(&young).unwrap();
+
+        assert_eq!(spool.remove_dead().unwrap(), 1);
+        assert!(!dead.exists());
+        assert!(live.exists() && young.exists());
+        assert!(own.join("mine").exists(), "this process's own files stay");
+        drop(held);
+        assert_eq!(
+            spool.remove_dead().unwrap(),
+            1,
+            "a lock let go is a dead process"
+        );
+        assert!(!live.exists());
     }
 }

@@ -30,6 +30,7 @@ pub mod migrate;
 pub mod openapi;
 pub mod outbox;
 pub mod protocol;
+pub mod readiness;
 pub mod recovery;
 pub mod request_id;
 pub mod results;
@@ -114,15 +115,14 @@ pub async fn serve(
         other => GatewayError::Storage(other),
     })?;
     let spool = common::spool::Spool::new(&data);
-    // Past a day, a spooled file belongs to no request still running.
-    let stale = spool
-        .remove_stale(Duration::from_secs(24 * 3600))
+    let dead = spool
+        .remove_dead()
         .map_err(|source| GatewayError::DataDir {
             path: data.spool_dir(),
             source,
         })?;
-    if stale > 0 {
-        tracing::info!(removed = stale, "removed spooled files a crash left");
+    if dead > 0 {
+        tracing::info!(removed = dead, "removed the spools of processes that died");
     }
     let store = Store::open(&config.store, &data.db_dir()).await?;
     let queue = Queue::from_config(&config.queue);
@@ -200,6 +200,9 @@ pub async fn serve(
         deliveries.clone(),
     )?;
     let delivering = tokio::spawn(deliverer.run(stop.clone()));
+    let readiness =
+        readiness::Readiness::start(store.clone(), queue.clone(), storage.clone(), stop.clone())
+            .await;
     let outbox = Outbox::new(store.clone(), queue.clone());
     let publisher = tokio::spawn(outbox.clone().run(stop.clone()));
     outbox.wake();
@@ -223,6 +226,7 @@ pub async fn serve(
     let state = AppState {
         video,
         workers: heard,
+        readiness,
         admission: admission::Admission::new(
             &config.limits,
             // Free disk matters where the gateway writes: sled, or media in the directory.

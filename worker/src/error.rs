@@ -64,6 +64,11 @@ pub enum ThumbnailError {
     /// A tool this media type needs is not installed on this worker.
     #[error("{0} is not installed on this worker, so it cannot read videos")]
     ToolMissing(String),
+    /// A tool ran out of time. It may be the machine, not the file (a busy host, a killed
+    /// process's jobs running beside their redeliveries), so the job is tried again, up to
+    /// the queue's delivery limit, before this is its result.
+    #[error("{0}")]
+    TimedOut(String),
     /// A decoder panicked on this input; the panic was contained.
     #[error("the decoder crashed on this image: {0}")]
     Panic(String),
@@ -72,7 +77,7 @@ pub enum ThumbnailError {
 impl ThumbnailError {
     /// The HTTP-like status the record reports: 413 for images over the limits, 415 for a
     /// media type this worker cannot read, 422 for data that cannot be decoded, 500 for
-    /// failures of our own.
+    /// failures of our own, 504 for a tool out of time.
     pub fn code(&self) -> u16 {
         match self {
             ThumbnailError::TooManyPixels { .. }
@@ -83,6 +88,7 @@ impl ThumbnailError {
             | ThumbnailError::NoVideoStream
             | ThumbnailError::Panic(_) => 422,
             ThumbnailError::Resize(_) | ThumbnailError::Encode(_) => 500,
+            ThumbnailError::TimedOut(_) => 504,
         }
     }
 }

@@ -74,6 +74,9 @@ enum RedirectRefused {
     Refused(String),
 }
 
+/// The redirect statuses followed (as reqwest follows them).
+const FOLLOWED: [u16; 5] = [301, 302, 303, 307, 308];
+
 /// Fetches sources under one configuration. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Fetcher {
@@ -137,8 +140,11 @@ impl Fetcher {
             .await
             .map_err(|cause| self.explain(&cause))?;
         let status = response.status();
-        // A redirect the client did not follow leads somewhere it may not: not http(s).
-        if status.is_redirection() && response.headers().contains_key(reqwest::header::LOCATION) {
+        // A redirect the client would follow but did not leads somewhere it may not: not
+        // http(s). Other 3xx answers (300, 304) are no redirect to follow: a failed source.
+        if FOLLOWED.contains(&status.as_u16())
+            && response.headers().contains_key(reqwest::header::LOCATION)
+        {
             return Err(error(
                 400,
                 "a redirect leads to a URL that may not be fetched: only http and https URLs are allowed",

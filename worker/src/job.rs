@@ -1,7 +1,8 @@
 //! One job, start to finish: read the raw upload from media storage (or, for a source given
-//! by URL, fetch it first and store it as the raw upload: [`crate::fetch`]), make the
-//! thumbnails on a blocking thread (for a video, from the poster frame [`crate::video`]
-//! takes), write them to media storage, and say how it went as an [`Outcome`].
+//! by URL, fetch it first, in a fetch slot, and store it as the raw upload: [`crate::fetch`]),
+//! make the thumbnails in a decode slot on a blocking thread (for a video, from the poster
+//! frame [`crate::video`] takes), write them to media storage, and say how it went as an
+//! [`Outcome`], or why it should be tried again ([`Interrupted`]).
 
 use std::sync::Arc;
 
@@ -19,28 +20,43 @@ use common::variant::Variant;
 
 use crate::error::ThumbnailError;
 use crate::fetch::{FetchError, Fetcher, media_type_of};
+use crate::slots::{FetchSlot, Slots};
 use crate::thumbnail::{self, Thumbnails};
 use crate::video;
 
-/// Processes one job.
+/// Why a job goes back to the queue instead of ending: nothing said about the file.
+#[derive(Debug, thiserror::Error)]
+pub enum Interrupted {
+    /// Media storage cannot be reached (after the client's own retries).
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// A tool ran out of time; the failure to record once no try is left.
+    #[error("{}", .0.message)]
+    TimedOut(VariantFailure),
+}
+
+/// Processes one job: its fetch (if it has a source) in `fetching`, the slot the runner took
+/// for it, then its decode in one of `slots`' decode slots.
 ///
 /// Idempotent: processing the same job twice writes the same thumbnail to the same key.
 /// Every failure of the job itself is an [`Outcome::Failed`]: deterministic failures (corrupt
-/// image, too many pixels) must end the job, not send it round again. Media storage that
-/// cannot be reached (after the client's own retries) is the `Err`: not the job's fault, so
-/// the job goes back to the queue instead of failing.
+/// image, too many pixels) must end the job, not send it round again. What may be no fault
+/// of the job (media storage out of reach, a tool out of time) is the `Err`, and the job is
+/// tried again.
 pub async fn process(
     job: &Job,
     storage: &Storage,
     config: &Arc<Config>,
-) -> Result<Outcome, StorageError> {
+    slots: &Slots,
+    fetching: Option<FetchSlot>,
+) -> Result<Outcome, Interrupted> {
     let Some(raw) = raw_id(&job.raw_path) else {
         return Ok(failed(400, format!("invalid raw path {:?}", job.raw_path)));
     };
     let key = Key::raw(raw);
     let (media_type, source) = match (job.media_type, &job.source_url) {
         (Some(media_type), _) => (media_type, None),
-        (None, Some(url)) => match fetch_source(key, url, storage, config).await? {
+        (None, Some(url)) => match fetch_source(key, url, storage, config, fetching).await? {
             Ok(source) => (source.media_type, Some(source)),
             Err(error) => return Ok(failed(error.code, error.message)),
         },
@@ -60,11 +76,13 @@ pub async fn process(
     } else {
         job.variants.clone()
     };
+    let decoding = slots.decode().await;
     let made = if media_type.is_video() {
         video(key, media_type, variants, storage, config).await?
     } else {
         image(key, media_type, variants, storage, config).await?
     };
+    drop(decoding);
     let (thumbnails, probed) = match made {
         Ok(made) => made,
         Err(failure) => return Ok(failed(failure.code, failure.message)),
@@ -146,20 +164,26 @@ async fn image(
 
 /// Makes the thumbnails of the video stored as `key`: FFmpeg reads it as a local file (a
 /// copy, when media storage is S3) and gives its poster frame, which is resized and encoded
-/// on a blocking thread.
+/// on a blocking thread. A tool out of time is [`Interrupted::TimedOut`].
 async fn video(
     key: Key,
     media_type: MediaType,
     variants: Vec<JobVariant>,
     storage: &Storage,
     config: &Arc<Config>,
-) -> Result<Making, StorageError> {
-    let spool_dir = DataDir::new(&config.data_dir).spool_dir();
+) -> Result<Making, Interrupted> {
+    let spool_dir = spool_dir(config).await?;
     let Some(file) = storage.local(key, &spool_dir).await? else {
         return Ok(Err(failure(410, "the raw file is gone".to_owned())));
     };
     let poster = match video::poster(file.path(), media_type, config).await {
         Ok(poster) => poster,
+        Err(error @ ThumbnailError::TimedOut(_)) => {
+            return Err(Interrupted::TimedOut(failure(
+                error.code(),
+                error.to_string(),
+            )));
+        }
         Err(error) => return Ok(Err(failure(error.code(), error.to_string()))),
     };
     drop(file);
@@ -183,17 +207,35 @@ fn settle(
     }
 }
 
+/// This process's spool directory under the data directory (for local copies of objects).
+async fn spool_dir(config: &Config) -> Result<std::path::PathBuf, StorageError> {
+    let spool = Spool::new(&DataDir::new(&config.data_dir));
+    Ok(tokio::task::spawn_blocking(move || spool.dir())
+        .await
+        .map_err(std::io::Error::other)??)
+}
+
+/// The host a source's fetch counts against (as written; empty for a URL that does not
+/// parse, which its fetch refuses).
+pub fn source_host(url: &str) -> String {
+    url::Url::parse(url)
+        .ok()
+        .and_then(|url| url.host_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
 /// The source of a job that fetches it: already stored by an earlier attempt, or fetched now
-/// (spooled, within the size limit of what it is: [`Fetcher::fetch`]) and stored as the raw
-/// upload. An error is the job's failure.
+/// in its fetch slot (spooled, within the size limit of what it is: [`Fetcher::fetch`]) and
+/// stored as the raw upload. An error is the job's failure.
 async fn fetch_source(
     raw: Key,
     url: &str,
     storage: &Storage,
     config: &Config,
+    fetching: Option<FetchSlot>,
 ) -> Result<Result<Source, FetchError>, StorageError> {
     let data = DataDir::new(&config.data_dir);
-    if let Some(stored) = storage.local(raw, &data.spool_dir()).await? {
+    if let Some(stored) = storage.local(raw, &spool_dir(config).await?).await? {
         // Hashing what may be a long video is CPU and disk work: off the reactor.
         let path = stored.path().to_owned();
         let (digests, size, head) =
@@ -215,6 +257,7 @@ async fn fetch_source(
         Ok(fetcher) => fetcher.fetch(url, &Spool::new(&data), &config.limits).await,
         Err(error) => Err(error),
     };
+    drop(fetching);
     let fetched = match fetched {
         Ok(fetched) => fetched,
         Err(error) => return Ok(Err(error)),

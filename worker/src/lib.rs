@@ -2,8 +2,9 @@
 //!
 //! One job is one straight line through these modules:
 //!
-//! - [`runner`]: takes the job from the queue, runs it on a blocking thread, publishes the
-//!   result, acks the job.
+//! - [`runner`]: takes the job from the queue, runs it, publishes the result, acks the job.
+//! - [`slots`]: decode slots and fetch slots, apart, so a slow source never holds up a
+//!   decode.
 //! - [`job`]: reads the raw file (or first has [`fetch`] bring a source given by URL),
 //!   calls the pipeline, writes each variant atomically.
 //! - [`thumbnail`]: the pipeline, one decode for every variant, with panics contained:
@@ -29,6 +30,7 @@ pub mod heartbeat;
 pub mod job;
 pub mod resize;
 pub mod runner;
+pub mod slots;
 pub mod thumbnail;
 pub mod video;
 

@@ -588,6 +588,7 @@ async fn consume_on<T: DeserializeOwned>(
             Ok(message) => {
                 let delivery = Delivery {
                     message,
+                    deliveries: delivery_count(&delivery.properties) + 1,
                     acker: Acker::Amqp(delivery.acker),
                 };
                 if tx.send(delivery).await.is_err() {
@@ -604,6 +605,26 @@ async fn consume_on<T: DeserializeOwned>(
             }
         }
     }
+}
+
+/// How many times a quorum queue has had a message handed back: its `x-delivery-count`
+/// header, absent on the first delivery.
+fn delivery_count(properties: &lapin::BasicProperties) -> u32 {
+    let count = properties
+        .headers()
+        .as_ref()
+        .and_then(|headers| headers.inner().get("x-delivery-count"));
+    let count = match count {
+        Some(AMQPValue::LongLongInt(n)) => *n,
+        Some(AMQPValue::LongInt(n)) => i64::from(*n),
+        Some(AMQPValue::LongUInt(n)) => i64::from(*n),
+        Some(AMQPValue::ShortInt(n)) => i64::from(*n),
+        Some(AMQPValue::ShortUInt(n)) => i64::from(*n),
+        Some(AMQPValue::ShortShortInt(n)) => i64::from(*n),
+        Some(AMQPValue::ShortShortUInt(n)) => i64::from(*n),
+        _ => 0,
+    };
+    u32::try_from(count).unwrap_or(u32::MAX)
 }
 
 /// Acknowledges a delivery.

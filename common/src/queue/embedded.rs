@@ -2,7 +2,7 @@
 //!
 //! It keeps nothing on disk: the gateway's store is the durable copy of every job, and the
 //! gateway re-enqueues the records left `Processing` when it starts. Acks are therefore no-ops,
-//! and a retried delivery goes to the back of its queue.
+//! and a retried delivery goes to the back of its queue, counted as RabbitMQ counts it.
 
 use std::sync::{Arc, Mutex};
 
@@ -23,9 +23,12 @@ pub struct EmbeddedQueue {
 #[derive(Debug)]
 struct Channel<T> {
     name: &'static str,
-    tx: mpsc::UnboundedSender<T>,
-    rx: Mutex<Option<mpsc::UnboundedReceiver<T>>>,
+    tx: mpsc::UnboundedSender<Counted<T>>,
+    rx: Mutex<Option<mpsc::UnboundedReceiver<Counted<T>>>>,
 }
+
+/// A message with the number of deliveries it has had.
+type Counted<T> = (T, u32);
 
 impl<T> Channel<T> {
     fn new(name: &'static str) -> Self {
@@ -38,7 +41,7 @@ impl<T> Channel<T> {
     }
 
     fn publish(&self, message: T) -> Result<(), QueueError> {
-        self.tx.send(message).map_err(|_| QueueError::Closed)
+        self.tx.send((message, 0)).map_err(|_| QueueError::Closed)
     }
 
     fn consume(&self) -> Result<Consumer<T>, QueueError> {
@@ -61,15 +64,16 @@ impl<T> Channel<T> {
 /// closes (and [`Consumer::next`] ends) once every publisher is gone and it is drained.
 #[derive(Debug)]
 pub(super) struct Receiver<T> {
-    rx: mpsc::UnboundedReceiver<T>,
-    tx: mpsc::WeakUnboundedSender<T>,
+    rx: mpsc::UnboundedReceiver<Counted<T>>,
+    tx: mpsc::WeakUnboundedSender<Counted<T>>,
 }
 
 impl<T> Receiver<T> {
     pub(super) async fn next(&mut self) -> Option<Delivery<T>> {
-        let message = self.rx.recv().await?;
+        let (message, delivered) = self.rx.recv().await?;
         Some(Delivery {
             message,
+            deliveries: delivered + 1,
             acker: Acker::Embedded(Requeue(self.tx.clone())),
         })
     }
@@ -77,12 +81,14 @@ impl<T> Receiver<T> {
 
 /// Puts a retried message back on its queue, while the queue is open.
 #[derive(Debug)]
-pub(super) struct Requeue<T>(mpsc::WeakUnboundedSender<T>);
+pub(super) struct Requeue<T>(mpsc::WeakUnboundedSender<Counted<T>>);
 
 impl<T> Requeue<T> {
-    pub(super) fn send(self, message: T) -> Result<(), QueueError> {
+    /// Sends `message` again, after its `deliveries` so far.
+    pub(super) fn send(self, message: T, deliveries: u32) -> Result<(), QueueError> {
         let tx = self.0.upgrade().ok_or(QueueError::Closed)?;
-        tx.send(message).map_err(|_| QueueError::Closed)
+        tx.send((message, deliveries))
+            .map_err(|_| QueueError::Closed)
     }
 }
 
@@ -160,9 +166,15 @@ mod tests {
 
         let delivery = jobs.next().await.unwrap();
         assert_eq!(delivery.message, job);
+        assert_eq!(delivery.deliveries(), 1);
         delivery.retry().await.unwrap();
         let again = jobs.next().await.unwrap();
         assert_eq!(again.message, job);
+        assert_eq!(
+            again.deliveries(),
+            2,
+            "a retry counts as RabbitMQ counts it"
+        );
         again.ack().await.unwrap();
 
         let result = JobResult {

@@ -226,6 +226,9 @@ impl<T> Consumer<T> {
 pub struct Delivery<T> {
     /// The message.
     pub message: T,
+    /// Which delivery of the message this is, from 1: one more than the times it was
+    /// handed back (or its consumer died holding it).
+    deliveries: u32,
     acker: Acker<T>,
 }
 
@@ -236,6 +239,12 @@ enum Acker<T> {
 }
 
 impl<T> Delivery<T> {
+    /// Which delivery of the message this is, from 1. RabbitMQ dead-letters a job handed
+    /// back when this is past `queue.delivery_limit`; the embedded queue counts the same way.
+    pub fn deliveries(&self) -> u32 {
+        self.deliveries
+    }
+
     /// Acknowledges the message: it is handled and will not be delivered again.
     pub async fn ack(self) -> Result<(), QueueError> {
         match self.acker {
@@ -247,7 +256,7 @@ impl<T> Delivery<T> {
     /// Hands the message back to the queue to be delivered again.
     pub async fn retry(self) -> Result<(), QueueError> {
         match self.acker {
-            Acker::Embedded(requeue) => requeue.send(self.message),
+            Acker::Embedded(requeue) => requeue.send(self.message, self.deliveries),
             Acker::Amqp(acker) => amqp::requeue(&acker).await,
         }
     }

@@ -268,10 +268,11 @@ fn info(probe: &Probe) -> VideoInfo {
 }
 
 /// A tool's failure as the job's: a missing tool is 415 (this worker cannot read videos), a
-/// timeout or a failed run 422.
+/// timeout 504 (tried again), a failed run 422.
 fn tool_error(error: RunError, media_type: MediaType) -> ThumbnailError {
     match error {
         RunError::Missing(tool) => ThumbnailError::ToolMissing(tool),
+        timeout @ RunError::Timeout { .. } => ThumbnailError::TimedOut(timeout.to_string()),
         other => ThumbnailError::Decode {
             media_type: media_type.as_str(),
             detail: other.to_string(),

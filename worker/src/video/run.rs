@@ -2,14 +2,23 @@
 //! (`RLIMIT_AS`) and no core dumps set in the child before it executes, its output read up
 //! to a bound, and a wall-clock timeout after which it is killed and reaped. A child that
 //! outlives its caller's interest (the job's future dropped) is killed too.
+//!
+//! A child dies with its process, however the process ends (SIGKILL included): it asks the
+//! kernel for SIGKILL when its parent goes (`PR_SET_PDEATHSIG`, kept across `exec`). The
+//! kernel sends it when the *thread* that forked the child ends, so every child is forked
+//! by one thread that lives as long as the process ([`spawn`]), never by a pool thread
+//! that may retire.
 
 use std::ffi::OsString;
 use std::path::Path;
 use std::process::Stdio;
+use std::sync::{Mutex, OnceLock, mpsc};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt};
-use tokio::process::Command;
+use tokio::process::{Child, Command};
+use tokio::runtime::Handle;
+use tokio::sync::oneshot;
 
 /// What one run may use.
 #[derive(Debug, Clone, Copy)]
@@ -83,10 +92,18 @@ pub async fn run(
         .stderr(Stdio::piped())
         .kill_on_drop(true);
     let max_memory = bounds.max_memory;
-    // SAFETY: between fork and exec the closure only calls setrlimit, which is
-    // async-signal-safe, and allocates nothing.
+    let parent = libc::pid_t::try_from(std::process::id()).unwrap_or(0);
+    // SAFETY: between fork and exec the closure only calls prctl, getppid and setrlimit,
+    // which are async-signal-safe, and allocates nothing.
     unsafe {
         command.pre_exec(move || {
+            // Killed when this process goes; if it went before the request took, stop here.
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if libc::getppid() != parent {
+                return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+            }
             let memory = libc::rlimit {
                 rlim_cur: max_memory,
                 rlim_max: max_memory,
@@ -103,7 +120,7 @@ pub async fn run(
             Ok(())
         });
     }
-    let mut child = command.spawn().map_err(|error| match error.kind() {
+    let mut child = spawn(command).await.map_err(|error| match error.kind() {
         std::io::ErrorKind::NotFound => RunError::Missing(name.clone()),
         _ => RunError::Io {
             program: name.clone(),
@@ -154,6 +171,37 @@ pub async fn run(
         });
     }
     Ok(out)
+}
+
+/// A command to start, the runtime its child belongs to, and where to send the child.
+type SpawnRequest = (Command, Handle, oneshot::Sender<std::io::Result<Child>>);
+
+/// Starts `command` from the process's spawning thread, which never ends: a child's
+/// parent-death signal follows the thread that forked it.
+async fn spawn(command: Command) -> std::io::Result<Child> {
+    static SPAWNER: OnceLock<Mutex<mpsc::Sender<SpawnRequest>>> = OnceLock::new();
+    let spawner = SPAWNER.get_or_init(|| {
+        let (tx, rx) = mpsc::channel::<SpawnRequest>();
+        std::thread::Builder::new()
+            .name("spawner".to_owned())
+            .spawn(move || {
+                for (mut command, runtime, reply) in rx {
+                    let _entered = runtime.enter();
+                    let _ = reply.send(command.spawn());
+                }
+            })
+            .expect("cannot start the spawning thread");
+        Mutex::new(tx)
+    });
+    let (reply, child) = oneshot::channel();
+    spawner
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .send((command, Handle::current(), reply))
+        .map_err(|_| std::io::Error::other("the spawning thread is gone"))?;
+    child
+        .await
+        .map_err(|_| std::io::Error::other("the spawning thread is gone"))?
 }
 
 /// Reads `reader` to its end, keeping at most `max` bytes; says whether it all fit. Reading
