@@ -6,8 +6,10 @@ mod support;
 
 use std::process::{Command, Stdio};
 
+use std::time::{Duration, Instant};
+
 use serde_json::Value;
-use support::{Gateway, media_type_of};
+use support::{Gateway, S3Server, Schema, media_type_of};
 
 /// Runs `gateway ARGS` with only `env` set of the configuration variables; returns its exit
 /// code, standard output and standard error.
@@ -399,4 +401,54 @@ async fn every_error_the_readme_names_is_in_the_contract_with_its_status() {
         missing.is_empty(),
         "in the README, not in the contract: {missing:?}"
     );
+}
+
+/// With media storage hanging (its server stopped, connections open), `/readyz` still answers
+/// at once, from the last background check: 503 naming media storage within its check's
+/// second, never after a client's timeout. Uploads are refused at once with 503 and
+/// `Retry-After` while it hangs, and both recover when it answers again.
+#[tokio::test]
+async fn readiness_answers_at_once_while_media_storage_hangs() {
+    let gateway = Gateway::start_on(Schema::create(), S3Server::start().await, "").await;
+    assert_eq!(gateway.get("/readyz").await.status, 200);
+    let s3 = gateway.s3.as_ref().unwrap();
+    s3.freeze(true);
+    // What a probe with a 3-second timeout would see.
+    let probe = |path: &'static str| {
+        let gateway = &gateway;
+        async move {
+            tokio::time::timeout(Duration::from_secs(3), gateway.get(path))
+                .await
+                .unwrap_or_else(|_| panic!("{path} did not answer within 3 s"))
+        }
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let ready = probe("/readyz").await;
+        if ready.status == 503 {
+            ready.assert_error(503, "not_ready");
+            let message = ready.json()["error"]["message"].to_string();
+            assert!(message.contains("media storage"), "{message}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "readyz stayed ready");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let upload = tokio::time::timeout(
+        Duration::from_secs(3),
+        gateway.upload("image/png", &support::fixture("small.png")),
+    )
+    .await
+    .expect("an upload is refused at once");
+    upload.assert_error(503, "storage_unavailable");
+    assert!(upload.header("retry-after").is_some());
+
+    s3.freeze(false);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while probe("/readyz").await.status != 200 {
+        assert!(Instant::now() < deadline, "readyz did not recover");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let id = gateway.upload_fixture("small.png").await;
+    assert_eq!(gateway.wait_final(&id).await["state"], "Completed");
 }

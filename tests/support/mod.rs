@@ -191,9 +191,21 @@ impl S3Server {
     /// Kills the server with SIGKILL.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
+            // SAFETY: signals the test's own child process; a stopped one must go on to die.
+            unsafe { libc::kill(libc::pid_t::try_from(child.id()).unwrap(), libc::SIGCONT) };
             child.kill().unwrap();
             child.wait().unwrap();
         }
+    }
+
+    /// Stops the server without closing its connections (SIGSTOP), or lets it go on
+    /// (SIGCONT): a server that hangs.
+    pub fn freeze(&self, frozen: bool) {
+        let child = self.child.as_ref().expect("not running");
+        let signal = if frozen { libc::SIGSTOP } else { libc::SIGCONT };
+        let pid = libc::pid_t::try_from(child.id()).unwrap();
+        // SAFETY: signals the test's own child process.
+        assert_eq!(unsafe { libc::kill(pid, signal) }, 0);
     }
 
     /// The directory holding the bucket's objects.

@@ -24,7 +24,8 @@ pub async fn healthz() -> Json<Value> {
 
 /// Readiness: 200 when the store answers reads, the queue is usable and media storage
 /// answers, else 503 with the reason. `video` says `"on"`, or why video uploads are refused
-/// (images are served either way).
+/// (images are served either way). Answered at once from the last background check
+/// ([`crate::readiness`]), never by waiting on a slow dependency.
 #[utoipa::path(
     get,
     path = "/readyz",
@@ -37,20 +38,7 @@ pub async fn healthz() -> Json<Value> {
     ),
 )]
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    state
-        .store
-        .check()
-        .await
-        .map_err(|error| ApiError::NotReady(error.to_string()))?;
-    state
-        .queue
-        .check()
-        .map_err(|error| ApiError::NotReady(error.to_string()))?;
-    state
-        .storage
-        .check()
-        .await
-        .map_err(|error| ApiError::NotReady(error.to_string()))?;
+    state.readiness.ready().map_err(ApiError::NotReady)?;
     Ok(Json(json!({
         "status": "ready",
         "queue": state.queue.kind(),
