@@ -180,10 +180,11 @@ pub async fn upload(
     headers: HeaderMap,
     mut body: Body,
 ) -> Response {
-    let outcome = match (
-        params,
-        state.admission.admit(&state.metrics, client.ip()).await,
-    ) {
+    let admitted = match state.readiness.admit_upload() {
+        Ok(()) => state.admission.admit(&state.metrics, client.ip()).await,
+        Err(refusal) => Err(refusal),
+    };
+    let outcome = match (params, admitted) {
         (Ok(Query(params)), Ok(_permit)) => accept(&state, params, &headers, &mut body).await,
         (Err(_), _) => Err(ApiError::InvalidQuery),
         (_, Err(refusal)) => Err(refusal),
@@ -289,14 +290,17 @@ fn accepted(state: &AppState, record: Record) -> Response {
 }
 
 /// Accepts a source to fetch: the record and its job (which has a worker fetch the URL
-/// first), with no bytes yet. Only the URL's form is checked here; where it leads is checked
-/// when it is fetched, and a refusal ends the record as `Error` 400.
+/// first), with no bytes yet. The URL is checked here as a callback URL is, without
+/// resolving it: its form, and a host that is plainly internal (a refused address literal,
+/// `localhost`) is a 400 at once. Where a name leads is checked when it is fetched, and a
+/// refusal then ends the record as `Error` 400.
 async fn accept_url(
     state: &AppState,
     params: UploadParams,
     url: String,
 ) -> Result<Response, ApiError> {
-    let url = address::check_form(&url)
+    let allowed = address::Allowed::new(&state.config.sources.allowed_hosts);
+    let url = address::check_url(&url, &allowed)
         .map_err(|reason| ApiError::InvalidParameter(format!("url: {reason}")))?;
     let request = params.into_request(state)?;
     let record = Record::fetching(
