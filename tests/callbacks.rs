@@ -276,6 +276,42 @@ async fn a_receiver_that_never_answers_times_out_and_fails(backend: Backend) {
     assert_eq!(receiver.received().len(), 2);
 }
 
+/// A receiver that never answers holds up only its own callbacks: twenty to it (more than
+/// `callbacks.concurrency`), then one to another host, which is delivered while the
+/// hanging ones still wait.
+async fn a_hanging_receiver_holds_up_only_its_own_callbacks(backend: Backend) {
+    let hanging = Receiver::start(vec![Reply::Hang]).await;
+    let honest = Receiver::start(vec![Reply::Status(204)]).await;
+    let yaml = format!(
+        "callbacks: {{secret: {SECRET}, allowed_hosts: ['127.0.0.1', 'localhost'], \
+         timeout_secs: 60, concurrency: 4, concurrency_per_host: 2}}"
+    );
+    let gateway = Gateway::start(backend, &yaml).await;
+    let mut waiting = Vec::new();
+    for _ in 0..20 {
+        waiting.push(upload_with_callback(&gateway, &hanging.url()).await);
+    }
+    for id in &waiting {
+        gateway.wait_final(id).await;
+    }
+    hanging.wait_for(2).await;
+    let other_host = honest.url().replace("127.0.0.1", "localhost");
+    let media_id = upload_with_callback(&gateway, &other_host).await;
+    let record = gateway
+        .wait_record(&media_id, |r| r["callback"]["state"] == "delivered")
+        .await;
+    assert_eq!(record["callback"]["attempts"], 1, "{record}");
+    assert_eq!(
+        hanging.received().len(),
+        2,
+        "the hanging host has its two slots"
+    );
+    for id in &waiting {
+        let record = gateway.get(&format!("/images/{id}")).await.json();
+        assert_eq!(record["callback"]["state"], "pending", "{record}");
+    }
+}
+
 async fn a_callback_survives_a_gateway_killed_before_delivery(backend: Backend) {
     // The first attempt hangs; the gateway is killed while it waits, so the delivery was
     // never recorded; after the restart it is made again and delivered.
@@ -380,6 +416,7 @@ async fn the_history_tells_the_story(backend: Backend) {
 }
 
 on_every_backend!(
+    a_hanging_receiver_holds_up_only_its_own_callbacks,
     callbacks_are_signed_and_retried_until_delivered,
     a_receiver_that_never_answers_times_out_and_fails,
     a_callback_survives_a_gateway_killed_before_delivery,

@@ -18,10 +18,16 @@
 //!   host is resolved at each delivery by [`address::VettedResolver`], which hands the
 //!   client only addresses that pass (a name that now resolves inside is `failed`, with the
 //!   reason). Connect and whole-request timeouts; at most `callbacks.concurrency` at once.
+//! - **One receiver waits only on itself.** At most `callbacks.concurrency_per_host` of the
+//!   deliveries in flight go to one host. A due record whose host is at its bound is left
+//!   leased and not started; once its lease lapses it is due again, so a receiver that
+//!   never answers has its own callbacks retried at its own pace while every other
+//!   receiver's are delivered at once.
 
 use common::address;
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use common::config::CallbacksConfig;
@@ -104,6 +110,54 @@ pub struct Deliverer {
     metrics: Arc<Metrics>,
     wake: Wake,
     allowed: address::Allowed,
+    hosts: Hosts,
+}
+
+/// The deliveries in flight to each receiver host.
+#[derive(Debug, Clone, Default)]
+struct Hosts(Arc<Mutex<HashMap<String, usize>>>);
+
+/// One delivery in flight to a host; counted until dropped.
+struct HostSlot {
+    hosts: Hosts,
+    host: String,
+}
+
+impl Hosts {
+    /// A slot for `host`, unless `most` deliveries to it are in flight already.
+    fn take(&self, host: String, most: usize) -> Option<HostSlot> {
+        let mut hosts = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let count = hosts.entry(host.clone()).or_default();
+        if *count >= most {
+            return None;
+        }
+        *count += 1;
+        Some(HostSlot {
+            hosts: self.clone(),
+            host,
+        })
+    }
+}
+
+impl Drop for HostSlot {
+    fn drop(&mut self) {
+        let mut hosts = self.hosts.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = hosts.get_mut(&self.host) {
+            *count -= 1;
+            if *count == 0 {
+                hosts.remove(&self.host);
+            }
+        }
+    }
+}
+
+/// The host a callback URL goes to, lower case; empty for one that does not parse (its
+/// attempt fails on its own).
+fn host_of(url: &str) -> String {
+    url::Url::parse(url)
+        .ok()
+        .and_then(|url| url.host_str().map(str::to_ascii_lowercase))
+        .unwrap_or_default()
 }
 
 impl std::fmt::Debug for Deliverer {
@@ -149,6 +203,7 @@ impl Deliverer {
             metrics,
             wake,
             allowed,
+            hosts: Hosts::default(),
         })
     }
 
@@ -166,6 +221,15 @@ impl Deliverer {
             };
             let full_batch = taken.len() == BATCH;
             for record in taken {
+                let host = record
+                    .callback
+                    .as_ref()
+                    .map_or_else(String::new, |c| host_of(&c.url));
+                let Some(host_slot) = self.hosts.take(host, self.config.concurrency_per_host)
+                else {
+                    // Its host is busy: left leased, due again when the lease lapses.
+                    continue;
+                };
                 let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
                     return;
                 };
@@ -175,7 +239,7 @@ impl Deliverer {
                         // The lease runs out and the delivery is made again.
                         tracing::warn!(%error, "cannot record a callback's outcome");
                     }
-                    drop(permit);
+                    drop((permit, host_slot));
                 });
             }
             if full_batch {
