@@ -39,6 +39,7 @@
 //! | video: audio only; truncated; an MP4 whose headers declare 16000² pixels; an H.264 MP4 whose SPS declares 100000² (its container 64²) | `Error` 422 "no video stream"; 422; 413 from the probe, before a frame is decoded; 422, FFmpeg refusing the picture size before allocating it | `hostile_videos_end_as_clear_errors` |
 //! | an HLS playlist (segment URL on loopback) declared as `video/mp4`; a PNG declared as a video | 415 `media_type_mismatch`; and forced to a worker, FFmpeg opens no connection (forced demuxer, `file` protocol only) | same; `worker` unit test `a_playlist_is_never_opened_as_one` |
 //! | silent, h2c, idle, too many and trickling connections | closed, 503 or 408 in bounded time | `connections.rs` |
+//! | a JPEG XL cut short; one whose rendering is over `limits.max_alloc_bytes` (under the pixel limit) | `Error` 422; 413 at upload, from the header, naming the limit | `a_cut_or_oversized_jpeg_xl_is_refused` |
 
 mod support;
 
@@ -560,6 +561,26 @@ async fn hostile_videos_end_as_clear_errors(backend: Backend) {
     // The service is intact.
     let id = gateway.upload_fixture("video-h264.mp4").await;
     assert_eq!(gateway.wait_final(&id).await["state"], "Completed");
+}
+
+/// A JPEG XL cut short (its first 3,000 of 21,712 bytes) ends `Error` 422, never a grey,
+/// blocky thumbnail; one whose rendering needs more than `limits.max_alloc_bytes` (the
+/// 10240² bomb under a raised pixel limit) is 413 at upload, from its header, naming the
+/// limit.
+#[tokio::test]
+async fn a_cut_or_oversized_jpeg_xl_is_refused() {
+    let gateway = Gateway::start(Backend::Embedded, "limits: {max_pixels: 200000000}").await;
+    let whole = fixture("jxl-lossy.jxl");
+    let id = gateway.upload("image/jxl", &whole[..3000]).await.media_id();
+    let record = gateway.wait_final(&id).await;
+    assert_eq!(record["state"], "Error", "{record}");
+    assert_eq!(record["code"], 422, "{record}");
+    assert_eq!(gateway.thumbnail(&id).await.status, 422);
+
+    let answer = gateway.upload("image/jxl", &fixture("bomb-jxl.jxl")).await;
+    answer.assert_error(413, "too_many_pixels");
+    let message = answer.json()["error"]["message"].to_string();
+    assert!(message.contains("max_alloc_bytes"), "{message}");
 }
 
 on_every_backend!(

@@ -1,20 +1,30 @@
 //! JPEG XL through jxl-oxide, the pure-Rust decoder (its `image` integration): the header is
-//! read first and checked against the pixel limit, then the first frame is rendered under
-//! the allocation limit. jxl-oxide applies the codestream's orientation itself, so the EXIF
-//! box is never read (its orientation would turn the image a second time). 8- and 16-bit,
-//! float, grey and alpha images come out as `image` buffers of the matching type.
+//! read first and checked against the pixel limit and against the memory its rendering takes
+//! (jxl-oxide renders every channel as 32-bit floats: a file of a few kilobytes can declare
+//! more than `limits.max_alloc_bytes` of them, refused as 413 before anything is rendered).
+//! A file must hold its whole first frame: jxl-oxide would render a cut one as far as it
+//! goes, a grey and blocky picture, so a cut file is a decode error as in every other
+//! format. Then the first frame is rendered under the allocation limit. jxl-oxide applies
+//! the codestream's orientation itself, so the EXIF box is never read (its orientation would
+//! turn the image a second time). 8- and 16-bit, float, grey and alpha images come out as
+//! `image` buffers of the matching type.
 
 use std::io::Cursor;
 
 use common::config::LimitsConfig;
 use common::media::MediaType;
 use image::{DynamicImage, ImageDecoder};
+use jxl_oxide::JxlImage;
 use jxl_oxide::integration::JxlDecoder;
 
-use super::{Decoded, check_pixels, map_error};
+use super::{Decoded, check_alloc, check_pixels, decode_error, map_error};
 use crate::error::ThumbnailError;
 
-/// A decoder past the header, whose upright size has passed the pixel limit.
+/// Bytes per channel of each pixel jxl-oxide renders (32-bit floats).
+const RENDER_BYTES: u64 = 4;
+
+/// A decoder past the header, whose upright size has passed the pixel limit and whose
+/// rendering fits the allocation limit.
 fn open<'a>(
     bytes: &'a [u8],
     limits: &LimitsConfig,
@@ -23,7 +33,28 @@ fn open<'a>(
         JxlDecoder::new(Cursor::new(bytes)).map_err(|error| map_error(error, MediaType::Jxl))?;
     let (width, height) = decoder.dimensions();
     check_pixels(width, height, limits.max_pixels)?;
+    let channels = u64::from(decoder.color_type().channel_count());
+    check_alloc(
+        MediaType::Jxl,
+        (width, height),
+        channels * RENDER_BYTES,
+        limits,
+    )?;
     Ok(decoder)
+}
+
+/// Refuses a file that ends before its first frame does.
+fn check_whole(bytes: &[u8]) -> Result<(), ThumbnailError> {
+    let image = JxlImage::builder()
+        .read(Cursor::new(bytes))
+        .map_err(|error| decode_error(MediaType::Jxl, error))?;
+    if image.num_loaded_keyframes() == 0 {
+        return Err(decode_error(
+            MediaType::Jxl,
+            "the file ends before its first frame is complete",
+        ));
+    }
+    Ok(())
 }
 
 /// The upright size, from the header.
@@ -34,6 +65,7 @@ pub fn probe(bytes: &[u8], limits: &LimitsConfig) -> Result<(u32, u32), Thumbnai
 /// Decodes the first frame, upright.
 pub fn decode(bytes: &[u8], limits: &LimitsConfig) -> Result<Decoded, ThumbnailError> {
     let mut decoder = open(bytes, limits)?;
+    check_whole(bytes)?;
     let mut image_limits = image::Limits::default();
     image_limits.max_alloc = Some(limits.max_alloc_bytes);
     decoder
@@ -68,6 +100,33 @@ mod tests {
             matches!(error, ThumbnailError::TooManyPixels { .. }),
             "{error}"
         );
+    }
+
+    #[test]
+    fn a_cut_file_is_an_error_not_a_partial_picture() {
+        let whole = fixture("jxl-lossy.jxl");
+        for cut in [3_000, whole.len() / 2, whole.len() - 100] {
+            let error = decode(&whole[..cut], &LimitsConfig::default()).unwrap_err();
+            assert_eq!(error.code(), 422, "{cut}: {error}");
+        }
+        decode(&whole, &LimitsConfig::default()).unwrap();
+    }
+
+    #[test]
+    fn rendering_over_the_memory_limit_is_refused_from_the_header() {
+        // The bomb's 105 million pixels pass a raised pixel limit; their rendering (three
+        // channels of floats, 1.26 GB) does not pass the default 1 GiB allocation limit.
+        let limits = LimitsConfig {
+            max_pixels: 200_000_000,
+            ..LimitsConfig::default()
+        };
+        let error = probe(&fixture("bomb-jxl.jxl"), &limits).unwrap_err();
+        assert!(
+            matches!(error, ThumbnailError::OverMemoryLimit { .. }),
+            "{error}"
+        );
+        assert_eq!(error.code(), 413);
+        assert!(error.to_string().contains("1258291200 bytes"), "{error}");
     }
 
     #[test]

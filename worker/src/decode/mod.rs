@@ -152,7 +152,10 @@ fn check_alloc(
     if needed > limits.max_alloc_bytes {
         return Err(ThumbnailError::OverMemoryLimit {
             media_type: media_type.as_str(),
-            detail: format!("{width}×{height} pixels need {needed} bytes"),
+            detail: format!(
+                "{width}×{height} pixels need {needed} bytes, over limits.max_alloc_bytes ({})",
+                limits.max_alloc_bytes
+            ),
         });
     }
     Ok(())
