@@ -185,9 +185,21 @@ async fn bad_uploads_get_clear_json_errors(backend: Backend) {
     json("{\"media_type\": \"image/png\"}")
         .await
         .assert_error(400, "invalid_json");
-    json(&json!({"data": STANDARD.encode(&png), "media_type": "image/x-foo"}).to_string())
-        .await
-        .assert_error(415, "unsupported_media_type");
+    let unknown =
+        json(&json!({"data": STANDARD.encode(&png), "media_type": "image/x-zzmarker"}).to_string())
+            .await;
+    unknown.assert_error(415, "unsupported_media_type");
+    assert!(
+        !String::from_utf8_lossy(&unknown.body).contains("zzmarker"),
+        "an unknown media type is not repeated"
+    );
+    let unknown = post(
+        vec![("content-type", "image/x-zzmarker")],
+        STANDARD.encode(&png),
+    )
+    .await;
+    unknown.assert_error(415, "unsupported_media_type");
+    assert!(!String::from_utf8_lossy(&unknown.body).contains("zzmarker"));
     json(&json!({"data": "@@@@", "media_type": "image/png"}).to_string())
         .await
         .assert_error(400, "invalid_base64");

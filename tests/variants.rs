@@ -318,11 +318,26 @@ async fn variants_are_made_on_demand_once(backend: Backend) {
         .get(&format!("/images/{media_id}/thumbnails/50x50"))
         .await;
     over.assert_error(400, "too_many_variants");
-    // A bad size is a bad parameter, not a new variant.
-    let bad = gateway
-        .get(&format!("/images/{media_id}/thumbnails/9000x10"))
+    // A bad size is a bad parameter, not a new variant nor an unknown name, however far out
+    // of range its numbers are.
+    for size in [
+        "9000x10",
+        "0x0",
+        "0x",
+        "99999999999999999999x1",
+        "4097x4097",
+    ] {
+        let bad = gateway
+            .get(&format!("/images/{media_id}/thumbnails/{size}"))
+            .await;
+        bad.assert_error(400, "invalid_parameter");
+    }
+    // An unknown name is 404, and its message does not repeat it.
+    let unknown = gateway
+        .get(&format!("/images/{media_id}/thumbnails/zz-marker"))
         .await;
-    bad.assert_error(400, "invalid_parameter");
+    unknown.assert_error(404, "unknown_variant");
+    assert!(!String::from_utf8_lossy(&unknown.body).contains("zz-marker"));
 }
 
 async fn small_images_are_enlarged_only_when_asked(backend: Backend) {
@@ -384,6 +399,20 @@ async fn bad_variant_parameters_are_refused_naming_the_parameter() {
         let answer = upload_with(&gateway, "small.png", query).await;
         answer.assert_error(400, "invalid_parameter");
         assert_eq!(answer.json()["error"]["parameter"], parameter, "{query}");
+    }
+    // The message names the parameter, never the value sent.
+    for query in [
+        "sizes=zzmarker",
+        "sizes=10x10,zzmarker",
+        "fit=zzmarker",
+        "format=zzmarker",
+    ] {
+        let answer = upload_with(&gateway, "small.png", query).await;
+        answer.assert_error(400, "invalid_parameter");
+        assert!(
+            !String::from_utf8_lossy(&answer.body).contains("zzmarker"),
+            "{query}"
+        );
     }
     // The same in a JSON envelope.
     use base64::Engine;

@@ -117,10 +117,11 @@ impl fmt::Display for MediaType {
     }
 }
 
-/// A media type string that names no supported image format.
+/// A media type string that names no supported image format. Its message does not repeat
+/// the string.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unsupported media type {0:?}; supported: {SUPPORTED}")]
-pub struct UnsupportedMediaType(pub String);
+#[error("the media type is not supported; supported: {SUPPORTED}")]
+pub struct UnsupportedMediaType;
 
 impl FromStr for MediaType {
     type Err = UnsupportedMediaType;
@@ -143,7 +144,7 @@ impl FromStr for MediaType {
             "video/webm" => Ok(MediaType::Webm),
             "video/x-matroska" | "video/matroska" => Ok(MediaType::Matroska),
             "video/x-msvideo" | "video/avi" | "video/msvideo" => Ok(MediaType::Avi),
-            _ => Err(UnsupportedMediaType(essence.to_owned())),
+            _ => Err(UnsupportedMediaType),
         }
     }
 }

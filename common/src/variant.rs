@@ -230,7 +230,8 @@ pub struct VariantParams {
 pub struct VariantError {
     /// The parameter at fault (`sizes`, `fit`, `format`, `quality`, `enlarge`).
     pub parameter: &'static str,
-    /// What is wrong with it. Never echoes more than a short, printable excerpt of the input.
+    /// What is wrong with it. Never repeats the input: an item of `sizes` is named by its
+    /// place.
     pub message: String,
 }
 
@@ -238,20 +239,6 @@ fn error(parameter: &'static str, message: impl Into<String>) -> VariantError {
     VariantError {
         parameter,
         message: message.into(),
-    }
-}
-
-/// At most 32 printable ASCII characters of client text, for error messages.
-fn excerpt(text: &str) -> String {
-    let shown: String = text
-        .chars()
-        .take(32)
-        .map(|c| if c.is_ascii_graphic() { c } else { '?' })
-        .collect();
-    if text.chars().count() > 32 {
-        format!("{shown}…")
-    } else {
-        shown
     }
 }
 
@@ -270,27 +257,16 @@ impl Settings {
             .fit
             .as_deref()
             .map(|text| {
-                text.parse().map_err(|()| {
-                    error(
-                        "fit",
-                        format!("`{}` is not one of contain, cover, fill", excerpt(text)),
-                    )
-                })
+                text.parse()
+                    .map_err(|()| error("fit", "it is not one of contain, cover, fill"))
             })
             .transpose()?;
         let format = params
             .format
             .as_deref()
             .map(|text| {
-                text.parse().map_err(|()| {
-                    error(
-                        "format",
-                        format!(
-                            "`{}` is not one of auto, jpeg, png, webp, avif",
-                            excerpt(text)
-                        ),
-                    )
-                })
+                text.parse()
+                    .map_err(|()| error("format", "it is not one of auto, jpeg, png, webp, avif"))
             })
             .transpose()?;
         let quality = params
@@ -383,7 +359,8 @@ pub fn parse(
             ..default
         });
     }
-    for item in items {
+    for (place, item) in items.into_iter().enumerate() {
+        let place = place + 1;
         let variant = if let Some(preset) = config.presets.get(item) {
             Variant {
                 name: item.to_owned(),
@@ -397,9 +374,9 @@ pub fn parse(
                 enlarge: preset.enlarge.or(settings.enlarge).unwrap_or(false),
             }
         } else if item.contains(['x', 'X']) {
-            let size: Size = item.parse().map_err(|message: String| {
-                error("sizes", format!("`{}`: {message}", excerpt(item)))
-            })?;
+            let size: Size = item
+                .parse()
+                .map_err(|message: String| error("sizes", format!("item {place}: {message}")))?;
             Variant {
                 name: size.to_string(),
                 size,
@@ -420,7 +397,7 @@ pub fn parse(
             };
             return Err(error(
                 "sizes",
-                format!("unknown preset `{}` (presets: {known})", excerpt(item)),
+                format!("item {place} is neither a size nor a preset (presets: {known})"),
             ));
         };
         check_size(variant.size, limits)?;

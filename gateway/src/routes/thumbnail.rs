@@ -31,7 +31,7 @@ use common::record::{
 };
 use common::storage::Key;
 use common::time::now_rfc3339;
-use common::variant::{self, Size, Variant, VariantParams};
+use common::variant::{self, Variant, VariantParams};
 use serde::Deserialize;
 use uuid::Uuid;
 
@@ -127,9 +127,6 @@ impl VariantQuery {
     }
 }
 
-/// The longest variant name looked at.
-const MAX_NAME: usize = 64;
-
 /// The handler of `/images/{id}/thumbnails/{name}`: one variant, made on demand when the
 /// name is a size (or a preset) the record does not have yet and raw uploads are kept.
 #[utoipa::path(
@@ -199,7 +196,7 @@ pub async fn variant(
         (_, Some(index)) => answer(&state, &record, index, &headers).await,
         (_, None) => match wanted {
             Some(wanted) => make_on_demand(&state, id, wanted, &headers).await,
-            None => Err(unknown(&record, &name, "")),
+            None => Err(unknown(&record, "")),
         },
     }
 }
@@ -208,8 +205,7 @@ pub async fn variant(
 /// made to. `None` for a name that is neither.
 fn wanted(state: &AppState, name: &str, query: VariantQuery) -> Result<Option<Variant>, ApiError> {
     let config = &state.config;
-    let is_size = name.len() <= MAX_NAME && name.parse::<Size>().is_ok();
-    if !is_size && !config.thumbnail.presets.contains_key(name) {
+    if !looks_like_size(name) && !config.thumbnail.presets.contains_key(name) {
         return Ok(None);
     }
     let params = VariantParams {
@@ -225,6 +221,16 @@ fn wanted(state: &AppState, name: &str, query: VariantQuery) -> Result<Option<Va
         })
         .map_err(ApiError::InvalidVariant)?;
     Ok(variants.pop())
+}
+
+/// Whether a name is written as a size (`W x H` in digits, either side empty but not both),
+/// whatever its numbers: such a name asks for a size, and one out of range (`0x0`, more
+/// digits than any side) is a 400, not an unknown name.
+fn looks_like_size(name: &str) -> bool {
+    let digits = |side: &str| side.bytes().all(|b| b.is_ascii_digit());
+    name.split_once(['x', 'X']).is_some_and(|(width, height)| {
+        digits(width) && digits(height) && !(width.is_empty() && height.is_empty())
+    })
 }
 
 /// The index of the variant a request means: by name, unless the request names settings
@@ -285,17 +291,13 @@ fn failure(entry: &Thumbnail) -> String {
         .map_or_else(|| "it could not be made".to_owned(), |e| e.message.clone())
 }
 
-/// The 404 for a variant that does not exist, listing those that do.
-fn unknown(record: &Record, name: &str, why: &str) -> ApiError {
+/// The 404 for a variant that does not exist, listing those that do (the name asked for is
+/// not repeated).
+fn unknown(record: &Record, why: &str) -> ApiError {
     let variants: Vec<String> = record.thumbnails.iter().map(|t| t.name.clone()).collect();
-    let shown: String = name
-        .chars()
-        .take(MAX_NAME)
-        .map(|c| if c.is_ascii_graphic() { c } else { '?' })
-        .collect();
     ApiError::UnknownVariant {
         message: format!(
-            "no variant `{shown}`{why}; this image has: {}",
+            "no such variant{why}; this image has: {}",
             variants.join(", ")
         ),
         variants,
@@ -314,7 +316,6 @@ async fn make_on_demand(
         let record = state.store.get(id).await?.ok_or(ApiError::NotFound(id))?;
         return Err(unknown(
             &record,
-            &wanted.name,
             " (new variants are made only from kept raw uploads, and keep_raw is off)",
         ));
     }
