@@ -252,7 +252,11 @@ async fn on_postgresql_and_s3_dead_letters_are_listed_and_discarded() {
 
 #[tokio::test]
 async fn with_api_keys_the_page_is_open_and_its_data_and_actions_are_not() {
-    let gateway = Gateway::start_with_queue(None, "auth: {api_keys: [dash-key]}").await;
+    let gateway = Gateway::start_with_queue(
+        None,
+        "auth: {api_keys: [tenant-key], tenants: {ops: [dash-key]}, operators: [ops]}",
+    )
+    .await;
     let page = gateway.get("/dashboard").await;
     assert_eq!(page.status, 200);
     assert!(String::from_utf8_lossy(&page.body).contains("API key"));
@@ -265,6 +269,21 @@ async fn with_api_keys_the_page_is_open_and_its_data_and_actions_are_not() {
         .request(hyper::Method::POST, retry, &[], bytes::Bytes::new())
         .await
         .assert_error(401, "unauthorized");
+    // A tenant's key is no operator's: the dashboard spans every tenant's records.
+    let tenant = [("authorization", "Bearer tenant-key")];
+    gateway
+        .request(
+            hyper::Method::GET,
+            "/dashboard/data",
+            &tenant,
+            bytes::Bytes::new(),
+        )
+        .await
+        .assert_error(403, "forbidden");
+    gateway
+        .request(hyper::Method::POST, retry, &tenant, bytes::Bytes::new())
+        .await
+        .assert_error(403, "forbidden");
     let answer = gateway
         .request(
             hyper::Method::GET,

@@ -247,6 +247,11 @@ pub struct Record {
     /// asking for the same variants.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duplicate_of: Option<Uuid>,
+    /// The tenant whose upload this is, when API keys are configured: only that tenant's
+    /// requests see it. Kept in the store, never shown ([`Record::public`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(ignore)]
+    pub tenant: Option<String>,
     /// The client's name for the file, if it gave one. Never used as a path.
     pub name: Option<String>,
     /// Which part of the system holds the job.
@@ -340,6 +345,7 @@ impl Record {
             source_url: None,
             original: None,
             duplicate_of: None,
+            tenant: None,
             name: upload.name,
             service: Service::Gateway,
             state: State::Processing,
@@ -584,9 +590,10 @@ impl Record {
         }
     }
 
-    /// The record as the API shows it: without its history.
+    /// The record as the API shows it: without its history and its tenant.
     pub fn public(mut self) -> Self {
         self.events = Vec::new();
+        self.tenant = None;
         self
     }
 

@@ -127,6 +127,9 @@ pub enum ApiError {
     /// No API key, or one that is not accepted.
     #[error("{0}")]
     Unauthorized(&'static str),
+    /// An accepted key whose tenant may not use this endpoint.
+    #[error("{0}")]
+    Forbidden(&'static str),
     /// No record has this id.
     #[error("no image has the id {0}")]
     NotFound(uuid::Uuid),
@@ -244,6 +247,7 @@ impl ApiError {
             }
             ApiError::InvalidId(_) => (StatusCode::BAD_REQUEST, "invalid_id"),
             ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::NoRoute => (StatusCode::NOT_FOUND, "no_route"),
             ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),

@@ -32,6 +32,8 @@ pub struct Request {
     pub variants: Vec<Variant>,
     /// Where to post the record when final.
     pub callback_url: Option<String>,
+    /// The tenant the upload is for, with API keys.
+    pub tenant: Option<String>,
 }
 
 /// Checks an upload held in memory; returns its new record (not yet in the store).
@@ -87,7 +89,7 @@ pub fn inspect(
         probe(bytes, media_type, limits)?
     };
     let media_id = Uuid::now_v7();
-    Ok(Record::new(NewUpload {
+    let mut record = Record::new(NewUpload {
         media_id,
         media_type: Some(media_type),
         name: request.name,
@@ -97,7 +99,9 @@ pub fn inspect(
         dimensions,
         variants: request.variants,
         callback_url: request.callback_url,
-    }))
+    });
+    record.tenant = request.tenant;
+    Ok(record)
 }
 
 /// An image's upright dimensions from its header: `None` when the header cannot be read (the
@@ -131,6 +135,7 @@ mod tests {
                 name: None,
                 variants: Vec::new(),
                 callback_url: None,
+                tenant: None,
             },
             &LimitsConfig::default(),
         )

@@ -85,7 +85,7 @@ pub async fn migrate(from: &Config, to: &Config) -> Result<Report, GatewayError>
     let mut report = Report::default();
     let mut after = None;
     loop {
-        let page = source.store.list(after, PAGE).await?;
+        let page = source.store.list(None, after, PAGE).await?;
         let Some(last) = page.last() else { break };
         after = Some(last.media_id);
         for record in page {

@@ -613,10 +613,14 @@ impl Gateway {
         gateway
     }
 
-    /// Waits until `/readyz` says 200 (on RabbitMQ: connected to the broker).
+    /// Waits until `/readyz` says 200 (on RabbitMQ: connected to the broker), or 401 (API
+    /// keys are configured: the gateway answers, and uploads wait in its outbox until the
+    /// broker does).
     pub async fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(30);
-        while self.get("/readyz").await.status != StatusCode::OK {
+        while ![StatusCode::OK, StatusCode::UNAUTHORIZED]
+            .contains(&self.get("/readyz").await.status)
+        {
             assert!(
                 Instant::now() < deadline,
                 "the gateway did not become ready"

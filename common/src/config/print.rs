@@ -2,7 +2,7 @@
 //! operator checks when the layers (file, environment, secret files) do not say what they
 //! expected.
 //!
-//! Masked: the API keys, the callback secret, the S3 access key id and secret, and the
+//! Masked: the API keys (the tenants' too; their names are shown), the callback secret, the S3 access key id and secret, and the
 //! password in the queue and store URLs (`amqp://user:***@host`). Paths to secret files are
 //! shown: they are not secrets.
 
@@ -28,6 +28,13 @@ impl Config {
         }
         if let Some(Value::Array(keys)) = find(&mut value, &["auth", "api_keys"]) {
             keys.iter_mut().for_each(|key| *key = Value::from(MASK));
+        }
+        if let Some(Value::Object(tenants)) = find(&mut value, &["auth", "tenants"]) {
+            for keys in tenants.values_mut() {
+                if let Value::Array(keys) = keys {
+                    keys.iter_mut().for_each(|key| *key = Value::from(MASK));
+                }
+            }
         }
         for path in [&["queue", "url"], &["store", "url"], &["media", "url"]] {
             if let Some(Value::String(url)) = find(&mut value, path) {
@@ -67,7 +74,7 @@ mod tests {
             "queue: {url: 'amqp://guest:hunter2@127.0.0.1:5672/%2f'}
 store: {url: 'postgres://app:s3cret@db/thumbs'}
 media: {url: 's3://bucket', s3: {access_key_id: AKIA1, secret_access_key: wJalr}}
-auth: {api_keys: [key-one, key-two]}
+auth: {api_keys: [key-one, key-two], tenants: {acme: [key-acme]}}
 callbacks: {secret: whsec_abc}
 limits: {max_pixels: 1234}",
         )
@@ -78,6 +85,7 @@ limits: {max_pixels: 1234}",
             "s3cret",
             "AKIA1",
             "wJalr",
+            "key-acme",
             "key-one",
             "key-two",
             "whsec_abc",

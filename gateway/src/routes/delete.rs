@@ -9,6 +9,7 @@ use axum::http::StatusCode;
 use common::storage::Key;
 
 use super::MediaId;
+use crate::auth::Tenant;
 use crate::dedup;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -28,14 +29,10 @@ use crate::state::AppState;
 )]
 pub async fn delete(
     State(state): State<AppState>,
+    tenant: Tenant,
     MediaId(id): MediaId,
 ) -> Result<StatusCode, ApiError> {
-    let original = state
-        .store
-        .get(id)
-        .await?
-        .ok_or(ApiError::NotFound(id))?
-        .original;
+    let original = tenant.check(id, state.store.get(id).await?)?.original;
     // Under the content lock, so that no upload decides meanwhile to wait for this one.
     let lock = match original {
         Some(original) => Some(state.store.lock_content(original).await?),

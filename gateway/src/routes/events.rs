@@ -13,6 +13,7 @@ use common::record::Event;
 use serde::Serialize;
 
 use super::MediaId;
+use crate::auth::Tenant;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -38,9 +39,10 @@ pub struct History {
 )]
 pub async fn events(
     State(state): State<AppState>,
+    tenant: Tenant,
     MediaId(id): MediaId,
 ) -> Result<Json<History>, ApiError> {
-    let record = state.store.get(id).await?.ok_or(ApiError::NotFound(id))?;
+    let record = tenant.check(id, state.store.get(id).await?)?;
     Ok(Json(History {
         items: record.events,
     }))

@@ -1,4 +1,5 @@
-//! `GET /images?limit=N&after=<media_id>`: a page of records in id (upload) order.
+//! `GET /images?limit=N&after=<media_id>`: a page of the tenant's records in id (upload)
+//! order (every record when the API is open).
 //!
 //! The answer is `{"items": [...], "next": "<media_id>" | null}`; pass `next` as `after` to
 //! get the following page. `limit` is 1–1000, 100 by default.
@@ -11,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::parse_id;
+use crate::auth::Tenant;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -53,6 +55,7 @@ pub struct Page {
 )]
 pub async fn list(
     State(state): State<AppState>,
+    tenant: Tenant,
     params: Result<Query<ListParams>, QueryRejection>,
 ) -> Result<Json<Page>, ApiError> {
     let Query(params) = params.map_err(|_| ApiError::InvalidQuery)?;
@@ -63,7 +66,7 @@ pub async fn list(
         )));
     }
     let after = params.after.as_deref().map(parse_id).transpose()?;
-    let mut items = state.store.list(after, limit + 1).await?;
+    let mut items = state.store.list(tenant.name(), after, limit + 1).await?;
     let next = if items.len() > limit {
         items.truncate(limit);
         items.last().map(|record| record.media_id)

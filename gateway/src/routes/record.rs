@@ -14,6 +14,7 @@ use common::record::Record;
 use serde::Deserialize;
 
 use super::MediaId;
+use crate::auth::Tenant;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -42,6 +43,7 @@ pub struct RecordParams {
 )]
 pub async fn get(
     State(state): State<AppState>,
+    tenant: Tenant,
     MediaId(id): MediaId,
     params: Result<Query<RecordParams>, QueryRejection>,
 ) -> Result<Json<Record>, ApiError> {
@@ -59,8 +61,10 @@ pub async fn get(
                 ))
             })?,
     };
-    let record = if wait == 0 {
-        state.store.get(id).await?
+    // Another tenant's record is not there: 404 at once, before any wait.
+    let record = tenant.check(id, state.store.get(id).await?)?;
+    let record = if wait == 0 || record.is_final() {
+        Some(record)
     } else {
         state.metrics.waiting_requests.inc();
         let record = state

@@ -36,6 +36,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use super::MediaId;
+use crate::auth::Tenant;
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::store::Update;
@@ -81,14 +82,11 @@ const PRESIGNED_FOR: std::time::Duration = std::time::Duration::from_secs(3600);
 )]
 pub async fn get(
     State(state): State<AppState>,
+    tenant: Tenant,
     MediaId(id): MediaId,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let record = state
-        .store
-        .get(id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(id))?;
+    let record = tenant.check(id, state.store.get(id).await?)?;
     match record.state {
         JobState::Processing => return Err(ApiError::Processing(id)),
         JobState::Error => return Err(ApiError::JobFailed(record.message)),
@@ -175,17 +173,14 @@ impl VariantQuery {
 )]
 pub async fn variant(
     State(state): State<AppState>,
+    tenant: Tenant,
     Path((id, name)): Path<(String, String)>,
     params: Result<Query<VariantQuery>, QueryRejection>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let id = super::parse_id(&id)?;
     let Query(query) = params.map_err(|_| ApiError::InvalidQuery)?;
-    let record = state
-        .store
-        .get(id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(id))?;
+    let record = tenant.check(id, state.store.get(id).await?)?;
     let explicit = query.is_explicit();
     let wanted = wanted(&state, &name, query)?;
     let found = find(&record, &name, wanted.as_ref(), explicit);

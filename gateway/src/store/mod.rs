@@ -291,9 +291,15 @@ impl Store {
         })
     }
 
-    /// Up to `limit` records with ids after `after` (from the first when `None`), in id order.
-    pub async fn list(&self, after: Option<Uuid>, limit: usize) -> Result<Vec<Record>, StoreError> {
-        on_store!(self, store => store.list(after, limit).await)
+    /// Up to `limit` records of `tenant` (every record when `None`) with ids after `after`
+    /// (from the first when `None`), in id order.
+    pub async fn list(
+        &self,
+        tenant: Option<&str>,
+        after: Option<Uuid>,
+        limit: usize,
+    ) -> Result<Vec<Record>, StoreError> {
+        on_store!(self, store => store.list(tenant, after, limit).await)
     }
 
     /// The dashboard's view of the store, with at most `limit` failures and dead letters.
@@ -445,11 +451,54 @@ pub mod tests {
                 task.await.unwrap().unwrap();
             }
             assert_eq!(
-                store.list(None, 1000).await.unwrap().len(),
+                store.list(None, None, 1000).await.unwrap().len(),
                 200,
                 "{}",
                 store.kind()
             );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_tenant_lists_its_own_records_only() {
+        let (_dir, stores) = stores().await;
+        for store in stores {
+            let kind = store.kind();
+            let records: Vec<Record> = (0..6)
+                .map(|i| {
+                    let mut record = record();
+                    record.tenant = ["acme", "globex", "acme"]
+                        .get(i % 4)
+                        .map(|t| (*t).to_owned());
+                    record
+                })
+                .collect();
+            for record in &records {
+                store.insert(record, &job(record)).await.unwrap();
+            }
+            store.flush().await.unwrap();
+            let acme: Vec<Record> = records
+                .iter()
+                .filter(|r| r.tenant.as_deref() == Some("acme"))
+                .cloned()
+                .collect();
+            assert_eq!(acme.len(), 3, "{kind}");
+            assert_eq!(
+                store.list(Some("acme"), None, 10).await.unwrap(),
+                acme,
+                "{kind}"
+            );
+            let page = store
+                .list(Some("acme"), Some(acme[0].media_id), 1)
+                .await
+                .unwrap();
+            assert_eq!(page, acme[1..2], "{kind}");
+            assert_eq!(
+                store.list(Some("initech"), None, 10).await.unwrap(),
+                [],
+                "{kind}"
+            );
+            assert_eq!(store.list(None, None, 10).await.unwrap().len(), 6, "{kind}");
         }
     }
 
@@ -463,8 +512,11 @@ pub mod tests {
                 store.insert(record, &job(record)).await.unwrap();
             }
             store.flush().await.unwrap();
-            assert_eq!(store.list(None, 10).await.unwrap(), records, "{kind}");
-            let page = store.list(Some(records[1].media_id), 2).await.unwrap();
+            assert_eq!(store.list(None, None, 10).await.unwrap(), records, "{kind}");
+            let page = store
+                .list(None, Some(records[1].media_id), 2)
+                .await
+                .unwrap();
             assert_eq!(page, records[2..4], "{kind}");
 
             let id = records[0].media_id;

@@ -72,7 +72,7 @@ pub const CLAIM: Duration = Duration::from_secs(30);
 pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The schema's migrations, embedded in the binary.
-const MIGRATIONS: [(i64, &str, &str); 3] = [
+const MIGRATIONS: [(i64, &str, &str); 4] = [
     (
         1,
         "records and outbox",
@@ -87,6 +87,11 @@ const MIGRATIONS: [(i64, &str, &str); 3] = [
         3,
         "originals",
         include_str!("../../migrations/0003_originals.sql"),
+    ),
+    (
+        4,
+        "tenants",
+        include_str!("../../migrations/0004_tenants.sql"),
     ),
 ];
 
@@ -303,16 +308,32 @@ impl PostgresStore {
     }
 
     /// Up to `limit` records with ids after `after`, in id order: a range scan of the key.
-    pub async fn list(&self, after: Option<Uuid>, limit: usize) -> Result<Vec<Record>, StoreError> {
-        let rows: Vec<(Json<Record>,)> = sqlx::query_as(
-            "SELECT record FROM records WHERE $1::uuid IS NULL OR media_id > $1
-             ORDER BY media_id LIMIT $2",
-        )
-        .bind(after)
-        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .fetch_all(&mut *self.connection().await?)
-        .await
-        .map_err(map_error)?;
+    pub async fn list(
+        &self,
+        tenant: Option<&str>,
+        after: Option<Uuid>,
+        limit: usize,
+    ) -> Result<Vec<Record>, StoreError> {
+        let query = match tenant {
+            None => sqlx::query_as(
+                "SELECT record FROM records WHERE $1::uuid IS NULL OR media_id > $1
+                 ORDER BY media_id LIMIT $2",
+            ),
+            // Written as the index is, so that a tenant's page is read from it.
+            Some(_) => sqlx::query_as(
+                "SELECT record FROM records
+                 WHERE record ? 'tenant' AND record->>'tenant' = $3
+                   AND ($1::uuid IS NULL OR media_id > $1)
+                 ORDER BY record->>'tenant', media_id LIMIT $2",
+            ),
+        };
+        let rows: Vec<(Json<Record>,)> = query
+            .bind(after)
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .bind(tenant)
+            .fetch_all(&mut *self.connection().await?)
+            .await
+            .map_err(map_error)?;
         Ok(rows.into_iter().map(|(Json(record),)| record).collect())
     }
 

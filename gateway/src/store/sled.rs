@@ -194,22 +194,39 @@ impl SledStore {
     }
 
     /// Up to `limit` records with ids after `after` (from the first when `None`), in id order.
-    pub async fn list(&self, after: Option<Uuid>, limit: usize) -> Result<Vec<Record>, StoreError> {
-        let range = match after {
-            Some(after) => self.records.range(after.as_bytes().to_vec()..),
-            None => self.records.iter(),
+    /// It may read many records to fill a tenant's page, so it runs on a blocking thread.
+    pub async fn list(
+        &self,
+        tenant: Option<&str>,
+        after: Option<Uuid>,
+        limit: usize,
+    ) -> Result<Vec<Record>, StoreError> {
+        let (records, tenant) = (self.records.clone(), tenant.map(str::to_owned));
+        let scan = move || -> Result<Vec<Record>, StoreError> {
+            let range = match after {
+                Some(after) => records.range(after.as_bytes().to_vec()..),
+                None => records.iter(),
+            };
+            let mut page = Vec::new();
+            for entry in range {
+                let (key, value) = entry?;
+                if after.is_some_and(|after| key.as_ref() == after.as_bytes()) {
+                    continue;
+                }
+                let record: Record = serde_json::from_slice(&value)?;
+                if tenant.is_none() || record.tenant == tenant {
+                    page.push(record);
+                    if page.len() == limit {
+                        break;
+                    }
+                }
+            }
+            Ok(page)
         };
-        range
-            .filter(|entry| match (entry, after) {
-                (Ok((key, _)), Some(after)) => key.as_ref() != after.as_bytes(),
-                _ => true,
-            })
-            .take(limit)
-            .map(|entry| {
-                let (_, value) = entry?;
-                Ok(serde_json::from_slice(&value)?)
-            })
-            .collect()
+        match tokio::task::spawn_blocking(scan).await {
+            Ok(page) => page,
+            Err(error) => Err(StoreError::Unavailable(error.to_string())),
+        }
     }
 
     /// The dashboard's view: one pass over every record.

@@ -9,7 +9,8 @@
 //! | `POST /dashboard/dead/{media_id}/discard` | closes a dead letter, its raw upload removed |
 //!
 //! The page is open (it holds no data); the data and the actions are behind the API keys
-//! when keys are configured: the page asks for a key and sends it as a bearer token.
+//! when keys are configured, for the tenants of `auth.operators` only (they span every
+//! tenant's records): the page asks for a key and sends it as a bearer token.
 //! It shows records by state (from the store, so the whole fleet's), the jobs waiting for a
 //! worker and the oldest of them, uploads and completions per 10 s over ten minutes (as this
 //! gateway counted them), the workers heard from, the latest failures and the dead letters.
@@ -25,6 +26,7 @@ use common::storage::Key;
 use serde::Serialize;
 
 use super::MediaId;
+use crate::auth::Tenant;
 use crate::error::ApiError;
 use crate::metrics::RateBucket;
 use crate::state::AppState;
@@ -69,9 +71,16 @@ pub async fn page() -> impl IntoResponse {
     operation_id = "dashboard_data",
     tag = "operations",
     summary = "What the dashboard shows: records by state, waiting jobs, rates, workers, failures, dead letters",
-    responses((status = 200, description = "The dashboard's data", body = Dashboard)),
+    responses(
+        (status = 200, description = "The dashboard's data", body = Dashboard),
+        (status = 403, description = "The key's tenant is not an operator (`forbidden`)", body = crate::openapi::ErrorBody),
+    ),
 )]
-pub async fn data(State(state): State<AppState>) -> Result<Json<Dashboard>, ApiError> {
+pub async fn data(
+    State(state): State<AppState>,
+    tenant: Tenant,
+) -> Result<Json<Dashboard>, ApiError> {
+    tenant.require_operator()?;
     let store = state.store.overview(LISTED).await?;
     let oldest_waiting_secs = store
         .oldest_waiting
@@ -100,14 +109,17 @@ pub async fn data(State(state): State<AppState>) -> Result<Json<Dashboard>, ApiE
     params(("media_id" = uuid::Uuid, Path, description = "The dead letter's record")),
     responses(
         (status = 202, description = "Queued again: the record, processing", body = Record),
+        (status = 403, description = "The key's tenant is not an operator (`forbidden`)", body = crate::openapi::ErrorBody),
         (status = 404, description = "No such record (`not_found`)", body = crate::openapi::ErrorBody),
         (status = 409, description = "The record is no dead letter (`not_a_dead_letter`)", body = crate::openapi::ErrorBody),
     ),
 )]
 pub async fn retry(
     State(state): State<AppState>,
+    tenant: Tenant,
     MediaId(id): MediaId,
 ) -> Result<impl IntoResponse, ApiError> {
+    tenant.require_operator()?;
     let update = state.store.update_and_enqueue(id, Record::retry).await?;
     match update {
         Update::Changed(record) => {
@@ -132,14 +144,17 @@ pub async fn retry(
     params(("media_id" = uuid::Uuid, Path, description = "The dead letter's record")),
     responses(
         (status = 204, description = "Discarded"),
+        (status = 403, description = "The key's tenant is not an operator (`forbidden`)", body = crate::openapi::ErrorBody),
         (status = 404, description = "No such record (`not_found`)", body = crate::openapi::ErrorBody),
         (status = 409, description = "The record is no dead letter (`not_a_dead_letter`)", body = crate::openapi::ErrorBody),
     ),
 )]
 pub async fn discard(
     State(state): State<AppState>,
+    tenant: Tenant,
     MediaId(id): MediaId,
 ) -> Result<StatusCode, ApiError> {
+    tenant.require_operator()?;
     let update = state.store.update(id, Record::discard).await?;
     let record = match update {
         Update::Changed(record) => record,

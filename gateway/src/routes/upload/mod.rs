@@ -29,6 +29,7 @@ use common::variant::{self, Variant, VariantParams};
 use serde::Deserialize;
 use uuid::Uuid;
 
+use crate::auth::Tenant;
 use crate::body::{self, BodyTiming, envelope::Source};
 use crate::dedup;
 use crate::error::ApiError;
@@ -50,6 +51,9 @@ pub struct UploadParams {
     variants: VariantParams,
     /// Where to post the record when final.
     callback_url: Option<String>,
+    /// The tenant the upload is for (from its API key, not the query).
+    #[serde(skip)]
+    tenant: Option<String>,
 }
 
 impl UploadParams {
@@ -83,6 +87,7 @@ impl UploadParams {
             name: check_name(self.name)?,
             variants,
             callback_url,
+            tenant: self.tenant,
         })
     }
 
@@ -176,6 +181,7 @@ impl UploadParams {
 pub async fn upload(
     State(state): State<AppState>,
     ConnectInfo(client): ConnectInfo<SocketAddr>,
+    tenant: Tenant,
     params: Result<Query<UploadParams>, QueryRejection>,
     headers: HeaderMap,
     mut body: Body,
@@ -185,7 +191,10 @@ pub async fn upload(
         Err(refusal) => Err(refusal),
     };
     let outcome = match (params, admitted) {
-        (Ok(Query(params)), Ok(_permit)) => accept(&state, params, &headers, &mut body).await,
+        (Ok(Query(mut params)), Ok(_permit)) => {
+            params.tenant = tenant.name().map(str::to_owned);
+            accept(&state, params, &headers, &mut body).await
+        }
         (Err(_), _) => Err(ApiError::InvalidQuery),
         (_, Err(refusal)) => Err(refusal),
     };
@@ -303,13 +312,14 @@ async fn accept_url(
     let url = address::check_url(&url, &allowed)
         .map_err(|reason| ApiError::InvalidParameter(format!("url: {reason}")))?;
     let request = params.into_request(state)?;
-    let record = Record::fetching(
+    let mut record = Record::fetching(
         Uuid::now_v7(),
         url.to_string(),
         request.name,
         request.variants,
         request.callback_url,
     );
+    record.tenant = request.tenant;
     let record = commit(state, record, Raw::None).await?;
     Ok(accepted(state, record))
 }
@@ -352,7 +362,10 @@ async fn commit(state: &AppState, mut record: Record, raw: Raw) -> Result<Record
 
 /// [`commit`] of an upload whose original is shared, under its content id's lock.
 async fn commit_shared(state: &AppState, mut record: Record, raw: Raw) -> Result<Record, ApiError> {
-    let others = state.store.with_original(record.raw_id()).await?;
+    // Only the uploader's own records may serve it: dedup shares bytes across tenants, never
+    // another tenant's record (its id, or its being there at all).
+    let mut others = state.store.with_original(record.raw_id()).await?;
+    others.retain(|other| other.tenant == record.tenant);
     let Some(canonical) = dedup::canonical(&record, &others) else {
         return commit_alone(state, record, raw).await;
     };
