@@ -33,7 +33,7 @@
 //! | a target over 8 KiB; headers over 16 KiB or 100 | 414 `uri_too_long`; 431 `headers_too_large` | same |
 //! | no `Host`, or two, in HTTP/1.1; two `Content-Type` | 400 `invalid_host`; 400 `invalid_header` | same |
 //! | a malformed query; a name with U+202E, U+2028 or other hidden characters | 400 `invalid_parameter`, the input never echoed | same |
-//! | a request head over 64 KiB (hyper's buffer) | hyper's 431 with an empty body, then the connection closes; nothing of the request is echoed | same |
+//! | a request head over 64 KiB (hyper's buffer), 120 KB and 1 MB; a request line or header that does not parse | 431 `headers_too_large`; 400 `malformed_request`: hyper's own refusals written as the JSON error, then the connection closes; nothing of the request is echoed | same |
 //! | a 52 427 800-byte image (under the 50 MiB limit) as base64 with CRLF every 64 characters | 202 | `an_upload_at_the_limit_wrapped_in_crlf_is_accepted` |
 //! | 6 concurrent JSON envelopes of 19 MB under a 42 MiB upload memory budget | 202 (or 503 `overloaded` while the budget is taken); peak RSS bounded by the budget | `upload_memory_stays_within_its_budget` |
 //! | video: audio only; truncated; an MP4 whose headers declare 16000² pixels; an H.264 MP4 whose SPS declares 100000² (its container 64²) | `Error` 422 "no video stream"; 422; 413 from the probe, before a frame is decoded; 422, FFmpeg refusing the picture size before allocating it | `hostile_videos_end_as_clear_errors` |
@@ -438,15 +438,25 @@ async fn every_refusal_is_the_json_error() {
     let answer = gateway.raw(b"GET /healthz HTTP/1.0\r\n\r\n").await;
     assert_eq!(answer.status(), 200);
 
-    // Past hyper's 64 KiB buffer, hyper answers itself: 431 with no body, then it closes.
-    let huge = format!(
-        "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Huge: {}\r\n\r\n",
-        "SECRET".repeat(20_000)
-    );
-    let answer = gateway.raw(huge.as_bytes()).await;
-    assert_eq!(answer.status(), 431);
-    assert!(answer.body().is_empty());
-    assert!(!String::from_utf8_lossy(&answer.0).contains("SECRET"));
+    // Past hyper's 64 KiB buffer hyper refuses the request itself, and what it cannot parse
+    // at all: the answer is still the JSON error, then the connection closes.
+    for size in [120_000, 1_000_000] {
+        let huge = format!(
+            "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Huge: {}\r\n\r\n",
+            "SECRET".repeat(size / 6)
+        );
+        let answer = gateway.raw(huge.as_bytes()).await;
+        let message = answer.assert_error(431, "headers_too_large");
+        assert!(!message.contains("SECRET"), "{message}");
+    }
+    for malformed in [
+        &b"GET /healthz HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n"[..],
+        b"\x00\x01\x02 / HTTP/1.1\r\n\r\n",
+        b"GET /healthz HTTP/9.9\r\nHost: x\r\n\r\n",
+    ] {
+        let answer = gateway.raw(malformed).await;
+        answer.assert_error(400, "malformed_request");
+    }
     assert_eq!(gateway.record_count().await, 0);
 }
 

@@ -127,6 +127,10 @@ pub enum ApiError {
     /// No API key, or one that is not accepted.
     #[error("{0}")]
     Unauthorized(&'static str),
+    /// A request line or header that does not parse (refused by hyper, answered by
+    /// [`crate::json_errors`]).
+    #[error("the request line or a header does not parse as HTTP/1.1")]
+    MalformedRequest,
     /// An accepted key whose tenant may not use this endpoint.
     #[error("{0}")]
     Forbidden(&'static str),
@@ -248,6 +252,7 @@ impl ApiError {
             ApiError::InvalidId(_) => (StatusCode::BAD_REQUEST, "invalid_id"),
             ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            ApiError::MalformedRequest => (StatusCode::BAD_REQUEST, "malformed_request"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::NoRoute => (StatusCode::NOT_FOUND, "no_route"),
             ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),

@@ -24,6 +24,7 @@ pub mod callbacks;
 pub mod dedup;
 pub mod error;
 pub mod ingest;
+pub mod json_errors;
 pub mod memory;
 pub mod metrics;
 pub mod migrate;

@@ -6,11 +6,12 @@
 //! | the request target is at most [`MAX_URI_BYTES`] | 414 `uri_too_long` |
 //! | at most [`MAX_HEADERS`] headers of [`MAX_HEADER_BYTES`] in all | 431 `headers_too_large` |
 //!
-//! hyper itself refuses what it cannot parse, before any of this runs, and writes those answers
-//! with an empty body: a request head over [`HYPER_MAX_HEAD_BYTES`] or with more than
-//! [`HYPER_MAX_HEADERS`] headers gets 431, a malformed request line or header gets 400, and the
-//! connection is closed. The limits here sit well below hyper's, so that every request hyper
-//! can read gets the JSON error.
+//! hyper itself refuses what it cannot parse, before any of this runs: a request head over
+//! [`HYPER_MAX_HEAD_BYTES`] or with more than [`HYPER_MAX_HEADERS`] headers gets 431, a
+//! malformed request line or header gets 400, and the connection is closed. hyper writes
+//! those with an empty body; [`crate::json_errors`] rewrites them as the JSON error. The
+//! limits here sit well below hyper's, so that a request hyper can read gets the error that
+//! names the limit it passed.
 
 use axum::extract::Request;
 use axum::http::header::HOST;

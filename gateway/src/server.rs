@@ -9,6 +9,8 @@
 //!   and a keep-alive connection is closed once idle for `limits.keep_alive_secs` between
 //!   requests ([`Activity`]). A request being handled, or its response being written, is never
 //!   cut by these; bodies have their own limits ([`crate::body`]).
+//! - hyper's own answers to what it cannot parse are written as the JSON error
+//!   ([`JsonErrors`]).
 //! - HTTP/2 is not served: a client that opens with the HTTP/2 preface (h2c) has its
 //!   connection closed without an answer. Put a TLS-terminating proxy in front for HTTP/2 to
 //!   clients.
@@ -38,6 +40,7 @@ use tokio::time::Instant;
 use tower_service::Service;
 
 use crate::error::ApiError;
+use crate::json_errors::JsonErrors;
 use crate::protocol::{HYPER_MAX_HEAD_BYTES, HYPER_MAX_HEADERS};
 
 /// How long shutdown waits for open connections to finish.
@@ -110,6 +113,7 @@ pub async fn serve(
                 }
             })
         };
+        let stream = JsonErrors::new(stream);
         let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(run_connection(connection, activity, limits, peer, slot));
     }
