@@ -380,7 +380,8 @@ fn readme_errors() -> Vec<(String, String)> {
 
 #[tokio::test]
 async fn every_error_the_readme_names_is_in_the_contract_with_its_status() {
-    let gateway = Gateway::start_with_queue(None, "").await;
+    // Everything on, so that the contract offers every operation's every answer.
+    let gateway = Gateway::start_with_queue(None, FULL).await;
     let document = gateway.get("/openapi.json").await.json();
     let errors = readme_errors();
     assert!(errors.len() >= 30, "{errors:?}");
@@ -401,6 +402,45 @@ async fn every_error_the_readme_names_is_in_the_contract_with_its_status() {
         missing.is_empty(),
         "in the README, not in the contract: {missing:?}"
     );
+}
+
+/// A configuration with everything on: API keys, callbacks.
+const FULL: &str = "auth: {api_keys: [contract-key]}\n\
+                    callbacks: {secret: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw}\n";
+
+/// The contract offers what the running service accepts: with callbacks off no
+/// `callback_url`, without keys no 401, without the `heif` feature no AVIF or HEIC, without
+/// FFmpeg no video; with them on, all of it.
+#[tokio::test]
+async fn the_contract_offers_only_what_the_service_accepts() {
+    let plain = Gateway::start_with_queue(None, "video: {ffprobe: /nonexistent/ffprobe}").await;
+    let text = String::from_utf8_lossy(&plain.get("/openapi.json").await.body).into_owned();
+    assert!(!text.contains("callback_url"));
+    assert!(!text.contains("\"401\""));
+    assert!(!text.contains("\"video/mp4\":"), "no video request body");
+    let heif = cfg!(feature = "heif");
+    assert_eq!(text.contains("\"image/avif\":"), heif, "AVIF thumbnails");
+    let document: Value = serde_json::from_str(&text).unwrap();
+    let envelope = document["components"]["schemas"]["DataEnvelope"].to_string();
+    assert!(envelope.contains("\"image/png\""), "{envelope}");
+    assert_eq!(envelope.contains("\"image/heic\""), heif, "{envelope}");
+    assert!(!envelope.contains("video/mp4"), "{envelope}");
+    // Callbacks off: a schema-valid request is one the service accepts.
+    let answer = plain
+        .request(
+            hyper::Method::POST,
+            "/images?callback_url=https://example.org/hook",
+            &[("content-type", "image/png")],
+            "aGk=",
+        )
+        .await;
+    answer.assert_error(400, "callback_not_allowed");
+
+    let full = Gateway::start_with_queue(None, FULL).await;
+    let text = String::from_utf8_lossy(&full.get("/openapi.json").await.body).into_owned();
+    assert!(text.contains("callback_url"));
+    assert!(text.contains("\"401\""));
+    assert!(text.contains("\"video/mp4\":"));
 }
 
 /// With media storage hanging (its server stopped, connections open), `/readyz` still answers

@@ -42,6 +42,8 @@ use crate::state::AppState;
 
 /// The API's routes, behind the API-key check when keys are configured.
 pub fn router(state: AppState, keys: Option<Arc<ApiKeys>>) -> Router {
+    let profile =
+        crate::openapi::Profile::new(state.callbacks.enabled, keys.is_some(), state.video.is_ok());
     let router = Router::new()
         .route("/images", get(list::list).post(upload::upload))
         .route(
@@ -67,7 +69,7 @@ pub fn router(state: AppState, keys: Option<Arc<ApiKeys>>) -> Router {
             "/dashboard/dead/{media_id}/discard",
             axum::routing::post(dashboard::discard),
         )
-        .merge(crate::openapi::router())
+        .merge(crate::openapi::router(&profile))
         .fallback(|| async { ApiError::NoRoute })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .with_state(state);

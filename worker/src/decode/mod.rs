@@ -247,6 +247,12 @@ fn heif_probe(
     }
 }
 
+/// Whether this build decodes images of `media_type` (HEIC and AVIF only with the `heif`
+/// feature). Videos are FFmpeg's, whatever the build.
+pub fn reads(media_type: MediaType) -> bool {
+    !matches!(media_type, MediaType::Heic | MediaType::Avif) || cfg!(feature = "heif")
+}
+
 /// HEIC and AVIF pixels: libheif with the `heif` feature; without it, refused (415).
 fn heif_decode(
     bytes: &[u8],

@@ -169,7 +169,7 @@ impl UploadParams {
             headers(("Location" = String, description = "The record's URL (a form's first accepted file)"))),
         (status = 400, description = "A malformed body or parameter: `missing_content_type`, `invalid_base64`, `empty_body`, `invalid_json`, `invalid_multipart`, `no_files`, `invalid_parameter`, `callback_not_allowed`, `invalid_header`, `body_read_failed`", body = crate::openapi::ErrorBody),
         (status = 408, description = "The body came too slowly (`request_timeout`)", body = crate::openapi::ErrorBody),
-        (status = 413, description = "Over a size limit: `payload_too_large`, `request_too_large`, `too_many_files`, `too_many_pixels`, `metadata_too_large`", body = crate::openapi::ErrorBody),
+        (status = 413, description = "Over a size limit: `payload_too_large`, `request_too_large`, `too_many_files`, `too_many_parts`, `too_many_pixels`, `metadata_too_large`", body = crate::openapi::ErrorBody),
         (status = 415, description = "A media type not accepted, or one the bytes contradict (`unsupported_media_type`, `media_type_mismatch`)", body = crate::openapi::ErrorBody),
         (status = 429, description = "Over the client's upload rate (`rate_limited`)", body = crate::openapi::ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds to wait"))),

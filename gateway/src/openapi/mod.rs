@@ -9,11 +9,15 @@
 //! an upload's answer to the operations on the record it created (read, history, thumbnail,
 //! delete), so that clients and stateful testers can follow them.
 //!
+//! The document served is fitted to the running service ([`profile`]): what its configuration
+//! or build turns off (callbacks, AVIF and HEIC, videos, API keys) is not offered.
+//!
 //! The document and the page are public even when API keys are configured: they describe the
 //! API, not its data.
 
+mod profile;
+
 use std::collections::BTreeMap;
-use std::sync::OnceLock;
 
 use axum::Router;
 use serde::Serialize;
@@ -25,6 +29,8 @@ use utoipa::openapi::{
 };
 use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 use utoipa_swagger_ui::SwaggerUi;
+
+pub use profile::Profile;
 
 use crate::routes;
 use crate::state::AppState;
@@ -76,21 +82,24 @@ pub fn is_public(path: &str) -> bool {
 )]
 pub struct ApiDoc;
 
-/// The document, built once, as JSON: the generated document with the links of
-/// [`add_links`].
-pub fn document() -> &'static Value {
-    static DOCUMENT: OnceLock<Value> = OnceLock::new();
-    DOCUMENT.get_or_init(|| {
-        let mut document = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
-        add_links(&mut document);
-        document
-    })
+/// The generated document with the links of [`add_links`], for every configuration.
+fn generated() -> Value {
+    let mut document = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+    add_links(&mut document);
+    document
 }
 
-/// The routes of the document and of the page.
-pub fn router() -> Router<AppState> {
+/// The document of a service with `profile`, as JSON.
+pub fn document(profile: &Profile) -> Value {
+    let mut document = generated();
+    profile::fit(&mut document, profile);
+    document
+}
+
+/// The routes of the document and of the page, for a service with `profile`.
+pub fn router(profile: &Profile) -> Router<AppState> {
     SwaggerUi::new(PAGE_PATH)
-        .external_url_unchecked(DOCUMENT_PATH, document().clone())
+        .external_url_unchecked(DOCUMENT_PATH, document(profile))
         .into()
 }
 
@@ -303,8 +312,9 @@ impl Modify for Shared {
             (
                 "400",
                 (
-                    "A malformed request: its Host header, a parameter, the id in the path \
-                     (`invalid_host`, `invalid_parameter`, `invalid_id`, …)",
+                    "A malformed request: its request line or a header, its Host header, a \
+                     parameter, the id in the path (`malformed_request`, `invalid_host`, \
+                     `invalid_parameter`, `invalid_id`, …)",
                     None,
                 ),
             ),
