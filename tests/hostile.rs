@@ -39,6 +39,7 @@
 //! | video: audio only; truncated; an MP4 whose headers declare 16000² pixels; an H.264 MP4 whose SPS declares 100000² (its container 64²) | `Error` 422 "no video stream"; 422; 413 from the probe, before a frame is decoded; 422, FFmpeg refusing the picture size before allocating it | `hostile_videos_end_as_clear_errors` |
 //! | an HLS playlist (segment URL on loopback) declared as `video/mp4`; a PNG declared as a video | 415 `media_type_mismatch`; and forced to a worker, FFmpeg opens no connection (forced demuxer, `file` protocol only) | same; `worker` unit test `a_playlist_is_never_opened_as_one` |
 //! | silent, h2c, idle, too many and trickling connections | closed, 503 or 408 in bounded time | `connections.rs` |
+//! | a `Host` not in `server.allowed_hosts` (DNS rebinding); a cross-site POST to the dashboard's actions (`Origin`, `Sec-Fetch-Site`) | 400 `invalid_host`; 403 `forbidden` | `foreign_hosts_and_cross_site_posts_are_refused` |
 //! | a JPEG XL cut short; one whose rendering is over `limits.max_alloc_bytes` (under the pixel limit) | `Error` 422; 413 at upload, from the header, naming the limit | `a_cut_or_oversized_jpeg_xl_is_refused` |
 
 mod support;
@@ -571,6 +572,66 @@ async fn hostile_videos_end_as_clear_errors(backend: Backend) {
     // The service is intact.
     let id = gateway.upload_fixture("video-h264.mp4").await;
     assert_eq!(gateway.wait_final(&id).await["state"], "Completed");
+}
+
+/// With `server.allowed_hosts`, a request naming another host (DNS rebinding: a page's own
+/// name pointed at the service) is refused; without it any host is answered. A browser's
+/// cross-site POST to the dashboard's actions is refused by its `Origin` or
+/// `Sec-Fetch-Site`, with no API key configured.
+#[tokio::test]
+async fn foreign_hosts_and_cross_site_posts_are_refused() {
+    let gateway = Gateway::start_with_queue(
+        None,
+        "server: {allowed_hosts: [thumbs.test, 127.0.0.1, '.fleet.test']}",
+    )
+    .await;
+    for (host, status) in [
+        ("thumbs.test", 200),
+        ("THUMBS.test:8080", 200),
+        ("a.fleet.test", 200),
+        ("attacker.example", 400),
+        ("thumbs.test.attacker.example", 400),
+    ] {
+        let answer = gateway
+            .request(Method::GET, "/healthz", &[("host", host)], "")
+            .await;
+        assert_eq!(answer.status, status, "{host}");
+        if status == 400 {
+            answer.assert_error(400, "invalid_host");
+        }
+    }
+    let retry = "/dashboard/dead/019abf5e-0000-7000-8000-000000000000/retry";
+    for headers in [
+        [
+            ("origin", "http://attacker.example"),
+            ("sec-fetch-site", "cross-site"),
+        ],
+        [("origin", "null"), ("x-ignored", "")],
+        [("sec-fetch-site", "same-site"), ("x-ignored", "")],
+    ] {
+        let answer = gateway.request(Method::POST, retry, &headers, "").await;
+        answer.assert_error(403, "forbidden");
+    }
+    // The page's own request is let through (and finds no such record).
+    let origin = gateway.base.clone();
+    let answer = gateway
+        .request(
+            Method::POST,
+            retry,
+            &[
+                ("origin", origin.as_str()),
+                ("sec-fetch-site", "same-origin"),
+            ],
+            "",
+        )
+        .await;
+    answer.assert_error(404, "not_found");
+
+    let open = Gateway::start_with_queue(None, "").await;
+    let answer = open
+        .request(Method::GET, "/healthz", &[("host", "anything.example")], "")
+        .await;
+    assert_eq!(answer.status, 200);
 }
 
 /// A JPEG XL cut short (its first 3,000 of 21,712 bytes) ends `Error` 422, never a grey,

@@ -13,9 +13,11 @@
 //! limits here sit well below hyper's, so that a request hyper can read gets the error that
 //! names the limit it passed.
 
-use axum::extract::Request;
-use axum::http::header::HOST;
-use axum::http::{Method, Version};
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::header::{HOST, ORIGIN};
+use axum::http::{HeaderMap, HeaderValue, Method, Version};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
@@ -33,15 +35,19 @@ pub const HYPER_MAX_HEAD_BYTES: usize = 64 * 1024;
 /// The most headers hyper parses; more are refused by hyper itself.
 pub const HYPER_MAX_HEADERS: usize = 256;
 
-/// The middleware.
-pub async fn check(request: Request, next: Next) -> Response {
-    match refusal(&request) {
+/// The middleware, with the hosts of `server.allowed_hosts` (empty: any).
+pub async fn check(
+    State(allowed): State<Arc<Vec<String>>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    match refusal(&request, &allowed) {
         Some(error) => error.into_response(),
         None => next.run(request).await,
     }
 }
 
-fn refusal(request: &Request) -> Option<ApiError> {
+fn refusal(request: &Request, allowed: &[String]) -> Option<ApiError> {
     let hosts = request.headers().get_all(HOST).iter().count();
     if request.version() == Version::HTTP_11 && hosts != 1 {
         return Some(ApiError::InvalidHost(if hosts == 0 {
@@ -49,6 +55,11 @@ fn refusal(request: &Request) -> Option<ApiError> {
         } else {
             "the Host header is given more than once"
         }));
+    }
+    if !allowed.is_empty() && !host_allowed(request.headers().get(HOST), allowed) {
+        return Some(ApiError::InvalidHost(
+            "the Host is not one this service answers to (server.allowed_hosts)",
+        ));
     }
     let target = request
         .uri()
@@ -69,4 +80,122 @@ fn refusal(request: &Request) -> Option<ApiError> {
         });
     }
     None
+}
+
+/// The name of a `Host` value without its port, lower case (IPv6 in brackets).
+fn host_name(value: &str) -> String {
+    let value = value.trim();
+    let name = match value.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().map(|inner| format!("[{inner}]")),
+        None => value.split(':').next().map(str::to_owned),
+    };
+    name.unwrap_or_default().to_ascii_lowercase()
+}
+
+/// Whether a `Host` header names one of `allowed` (a `.name` admits its subdomains).
+fn host_allowed(host: Option<&HeaderValue>, allowed: &[String]) -> bool {
+    let Some(name) = host.and_then(|value| value.to_str().ok()).map(host_name) else {
+        return false;
+    };
+    allowed.iter().any(|entry| {
+        let entry = entry.to_ascii_lowercase();
+        match entry.strip_prefix('.') {
+            Some(domain) => name == domain || name.ends_with(&entry),
+            None => name == entry,
+        }
+    })
+}
+
+/// Refuses a request a browser sent from another site: `Sec-Fetch-Site` other than
+/// `same-origin` or `none`, or an `Origin` whose host is not the request's `Host`. For
+/// actions a page can be tricked into (a cross-site form post needs no script and no
+/// CORS): the dashboard's.
+pub fn same_origin(headers: &HeaderMap) -> Result<(), ApiError> {
+    let refused = || {
+        Err(ApiError::Forbidden(
+            "a request from another site may not act here",
+        ))
+    };
+    if let Some(site) = headers.get("sec-fetch-site") {
+        if !matches!(site.to_str(), Ok("same-origin" | "none")) {
+            return refused();
+        }
+    }
+    if let Some(origin) = headers.get(ORIGIN) {
+        let origin_host = origin
+            .to_str()
+            .ok()
+            .and_then(|origin| origin.split_once("://"))
+            .map(|(_, authority)| authority.to_ascii_lowercase());
+        let host = headers
+            .get(HOST)
+            .and_then(|host| host.to_str().ok())
+            .map(|host| host.trim().to_ascii_lowercase());
+        if origin_host.is_none() || origin_host != host {
+            return refused();
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for (name, value) in pairs {
+            headers.insert(*name, HeaderValue::from_str(value).unwrap());
+        }
+        headers
+    }
+
+    #[test]
+    fn only_allowed_hosts_are_answered() {
+        let allowed = ["thumbs.example.org".to_owned(), ".internal.test".to_owned()];
+        for (host, expected) in [
+            ("thumbs.example.org", true),
+            ("THUMBS.example.org:8080", true),
+            ("a.internal.test", true),
+            ("internal.test", true),
+            ("evil.example", false),
+            ("thumbs.example.org.evil.example", false),
+            ("xinternal.test", false),
+            ("[::1]:8080", false),
+        ] {
+            let value = HeaderValue::from_str(host).unwrap();
+            assert_eq!(host_allowed(Some(&value), &allowed), expected, "{host}");
+        }
+        assert!(!host_allowed(None, &allowed));
+        let v6 = HeaderValue::from_static("[::1]:8080");
+        assert!(host_allowed(Some(&v6), &["[::1]".to_owned()]));
+    }
+
+    #[test]
+    fn cross_site_actions_are_refused() {
+        for (pairs, ok) in [
+            (vec![("host", "h:8080")], true),
+            (
+                vec![("host", "h:8080"), ("sec-fetch-site", "same-origin")],
+                true,
+            ),
+            (vec![("host", "h:8080"), ("sec-fetch-site", "none")], true),
+            (vec![("host", "h:8080"), ("origin", "http://h:8080")], true),
+            (
+                vec![("host", "h:8080"), ("sec-fetch-site", "cross-site")],
+                false,
+            ),
+            (
+                vec![("host", "h:8080"), ("sec-fetch-site", "same-site")],
+                false,
+            ),
+            (
+                vec![("host", "h:8080"), ("origin", "http://evil.example")],
+                false,
+            ),
+            (vec![("host", "h:8080"), ("origin", "null")], false),
+        ] {
+            assert_eq!(same_origin(&headers(&pairs)).is_ok(), ok, "{pairs:?}");
+        }
+    }
 }

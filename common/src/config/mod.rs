@@ -27,6 +27,8 @@ pub struct Config {
     /// Whether uploads of bytes already stored share the stored original, and complete from
     /// (or wait for) an upload of the same bytes and variants instead of being decoded again.
     pub dedup: bool,
+    /// What the HTTP server answers to.
+    pub server: ServerConfig,
     /// The job queue.
     pub queue: QueueConfig,
     /// The record store.
@@ -317,6 +319,17 @@ impl std::fmt::Debug for S3Config {
     }
 }
 
+/// What the HTTP server answers to.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// The host names (and addresses) requests may name in `Host`, compared without case or
+    /// port; a name starting with `.` admits its subdomains. Empty: any. Set it where a
+    /// browser can reach the service, so that a page whose name is pointed at it (DNS
+    /// rebinding) is refused.
+    pub allowed_hosts: Vec<String>,
+}
+
 /// API keys. With none configured, the API is open.
 #[derive(Clone, Default, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
@@ -523,6 +536,7 @@ impl Default for Config {
             data_dir: PathBuf::from("./data"),
             keep_raw: false,
             dedup: true,
+            server: ServerConfig::default(),
             queue: QueueConfig::default(),
             store: StoreConfig::default(),
             media: MediaConfig::default(),

@@ -42,6 +42,7 @@ use crate::state::AppState;
 
 /// The API's routes, behind the API-key check when keys are configured.
 pub fn router(state: AppState, keys: Option<Arc<ApiKeys>>) -> Router {
+    let allowed_hosts = Arc::new(state.config.server.allowed_hosts.clone());
     let profile =
         crate::openapi::Profile::new(state.callbacks.enabled, keys.is_some(), state.video.is_ok());
     let router = Router::new()
@@ -80,7 +81,10 @@ pub fn router(state: AppState, keys: Option<Arc<ApiKeys>>) -> Router {
     // Protocol checks run before the key check and the routes; outermost, every request (even
     // one refused) gets its id and its span.
     router
-        .layer(axum::middleware::from_fn(crate::protocol::check))
+        .layer(axum::middleware::from_fn_with_state(
+            allowed_hosts,
+            crate::protocol::check,
+        ))
         .layer(axum::middleware::from_fn(crate::request_id::assign))
 }
 

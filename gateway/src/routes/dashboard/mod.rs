@@ -14,12 +14,14 @@
 //! It shows records by state (from the store, so the whole fleet's), the jobs waiting for a
 //! worker and the oldest of them, uploads and completions per 10 s over ten minutes (as this
 //! gateway counted them), the workers heard from, the latest failures and the dead letters.
-//! It refreshes itself every 3 s.
+//! It refreshes itself every 3 s. Its actions refuse a request a browser sent from another
+//! site (`Sec-Fetch-Site`, `Origin`: [`crate::protocol::same_origin`]), so that no page can
+//! post a form to them.
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use common::record::Record;
 use common::storage::Key;
@@ -109,7 +111,7 @@ pub async fn data(
     params(("media_id" = uuid::Uuid, Path, description = "The dead letter's record")),
     responses(
         (status = 202, description = "Queued again: the record, processing", body = Record),
-        (status = 403, description = "The key's tenant is not an operator (`forbidden`)", body = crate::openapi::ErrorBody),
+        (status = 403, description = "The key's tenant is not an operator, or the request came from another site (`forbidden`)", body = crate::openapi::ErrorBody),
         (status = 404, description = "No such record (`not_found`)", body = crate::openapi::ErrorBody),
         (status = 409, description = "The record is no dead letter (`not_a_dead_letter`)", body = crate::openapi::ErrorBody),
     ),
@@ -118,7 +120,9 @@ pub async fn retry(
     State(state): State<AppState>,
     tenant: Tenant,
     MediaId(id): MediaId,
+    headers: HeaderMap,
 ) -> Result<impl IntoResponse, ApiError> {
+    crate::protocol::same_origin(&headers)?;
     tenant.require_operator()?;
     let update = state.store.update_and_enqueue(id, Record::retry).await?;
     match update {
@@ -144,7 +148,7 @@ pub async fn retry(
     params(("media_id" = uuid::Uuid, Path, description = "The dead letter's record")),
     responses(
         (status = 204, description = "Discarded"),
-        (status = 403, description = "The key's tenant is not an operator (`forbidden`)", body = crate::openapi::ErrorBody),
+        (status = 403, description = "The key's tenant is not an operator, or the request came from another site (`forbidden`)", body = crate::openapi::ErrorBody),
         (status = 404, description = "No such record (`not_found`)", body = crate::openapi::ErrorBody),
         (status = 409, description = "The record is no dead letter (`not_a_dead_letter`)", body = crate::openapi::ErrorBody),
     ),
@@ -153,7 +157,9 @@ pub async fn discard(
     State(state): State<AppState>,
     tenant: Tenant,
     MediaId(id): MediaId,
+    headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
+    crate::protocol::same_origin(&headers)?;
     tenant.require_operator()?;
     let update = state.store.update(id, Record::discard).await?;
     let record = match update {
