@@ -304,7 +304,7 @@ async fn slow_sources_never_hold_up_thumbnailing(backend: Backend) {
         backend,
         "worker: {concurrency: 1}\n\
          sources: {allowed_hosts: [\"127.0.0.1\", \"localhost\"], timeout_secs: 60, \
-         max_fetches: 4, max_fetches_per_host: 3}\n",
+         max_fetches: 4, max_fetches_per_host: 3, max_in_flight_per_client: 6}\n",
     )
     .await;
     let source = Source::start().await;
@@ -326,6 +326,28 @@ async fn slow_sources_never_hold_up_thumbnailing(backend: Backend) {
         let record = gateway.get(&format!("/images/{id}")).await.json();
         assert_eq!(record["state"], "Processing", "{record}");
     }
+    // This client's uploads by URL in flight are bounded: the five hanging and one more.
+    let sixth = gateway
+        .post_json(&json!({ "url": source.url("/hang") }))
+        .await;
+    assert_eq!(sixth.status, 202);
+    let over = gateway
+        .post_json(&json!({ "url": source.url("/photo") }))
+        .await;
+    over.assert_error(429, "too_many_sources");
+    assert!(over.header("retry-after").is_some());
+    // One ending makes room again (on another host: 127.0.0.1's fetch slots hang).
+    let deleted = gateway
+        .request(
+            hyper::Method::DELETE,
+            &format!("/images/{}", sixth.media_id()),
+            &[],
+            "",
+        )
+        .await;
+    assert_eq!(deleted.status, 204);
+    let record = fetch(&gateway, &by_name, json!({})).await;
+    assert_eq!(record["state"], "Completed", "{record}");
 }
 
 async fn a_fetch_survives_a_gateway_crash(backend: Backend) {

@@ -131,6 +131,12 @@ pub enum ApiError {
     /// [`crate::json_errors`]).
     #[error("the request line or a header does not parse as HTTP/1.1")]
     MalformedRequest,
+    /// The client has `sources.max_in_flight_per_client` uploads by URL in flight.
+    #[error("this client has {max} uploads by URL in flight already; retry when one is final")]
+    TooManySources {
+        /// The limit.
+        max: usize,
+    },
     /// An accepted key whose tenant may not use this endpoint.
     #[error("{0}")]
     Forbidden(&'static str),
@@ -253,6 +259,7 @@ impl ApiError {
             ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::MalformedRequest => (StatusCode::BAD_REQUEST, "malformed_request"),
+            ApiError::TooManySources { .. } => (StatusCode::TOO_MANY_REQUESTS, "too_many_sources"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::NoRoute => (StatusCode::NOT_FOUND, "no_route"),
             ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
@@ -316,6 +323,7 @@ impl ApiError {
             ApiError::Overloaded(_) | ApiError::TooManyConnections => {
                 Some((header::RETRY_AFTER, "1".into()))
             }
+            ApiError::TooManySources { .. } => Some((header::RETRY_AFTER, "5".into())),
             ApiError::QueueFull
             | ApiError::Store(StoreError::Unavailable(_))
             | ApiError::Storage(_) => Some((header::RETRY_AFTER, "5".into())),

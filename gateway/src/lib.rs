@@ -37,6 +37,7 @@ pub mod request_id;
 pub mod results;
 pub mod routes;
 pub mod server;
+pub mod source_quota;
 pub mod state;
 pub mod store;
 pub mod sweeper;
@@ -160,7 +161,8 @@ pub async fn serve(
         allowed: common::address::Allowed::new(&config.callbacks.allowed_hosts),
     };
     let metrics = Arc::new(Metrics::new());
-    let waiters = waiters::Waiters::default();
+    let sources = source_quota::SourceQuota::default();
+    let waiters = waiters::Waiters::new(sources.clone());
     let deliveries = callbacks::Wake::default();
     let processing =
         recovery::requeue(&store, queue.is_durable(), &config.recovery, &metrics).await?;
@@ -228,6 +230,7 @@ pub async fn serve(
         video,
         workers: heard,
         readiness,
+        sources,
         admission: admission::Admission::new(
             &config.limits,
             // Free disk matters where the gateway writes: sled, or media in the directory.

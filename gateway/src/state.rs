@@ -34,6 +34,8 @@ pub struct AppState {
     pub outbox: Outbox,
     /// Whether there is room for another upload.
     pub admission: Admission,
+    /// Each client's uploads by URL in flight.
+    pub sources: crate::source_quota::SourceQuota,
     /// What the last checks of the store, the queue and media storage found.
     pub readiness: crate::readiness::Readiness,
     /// The memory uploads being read share.

@@ -17,6 +17,7 @@ use common::record::Record;
 use tokio::sync::Notify;
 use uuid::Uuid;
 
+use crate::source_quota::SourceQuota;
 use crate::store::{Store, StoreError};
 
 /// The PostgreSQL notification channel of records made final.
@@ -29,6 +30,8 @@ pub const RECHECK: Duration = Duration::from_secs(2);
 #[derive(Debug, Clone, Default)]
 pub struct Waiters {
     parked: Arc<Mutex<HashMap<Uuid, Arc<Notify>>>>,
+    /// Told of every record made final too: uploads by URL are counted until then.
+    sources: SourceQuota,
 }
 
 /// One waiter's place; leaving it takes the record's entry away when it was the last.
@@ -53,8 +56,17 @@ impl Waiters {
         self.parked.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Wakes whoever waits for `media_id`.
+    /// Waiters that also let a source upload go from `sources` when it is final.
+    pub fn new(sources: SourceQuota) -> Self {
+        Self {
+            parked: Arc::default(),
+            sources,
+        }
+    }
+
+    /// Wakes whoever waits for `media_id`, now final.
     pub fn notify(&self, media_id: Uuid) {
+        self.sources.finished(media_id);
         if let Some(notify) = self.lock().get(&media_id) {
             notify.notify_waiters();
         }

@@ -138,6 +138,9 @@ pub struct SourcesConfig {
     /// Sources one worker process fetches at once from one host; the others for that host
     /// wait their turn.
     pub max_fetches_per_host: usize,
+    /// Uploads by URL one client (its tenant with API keys, else its IP address) may have in
+    /// flight at once, per gateway; past it, 429 `too_many_sources`.
+    pub max_in_flight_per_client: usize,
 }
 
 impl Default for SourcesConfig {
@@ -149,6 +152,7 @@ impl Default for SourcesConfig {
             timeout_secs: 60,
             max_fetches: 16,
             max_fetches_per_host: 4,
+            max_in_flight_per_client: 32,
         }
     }
 }
@@ -684,8 +688,13 @@ impl Config {
         if !(1..=100).contains(&self.thumbnail.jpeg_quality) {
             return invalid("thumbnail.jpeg_quality must be between 1 and 100");
         }
-        if self.sources.max_fetches == 0 || self.sources.max_fetches_per_host == 0 {
-            return invalid("sources.max_fetches and max_fetches_per_host must be at least 1");
+        if self.sources.max_fetches == 0
+            || self.sources.max_fetches_per_host == 0
+            || self.sources.max_in_flight_per_client == 0
+        {
+            return invalid(
+                "sources.max_fetches, max_fetches_per_host and max_in_flight_per_client must be at least 1",
+            );
         }
         if self.limits.max_upload_bytes == 0
             || self.limits.max_video_bytes == 0

@@ -43,6 +43,7 @@ pub async fn delete(
         lock.release().await;
     }
     let record = removed?;
+    state.sources.finished(id);
     if !record.is_final() {
         state.metrics.jobs_processing.dec();
     }

@@ -54,6 +54,9 @@ pub struct UploadParams {
     /// The tenant the upload is for (from its API key, not the query).
     #[serde(skip)]
     tenant: Option<String>,
+    /// Who sent it, for per-client bounds: the tenant, else the IP address.
+    #[serde(skip)]
+    client: String,
 }
 
 impl UploadParams {
@@ -171,7 +174,7 @@ impl UploadParams {
         (status = 408, description = "The body came too slowly (`request_timeout`)", body = crate::openapi::ErrorBody),
         (status = 413, description = "Over a size limit: `payload_too_large`, `request_too_large`, `too_many_files`, `too_many_parts`, `too_many_pixels`, `metadata_too_large`", body = crate::openapi::ErrorBody),
         (status = 415, description = "A media type not accepted, or one the bytes contradict (`unsupported_media_type`, `media_type_mismatch`)", body = crate::openapi::ErrorBody),
-        (status = 429, description = "Over the client's upload rate (`rate_limited`)", body = crate::openapi::ErrorBody,
+        (status = 429, description = "Over the client's upload rate (`rate_limited`), or its uploads by URL in flight (`too_many_sources`)", body = crate::openapi::ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
         (status = 503, description = "Too many uploads in flight or jobs queued (`overloaded`, `queue_full`), too many connections (`too_many_connections`), or a back-end unavailable (`store_unavailable`, `storage_unavailable`)", body = crate::openapi::ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
@@ -193,6 +196,9 @@ pub async fn upload(
     let outcome = match (params, admitted) {
         (Ok(Query(mut params)), Ok(_permit)) => {
             params.tenant = tenant.name().map(str::to_owned);
+            params.client = tenant
+                .name()
+                .map_or_else(|| client.ip().to_string(), str::to_owned);
             accept(&state, params, &headers, &mut body).await
         }
         (Err(_), _) => Err(ApiError::InvalidQuery),
@@ -311,6 +317,9 @@ async fn accept_url(
     let allowed = address::Allowed::new(&state.config.sources.allowed_hosts);
     let url = address::check_url(&url, &allowed)
         .map_err(|reason| ApiError::InvalidParameter(format!("url: {reason}")))?;
+    let client = params.client.clone();
+    let max = state.config.sources.max_in_flight_per_client;
+    state.sources.check(&client, max)?;
     let request = params.into_request(state)?;
     let mut record = Record::fetching(
         Uuid::now_v7(),
@@ -321,6 +330,7 @@ async fn accept_url(
     );
     record.tenant = request.tenant;
     let record = commit(state, record, Raw::None).await?;
+    state.sources.accepted(&client, record.media_id);
     Ok(accepted(state, record))
 }
 
