@@ -116,10 +116,10 @@ pub fn same_origin(headers: &HeaderMap) -> Result<(), ApiError> {
             "a request from another site may not act here",
         ))
     };
-    if let Some(site) = headers.get("sec-fetch-site") {
-        if !matches!(site.to_str(), Ok("same-origin" | "none")) {
-            return refused();
-        }
+    if let Some(site) = headers.get("sec-fetch-site")
+        && !matches!(site.to_str(), Ok("same-origin" | "none"))
+    {
+        return refused();
     }
     if let Some(origin) = headers.get(ORIGIN) {
         let origin_host = origin
