@@ -125,3 +125,173 @@ pub fn upload_body(data: &[u8]) {
         );
     }
 }
+
+/// The boundary of the forms the `form` target posts.
+pub const FORM_BOUNDARY: &str = "fuzzboundary";
+
+/// The limits of the gateway the `form` target posts to: small, so that the fuzzer reaches
+/// them.
+const FORM_FILES: usize = 4;
+const FORM_PARTS: usize = 64;
+
+/// The address of a gateway serving in this process (embedded queue and store, a temporary
+/// data directory), started on first use.
+fn form_gateway() -> std::net::SocketAddr {
+    static ADDRESS: std::sync::OnceLock<std::net::SocketAddr> = std::sync::OnceLock::new();
+    *ADDRESS.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("a runtime");
+            runtime.block_on(async move {
+                let data = tempfile::tempdir().expect("a data directory");
+                let mut config = common::Config::default();
+                config.data_dir = data.path().to_owned();
+                config.limits.max_files_per_request = FORM_FILES;
+                config.limits.max_form_parts = FORM_PARTS;
+                config.limits.max_request_bytes = 1 << 20;
+                config.limits.max_pixels = 1_000_000;
+                config.video.ffprobe = "/nonexistent/ffprobe".into();
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                    .await
+                    .expect("a port");
+                tx.send(listener.local_addr().expect("an address"))
+                    .expect("sent");
+                let (_trigger, shutdown) = common::shutdown::ShutdownTrigger::new();
+                gateway::serve(listener, config, shutdown)
+                    .await
+                    .expect("the gateway serves");
+                drop(data);
+            });
+        });
+        rx.recv().expect("the gateway's address")
+    })
+}
+
+/// A multipart body posted, as it is, to a real gateway (over loopback, in this process):
+/// the answer must be whole, JSON, of a status a form can get, and as long as its accepted
+/// files make it, never as long as the form.
+pub fn form(data: &[u8]) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(form_gateway()).expect("connected");
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .expect("a timeout");
+    let head = format!(
+        "POST /images HTTP/1.1\r\nHost: fuzz\r\nContent-Type: multipart/form-data; \
+         boundary={FORM_BOUNDARY}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        data.len()
+    );
+    // The gateway may answer and close before the body is all sent: not a failure.
+    let _ = stream
+        .write_all(head.as_bytes())
+        .and_then(|()| stream.write_all(data));
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    let text = String::from_utf8_lossy(&answer);
+    let (head, body) = text.split_once("\r\n\r\n").expect("a whole answer");
+    let status: u16 = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|status| status.parse().ok())
+        .expect("a status");
+    assert!(
+        [202, 400, 408, 413, 415, 503].contains(&status),
+        "status {status}: {body}"
+    );
+    let json: serde_json::Value = serde_json::from_str(body).expect("a JSON answer");
+    let items = json["items"].as_array().map_or(0, Vec::len);
+    // Every accepted or refused file within the limit, one item for the files past it, one
+    // for late fields, one for the part that ended the form.
+    assert!(items <= FORM_FILES + 3, "{items} items");
+    assert!(status == 202 || json["error"]["code"].is_string(), "{body}");
+}
+
+/// A source whose server answers with `data`, whatever it is (over loopback, no redirect
+/// followed, so nothing else is ever reached): the fetch must end with the bytes spooled
+/// within the limit and sniffed, or with an error of the documented codes that does not
+/// name the URL.
+pub fn source(data: &[u8]) {
+    use common::config::{LimitsConfig, SourcesConfig};
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    runtime.block_on(async {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a port");
+        let url = format!(
+            "http://{}/source",
+            listener.local_addr().expect("an address")
+        );
+        let answer = data.to_vec();
+        let server = tokio::spawn(async move {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                return;
+            };
+            let mut head = [0u8; 8192];
+            let _ = stream.read(&mut head).await;
+            let _ = stream.write_all(&answer).await;
+            let _ = stream.shutdown().await;
+        });
+        let config = SourcesConfig {
+            allowed_hosts: vec!["127.0.0.1".to_owned()],
+            max_redirects: 0,
+            connect_timeout_secs: 1,
+            timeout_secs: 2,
+            ..SourcesConfig::default()
+        };
+        let limits = LimitsConfig {
+            max_upload_bytes: 256 * 1024,
+            max_video_bytes: 512 * 1024,
+            ..LimitsConfig::default()
+        };
+        let data_dir = tempfile::tempdir().expect("a data directory");
+        let spool = common::spool::Spool::new(&common::files::DataDir::new(data_dir.path()));
+        let fetcher = worker::fetch::Fetcher::new(&config).expect("a fetcher");
+        match fetcher.fetch(&url, &spool, &limits).await {
+            Ok(fetched) => {
+                assert!(fetched.spooled.size <= limits.max_bytes(fetched.media_type));
+                assert!(fetched.spooled.size > 0);
+            }
+            Err(error) => {
+                assert!(
+                    [400, 413, 415, 502, 504].contains(&error.code),
+                    "{}: {}",
+                    error.code,
+                    error.message
+                );
+                assert!(!error.message.contains("127.0.0.1"), "{}", error.message);
+            }
+        }
+        server.abort();
+    });
+}
+
+/// A JPEG XL header and file on arbitrary bytes: what the header lets through is within the
+/// pixel limit and its rendering within the allocation limit, and the whole thumbnail path
+/// returns, a cut file as an error.
+pub fn jxl_header(data: &[u8]) {
+    use common::media::MediaType;
+    let limits = LimitsConfig {
+        max_pixels: 4_000_000,
+        max_alloc_bytes: 64 * 1024 * 1024,
+        ..LimitsConfig::default()
+    };
+    if let Ok((width, height)) = worker::decode::probe(data, MediaType::Jxl, &limits) {
+        let pixels = u64::from(width) * u64::from(height);
+        assert!(pixels <= limits.max_pixels, "{width}×{height}");
+        // At least one channel of 32-bit floats per pixel is rendered.
+        assert!(pixels * 4 <= limits.max_alloc_bytes, "{width}×{height}");
+    }
+    let variant = JobVariant {
+        index: 0,
+        variant: Variant::default_for(&ThumbnailConfig::default()),
+    };
+    let _ = worker::thumbnail::make(data, MediaType::Jxl, &[variant], &limits);
+}

@@ -14,7 +14,7 @@ mod harness;
 
 use std::path::Path;
 
-use harness::{thumbnail, upload_body, video};
+use harness::{FORM_BOUNDARY, form, jxl_header, source, thumbnail, upload_body, video};
 
 /// Every file of `tests/fuzz-regressions/<target>/`.
 fn regressions(target: &str) -> Vec<(String, Vec<u8>)> {
@@ -89,5 +89,98 @@ fn video_fixtures() {
         let mut input = vec![selector];
         input.extend_from_slice(&support::fixture(name));
         video(&input);
+    }
+}
+
+/// Forms as the `form` target's seeds make them: files, fields, a late field, a cut body,
+/// tiny parts past both limits.
+#[test]
+fn form_regressions_and_seeds() {
+    let part = |name: &str, filename: Option<&str>, body: &[u8]| {
+        let filename = filename.map_or(String::new(), |f| format!("; filename=\"{f}\""));
+        let mut part = format!(
+            "--{FORM_BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"{filename}\r\n\r\n"
+        )
+        .into_bytes();
+        part.extend_from_slice(body);
+        part.extend_from_slice(b"\r\n");
+        part
+    };
+    let end = format!("--{FORM_BOUNDARY}--\r\n").into_bytes();
+    let two = [
+        part("sizes", None, b"32x32"),
+        part("image", Some("a.png"), &support::fixture("small.png")),
+        part("image", Some("b.jpg"), &support::fixture("strip.jpg")),
+        part("fit", None, b"cover"),
+        end.clone(),
+    ]
+    .concat();
+    let mut tiny: Vec<u8> = (0..200)
+        .flat_map(|i| part("f", Some(&i.to_string()), b"x"))
+        .collect();
+    tiny.extend_from_slice(&end);
+    for input in [
+        two.clone(),
+        two[..300].to_vec(),
+        tiny,
+        b"--nothing".to_vec(),
+        Vec::new(),
+    ] {
+        form(&input);
+    }
+    for (name, data) in regressions("form") {
+        println!("{name}");
+        form(&data);
+    }
+}
+
+/// Sources as the `source` target's seeds answer: whole, chunked, redirecting, lying.
+#[test]
+fn source_regressions_and_seeds() {
+    let png = support::fixture("small.png");
+    let mut whole = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n",
+        png.len()
+    )
+    .into_bytes();
+    whole.extend_from_slice(&png);
+    let cut = whole[..whole.len() / 2].to_vec();
+    for input in [
+        whole,
+        cut,
+        b"HTTP/1.1 302 Found\r\nLocation: http://example.org/\r\nContent-Length: 0\r\n\r\n"
+            .to_vec(),
+        b"HTTP/1.1 304 Not Modified\r\nLocation: /x\r\n\r\n".to_vec(),
+        b"HTTP/1.1 200 OK\r\nContent-Length: 99999999999\r\n\r\nGIF89a".to_vec(),
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n".to_vec(),
+        b"not http at all".to_vec(),
+        Vec::new(),
+    ] {
+        source(&input);
+    }
+    for (name, data) in regressions("source") {
+        println!("{name}");
+        source(&data);
+    }
+}
+
+/// JPEG XL files, whole, cut and past the limits.
+#[test]
+fn jxl_header_regressions_and_fixtures() {
+    for name in [
+        "jxl-lossy.jxl",
+        "jxl-alpha.jxl",
+        "jxl-16bit.jxl",
+        "jxl-orientation-6.jxl",
+        "bomb-jxl.jxl",
+    ] {
+        let whole = support::fixture(name);
+        for cut in [whole.len(), 3000.min(whole.len()), 40.min(whole.len())] {
+            jxl_header(&whole[..cut]);
+        }
+    }
+    for (name, data) in regressions("jxl_header") {
+        println!("{name}");
+        jxl_header(&data);
     }
 }
