@@ -82,11 +82,34 @@ pub fn is_public(path: &str) -> bool {
 )]
 pub struct ApiDoc;
 
-/// The generated document with the links of [`add_links`], for every configuration.
+/// The generated document with the links of [`add_links`] and the form's text fields as
+/// [`loosen_form_fields`] leaves them, for every configuration.
 fn generated() -> Value {
     let mut document = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
     add_links(&mut document);
+    loosen_form_fields(&mut document);
     document
+}
+
+/// A form's text fields are text of any shape in the contract. Before the first file their
+/// values are checked as the query's are (400 for a bad one); after a file they apply to
+/// nothing and are refused as an item of the answer, beside the files already accepted. A
+/// schema cannot say "before the first file", so it constrains none of them rather than
+/// promise a refusal a late one does not get.
+fn loosen_form_fields(document: &mut Value) {
+    let Some(Value::Object(properties)) =
+        document.pointer_mut("/components/schemas/UploadForm/properties")
+    else {
+        return;
+    };
+    for (name, schema) in properties.iter_mut() {
+        if name != "image" {
+            *schema = json!({
+                "description": "As the query parameter of the same name, when before the \
+                                first file",
+            });
+        }
+    }
 }
 
 /// The document of a service with `profile`, as JSON.
@@ -189,7 +212,9 @@ pub struct UploadOptions {
 }
 
 /// `POST /images` as a form: every part with a filename is one upload, its bytes as they are;
-/// text fields before the first file apply to every file.
+/// text fields before the first file apply to every file and are checked as the query's are;
+/// one after a file is refused as an item of the answer (so the document leaves their shape
+/// open: [`loosen_form_fields`]).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct UploadForm {
     /// As the query parameter.
