@@ -27,7 +27,15 @@ async fn a_database_outage_answers_503_and_heals_by_itself() {
         .get(&format!("/images/{before}"))
         .await
         .assert_error(503, "store_unavailable");
-    assert_eq!(gateway.get("/readyz").await.status, 503);
+    // Readiness is checked in the background every second: it says so within a few.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while gateway.get("/readyz").await.status != 503 {
+        assert!(
+            Instant::now() < deadline,
+            "readyz stayed ready without its database"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     database.allow_connections(true);
     let deadline = Instant::now() + Duration::from_secs(20);
