@@ -148,8 +148,10 @@ fn form_gateway() -> std::net::SocketAddr {
                 .expect("a runtime");
             runtime.block_on(async move {
                 let data = tempfile::tempdir().expect("a data directory");
-                let mut config = common::Config::default();
-                config.data_dir = data.path().to_owned();
+                let mut config = common::Config {
+                    data_dir: data.path().to_owned(),
+                    ..common::Config::default()
+                };
                 config.limits.max_files_per_request = FORM_FILES;
                 config.limits.max_form_parts = FORM_PARTS;
                 config.limits.max_request_bytes = 1 << 20;

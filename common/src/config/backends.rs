@@ -1,0 +1,130 @@
+//! The back-ends: `store` (sled or PostgreSQL), `media` (the data directory or S3),
+//! `queue` (in-process or RabbitMQ) and `recovery` (what is redone after a crash).
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// What becomes of jobs that do not finish.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RecoveryConfig {
+    /// A record unchanged this long while processing is queued again.
+    pub stuck_after_secs: u64,
+    /// Times a job is queued in all; a record stuck after the last is recorded as failed.
+    pub max_attempts: u32,
+    /// How often the objects no record needs are swept (orphans of crashes and failures).
+    pub orphan_sweep_secs: u64,
+    /// How old such an object must be before it is swept: younger ones may be being written
+    /// by another process.
+    pub orphan_grace_secs: u64,
+}
+
+impl Default for RecoveryConfig {
+    fn default() -> Self {
+        Self {
+            stuck_after_secs: 600,
+            max_attempts: 3,
+            orphan_sweep_secs: 3600,
+            orphan_grace_secs: 3600,
+        }
+    }
+}
+
+/// The record store.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreConfig {
+    /// Unset: sled in `<data_dir>/db` (one gateway). `postgres://…`: PostgreSQL (any number
+    /// of gateways).
+    pub url: Option<String>,
+    /// A file holding `url` (a mounted secret); set one of the two.
+    pub url_file: Option<PathBuf>,
+    /// PostgreSQL: connections each gateway opens at most.
+    pub max_connections: u32,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            url: None,
+            url_file: None,
+            max_connections: 16,
+        }
+    }
+}
+
+/// Where media bytes live.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MediaConfig {
+    /// Unset: the data directory. `s3://bucket/prefix`: S3-compatible object storage.
+    pub url: Option<String>,
+    /// S3: answer thumbnail requests for raw bytes with a redirect to a presigned URL instead
+    /// of streaming them through the gateway.
+    pub presign: bool,
+    /// S3 settings.
+    pub s3: S3Config,
+}
+
+/// S3 settings, named as the AWS tools name them.
+#[derive(Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct S3Config {
+    /// The endpoint, for S3-compatible services (MinIO, Garage, s3s-fs, …); unset: AWS.
+    pub endpoint: Option<String>,
+    /// The region (default `us-east-1`).
+    pub region: Option<String>,
+    /// The access key id.
+    pub access_key_id: Option<String>,
+    /// A file holding `access_key_id`; set one of the two.
+    pub access_key_id_file: Option<PathBuf>,
+    /// The secret access key.
+    pub secret_access_key: Option<String>,
+    /// A file holding `secret_access_key`; set one of the two.
+    pub secret_access_key_file: Option<PathBuf>,
+    /// Allow `http://` endpoints (local servers).
+    pub allow_http: bool,
+}
+
+impl std::fmt::Debug for S3Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Config")
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("access_key_id", &self.access_key_id)
+            .field("access_key_id_file", &self.access_key_id_file)
+            .field(
+                "secret_access_key",
+                &self.secret_access_key.as_ref().map(|_| "***"),
+            )
+            .field("secret_access_key_file", &self.secret_access_key_file)
+            .field("allow_http", &self.allow_http)
+            .finish()
+    }
+}
+
+/// The job queue.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QueueConfig {
+    /// Unset: the embedded in-process queue. `amqp://…`: RabbitMQ.
+    pub url: Option<String>,
+    /// A file holding `url` (a mounted secret); set one of the two.
+    pub url_file: Option<PathBuf>,
+    /// RabbitMQ: the prefix of the queue and exchange names.
+    pub prefix: String,
+    /// RabbitMQ: deliveries of one job before it is dead-lettered (its worker died each time).
+    pub delivery_limit: u32,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        Self {
+            url: None,
+            url_file: None,
+            prefix: "thumbnailify".to_owned(),
+            delivery_limit: 5,
+        }
+    }
+}

@@ -1,0 +1,141 @@
+//! What workers make and how: `thumbnail` (sizes, format, presets), `worker` (concurrency,
+//! heartbeats) and `video` (FFmpeg).
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// Video: FFmpeg's `ffprobe` and `ffmpeg`, run as subprocesses on a file, each under a
+/// wall-clock timeout and an address-space cap.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct VideoConfig {
+    /// The `ffprobe` program (a name looked up in `PATH`, or a path).
+    pub ffprobe: PathBuf,
+    /// The `ffmpeg` program (a name looked up in `PATH`, or a path).
+    pub ffmpeg: PathBuf,
+    /// Seconds one probe or one poster decode may take before it is killed.
+    pub timeout_secs: u64,
+    /// Address space one FFmpeg process may map, in bytes (`RLIMIT_AS`).
+    pub max_memory_bytes: u64,
+    /// Decoding threads per FFmpeg process.
+    pub threads: u32,
+    /// Seconds of video read, from the seek point on, looking for a frame that is not black.
+    pub black_scan_secs: u64,
+}
+
+impl Default for VideoConfig {
+    fn default() -> Self {
+        Self {
+            ffprobe: PathBuf::from("ffprobe"),
+            ffmpeg: PathBuf::from("ffmpeg"),
+            timeout_secs: 60,
+            max_memory_bytes: 2 * 1024 * 1024 * 1024,
+            threads: 2,
+            black_scan_secs: 10,
+        }
+    }
+}
+
+/// The output format of thumbnails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum OutputFormat {
+    /// PNG for sources with alpha, JPEG otherwise.
+    Auto,
+    /// Always JPEG (alpha is composed over white).
+    Jpeg,
+    /// Always PNG.
+    Png,
+    /// Always WebP (lossless).
+    Webp,
+    /// Always AVIF (lossy, at the variant's quality; alpha kept). Only in builds with the
+    /// worker's `heif` feature: elsewhere a variant asking for it is refused at the door.
+    Avif,
+}
+
+impl OutputFormat {
+    /// The name the `format` parameter and the configuration use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutputFormat::Auto => "auto",
+            OutputFormat::Jpeg => "jpeg",
+            OutputFormat::Png => "png",
+            OutputFormat::Webp => "webp",
+            OutputFormat::Avif => "avif",
+        }
+    }
+}
+
+impl std::str::FromStr for OutputFormat {
+    type Err = ();
+
+    fn from_str(text: &str) -> Result<Self, ()> {
+        match text {
+            "auto" => Ok(OutputFormat::Auto),
+            "jpeg" | "jpg" => Ok(OutputFormat::Jpeg),
+            "png" => Ok(OutputFormat::Png),
+            "webp" => Ok(OutputFormat::Webp),
+            "avif" => Ok(OutputFormat::Avif),
+            _ => Err(()),
+        }
+    }
+}
+
+/// What thumbnails to make.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ThumbnailConfig {
+    /// Width of the box the thumbnail fits in.
+    pub width: u32,
+    /// Height of the box the thumbnail fits in.
+    pub height: u32,
+    /// Output format.
+    pub format: OutputFormat,
+    /// JPEG quality, 1–100.
+    pub jpeg_quality: u8,
+    /// Named variants clients may ask for by name in `sizes`.
+    pub presets: std::collections::BTreeMap<String, crate::variant::Preset>,
+}
+
+/// The workers.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WorkerConfig {
+    /// Jobs processed at once per worker process; 0 means one per CPU core.
+    pub concurrency: usize,
+    /// Seconds between a worker's heartbeats (the dashboard's list of workers).
+    pub heartbeat_secs: u64,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        Self {
+            concurrency: 0,
+            heartbeat_secs: 5,
+        }
+    }
+}
+
+impl Default for ThumbnailConfig {
+    fn default() -> Self {
+        Self {
+            width: 100,
+            height: 100,
+            format: OutputFormat::Auto,
+            jpeg_quality: 85,
+            presets: std::collections::BTreeMap::new(),
+        }
+    }
+}
+
+impl WorkerConfig {
+    /// The number of jobs to process at once: `concurrency`, or the number of cores when 0.
+    pub fn effective_concurrency(&self) -> usize {
+        if self.concurrency > 0 {
+            self.concurrency
+        } else {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        }
+    }
+}
