@@ -268,52 +268,32 @@ async fn ffmpeg_dies_with_the_process_that_started_it() {
 /// 504 once the delivery limit is spent, never 422 on the first (on RabbitMQ, counted by the
 /// quorum queue's `x-delivery-count`).
 async fn a_tool_out_of_time_is_tried_again_before_it_fails(backend: Backend) {
-    let tools = tempfile::tempdir().unwrap();
-    let ffprobe = slow_ffprobe(tools.path(), 1);
-    let gateway = Gateway::start(
-        backend,
-        &format!(
-            "video: {{ffprobe: {}, timeout_secs: 1}}\n",
-            ffprobe.display()
-        ),
-    )
-    .await;
-    let id = gateway
-        .upload("video/mp4", &fixture("video-h264.mp4"))
-        .await
-        .media_id();
-    let record = gateway.wait_final(&id).await;
-    assert_eq!(record["state"], "Completed", "{record}");
-    assert_eq!(
-        pids(tools.path()).len(),
-        1,
-        "one slow try, then the real probe"
-    );
-
-    let tools = tempfile::tempdir().unwrap();
-    let ffprobe = slow_ffprobe(tools.path(), u32::MAX);
-    let gateway = Gateway::start(
-        backend,
-        &format!(
-            "video: {{ffprobe: {}, timeout_secs: 1}}\nqueue: {{delivery_limit: 2}}\n",
-            ffprobe.display()
-        ),
-    )
-    .await;
-    let id = gateway
-        .upload("video/mp4", &fixture("video-h264.mp4"))
-        .await
-        .media_id();
-    let record = gateway.wait_final(&id).await;
-    assert_eq!(record["state"], "Error", "{record}");
-    assert_eq!(record["code"], 504, "{record}");
-    assert_eq!(
-        pids(tools.path()).len(),
-        3,
-        "the first delivery and two more"
-    );
-    for pid in pids(tools.path()) {
-        assert!(is_dead(pid), "every timed-out probe was killed");
+    // (slow probes, delivery limit, final state, code, probes run)
+    for (slow, limit, state, code, runs) in
+        [(1, 5, "Completed", 200, 1), (u32::MAX, 2, "Error", 504, 3)]
+    {
+        let tools = tempfile::tempdir().unwrap();
+        let ffprobe = slow_ffprobe(tools.path(), slow);
+        let gateway = Gateway::start(
+            backend,
+            &format!(
+                "video: {{ffprobe: {}, timeout_secs: 1}}\nqueue: {{delivery_limit: {limit}}}\n",
+                ffprobe.display()
+            ),
+        )
+        .await;
+        let id = gateway
+            .upload("video/mp4", &fixture("video-h264.mp4"))
+            .await
+            .media_id();
+        let record = gateway.wait_final(&id).await;
+        assert_eq!(record["state"], state, "{record}");
+        assert_eq!(record["code"], code, "{record}");
+        // One slow try then the real probe; or the first delivery and two more.
+        assert_eq!(pids(tools.path()).len(), runs);
+        for pid in pids(tools.path()) {
+            assert!(is_dead(pid), "every timed-out probe was killed");
+        }
     }
 }
 
