@@ -444,9 +444,9 @@ async fn the_contract_offers_only_what_the_service_accepts() {
 }
 
 /// With media storage hanging (its server stopped, connections open), `/readyz` still answers
-/// at once, from the last background check: 503 naming media storage within its check's
-/// second, never after a client's timeout. Uploads are refused at once with 503 and
-/// `Retry-After` while it hangs, and both recover when it answers again.
+/// at once, from the last background check: 503 naming media storage within a few seconds,
+/// never after a client's timeout. Uploads are refused at once with 503 and `Retry-After`
+/// once it has failed two checks in a row, and both recover when it answers again.
 #[tokio::test]
 async fn readiness_answers_at_once_while_media_storage_hangs() {
     let gateway = Gateway::start_on(Schema::create(), S3Server::start().await, "").await;
@@ -474,6 +474,9 @@ async fn readiness_answers_at_once_while_media_storage_hangs() {
         assert!(Instant::now() < deadline, "readyz stayed ready");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // Uploads are refused at once from the second failed check on (at most a round of 1 s
+    // and a check of 2 s after the first).
+    tokio::time::sleep(Duration::from_secs(4)).await;
     let upload = tokio::time::timeout(
         Duration::from_secs(3),
         gateway.upload("image/png", &support::fixture("small.png")),

@@ -2,8 +2,9 @@
 //! media storage are checked, each given [`CHECK_TIMEOUT`] to answer, and what was found is
 //! kept. `GET /readyz` answers from it at once, however slow a dependency is, so a probe with
 //! a timeout of a second or two always gets its answer; and an upload is refused at once
-//! (503, `Retry-After`) while the store or media storage failed their last check, instead of
-//! waiting out the client's own timeouts to fail the same way.
+//! (503, `Retry-After`) while the store or media storage has failed [`UPLOAD_FAILURES`]
+//! checks in a row, instead of waiting out the client's own timeouts to fail the same way
+//! (one slow answer under load does not turn uploads away).
 
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -19,18 +20,34 @@ use crate::store::{Store, StoreError};
 pub const INTERVAL: Duration = Duration::from_secs(1);
 
 /// How long one dependency may take to answer its check.
-pub const CHECK_TIMEOUT: Duration = Duration::from_secs(1);
+pub const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Checks in a row the store or media storage must fail before uploads are refused at once.
+pub const UPLOAD_FAILURES: u32 = 2;
 
 /// What the last round of checks found. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Readiness(Arc<RwLock<Found>>);
 
-/// The last round's findings: why each dependency is not usable, if it is not.
+/// The last round's findings: why each dependency is not usable, if it is not, and for how
+/// many rounds in a row the store and media storage have not been.
 #[derive(Debug, Clone, Default)]
 struct Found {
     store: Option<String>,
     queue: Option<String>,
     storage: Option<String>,
+    store_failures: u32,
+    storage_failures: u32,
+}
+
+impl Found {
+    /// Carries the counts of failures in a row over from `before`.
+    fn after(mut self, before: &Found) -> Self {
+        let count = |now: &Option<String>, before: u32| now.as_ref().map_or(0, |_| before + 1);
+        self.store_failures = count(&self.store, before.store_failures);
+        self.storage_failures = count(&self.storage, before.storage_failures);
+        self
+    }
 }
 
 impl Readiness {
@@ -41,7 +58,9 @@ impl Readiness {
         storage: Storage,
         mut shutdown: Shutdown,
     ) -> Self {
-        let found = check(&store, &queue, &storage).await;
+        let found = check(&store, &queue, &storage)
+            .await
+            .after(&Found::default());
         let readiness = Self(Arc::new(RwLock::new(found)));
         let kept = readiness.clone();
         tokio::spawn(async move {
@@ -51,7 +70,8 @@ impl Readiness {
                     () = tokio::time::sleep(INTERVAL) => {}
                 }
                 let found = check(&store, &queue, &storage).await;
-                *kept.0.write().unwrap_or_else(|e| e.into_inner()) = found;
+                let mut kept = kept.0.write().unwrap_or_else(|e| e.into_inner());
+                *kept = found.after(&kept);
             }
         });
         readiness
@@ -70,14 +90,19 @@ impl Readiness {
         }
     }
 
-    /// Refuses an upload while the store or media storage failed its last check (the
-    /// broker is never on the upload path: an outage of it only delays jobs).
+    /// Refuses an upload while the store or media storage has failed [`UPLOAD_FAILURES`]
+    /// checks in a row (the broker is never on the upload path: an outage of it only delays
+    /// jobs).
     pub fn admit_upload(&self) -> Result<(), ApiError> {
         let found = self.0.read().unwrap_or_else(|e| e.into_inner());
-        if let Some(why) = &found.store {
+        if let Some(why) = &found.store
+            && found.store_failures >= UPLOAD_FAILURES
+        {
             return Err(ApiError::Store(StoreError::Unavailable(why.clone())));
         }
-        if let Some(why) = &found.storage {
+        if let Some(why) = &found.storage
+            && found.storage_failures >= UPLOAD_FAILURES
+        {
             return Err(ApiError::Storage(StorageError::Io(std::io::Error::new(
                 std::io::ErrorKind::TimedOut,
                 why.clone(),
@@ -87,7 +112,8 @@ impl Readiness {
     }
 }
 
-/// One round: every dependency checked at once, each within [`CHECK_TIMEOUT`].
+/// One round: every dependency checked at once, each within [`CHECK_TIMEOUT`] (the counts
+/// of failures in a row are [`Found::after`]'s).
 async fn check(store: &Store, queue: &Queue, storage: &Storage) -> Found {
     let late = |what: &str| format!("{what} did not answer within {} s", CHECK_TIMEOUT.as_secs());
     let (store, storage) = tokio::join!(
@@ -106,5 +132,34 @@ async fn check(store: &Store, queue: &Queue, storage: &Storage) -> Found {
             Ok(Err(error)) => Some(error.to_string()),
             Err(_) => Some(late("media storage")),
         },
+        ..Found::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uploads_are_refused_only_after_failures_in_a_row() {
+        let failing = || Found {
+            storage: Some("media storage did not answer within 2 s".to_owned()),
+            ..Found::default()
+        };
+        let readiness = Readiness(Arc::new(RwLock::new(failing().after(&Found::default()))));
+        assert!(readiness.ready().is_err(), "readyz says so at once");
+        assert!(
+            readiness.admit_upload().is_ok(),
+            "one slow answer turns no upload away"
+        );
+        let twice = failing().after(&readiness.0.read().unwrap());
+        *readiness.0.write().unwrap() = twice;
+        assert!(matches!(
+            readiness.admit_upload(),
+            Err(ApiError::Storage(_))
+        ));
+        let healed = Found::default().after(&readiness.0.read().unwrap());
+        *readiness.0.write().unwrap() = healed;
+        assert!(readiness.admit_upload().is_ok() && readiness.ready().is_ok());
     }
 }
