@@ -114,9 +114,11 @@ pub struct ApiKeys {
 /// The longest tenant name.
 const MAX_TENANT: usize = 64;
 
-/// Checks a tenant's name: 1 to 64 ASCII letters, digits, `.`, `_` and `-`.
+/// Checks a tenant's name: 1 to 64 ASCII letters, digits, `.`, `_` and `-`, starting with a
+/// letter or digit (so that the `-` `sha256sum` prints after a digest is no tenant).
 fn check_tenant(name: &str) -> Result<(), String> {
     let good = (1..=MAX_TENANT).contains(&name.len())
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
@@ -124,7 +126,8 @@ fn check_tenant(name: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!(
-            "a tenant's name is 1 to {MAX_TENANT} ASCII letters, digits, '.', '_' or '-'"
+            "a tenant's name is 1 to {MAX_TENANT} ASCII letters, digits, '.', '_' or '-', \
+             starting with a letter or digit (a line of sha256sum ends in '-': remove it)"
         ))
     }
 }
@@ -326,6 +329,7 @@ mod tests {
                 ":1: a digest, then at most",
             ),
             (&format!("{B_DIGEST} bad/name\n"), ":1: a tenant's name is"),
+            (&format!("{B_DIGEST}  -\n"), ":1: a tenant's name is"),
             (
                 &format!("{B_DIGEST}\n{B_DIGEST} again\n"),
                 ":2: the same API key",
