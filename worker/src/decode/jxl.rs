@@ -33,7 +33,9 @@ fn open<'a>(
         JxlDecoder::new(Cursor::new(bytes)).map_err(|error| map_error(error, MediaType::Jxl))?;
     let (width, height) = decoder.dimensions();
     check_pixels(width, height, limits.max_pixels)?;
-    let channels = u64::from(decoder.color_type().channel_count());
+    // Colour is rendered in three channels whatever comes out (XYB is three), and alpha
+    // beside them: grey images are counted as colour, on the safe side.
+    let channels = u64::from(decoder.color_type().channel_count()).max(3);
     check_alloc(
         MediaType::Jxl,
         (width, height),
