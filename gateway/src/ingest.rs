@@ -11,7 +11,8 @@
 //!
 //! The caller then writes the bytes to media storage as `raw/<id>`. Streamed uploads
 //! (multipart parts) hash as they arrive ([`Hasher`]) and are checked from their spooled
-//! file ([`inspect`]), so they are never whole in memory.
+//! file ([`examine`]), so they are never whole in memory; their record is made once the form
+//! has given every field ([`Examined::into_record`]).
 
 use common::config::LimitsConfig;
 pub use common::digest::{Digests, Hasher};
@@ -36,27 +37,34 @@ pub struct Request {
     pub tenant: Option<String>,
 }
 
-/// Checks an upload held in memory; returns its new record (not yet in the store).
+/// Checks an upload held in memory; returns its new record (not yet in the store). With no
+/// declared media type, the magic bytes name it.
 pub fn ingest(
     bytes: &[u8],
-    declared: MediaType,
+    declared: Option<MediaType>,
     request: Request,
     limits: &LimitsConfig,
 ) -> Result<Record, ApiError> {
     let mut hasher = Hasher::default();
     hasher.update(bytes);
-    inspect(bytes, Some(declared), hasher.finish(), request, limits)
+    Ok(examine(bytes, declared, limits)?.into_record(hasher.finish(), request))
 }
 
-/// Checks an upload whose digests are known: `bytes` must be all of it (a spooled file's
-/// map is). With no declared media type, the magic bytes name it.
-pub fn inspect(
+/// What an upload's bytes were found to be: their media type, size and upright dimensions.
+#[derive(Debug, Clone, Copy)]
+pub struct Examined {
+    media_type: MediaType,
+    size: u64,
+    dimensions: Option<(u32, u32)>,
+}
+
+/// Checks an upload's bytes (`bytes` must be all of it): the magic bytes against the declared
+/// media type (with none, they name it), the size limit of that type, an image's header.
+pub fn examine(
     bytes: &[u8],
     declared: Option<MediaType>,
-    digests: Digests,
-    request: Request,
     limits: &LimitsConfig,
-) -> Result<Record, ApiError> {
+) -> Result<Examined, ApiError> {
     let media_type = match (sniff(bytes), declared) {
         (Sniffed::Media(found), Some(declared)) if declared.admits(found) => declared,
         (Sniffed::Media(found), None) => found,
@@ -88,20 +96,30 @@ pub fn inspect(
     } else {
         probe(bytes, media_type, limits)?
     };
-    let media_id = Uuid::now_v7();
-    let mut record = Record::new(NewUpload {
-        media_id,
-        media_type: Some(media_type),
-        name: request.name,
+    Ok(Examined {
+        media_type,
         size: bytes.len() as u64,
-        md5: digests.md5,
-        sha256: digests.sha256,
         dimensions,
-        variants: request.variants,
-        callback_url: request.callback_url,
-    });
-    record.tenant = request.tenant;
-    Ok(record)
+    })
+}
+
+impl Examined {
+    /// The new record (not yet in the store) of these bytes, for what the client asked.
+    pub fn into_record(self, digests: Digests, request: Request) -> Record {
+        let mut record = Record::new(NewUpload {
+            media_id: Uuid::now_v7(),
+            media_type: Some(self.media_type),
+            name: request.name,
+            size: self.size,
+            md5: digests.md5,
+            sha256: digests.sha256,
+            dimensions: self.dimensions,
+            variants: request.variants,
+            callback_url: request.callback_url,
+        });
+        record.tenant = request.tenant;
+        record
+    }
 }
 
 /// An image's upright dimensions from its header: `None` when the header cannot be read (the
@@ -130,7 +148,7 @@ mod tests {
     fn refuses_data_that_is_not_what_it_claims() {
         let error = ingest(
             b"%PDF-1.7\n%\xe2\xe3",
-            MediaType::Png,
+            Some(MediaType::Png),
             Request {
                 name: None,
                 variants: Vec::new(),

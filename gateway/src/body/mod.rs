@@ -6,6 +6,8 @@
 //! - a JSON envelope, `{"data": "<base64>", "media_type": ..., "name": ...}`, parsed as it
 //!   streams so that `data` goes straight to the decoder ([`read_envelope`], [`envelope`]).
 //!
+//! And the file's own bytes, not encoded (`application/octet-stream`, [`read_bytes`]).
+//!
 //! Either way the upload costs one buffer of decoded bytes, grown only under the upload's
 //! [`MemoryGrant`]. Only decoded bytes count against `limits.max_upload_bytes`; white space may
 //! make the encoded body up to [`ENCODED_EXPANSION`] times the base64 text before it is refused.
@@ -115,19 +117,38 @@ async fn next_chunk(body: &mut Body, pace: &mut Pace) -> Result<Option<Bytes>, A
     }
 }
 
-/// The chunks of `body` as a stream, under `timing`: what a multipart parser reads.
+/// The chunks of `body` as a stream, under `timing`, cut at `limit` bytes: what a multipart
+/// parser reads. The bytes up to the limit are all yielded before the refusal (413
+/// `request_too_large`), so that the refusal falls on the part the limit falls in, never on
+/// one that ended before it however the bytes were framed.
 pub fn chunks(
     body: &mut Body,
     timing: BodyTiming,
+    limit: u64,
 ) -> impl futures_lite::Stream<Item = Result<Bytes, ApiError>> + Send + '_ {
     futures_lite::stream::unfold(
         (body, Pace::new(timing), false),
-        |(body, mut pace, failed)| async move {
+        move |(body, mut pace, failed)| async move {
             if failed {
                 return None;
             }
+            let before = pace.received;
+            if before >= limit {
+                // Everything up to the limit went out; is there more?
+                return match next_chunk(body, &mut pace).await {
+                    Ok(None) => None,
+                    Ok(Some(_)) => {
+                        Some((Err(ApiError::RequestTooLarge { limit }), (body, pace, true)))
+                    }
+                    Err(error) => Some((Err(error), (body, pace, true))),
+                };
+            }
             match next_chunk(body, &mut pace).await {
-                Ok(Some(data)) => Some((Ok(data), (body, pace, false))),
+                Ok(Some(mut data)) => {
+                    let room = usize::try_from(limit - before).unwrap_or(usize::MAX);
+                    data.truncate(room);
+                    Some((Ok(data), (body, pace, false)))
+                }
                 Ok(None) => None,
                 Err(error) => Some((Err(error), (body, pace, true))),
             }
@@ -163,6 +184,30 @@ impl Sink for EnvelopeParser {
     }
     fn push(&mut self, chunk: &[u8]) -> Result<(), ApiError> {
         EnvelopeParser::push(self, chunk)
+    }
+}
+
+/// A body taken as it is, up to its limit.
+struct Verbatim {
+    bytes: Vec<u8>,
+    limit: u64,
+}
+
+impl Sink for Verbatim {
+    fn capacity_for(&self, encoded: usize) -> usize {
+        let most = usize::try_from(self.limit).unwrap_or(usize::MAX);
+        self.bytes.len().saturating_add(encoded).min(most)
+    }
+    fn reserve(&mut self, capacity: usize) {
+        self.bytes
+            .reserve(capacity.saturating_sub(self.bytes.len()));
+    }
+    fn push(&mut self, chunk: &[u8]) -> Result<(), ApiError> {
+        if (self.bytes.len() + chunk.len()) as u64 > self.limit {
+            return Err(ApiError::PayloadTooLarge { limit: self.limit });
+        }
+        self.bytes.extend_from_slice(chunk);
+        Ok(())
     }
 }
 
@@ -209,6 +254,25 @@ pub async fn read_base64(
     let mut decoder = Base64Stream::new(limit);
     stream_into(body, &mut decoder, limit, content_length, timing, grant).await?;
     decoder.finish()
+}
+
+/// Reads a body that is the file's own bytes, up to `limit` of them.
+pub async fn read_bytes(
+    body: &mut Body,
+    limit: u64,
+    content_length: Option<u64>,
+    timing: BodyTiming,
+    grant: &mut MemoryGrant,
+) -> Result<Vec<u8>, ApiError> {
+    if content_length.is_some_and(|length| length > limit) {
+        return Err(ApiError::PayloadTooLarge { limit });
+    }
+    let mut sink = Verbatim {
+        bytes: Vec::new(),
+        limit,
+    };
+    stream_into(body, &mut sink, limit, content_length, timing, grant).await?;
+    Ok(sink.bytes)
 }
 
 /// Reads a JSON envelope, decoding its `data` as it streams in.

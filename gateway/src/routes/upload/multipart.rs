@@ -4,26 +4,30 @@
 //! - Every part with a filename is a file, whatever its field name (`image`, `images`,
 //!   `file`, `files`...). Its media type is the part's `Content-Type`, or, when that is
 //!   absent or `application/octet-stream`, what its magic bytes say; either way the bytes are
-//!   sniffed and the header checked as for a base64 upload ([`crate::ingest::inspect`]).
-//! - Text fields (`name`, `sizes`, `fit`, `format`, `quality`, `enlarge`, `callback_url`)
-//!   apply to every file and override the query. They must come before the first file: each
-//!   file is accepted as soon as it has arrived, so a field after it could not apply. A late
-//!   one is refused as an item of its own; other fields are ignored.
+//!   sniffed and the header checked as for a base64 upload ([`crate::ingest::examine`]).
+//! - Text fields (`name`, `sizes`, `fit`, `format`, `quality`, `enlarge`, `lossless`,
+//!   `callback_url`)
+//!   apply to every file of the form and override the query, wherever they come: before the
+//!   files, between them or after them (a field given twice counts with its last value).
+//!   Other fields are ignored.
 //! - A file is written to the [`common::spool`] chunk by chunk, hashed on the way, and refused
 //!   (413) as soon as it passes its limit: `limits.max_video_bytes` for a video,
 //!   `max_upload_bytes` for an image (by the part's type, else its first bytes); the
-//!   request's memory is a few
-//!   chunks whatever the files' sizes. Files past `limits.max_files_per_request` are refused
+//!   request's memory is a few chunks whatever the files' sizes (the files wait on disk). Files past `limits.max_files_per_request` are refused
 //!   (413 `too_many_files`): they are read through and counted in one item, `{"part",
 //!   "error", "refused"}` (the first such part and how many there were), so the answer grows
 //!   with the accepted files, never with the form. A form is read up to
 //!   `limits.max_form_parts` parts, files and fields together (413 `too_many_parts`, nothing
 //!   after it is read), and the body is cut at `limits.max_request_bytes` (413
-//!   `request_too_large` for the file being read; nothing after it is read). Text fields that
-//!   come after a file are likewise one item.
-//! - Each file that passes is committed on its own, as a base64 upload is (raw object, record
-//!   and job, flushed) before the next part is read. The request is not all-or-nothing: a
-//!   client whose connection breaks keeps the files that completed.
+//!   `request_too_large` for the file being read; nothing after it is read). A text field
+//!   longer than 64 KiB or not UTF-8 refuses the whole form (400), keeping none of it.
+//! - Each file is checked as soon as it has arrived (magic bytes, size, header) and waits in
+//!   the spool. Once the form has ended, at its closing boundary, the fields are checked
+//!   and each file that passed is committed on its own, as a base64 upload is (raw object,
+//!   record and job, flushed). A form that ends early (the connection breaks, a part is
+//!   malformed, a limit cuts it) still commits each file that arrived whole, with the fields
+//!   that arrived before the break; the file being read when it broke is dropped. The request
+//!   runs on a task of its own, so a client that hangs up does not cancel its commits.
 //!
 //! The answer lists every file in part order, `{"items": [...]}`: the record of each accepted
 //! file, `{"part", "filename", "error"}` for each refused one (`part` counts every part of the
@@ -38,42 +42,57 @@ use axum::http::header::LOCATION;
 use axum::response::{IntoResponse, Response};
 use common::media::{MediaType, SNIFF_BYTES};
 use common::record::Record;
-use multer::{Constraints, Field, Multipart, SizeLimit};
+use multer::{Field, Multipart};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::{Raw, UploadParams, check_name, commit, count_refusal};
+use super::{Raw, UploadParams, check_name, commit, count_refusal, unsupported};
 use crate::body::{self, BodyTiming};
 use crate::error::ApiError;
-use crate::ingest::{Request, inspect};
+use crate::ingest::{Examined, examine};
 use crate::state::AppState;
+use common::spool::Spooled;
 
 /// The longest text field read.
 const MAX_FIELD_BYTES: usize = 64 * 1024;
 
-/// What became of one part that is listed in the answer.
+/// A part as the form is read: a file waiting for the form's end, or a refusal.
 enum Item {
+    Received(Box<Received>),
+    Refused(Refusal),
+}
+
+/// What became of a part, as the answer lists it.
+enum Listed {
     Accepted(Box<Record>),
-    Refused {
-        part: usize,
-        filename: Option<String>,
-        field: Option<String>,
-        error: ApiError,
-        /// How many parts this item stands for: the first of them is `part`.
-        refused: usize,
-    },
+    Refused(Refusal),
+}
+
+/// A refused part, or several of a kind (counted in `refused`).
+struct Refusal {
+    part: usize,
+    filename: Option<String>,
+    error: ApiError,
+    /// How many parts this item stands for: the first of them is `part`.
+    refused: usize,
+}
+
+impl Refusal {
+    /// One refused part.
+    fn new(part: usize, filename: Option<String>, error: ApiError) -> Self {
+        Refusal {
+            part,
+            filename,
+            error,
+            refused: 1,
+        }
+    }
 }
 
 impl Item {
     /// One refused part.
     fn refused(part: usize, filename: Option<String>, error: ApiError) -> Self {
-        Item::Refused {
-            part,
-            filename,
-            field: None,
-            error,
-            refused: 1,
-        }
+        Item::Refused(Refusal::new(part, filename, error))
     }
 }
 
@@ -82,8 +101,8 @@ impl Item {
 fn count_into(items: &mut Vec<Item>, at: &mut Option<usize>, first: impl FnOnce() -> Item) {
     match *at {
         Some(index) => {
-            if let Some(Item::Refused { refused, .. }) = items.get_mut(index) {
-                *refused += 1;
+            if let Some(Item::Refused(refusal)) = items.get_mut(index) {
+                refusal.refused += 1;
             }
         }
         None => {
@@ -91,6 +110,14 @@ fn count_into(items: &mut Vec<Item>, at: &mut Option<usize>, first: impl FnOnce(
             items.push(first());
         }
     }
+}
+
+/// A file that arrived whole and passed its checks: its record is made when the form ends.
+struct Received {
+    part: usize,
+    filename: String,
+    spooled: Spooled,
+    examined: Examined,
 }
 
 /// The longest file or field name an answer repeats; the part's own headers may be longer.
@@ -106,7 +133,8 @@ fn bounded_filename(name: &str) -> String {
     name[..end].to_owned()
 }
 
-/// Reads a multipart form, committing each file as it completes.
+/// Reads a multipart form, checking each file as it completes, then commits the files that
+/// passed with the form's fields.
 pub(super) async fn accept(
     state: &AppState,
     mut params: UploadParams,
@@ -121,16 +149,15 @@ pub(super) async fn accept(
             limit: limits.max_request_bytes,
         });
     }
-    let constraints =
-        Constraints::new().size_limit(SizeLimit::new().whole_stream(limits.max_request_bytes));
-    let mut form = Multipart::with_constraints(body::chunks(body, timing), boundary, constraints);
+    // The body is cut at the request limit before the parser sees it (body::chunks), so that
+    // the refusal falls on the part being read.
+    let chunks = body::chunks(body, timing, limits.max_request_bytes);
+    let mut form = Multipart::new(chunks, boundary);
     let mut items = Vec::new();
-    let mut request: Option<Request> = None;
     let mut files = 0;
-    // The files past the limit, and the fields that come too late, are each one item that
-    // counts them: the answer grows with the accepted files, never with the form.
+    // The files past the limit are one item that counts them: the answer grows with the
+    // accepted files, never with the form.
     let mut surplus: Option<usize> = None;
-    let mut late_fields: Option<usize> = None;
     for part in 0.. {
         if part == limits.max_form_parts {
             items.push(Item::refused(
@@ -156,22 +183,7 @@ pub(super) async fn accept(
         };
         let Some(filename) = field.file_name().map(bounded_filename) else {
             let name = field.name().unwrap_or_default().to_owned();
-            if files > 0 {
-                if params.slot(&name).is_some() {
-                    count_into(&mut items, &mut late_fields, || Item::Refused {
-                        part,
-                        filename: None,
-                        field: Some(bounded_filename(&name)),
-                        error: ApiError::InvalidParameter(
-                            "a form field comes after a file: fields must come before the \
-                             files they apply to"
-                                .to_owned(),
-                        ),
-                        refused: 1,
-                    });
-                }
-                continue;
-            }
+            // A field that cannot be read refuses the form: nothing of it is kept.
             let value = read_text(field, limits.max_request_bytes).await?;
             if let Some(slot) = params.slot(&name) {
                 *slot = Some(value);
@@ -192,15 +204,13 @@ pub(super) async fn accept(
             });
             continue;
         }
-        // The fields are all in once the first file comes: check them once, for every file.
-        let request = match &request {
-            Some(request) => request.clone(),
-            None => request
-                .insert(std::mem::take(&mut params).into_request(state)?)
-                .clone(),
-        };
-        match receive(state, field, &filename, request).await {
-            Ok(record) => items.push(Item::Accepted(Box::new(record))),
+        match receive(state, field).await {
+            Ok((spooled, examined)) => items.push(Item::Received(Box::new(Received {
+                part,
+                filename,
+                spooled,
+                examined,
+            }))),
             Err((error, fatal)) => {
                 items.push(Item::refused(part, Some(filename), error));
                 if fatal {
@@ -209,29 +219,66 @@ pub(super) async fn accept(
             }
         }
     }
+    let items = commit_received(state, params, items).await?;
     Ok(answer(state, items))
 }
 
-/// Receives one file: spools it, checks it, commits it. The error says whether the form can
-/// still be read after it.
+/// Commits every file received, with the form's fields (checked once, for all of them): each
+/// becomes accepted, or refused on its own.
+async fn commit_received(
+    state: &AppState,
+    mut params: UploadParams,
+    items: Vec<Item>,
+) -> Result<Vec<Listed>, ApiError> {
+    let mut committed = Vec::with_capacity(items.len());
+    // The fields are checked once, and only when there is a file to apply them to.
+    let mut request = None;
+    for item in items {
+        let received = match item {
+            Item::Refused(refusal) => {
+                committed.push(Listed::Refused(refusal));
+                continue;
+            }
+            Item::Received(received) => received,
+        };
+        let request = match &request {
+            Some(request) => request,
+            None => request.insert(std::mem::take(&mut params).into_request(state)?),
+        };
+        let Received {
+            part,
+            filename,
+            spooled,
+            examined,
+        } = *received;
+        let mut request = request.clone();
+        if request.name.is_none() {
+            request.name = check_name(Some(filename.clone())).unwrap_or(None);
+        }
+        let record = examined.into_record(spooled.digests.clone(), request);
+        committed.push(match commit(state, record, Raw::File(spooled.file)).await {
+            Ok(record) => Listed::Accepted(Box::new(record)),
+            Err(error) => Listed::Refused(Refusal::new(part, Some(filename), error)),
+        });
+    }
+    Ok(committed)
+}
+
+/// Receives one file: spools it and checks it. The error says whether the form can still be
+/// read after it.
 async fn receive(
     state: &AppState,
     mut field: Field<'_>,
-    filename: &str,
-    mut request: Request,
-) -> Result<Record, (ApiError, bool)> {
+) -> Result<(Spooled, Examined), (ApiError, bool)> {
     let limits = &state.config.limits;
     let declared = match field.content_type().map(|mime| mime.essence_str()) {
         None | Some("application/octet-stream") => None,
-        Some(essence) => Some(essence.parse::<MediaType>().map_err(
-            |error: common::media::UnsupportedMediaType| {
-                (ApiError::UnsupportedMediaType(error.to_string()), false)
-            },
-        )?),
+        Some(essence) => Some(
+            essence
+                .parse::<MediaType>()
+                .map_err(|_| (unsupported(state), false))?,
+        ),
     };
-    if request.name.is_none() {
-        request.name = check_name(Some(filename.to_owned())).unwrap_or(None);
-    }
     let io = |error: std::io::Error| (ApiError::Io(error), false);
     let mut file = state.spool.file().await.map_err(io)?;
     // The file's size limit depends on what it is: the declared type, else the first bytes.
@@ -261,18 +308,15 @@ async fn receive(
         return Err((ApiError::EmptyFile, false));
     }
     let limits = limits.clone();
-    let (record, spooled) = tokio::task::spawn_blocking(move || {
+    tokio::task::spawn_blocking(move || {
         let map = spooled.map().map_err(ApiError::Io)?;
-        let record = inspect(&map, declared, spooled.digests.clone(), request, &limits)?;
-        Ok::<_, ApiError>((record, spooled))
+        let examined = examine(&map, declared, &limits)?;
+        drop(map);
+        Ok::<_, ApiError>((spooled, examined))
     })
     .await
     .map_err(|error| (ApiError::Io(std::io::Error::other(error)), false))?
-    .map_err(|error| (error, false))?;
-    let record = commit(state, record, Raw::File(spooled.file))
-        .await
-        .map_err(|error| (error, false))?;
-    Ok(record)
+    .map_err(|error| (error, false))
 }
 
 /// Reads a text field, bounded.
@@ -321,24 +365,23 @@ fn form_error(error: multer::Error, max_request_bytes: u64) -> ApiError {
 
 /// The answer: 202 with the items when one file was accepted, else the first refusal's
 /// status.
-fn answer(state: &AppState, items: Vec<Item>) -> Response {
+fn answer(state: &AppState, items: Vec<Listed>) -> Response {
     let mut first_accepted: Option<Uuid> = None;
     let mut first_refusal: Option<ApiError> = None;
     let listed: Vec<Value> = items
         .into_iter()
         .map(|item| match item {
-            Item::Accepted(record) => {
+            Listed::Accepted(record) => {
                 state.metrics.accepted(&record);
                 first_accepted.get_or_insert(record.media_id);
                 json!(record.public())
             }
-            Item::Refused {
+            Listed::Refused(Refusal {
                 part,
                 filename,
-                field,
                 error,
                 refused: count,
-            } => {
+            }) => {
                 count_refusal(state, &error);
                 let mut refused = json!({ "part": part, "error": error.detail() });
                 if count > 1 {
@@ -346,9 +389,6 @@ fn answer(state: &AppState, items: Vec<Item>) -> Response {
                 }
                 if let Some(filename) = filename {
                     refused["filename"] = json!(filename);
-                }
-                if let Some(field) = field {
-                    refused["field"] = json!(field);
                 }
                 if first_refusal.is_none() {
                     first_refusal = Some(error);
