@@ -200,6 +200,21 @@ async fn bad_uploads_get_clear_json_errors(backend: Backend) {
     .await;
     unknown.assert_error(415, "unsupported_media_type");
     assert!(!String::from_utf8_lossy(&unknown.body).contains("zzmarker"));
+    // It lists what this build reads, and only that.
+    let message = unknown.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        message.contains("image/png") && message.contains("image/jxl"),
+        "{message}"
+    );
+    assert_eq!(
+        message.contains("image/avif"),
+        cfg!(feature = "heif"),
+        "{message}"
+    );
+    assert_eq!(message.contains("image/heic"), cfg!(feature = "heif"));
     json(&json!({"data": "@@@@", "media_type": "image/png"}).to_string())
         .await
         .assert_error(400, "invalid_base64");

@@ -16,6 +16,7 @@
 //! API, not its data.
 
 mod profile;
+mod representations;
 
 use std::collections::BTreeMap;
 
@@ -82,34 +83,13 @@ pub fn is_public(path: &str) -> bool {
 )]
 pub struct ApiDoc;
 
-/// The generated document with the links of [`add_links`] and the form's text fields as
-/// [`loosen_form_fields`] leaves them, for every configuration.
+/// The generated document with the links of [`add_links`] and the file representations of
+/// [`representations`], for every configuration.
 fn generated() -> Value {
     let mut document = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
     add_links(&mut document);
-    loosen_form_fields(&mut document);
+    representations::describe(&mut document);
     document
-}
-
-/// A form's text fields are text of any shape in the contract. Before the first file their
-/// values are checked as the query's are (400 for a bad one); after a file they apply to
-/// nothing and are refused as an item of the answer, beside the files already accepted. A
-/// schema cannot say "before the first file", so it constrains none of them rather than
-/// promise a refusal a late one does not get.
-fn loosen_form_fields(document: &mut Value) {
-    let Some(Value::Object(properties)) =
-        document.pointer_mut("/components/schemas/UploadForm/properties")
-    else {
-        return;
-    };
-    for (name, schema) in properties.iter_mut() {
-        if name != "image" {
-            *schema = json!({
-                "description": "As the query parameter of the same name, when before the \
-                                first file",
-            });
-        }
-    }
 }
 
 /// The document of a service with `profile`, as JSON.
@@ -201,20 +181,21 @@ pub struct UploadOptions {
     pub fit: Option<common::variant::Fit>,
     /// The output format.
     pub format: Option<common::config::OutputFormat>,
-    /// Quality of JPEG and AVIF output.
+    /// Quality of lossy output: JPEG, WebP, AVIF.
     #[schema(minimum = 1, maximum = 100)]
     pub quality: Option<u8>,
     /// Whether images smaller than a box are scaled up.
     pub enlarge: Option<bool>,
+    /// WebP: lossless instead of lossy at `quality`.
+    pub lossless: Option<bool>,
     /// Where to POST the record when it is final.
     #[schema(format = "uri")]
     pub callback_url: Option<String>,
 }
 
 /// `POST /images` as a form: every part with a filename is one upload, its bytes as they are;
-/// text fields before the first file apply to every file and are checked as the query's are;
-/// one after a file is refused as an item of the answer (so the document leaves their shape
-/// open: [`loosen_form_fields`]).
+/// the text fields apply to every file wherever they come in the form, and are checked as the
+/// query's are.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct UploadForm {
     /// As the query parameter.
@@ -231,8 +212,10 @@ pub struct UploadForm {
     /// As the query parameter.
     pub enlarge: Option<bool>,
     /// As the query parameter.
+    pub lossless: Option<bool>,
+    /// As the query parameter.
     pub callback_url: Option<String>,
-    /// The files (any field name; `image` here), after the text fields.
+    /// The files (any field name; `image` here), before or after the text fields.
     #[schema(value_type = Vec<String>, format = Binary)]
     pub image: Vec<Vec<u8>>,
 }
@@ -253,16 +236,17 @@ pub struct UploadItems {
 pub enum UploadItem {
     /// Accepted: its record.
     Accepted(Box<common::record::Record>),
-    /// Refused: a file, or a text field that came after a file.
+    /// Refused: a file, the files past a limit (counted in `refused`), or where the form was
+    /// cut.
     Refused {
-        /// The part's index in the form, from 0.
+        /// The part's index in the form, from 0 (the first, for several).
         part: u32,
         /// The file's name, for a file.
         #[serde(skip_serializing_if = "Option::is_none")]
         filename: Option<String>,
-        /// The field's name, for a text field after a file.
+        /// How many parts this item stands for, when more than one.
         #[serde(skip_serializing_if = "Option::is_none")]
-        field: Option<String>,
+        refused: Option<u32>,
         /// Why it was refused.
         error: ErrorDetail,
     },

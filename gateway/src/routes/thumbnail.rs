@@ -10,7 +10,8 @@
 //!
 //! By default the body is the thumbnail in base64 with the thumbnail's media type as
 //! `Content-Type`. When `Accept` names that media type or `image/*`, the body is the raw bytes,
-//! so that an `<img>` tag works. A thumbnail never changes once made: it carries a strong
+//! so that an `<img>` tag works; when it names `application/octet-stream` (what generated
+//! clients ask for bytes with), the raw bytes as that type. A thumbnail never changes once made: it carries a strong
 //! `ETag` (one per representation), `Cache-Control: immutable` and `Vary: Accept`, and
 //! `If-None-Match` gets 304.
 
@@ -25,6 +26,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use common::config::OutputFormat;
 use common::media::MediaType;
 use common::record::{
     Event, Record, Service, State as JobState, Thumbnail, ThumbnailInfo, VariantState,
@@ -55,12 +57,13 @@ const PRESIGNED_FOR: std::time::Duration = std::time::Duration::from_secs(3600);
     summary = "The first variant's thumbnail",
     params(
         ("media_id" = uuid::Uuid, Path, description = "The record's id, as the upload's answer gave it (lower case, hyphenated)"),
-        ("Accept" = Option<String>, Header, description = "The thumbnail's media type or `image/*` for raw bytes; else base64"),
+        ("Accept" = Option<String>, Header, description = "The thumbnail's media type or `image/*` for its raw bytes; `application/octet-stream` for them as that type; else base64"),
         ("If-None-Match" = Option<String>, Header, description = "An ETag from an earlier answer"),
     ),
     responses(
-        (status = 200, description = "The thumbnail: in base64 by default; its raw bytes when `Accept` names its media type or `image/*`",
+        (status = 200, description = "The thumbnail: in base64 by default; its raw bytes when `Accept` names its media type or `image/*`, or `application/octet-stream`",
             content(
+                (String = "application/octet-stream"),
                 (String = "image/jpeg"),
                 (String = "image/png"),
                 (String = "image/webp"),
@@ -113,6 +116,7 @@ pub struct VariantQuery {
     format: Option<String>,
     quality: Option<String>,
     enlarge: Option<String>,
+    lossless: Option<String>,
 }
 
 impl VariantQuery {
@@ -122,6 +126,7 @@ impl VariantQuery {
             || self.format.is_some()
             || self.quality.is_some()
             || self.enlarge.is_some()
+            || self.lossless.is_some()
     }
 }
 
@@ -140,12 +145,14 @@ impl VariantQuery {
         ("format" = Option<common::config::OutputFormat>, Query, description = "The variant's format"),
         ("quality" = Option<u8>, Query, minimum = 1, maximum = 100, description = "The variant's quality"),
         ("enlarge" = Option<bool>, Query, description = "Whether the variant enlarges"),
-        ("Accept" = Option<String>, Header, description = "The thumbnail's media type or `image/*` for raw bytes; else base64"),
+        ("lossless" = Option<bool>, Query, description = "WebP: lossless instead of lossy at `quality`"),
+        ("Accept" = Option<String>, Header, description = "The thumbnail's media type or `image/*` for its raw bytes; `application/octet-stream` for them as that type; else base64"),
         ("If-None-Match" = Option<String>, Header, description = "An ETag from an earlier answer"),
     ),
     responses(
-        (status = 200, description = "The thumbnail: in base64 by default; its raw bytes when `Accept` names its media type or `image/*`",
+        (status = 200, description = "The thumbnail: in base64 by default; its raw bytes when `Accept` names its media type or `image/*`, or `application/octet-stream`",
             content(
+                (String = "application/octet-stream"),
                 (String = "image/jpeg"),
                 (String = "image/png"),
                 (String = "image/webp"),
@@ -209,10 +216,11 @@ fn wanted(state: &AppState, name: &str, query: VariantQuery) -> Result<Option<Va
         format: query.format,
         quality: query.quality,
         enlarge: query.enlarge,
+        lossless: query.lossless,
     };
     let mut variants = variant::parse(&params, &config.thumbnail, &config.limits)
         .and_then(|variants| {
-            variant::check_formats(&variants, worker::encode::supports).map(|()| variants)
+            variant::check_formats(&variants, worker::encode::writes).map(|()| variants)
         })
         .map_err(ApiError::InvalidVariant)?;
     Ok(variants.pop())
@@ -358,15 +366,19 @@ async fn make_on_demand(
 }
 
 /// A name for a variant whose plain name another variant of the record has: its settings
-/// spelled out (`400x300-cover-webp-q80`).
+/// spelled out (`400x300-cover-webp-q80`, `400x300-cover-webp-lossless`).
 fn distinct_name(variant: &Variant) -> String {
     let format = variant.format.as_str();
     let enlarge = if variant.enlarge { "-enlarge" } else { "" };
+    let quality = if variant.lossless && variant.format == OutputFormat::Webp {
+        "lossless".to_owned()
+    } else {
+        format!("q{}", variant.quality)
+    };
     format!(
-        "{}-{}-{format}-q{}{enlarge}",
+        "{}-{}-{format}-{quality}{enlarge}",
         variant.size,
-        variant.fit.as_str(),
-        variant.quality
+        variant.fit.as_str()
     )
 }
 
@@ -378,16 +390,12 @@ async fn serve(
     thumbnail: &ThumbnailInfo,
     headers: &HeaderMap,
 ) -> Result<Response, ApiError> {
-    let raw = accepts_raw(headers, thumbnail.media_type);
+    let form = Representation::of(headers, thumbnail.media_type);
     let tag = match index {
         0 => id.to_string(),
         index => format!("{id}.{index}"),
     };
-    let etag = if raw {
-        format!("\"{tag}\"")
-    } else {
-        format!("\"{tag}.b64\"")
-    };
+    let etag = format!("\"{tag}{}\"", form.tag_suffix());
     let common_headers = [
         (ETAG, etag.clone()),
         (CACHE_CONTROL, IMMUTABLE.to_owned()),
@@ -397,7 +405,7 @@ async fn serve(
         return Ok((StatusCode::NOT_MODIFIED, common_headers).into_response());
     }
     let key = Key::variant(id, index);
-    if raw
+    if form == Representation::Image
         && state.config.media.presign
         && let Some(url) = state.storage.presign(key, PRESIGNED_FOR).await?
     {
@@ -413,36 +421,76 @@ async fn serve(
         .get(key)
         .await?
         .ok_or(ApiError::NotFound(id))?;
-    let body = if raw {
-        Body::from(bytes)
-    } else {
-        Body::from(STANDARD.encode(bytes))
+    let (body, content_type) = match form {
+        Representation::Base64 => (
+            Body::from(STANDARD.encode(bytes)),
+            thumbnail.media_type.as_str(),
+        ),
+        Representation::Image => (Body::from(bytes), thumbnail.media_type.as_str()),
+        Representation::Bytes => (Body::from(bytes), OCTET_STREAM),
     };
-    let content_type = HeaderValue::from_static(thumbnail.media_type.as_str());
+    let content_type = HeaderValue::from_static(content_type);
     Ok((common_headers, [(CONTENT_TYPE, content_type)], body).into_response())
 }
 
-/// Whether `Accept` asks for the raw bytes: it names `media_type` or `image/*` with a
-/// non-zero quality.
-fn accepts_raw(headers: &HeaderMap, media_type: MediaType) -> bool {
-    headers
-        .get_all(ACCEPT)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .any(|range| {
-            let mut parts = range.split(';');
-            let essence = parts.next().unwrap_or_default().trim();
-            let refused = parts.any(|param| {
-                let param = param.trim().replace(' ', "");
-                param
-                    .strip_prefix("q=")
-                    .is_some_and(|q| q.parse::<f32>().is_ok_and(|q| q <= 0.0))
-            });
-            !refused
-                && (essence.eq_ignore_ascii_case(media_type.as_str())
-                    || essence.eq_ignore_ascii_case("image/*"))
-        })
+const OCTET_STREAM: &str = "application/octet-stream";
+
+/// How a thumbnail is sent, by the request's `Accept`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Representation {
+    /// The bytes in base64, labelled with the thumbnail's media type (the default: the mirror
+    /// of a base64 upload).
+    Base64,
+    /// The bytes as they are, labelled with the thumbnail's media type: `Accept` names it or
+    /// `image/*`.
+    Image,
+    /// The bytes as they are, as `application/octet-stream`: `Accept` names only that.
+    Bytes,
+}
+
+impl Representation {
+    /// The representation `Accept` asks for: the media ranges it names with a non-zero
+    /// quality (an image range first, then `application/octet-stream`).
+    fn of(headers: &HeaderMap, media_type: MediaType) -> Self {
+        let ranges: Vec<&str> = headers
+            .get_all(ACCEPT)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|value| value.split(','))
+            .filter_map(|range| {
+                let mut parts = range.split(';');
+                let essence = parts.next().unwrap_or_default().trim();
+                let refused = parts.any(|param| {
+                    let param = param.trim().replace(' ', "");
+                    param
+                        .strip_prefix("q=")
+                        .is_some_and(|q| q.parse::<f32>().is_ok_and(|q| q <= 0.0))
+                });
+                (!refused).then_some(essence)
+            })
+            .collect();
+        let names = |wanted: &str| {
+            ranges
+                .iter()
+                .any(|range| range.eq_ignore_ascii_case(wanted))
+        };
+        if names(media_type.as_str()) || names("image/*") {
+            Representation::Image
+        } else if names(OCTET_STREAM) {
+            Representation::Bytes
+        } else {
+            Representation::Base64
+        }
+    }
+
+    /// What tells this representation's `ETag` from the others'.
+    fn tag_suffix(self) -> &'static str {
+        match self {
+            Representation::Base64 => ".b64",
+            Representation::Image => "",
+            Representation::Bytes => ".bin",
+        }
+    }
 }
 
 /// Whether `If-None-Match` names `etag` (or is `*`).
@@ -467,16 +515,24 @@ mod tests {
     }
 
     #[test]
-    fn negotiates_raw_only_for_the_type_or_image_star() {
-        assert!(accepts_raw(&accept("image/jpeg"), MediaType::Jpeg));
-        assert!(accepts_raw(
-            &accept("text/html, image/*;q=0.8"),
-            MediaType::Png
-        ));
-        assert!(!accepts_raw(&accept("*/*"), MediaType::Jpeg));
-        assert!(!accepts_raw(&accept("image/png"), MediaType::Jpeg));
-        assert!(!accepts_raw(&accept("image/jpeg;q=0"), MediaType::Jpeg));
-        assert!(!accepts_raw(&HeaderMap::new(), MediaType::Jpeg));
+    fn negotiates_raw_for_the_type_image_star_or_octet_stream() {
+        let of = |value: &str, media_type| Representation::of(&accept(value), media_type);
+        use Representation::*;
+        assert_eq!(of("image/jpeg", MediaType::Jpeg), Image);
+        assert_eq!(of("text/html, image/*;q=0.8", MediaType::Png), Image);
+        assert_eq!(
+            of("application/octet-stream, image/*", MediaType::Png),
+            Image
+        );
+        assert_eq!(of("application/octet-stream", MediaType::Png), Bytes);
+        assert_eq!(of("application/octet-stream;q=0", MediaType::Png), Base64);
+        assert_eq!(of("*/*", MediaType::Jpeg), Base64);
+        assert_eq!(of("image/png", MediaType::Jpeg), Base64);
+        assert_eq!(of("image/jpeg;q=0", MediaType::Jpeg), Base64);
+        assert_eq!(
+            Representation::of(&HeaderMap::new(), MediaType::Jpeg),
+            Base64
+        );
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! The body is the image in base64 and `Content-Type` is its media type; or `Content-Type:
 //! application/json` with `{"data", "media_type", "name"}`; or `multipart/form-data` with
 //! one or many files ([`multipart`]). The query parameters `name`,
-//! `sizes`, `fit`, `format`, `quality`, `enlarge` ([`common::variant`]) and `callback_url`
+//! `sizes`, `fit`, `format`, `quality`, `enlarge`, `lossless` ([`common::variant`]) and `callback_url`
 //! ([`crate::callbacks`]) may also come as members of the JSON envelope. The answer is `202 Accepted`, `Location: /images/{media_id}` and
 //! the record; it is sent only once the raw file, the record and its job (in the outbox) are
 //! on disk. The job reaches the queue through [`crate::outbox`], never in the request.
@@ -29,6 +29,7 @@ use common::record::Record;
 
 use common::variant::{self, Variant, VariantParams};
 use serde::Deserialize;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::auth::Tenant;
@@ -79,6 +80,7 @@ impl UploadParams {
             "format" => &mut self.variants.format,
             "quality" => &mut self.variants.quality,
             "enlarge" => &mut self.variants.enlarge,
+            "lossless" => &mut self.variants.lossless,
             "callback_url" => &mut self.callback_url,
             _ => return None,
         })
@@ -101,7 +103,7 @@ impl UploadParams {
         let config = &state.config;
         let variants = variant::parse(&self.variants, &config.thumbnail, &config.limits)
             .and_then(|variants| {
-                variant::check_formats(&variants, worker::encode::supports).map(|()| variants)
+                variant::check_formats(&variants, worker::encode::writes).map(|()| variants)
             })
             .map_err(ApiError::InvalidVariant)?;
         let callback_url = match self
@@ -134,7 +136,8 @@ impl UploadParams {
     operation_id = "upload",
     tag = "images",
     summary = "Upload a file (base64, JSON envelope or multipart form)",
-    description = "The body is the file in base64 with its media type as `Content-Type`; or a \
+    description = "The body is the file in base64 with its media type as `Content-Type`; or the \
+        file's own bytes as `application/octet-stream` (its type read from its bytes); or a \
         JSON envelope with `data` and `media_type`, or a `url` to fetch; or a \
         `multipart/form-data` form of files. The answer comes at once: 202 with the record, \
         `state: Processing`, and `Location`.",
@@ -143,13 +146,15 @@ impl UploadParams {
         ("sizes" = Option<String>, Query, description = "Boxes `WxH` (either side may be empty: `320x`) and preset names, comma-separated; default `thumbnail.width`x`thumbnail.height`", example = "100x100,400x300"),
         ("fit" = Option<common::variant::Fit>, Query, description = "How the image meets each box"),
         ("format" = Option<common::config::OutputFormat>, Query, description = "Output format (`avif` with the heif feature)"),
-        ("quality" = Option<u8>, Query, minimum = 1, maximum = 100, description = "Quality of JPEG and AVIF output"),
+        ("quality" = Option<u8>, Query, minimum = 1, maximum = 100, description = "Quality of lossy output: JPEG, WebP, AVIF"),
         ("enlarge" = Option<bool>, Query, description = "Scale images smaller than the box up"),
+        ("lossless" = Option<bool>, Query, description = "WebP: lossless instead of lossy at `quality`"),
         ("callback_url" = Option<String>, Query, description = "Where to POST the record, signed, when it is final"),
     ),
     request_body(
-        description = "The file, in base64 with its media type as `Content-Type` (every type of `MediaType`), or an envelope, or a form",
+        description = "The file, in base64 with its media type as `Content-Type` (every type of `MediaType`), or its bytes, or an envelope, or a form",
         content(
+            (String = "application/octet-stream"),
             (String = "image/jpeg"),
             (String = "image/png", example = json!(crate::openapi::EXAMPLE_PNG)),
             (String = "image/gif"),
@@ -261,7 +266,22 @@ async fn accept(
     if essence.eq_ignore_ascii_case("multipart/form-data") {
         let boundary = multer::parse_boundary(content_type)
             .map_err(|_| ApiError::InvalidMultipart("the Content-Type has no boundary"))?;
-        return multipart::accept(state, params, boundary, length, timing, body).await;
+        // On a task of its own: a client that hangs up cancels nothing, and the files that
+        // arrived whole are still committed.
+        let (state, mut form) = (state.clone(), std::mem::take(body));
+        let task = tokio::spawn(
+            async move {
+                let answer =
+                    multipart::accept(&state, params, boundary, length, timing, &mut form).await;
+                (answer, form)
+            }
+            .instrument(tracing::Span::current()),
+        );
+        let (answer, form) = task
+            .await
+            .map_err(|error| ApiError::Io(std::io::Error::other(error)))?;
+        *body = form;
+        return answer;
     }
     // The decoded bytes grow under this grant, held until they are on disk.
     let mut grant = state.memory.grant();
@@ -273,13 +293,19 @@ async fn accept(
         }
         params.merge(envelope.options);
         match envelope.source {
-            Source::Data { data, media_type } => (data, parse_media_type(&media_type)?),
+            Source::Data { data, media_type } => {
+                (data, Some(parse_media_type(state, &media_type)?))
+            }
             Source::Url(url) => return accept_url(state, params, url).await,
         }
+    } else if essence.eq_ignore_ascii_case("application/octet-stream") {
+        // The file's own bytes: its magic bytes say what it is.
+        let bytes = body::read_bytes(body, limit, length, timing, &mut grant).await?;
+        (bytes, None)
     } else {
-        let media_type = parse_media_type(content_type)?;
+        let media_type = parse_media_type(state, content_type)?;
         let bytes = body::read_base64(body, limit, length, timing, &mut grant).await?;
-        (bytes, media_type)
+        (bytes, Some(media_type))
     };
     let request = params.into_request(state)?;
     let limits = state.config.limits.clone();
@@ -341,11 +367,25 @@ fn expects_continue(headers: &HeaderMap) -> bool {
         .is_some_and(|value| value.as_bytes().eq_ignore_ascii_case(b"100-continue"))
 }
 
-fn parse_media_type(text: &str) -> Result<MediaType, ApiError> {
-    text.parse()
-        .map_err(|error: common::media::UnsupportedMediaType| {
-            ApiError::UnsupportedMediaType(error.to_string())
+fn parse_media_type(state: &AppState, text: &str) -> Result<MediaType, ApiError> {
+    text.parse().map_err(|_| unsupported(state))
+}
+
+/// The refusal of a media type this service does not read, listing those it does: the image
+/// types this build decodes, and the video types when FFmpeg is there.
+fn unsupported(state: &AppState) -> ApiError {
+    let readable: Vec<&str> = common::media::ALL
+        .into_iter()
+        .filter(|media_type| match media_type.is_video() {
+            true => state.video.is_ok(),
+            false => worker::decode::reads(*media_type),
         })
+        .map(MediaType::as_str)
+        .collect();
+    ApiError::UnsupportedMediaType(format!(
+        "the media type is not supported; this service reads {}",
+        readable.join(", ")
+    ))
 }
 
 /// A name is metadata only (files are named by id), but it is shown to people: keep it short
