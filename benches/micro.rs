@@ -166,36 +166,42 @@ mod encode {
             .resize(400, 300, image::imageops::FilterType::Lanczos3)
     }
 
-    fn bench_format(bencher: Bencher, format: OutputFormat, quality: u8) {
+    fn bench_format(bencher: Bencher, format: OutputFormat, quality: u8, lossless: bool) {
         let image = thumbnail();
-        bencher.bench(|| worker::encode::encode(image.clone(), format, quality).unwrap());
+        bencher.bench(|| worker::encode::encode(image.clone(), format, quality, lossless).unwrap());
     }
 
     #[divan::bench(sample_count = 30)]
     fn jpeg_q85(bencher: Bencher) {
-        bench_format(bencher, OutputFormat::Jpeg, 85);
+        bench_format(bencher, OutputFormat::Jpeg, 85, false);
     }
 
     #[divan::bench(sample_count = 30)]
     fn png(bencher: Bencher) {
-        bench_format(bencher, OutputFormat::Png, 85);
+        bench_format(bencher, OutputFormat::Png, 85, false);
     }
 
     #[divan::bench(sample_count = 30)]
     fn webp_lossless(bencher: Bencher) {
-        bench_format(bencher, OutputFormat::Webp, 85);
+        bench_format(bencher, OutputFormat::Webp, 85, true);
+    }
+
+    #[cfg(feature = "libwebp")]
+    #[divan::bench(sample_count = 30)]
+    fn webp_q85(bencher: Bencher) {
+        bench_format(bencher, OutputFormat::Webp, 85, false);
     }
 
     #[cfg(feature = "heif")]
     #[divan::bench(sample_count = 30)]
     fn avif_q85(bencher: Bencher) {
-        bench_format(bencher, OutputFormat::Avif, 85);
+        bench_format(bencher, OutputFormat::Avif, 85, false);
     }
 
     #[cfg(feature = "heif")]
     #[divan::bench(sample_count = 30)]
     fn avif_q60(bencher: Bencher) {
-        bench_format(bencher, OutputFormat::Avif, 60);
+        bench_format(bencher, OutputFormat::Avif, 60, false);
     }
 }
 

@@ -9,8 +9,8 @@
 //!   names of presets from `thumbnail.presets`; default: the configured
 //!   `thumbnail.width`×`thumbnail.height`.
 //! - `fit=contain|cover|fill`, `format=auto|jpeg|png|webp|avif`, `quality=1..100`,
-//!   `enlarge=true|false`: for every box given as `W x H`, and for presets that leave them
-//!   unset.
+//!   `enlarge=true|false`, `lossless=true|false` (WebP: lossless instead of lossy at
+//!   `quality`): for every box given as `W x H`, and for presets that leave them unset.
 //!
 //! [`parse`] checks all of it against the limits (`limits.max_thumbnail_side`,
 //! `limits.max_variants`) and names the parameter at fault in its error.
@@ -151,6 +151,9 @@ pub struct Variant {
     pub quality: u8,
     /// Whether an image smaller than the box is enlarged.
     pub enlarge: bool,
+    /// WebP only: lossless, instead of lossy at `quality`.
+    #[serde(default)]
+    pub lossless: bool,
 }
 
 impl Variant {
@@ -167,19 +170,14 @@ impl Variant {
             format: config.format,
             quality: config.jpeg_quality,
             enlarge: false,
+            lossless: config.lossless,
         }
     }
 
     /// Whether `other` makes the same pixels and bytes as this one, whatever its name.
     pub fn same_output(&self, other: &Variant) -> bool {
-        (self.size, self.fit, self.format, self.quality, self.enlarge)
-            == (
-                other.size,
-                other.fit,
-                other.format,
-                other.quality,
-                other.enlarge,
-            )
+        let settings = |v: &Variant| (v.size, v.fit, v.format, v.quality, v.enlarge, v.lossless);
+        settings(self) == settings(other)
     }
 }
 
@@ -197,6 +195,8 @@ pub struct Preset {
     pub quality: Option<u8>,
     /// Whether to enlarge; unset: the request's `enlarge`.
     pub enlarge: Option<bool>,
+    /// WebP only, lossless; unset: the request's `lossless`.
+    pub lossless: Option<bool>,
 }
 
 /// Whether `name` may name a preset: 1 to 32 of `a-z`, `0-9`, `_`, `-`, starting with a
@@ -222,13 +222,15 @@ pub struct VariantParams {
     pub quality: Option<String>,
     /// `enlarge`.
     pub enlarge: Option<String>,
+    /// `lossless`.
+    pub lossless: Option<String>,
 }
 
 /// A variant parameter that cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{parameter}: {message}")]
 pub struct VariantError {
-    /// The parameter at fault (`sizes`, `fit`, `format`, `quality`, `enlarge`).
+    /// The parameter at fault (`sizes`, `fit`, `format`, `quality`, `enlarge`, `lossless`).
     pub parameter: &'static str,
     /// What is wrong with it. Never repeats the input: an item of `sizes` is named by its
     /// place.
@@ -242,13 +244,30 @@ fn error(parameter: &'static str, message: impl Into<String>) -> VariantError {
     }
 }
 
-/// The defaults a request's `fit`, `format`, `quality` and `enlarge` set for its boxes.
+/// The defaults a request's `fit`, `format`, `quality`, `enlarge` and `lossless` set for its
+/// boxes.
 #[derive(Debug, Clone, Copy)]
 struct Settings {
     fit: Option<Fit>,
     format: Option<OutputFormat>,
     quality: Option<u8>,
     enlarge: Option<bool>,
+    lossless: Option<bool>,
+}
+
+/// A yes-or-no parameter: `true` or `false` in any case (Python's `str(True)` is `True`,
+/// and generated clients send form fields so), or `1` or `0`.
+fn flag(parameter: &'static str, text: Option<&str>) -> Result<Option<bool>, VariantError> {
+    text.map(|text| {
+        if text.eq_ignore_ascii_case("true") || text == "1" {
+            Ok(true)
+        } else if text.eq_ignore_ascii_case("false") || text == "0" {
+            Ok(false)
+        } else {
+            Err(error(parameter, "must be true or false"))
+        }
+    })
+    .transpose()
 }
 
 impl Settings {
@@ -279,20 +298,12 @@ impl Settings {
                     .ok_or_else(|| error("quality", "must be a whole number from 1 to 100"))
             })
             .transpose()?;
-        let enlarge = params
-            .enlarge
-            .as_deref()
-            .map(|text| match text {
-                "true" | "1" => Ok(true),
-                "false" | "0" => Ok(false),
-                _ => Err(error("enlarge", "must be true or false")),
-            })
-            .transpose()?;
         Ok(Self {
             fit,
             format,
             quality,
-            enlarge,
+            enlarge: flag("enlarge", params.enlarge.as_deref())?,
+            lossless: flag("lossless", params.lossless.as_deref())?,
         })
     }
 }
@@ -309,22 +320,21 @@ pub fn check_size(size: Size, limits: &LimitsConfig) -> Result<(), VariantError>
     Ok(())
 }
 
-/// Refuses a variant in a format this build cannot write (`can_write` says which it can:
-/// AVIF depends on how the worker was built).
+/// Refuses a variant in a format this build cannot write (`can_write` says which it can,
+/// and why not: AVIF and lossy WebP depend on how the worker was built).
 pub fn check_formats(
     variants: &[Variant],
-    can_write: impl Fn(OutputFormat) -> bool,
+    can_write: impl Fn(&Variant) -> Result<(), &'static str>,
 ) -> Result<(), VariantError> {
-    match variants.iter().find(|variant| !can_write(variant.format)) {
-        None => Ok(()),
-        Some(variant) => Err(error(
-            "format",
-            format!(
-                "{} output is not in this build (the heif feature)",
-                variant.format.as_str()
-            ),
-        )),
+    for variant in variants {
+        if let Err(why) = can_write(variant) {
+            return Err(error(
+                "format",
+                format!("{} output {why}", variant.format.as_str()),
+            ));
+        }
     }
+    Ok(())
 }
 
 /// The variants a request asks for, checked; the configured default when it names none.
@@ -356,6 +366,7 @@ pub fn parse(
             format: settings.format.unwrap_or(default.format),
             quality: settings.quality.unwrap_or(default.quality),
             enlarge: settings.enlarge.unwrap_or(default.enlarge),
+            lossless: settings.lossless.unwrap_or(default.lossless),
             ..default
         });
     }
@@ -372,6 +383,10 @@ pub fn parse(
                     .or(settings.quality)
                     .unwrap_or(config.jpeg_quality),
                 enlarge: preset.enlarge.or(settings.enlarge).unwrap_or(false),
+                lossless: preset
+                    .lossless
+                    .or(settings.lossless)
+                    .unwrap_or(config.lossless),
             }
         } else if item.contains(['x', 'X']) {
             let size: Size = item
@@ -384,6 +399,7 @@ pub fn parse(
                 format: settings.format.unwrap_or(config.format),
                 quality: settings.quality.unwrap_or(config.jpeg_quality),
                 enlarge: settings.enlarge.unwrap_or(false),
+                lossless: settings.lossless.unwrap_or(config.lossless),
             }
         } else if item.is_empty() {
             return Err(error("sizes", "an empty item between commas"));
@@ -433,6 +449,7 @@ mod tests {
                 format: Some(OutputFormat::Webp),
                 quality: None,
                 enlarge: None,
+                lossless: None,
             },
         );
         config
@@ -528,6 +545,13 @@ mod tests {
                 },
                 "enlarge",
             ),
+            (
+                VariantParams {
+                    lossless: Some("maybe".into()),
+                    ..VariantParams::default()
+                },
+                "lossless",
+            ),
         ];
         for (request, parameter) in cases {
             let error = parse(&request, &config(), &limits).unwrap_err();
@@ -553,5 +577,22 @@ mod tests {
         for bad in ["", "2x", "Card", "a b", &"a".repeat(33)] {
             assert!(!is_preset_name(bad), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn flags_read_as_clients_write_them() {
+        for (text, value) in [
+            ("true", true),
+            ("True", true),
+            ("1", true),
+            ("FALSE", false),
+        ] {
+            assert_eq!(flag("enlarge", Some(text)), Ok(Some(value)), "{text}");
+        }
+        assert_eq!(flag("lossless", None), Ok(None));
+        assert_eq!(
+            flag("lossless", Some("yes")).unwrap_err().parameter,
+            "lossless"
+        );
     }
 }

@@ -82,17 +82,20 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), GatewayError>
 /// write, rather than refusing every upload that uses it.
 fn check_formats(config: &Config) -> Result<(), GatewayError> {
     let thumbnail = &config.thumbnail;
-    let formats = std::iter::once(thumbnail.format).chain(
-        thumbnail
-            .presets
-            .values()
-            .filter_map(|preset| preset.format),
-    );
-    for format in formats {
-        if !worker::encode::supports(format) {
+    let default = common::variant::Variant::default_for(thumbnail);
+    let presets = thumbnail
+        .presets
+        .values()
+        .map(|preset| common::variant::Variant {
+            format: preset.format.unwrap_or(default.format),
+            lossless: preset.lossless.unwrap_or(default.lossless),
+            ..default.clone()
+        });
+    for variant in std::iter::once(default.clone()).chain(presets) {
+        if let Err(why) = worker::encode::writes(&variant) {
             return Err(GatewayError::Config(format!(
-                "thumbnail format {} is not in this build (the heif feature)",
-                format.as_str()
+                "thumbnail format {} {why}",
+                variant.format.as_str()
             )));
         }
     }
@@ -337,6 +340,7 @@ mod tests {
             format: Some(OutputFormat::Avif),
             quality: None,
             enlarge: None,
+            lossless: None,
         };
         config.thumbnail.presets.insert("card".into(), preset);
         assert_eq!(check_formats(&config).is_ok(), avif);

@@ -138,6 +138,7 @@ mod tests {
             format: OutputFormat::Auto,
             quality: 85,
             enlarge,
+            lossless: false,
         }
     }
 

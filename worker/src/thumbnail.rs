@@ -95,7 +95,8 @@ fn render(decoded: decode::Decoded, variants: &[JobVariant], limits: &LimitsConf
             let variant = &job_variant.variant;
             let plan = geometry::plan(variant, source_width, source_height, max_side);
             let made = resize::resize(&image, &plan).and_then(|resized| {
-                let (bytes, media_type) = encode::encode(resized, variant.format, variant.quality)?;
+                let (bytes, media_type) =
+                    encode::encode(resized, variant.format, variant.quality, variant.lossless)?;
                 Ok(Thumbnail {
                     info: ThumbnailInfo {
                         media_type,
@@ -176,6 +177,8 @@ mod tests {
                 format,
                 quality: 80,
                 enlarge: false,
+                // The pure-Rust build writes lossless WebP only.
+                lossless: !cfg!(feature = "libwebp"),
             },
         })
         .collect();

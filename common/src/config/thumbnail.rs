@@ -92,8 +92,11 @@ pub struct ThumbnailConfig {
     pub height: u32,
     /// Output format.
     pub format: OutputFormat,
-    /// JPEG quality, 1–100.
+    /// Quality of lossy output (JPEG, WebP, AVIF), 1–100, when a request names none.
     pub jpeg_quality: u8,
+    /// WebP output lossless, when a request does not say (`lossless`); else lossy at the
+    /// quality.
+    pub lossless: bool,
     /// Named variants clients may ask for by name in `sizes`.
     pub presets: std::collections::BTreeMap<String, crate::variant::Preset>,
 }
@@ -124,6 +127,7 @@ impl Default for ThumbnailConfig {
             height: 100,
             format: OutputFormat::Auto,
             jpeg_quality: 85,
+            lossless: false,
             presets: std::collections::BTreeMap::new(),
         }
     }

@@ -3,11 +3,14 @@
 //! `auto` keeps alpha: PNG when some pixel of the thumbnail is not opaque, JPEG otherwise (an
 //! alpha channel that is opaque everywhere, as every GIF decodes to, is no reason for PNG).
 //! JPEG output of an image with alpha is composed over white. Thumbnails are 8 bits per
-//! channel whatever the source depth. WebP is lossless; AVIF (the `heif` feature, see
-//! [`avif`]) is lossy at the variant's quality and keeps alpha.
+//! channel whatever the source depth. WebP is lossy at the variant's quality (libwebp, the
+//! `libwebp` feature, see [`webp`]) unless the variant asks `lossless`; the pure-Rust build
+//! writes lossless WebP only. AVIF (the `heif` feature, see [`avif`]) is lossy at the
+//! variant's quality. WebP and AVIF keep alpha.
 
 use common::config::OutputFormat;
 use common::media::MediaType;
+use common::variant::Variant;
 use image::codecs::jpeg::JpegEncoder;
 use image::codecs::png::PngEncoder;
 use image::codecs::webp::WebPEncoder;
@@ -17,9 +20,11 @@ use crate::error::ThumbnailError;
 
 #[cfg(feature = "heif")]
 mod avif;
+#[cfg(feature = "libwebp")]
+mod webp;
 
 /// Whether this build can write `format`: AVIF needs the `heif` feature (and libheif built
-/// with libaom), every other format is always there.
+/// with libaom), every other format is always there (WebP at least lossless).
 pub fn supports(format: OutputFormat) -> bool {
     #[cfg(feature = "heif")]
     let avif = avif::available();
@@ -28,11 +33,28 @@ pub fn supports(format: OutputFormat) -> bool {
     format != OutputFormat::Avif || avif
 }
 
-/// Encodes `image` as the configured format; returns the bytes and their media type.
+/// Whether this build can write `variant`: its format ([`supports`]), and lossy WebP only
+/// with libwebp (the `libwebp` feature).
+pub fn writes(variant: &Variant) -> Result<(), &'static str> {
+    if !supports(variant.format) {
+        return Err("is not in this build (the heif feature)");
+    }
+    if variant.format == OutputFormat::Webp && !variant.lossless && !cfg!(feature = "libwebp") {
+        return Err(
+            "is lossless only in this build (lossy needs the libwebp feature): ask \
+                    lossless=true",
+        );
+    }
+    Ok(())
+}
+
+/// Encodes `image` as the configured format (WebP lossless or not); returns the bytes and
+/// their media type.
 pub fn encode(
     image: DynamicImage,
     format: OutputFormat,
     quality: u8,
+    lossless: bool,
 ) -> Result<(Vec<u8>, MediaType), ThumbnailError> {
     let image = to_8_bit(image);
     let media_type = match format {
@@ -57,6 +79,9 @@ pub fn encode(
             height,
             color,
         ),
+        MediaType::Webp if !lossless => {
+            return webp_lossy(&image, quality).map(|out| (out, media_type));
+        }
         MediaType::Webp => {
             WebPEncoder::new_lossless(&mut out).write_image(image.as_bytes(), width, height, color)
         }
@@ -76,6 +101,20 @@ fn avif_encode(image: &DynamicImage, quality: u8) -> Result<Vec<u8>, ThumbnailEr
         let _ = (image, quality);
         Err(ThumbnailError::Encode(
             "AVIF output is not in this build (the heif feature)".into(),
+        ))
+    }
+}
+
+/// Lossy WebP with the `libwebp` feature; without it, refused (the gateway refuses such
+/// variants at the door).
+fn webp_lossy(image: &DynamicImage, quality: u8) -> Result<Vec<u8>, ThumbnailError> {
+    #[cfg(feature = "libwebp")]
+    return webp::encode_lossy(image, quality);
+    #[cfg(not(feature = "libwebp"))]
+    {
+        let _ = (image, quality);
+        Err(ThumbnailError::Encode(
+            "lossy WebP output is not in this build (the libwebp feature)".into(),
         ))
     }
 }
@@ -142,23 +181,33 @@ mod tests {
     #[test]
     fn auto_keeps_alpha_as_png_and_opaque_as_jpeg() {
         let (bytes, media_type) =
-            encode(DynamicImage::new_rgba8(4, 3), OutputFormat::Auto, 85).unwrap();
+            encode(DynamicImage::new_rgba8(4, 3), OutputFormat::Auto, 85, false).unwrap();
         assert_eq!(media_type, MediaType::Png);
         assert!(decode(&bytes).color().has_alpha());
 
         let opaque = image::RgbaImage::from_pixel(4, 3, image::Rgba([9, 9, 9, 255]));
-        let (bytes, media_type) =
-            encode(DynamicImage::ImageRgba8(opaque), OutputFormat::Auto, 85).unwrap();
+        let (bytes, media_type) = encode(
+            DynamicImage::ImageRgba8(opaque),
+            OutputFormat::Auto,
+            85,
+            false,
+        )
+        .unwrap();
         assert_eq!(media_type, MediaType::Jpeg, "opaque alpha is no alpha");
         assert_eq!(decode(&bytes).color(), image::ColorType::Rgb8);
 
         let (bytes, media_type) =
-            encode(DynamicImage::new_rgb16(4, 3), OutputFormat::Auto, 85).unwrap();
+            encode(DynamicImage::new_rgb16(4, 3), OutputFormat::Auto, 85, false).unwrap();
         assert_eq!(media_type, MediaType::Jpeg);
         assert_eq!(decode(&bytes).color(), image::ColorType::Rgb8);
 
-        let (bytes, media_type) =
-            encode(DynamicImage::new_luma16(4, 3), OutputFormat::Auto, 85).unwrap();
+        let (bytes, media_type) = encode(
+            DynamicImage::new_luma16(4, 3),
+            OutputFormat::Auto,
+            85,
+            false,
+        )
+        .unwrap();
         assert_eq!(media_type, MediaType::Jpeg);
         assert_eq!(decode(&bytes).color(), image::ColorType::L8);
     }
@@ -166,7 +215,7 @@ mod tests {
     #[test]
     fn jpeg_composes_alpha_over_white() {
         let transparent = DynamicImage::new_rgba8(8, 8); // all (0,0,0,0)
-        let (bytes, media_type) = encode(transparent, OutputFormat::Jpeg, 90).unwrap();
+        let (bytes, media_type) = encode(transparent, OutputFormat::Jpeg, 90, false).unwrap();
         assert_eq!(media_type, MediaType::Jpeg);
         let pixel = decode(&bytes).to_rgb8().get_pixel(4, 4).0;
         assert!(pixel.iter().all(|&c| c > 245), "{pixel:?}");
@@ -178,10 +227,52 @@ mod tests {
             (OutputFormat::Png, MediaType::Png),
             (OutputFormat::Webp, MediaType::Webp),
         ] {
-            let (bytes, got) = encode(DynamicImage::new_rgb8(5, 7), format, 85).unwrap();
+            let (bytes, got) = encode(DynamicImage::new_rgb8(5, 7), format, 85, true).unwrap();
             assert_eq!(got, media_type);
             let image = decode(&bytes);
             assert_eq!((image.width(), image.height()), (5, 7));
+        }
+    }
+
+    /// A photograph-like gradient with noise: lossy WebP is a fraction of lossless, keeps
+    /// the picture, and keeps alpha.
+    #[test]
+    fn webp_is_lossy_at_its_quality_unless_lossless() {
+        let mut seed = 7u32;
+        let photo = image::RgbaImage::from_fn(160, 120, |x, y| {
+            seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            let noise = (seed >> 24) as u8 / 16;
+            let alpha = if x < 8 { 0 } else { 255 };
+            image::Rgba([
+                (x + u32::from(noise)) as u8,
+                (y * 2) as u8,
+                noise * 8,
+                alpha,
+            ])
+        });
+        let photo = DynamicImage::ImageRgba8(photo);
+        let (lossless, _) = encode(photo.clone(), OutputFormat::Webp, 80, true).unwrap();
+        let lossy = encode(photo.clone(), OutputFormat::Webp, 80, false);
+        assert_eq!(lossy.is_ok(), cfg!(feature = "libwebp"), "{lossy:?}");
+        if let Ok((lossy, media_type)) = lossy {
+            assert_eq!(media_type, MediaType::Webp);
+            assert!(
+                lossy.len() * 3 < lossless.len(),
+                "{} vs {}",
+                lossy.len(),
+                lossless.len()
+            );
+            let (low, _) = encode(photo.clone(), OutputFormat::Webp, 20, false).unwrap();
+            assert!(low.len() < lossy.len(), "quality has its effect");
+            let decoded = decode(&lossy).to_rgba8();
+            assert_eq!(decoded.get_pixel(2, 50)[3], 0, "alpha kept");
+            let (a, b) = (
+                decoded.get_pixel(100, 60),
+                photo.to_rgba8().get_pixel(100, 60).0,
+            );
+            for channel in 0..3 {
+                assert!(a[channel].abs_diff(b[channel]) < 24, "{a:?} vs {b:?}");
+            }
         }
     }
 
@@ -189,7 +280,7 @@ mod tests {
     fn avif_only_with_the_heif_feature() {
         assert_eq!(supports(OutputFormat::Avif), cfg!(feature = "heif"));
         assert!(supports(OutputFormat::Webp));
-        let result = encode(DynamicImage::new_rgb8(5, 7), OutputFormat::Avif, 60);
+        let result = encode(DynamicImage::new_rgb8(5, 7), OutputFormat::Avif, 60, false);
         assert_eq!(result.is_ok(), cfg!(feature = "heif"), "{result:?}");
     }
 }
