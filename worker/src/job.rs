@@ -85,7 +85,7 @@ pub async fn process(
     drop(decoding);
     let (thumbnails, probed) = match made {
         Ok(made) => made,
-        Err(failure) => return Ok(failed(failure.code, failure.message)),
+        Err(failure) => return Ok(failed(failure.status, failure.message)),
     };
     let mut results = Vec::with_capacity(thumbnails.variants.len());
     let mut first_error = None;
@@ -104,10 +104,7 @@ pub async fn process(
             }
             Err(error) => {
                 tracing::warn!(media_id = %job.media_id, variant = %name, %error, "a variant failed");
-                let failure = VariantFailure {
-                    code: error.code(),
-                    message: error.to_string(),
-                };
+                let failure = VariantFailure::new(error.code(), error.to_string());
                 first_error.get_or_insert_with(|| failure.clone());
                 results.push(Made {
                     index,
@@ -121,7 +118,7 @@ pub async fn process(
     if results.iter().all(|made| made.info.is_none())
         && let Some(error) = first_error
     {
-        return Ok(failed(error.code, error.message));
+        return Ok(failed(error.status, error.message));
     }
     let (duration, video) = match probed {
         Some((duration, info)) => (duration, Some(info)),
@@ -274,7 +271,7 @@ async fn fetch_source(
 }
 
 fn failure(code: u16, message: String) -> VariantFailure {
-    VariantFailure { code, message }
+    VariantFailure::new(code, message)
 }
 
 fn failed(code: u16, message: String) -> Outcome {

@@ -132,6 +132,10 @@ pub async fn run(
     }
 
     drop(jobs);
+    // Jobs that ended while the worker was idle are still in the set until joined.
+    while let Some(done) = tasks.try_join_next() {
+        log_task_end(done);
+    }
     tracing::info!(
         in_flight = tasks.len(),
         "worker stopping, finishing jobs in hand"
@@ -208,7 +212,7 @@ async fn handle(
         {
             // The last try the queue allows: the timeout is the job's result.
             Outcome::Failed {
-                code: failure.code,
+                code: failure.status,
                 message: failure.message,
             }
         }

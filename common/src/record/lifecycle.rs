@@ -319,10 +319,7 @@ impl Record {
         for entry in &mut self.thumbnails {
             if entry.state == VariantState::Processing {
                 entry.state = VariantState::Failed;
-                entry.error = Some(VariantFailure {
-                    code,
-                    message: message.to_owned(),
-                });
+                entry.error = Some(VariantFailure::new(code, message.to_owned()));
                 changed = true;
             }
         }

@@ -285,10 +285,7 @@ mod tests {
                 height: 5,
                 size: 99,
             }),
-            error: (!ok).then(|| VariantFailure {
-                code: 500,
-                message: "cannot encode".to_owned(),
-            }),
+            error: (!ok).then(|| VariantFailure::new(500, "cannot encode".to_owned())),
         }
     }
 
@@ -299,7 +296,11 @@ mod tests {
         assert!(record.apply_made(&[made(0, "a", false), made(1, "b", true)], 20, 10));
         assert_eq!(record.state, State::Completed);
         assert_eq!(record.thumbnails[0].state, VariantState::Failed);
-        assert_eq!(record.thumbnails[0].error.as_ref().unwrap().code, 500);
+        let failure = record.thumbnails[0].error.as_ref().unwrap();
+        assert_eq!(
+            (failure.code.as_str(), failure.status),
+            ("internal_error", 500)
+        );
         assert_eq!(record.thumbnails[1].info().unwrap().size, 99);
         assert_eq!(record.thumbnail, None, "`thumbnail` is the first variant");
         assert!(!record.has_made(0) && record.has_made(1) && !record.has_made(2));

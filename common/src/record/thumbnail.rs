@@ -32,13 +32,71 @@ pub enum VariantState {
     Failed,
 }
 
-/// Why a variant could not be made.
+/// Why a variant could not be made: the shape of every API error's `error` (`code`, a slug;
+/// `message`), with the HTTP-like `status` of the failure beside it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(from = "StoredFailure")]
 pub struct VariantFailure {
-    /// HTTP-like status, as a record's `code`.
-    pub code: u16,
+    /// The failure's slug: `too_large` (413), `unsupported_media_type` (415), `undecodable`
+    /// (422), `invalid_source` (400), `raw_gone` (410), `source_failed` (502), `timed_out`
+    /// (504), `internal_error` (500 and any other).
+    #[schema(example = "undecodable")]
+    pub code: String,
+    /// The HTTP-like status of the failure, as a record's `code`.
+    pub status: u16,
     /// Why, for people.
     pub message: String,
+}
+
+impl VariantFailure {
+    /// The failure of HTTP-like `status`, with its slug.
+    pub fn new(status: u16, message: String) -> Self {
+        let code = match status {
+            400 => "invalid_source",
+            410 => "raw_gone",
+            413 => "too_large",
+            415 => "unsupported_media_type",
+            422 => "undecodable",
+            502 => "source_failed",
+            504 => "timed_out",
+            _ => "internal_error",
+        };
+        Self {
+            code: code.to_owned(),
+            status,
+            message,
+        }
+    }
+}
+
+/// A failure as stored: records written before failures had slugs carry the status as
+/// `code`.
+#[derive(Deserialize)]
+struct StoredFailure {
+    code: StoredCode,
+    status: Option<u16>,
+    message: String,
+}
+
+/// A failure's `code` as stored: the slug, or (older records) the status.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum StoredCode {
+    Slug(String),
+    Status(u16),
+}
+
+impl From<StoredFailure> for VariantFailure {
+    fn from(stored: StoredFailure) -> Self {
+        match (stored.code, stored.status) {
+            (StoredCode::Slug(code), status) => Self {
+                code,
+                status: status.unwrap_or(500),
+                message: stored.message,
+            },
+            (StoredCode::Status(status), _) => Self::new(status, stored.message),
+        }
+    }
 }
 
 /// One variant in a record: what was asked for, and what was made.
@@ -107,5 +165,26 @@ impl Thumbnail {
             }
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failure_has_the_shape_of_every_error_and_older_records_still_read() {
+        let failure = VariantFailure::new(422, "cannot decode".to_owned());
+        let json = serde_json::to_value(&failure).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"code": "undecodable", "status": 422, "message": "cannot decode"})
+        );
+        let read: VariantFailure = serde_json::from_value(json).unwrap();
+        assert_eq!(read, failure);
+        // As records stored it before slugs.
+        let old: VariantFailure =
+            serde_json::from_str(r#"{"code": 413, "message": "too many pixels"}"#).unwrap();
+        assert_eq!((old.code.as_str(), old.status), ("too_large", 413));
     }
 }
