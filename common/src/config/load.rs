@@ -3,9 +3,11 @@
 //!
 //! - **Environment**: every key, as `THUMBNAILIFY_` and its path in capitals with `__`
 //!   between levels: `THUMBNAILIFY_LIMITS__MAX_PIXELS=50000000`,
-//!   `THUMBNAILIFY_THUMBNAIL__FORMAT=webp`, `THUMBNAILIFY_AUTH__API_KEYS=[k1,k2]`. Values are
-//!   read as figment reads them (numbers, `true`/`false`, `[a, b]` lists; a string that looks
-//!   like a number is written in double quotes). A variable whose first level is not a
+//!   `THUMBNAILIFY_THUMBNAIL__FORMAT=webp`, `THUMBNAILIFY_AUTH__API_KEYS=[k1,k2]`. A value
+//!   that opens with `{` or `[` is YAML (or JSON, which is YAML), so that maps and lists
+//!   are written as in the file: `THUMBNAILIFY_THUMBNAIL__PRESETS='{card: {size: 400x300}}'`.
+//!   Other values are read as figment reads them (numbers, `true`/`false`; a string that
+//!   looks like a number is written in double quotes). A variable whose first level is not a
 //!   configuration key (`THUMBNAILIFY_TEST_DATABASE_URL`) is not configuration and is left
 //!   alone; a misspelt key under a known one (`THUMBNAILIFY_LIMITS__MAX_PIXLES`) is refused,
 //!   as it is in the file. `THUMBNAILIFY_QUEUE_URL`, `THUMBNAILIFY_STORE_URL` and
@@ -22,7 +24,7 @@
 
 use std::path::{Path, PathBuf};
 
-use figment::providers::Env;
+use figment::providers::{Env, Serialized};
 use figment::value::{Dict, Map};
 use figment::{Figment, Metadata, Profile, Provider};
 
@@ -49,8 +51,7 @@ impl Config {
         if let Some(path) = path {
             figment = figment.merge(YamlFile::read(path)?);
         }
-        let mut config: Config = figment
-            .merge(environment())
+        let mut config: Config = environment(figment)
             .extract()
             .map_err(|error| ConfigError::Layers(Box::new(error)))?;
         config.unset_empty_urls();
@@ -141,8 +142,29 @@ fn read_secret(path: &PathBuf) -> Result<String, ConfigError> {
     Ok(text.trim_end_matches(['\n', '\r']).to_owned())
 }
 
+/// `figment` with the `THUMBNAILIFY_*` variables that name configuration keys merged over it,
+/// each at its key's path.
+fn environment(mut figment: Figment) -> Figment {
+    for (key, text) in variables().iter() {
+        let value = value_of(&text);
+        figment = figment.merge(Serialized::default(key.as_str(), value));
+    }
+    figment
+}
+
+/// A variable's value: YAML when it opens a map or a list (JSON is YAML too), else what
+/// figment reads (numbers, booleans, strings).
+fn value_of(text: &str) -> figment::value::Value {
+    if text.trim_start().starts_with(['{', '['])
+        && let Ok(value) = serde_norway::from_str::<figment::value::Value>(text)
+    {
+        return value;
+    }
+    text.parse().unwrap_or_else(|never| match never {})
+}
+
 /// The `THUMBNAILIFY_*` variables that name configuration keys.
-fn environment() -> Env {
+fn variables() -> Env {
     let top_level: Vec<String> = match serde_json::to_value(Config::default()) {
         Ok(serde_json::Value::Object(keys)) => keys.keys().cloned().collect(),
         _ => Vec::new(),
@@ -236,6 +258,21 @@ mod tests {
             assert_eq!(config.listen, "127.0.0.1:9");
             assert_eq!(config.queue.url.as_deref(), Some("amqp://127.0.0.1:5672"));
             assert_eq!(config.store.url, None);
+
+            // Maps and lists as YAML or JSON, as in the file.
+            jail.set_env(
+                "THUMBNAILIFY_THUMBNAIL__PRESETS",
+                "{card: {size: 400x300, fit: cover}, hero: {size: 1600x}}",
+            );
+            jail.set_env("THUMBNAILIFY_AUTH__TENANTS", r#"{"acme": ["k1", "k2"]}"#);
+            jail.set_env("THUMBNAILIFY_SOURCES__ALLOWED_HOSTS", "[127.0.0.1, ::1]");
+            let config = load()?;
+            assert_eq!(config.thumbnail.presets.len(), 2);
+            let card = &config.thumbnail.presets["card"];
+            assert_eq!(card.size.to_string(), "400x300");
+            assert_eq!(card.fit, Some(crate::variant::Fit::Cover));
+            assert_eq!(config.auth.tenants["acme"], ["k1", "k2"]);
+            assert_eq!(config.sources.allowed_hosts, ["127.0.0.1", "::1"]);
 
             jail.set_env("THUMBNAILIFY_QUEUE__URL", "");
             jail.set_env("THUMBNAILIFY_QUEUE_URL", "");

@@ -7,6 +7,8 @@
 
 mod access;
 mod backends;
+#[cfg(test)]
+mod documented;
 mod limits;
 mod load;
 mod observability;
