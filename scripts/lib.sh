@@ -126,3 +126,33 @@ ensure_s3s_fs() {
   echo "installing s3s-fs from crates.io"
   cargo install --quiet s3s-fs --version 0.14.1 --features binary --locked
 }
+
+# gateway_start PORT [VAR=VALUE...]: starts the debug gateway (embedded queue) on
+# 127.0.0.1:PORT with a fresh data directory and the given environment, and waits until it
+# answers. Sets $gateway (its pid) and $gateway_data; gateway_stop (also run at exit) stops
+# it and removes the directory.
+gateway_start() {
+  local port=$1
+  shift
+  gateway_data=$(mktemp -d)
+  env THUMBNAILIFY_LISTEN="127.0.0.1:$port" THUMBNAILIFY_DATA_DIR="$gateway_data" \
+    RUST_LOG=warn "$@" target/debug/gateway &
+  gateway=$!
+  trap gateway_stop EXIT
+  for _ in $(seq 1 100); do
+    if curl -sf "http://127.0.0.1:$port/healthz" >/dev/null; then return; fi
+    sleep 0.1
+  done
+  echo "the gateway did not answer on 127.0.0.1:$port" >&2
+  return 1
+}
+
+gateway_stop() {
+  if [ -n "${gateway:-}" ]; then
+    kill "$gateway" 2>/dev/null || true
+    wait "$gateway" 2>/dev/null || true
+    rm -rf "$gateway_data"
+    gateway=
+  fi
+  trap - EXIT
+}
