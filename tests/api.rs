@@ -114,6 +114,41 @@ async fn upload_accepts_aliases_line_breaks_data_uris_and_json(backend: Backend)
         .await;
     assert_eq!(named.status, 202);
     assert_eq!(named.json()["name"], "cat.png");
+
+    // The file's own bytes, its type read from them; the size limit and the sniffing hold.
+    let jpeg = fixture("jpeg-baseline.jpg");
+    let octets = [("content-type", "application/octet-stream")];
+    let answer = gateway
+        .request(Method::POST, "/images?name=raw.jpg", &octets, jpeg.clone())
+        .await;
+    assert_eq!(
+        answer.status,
+        202,
+        "{}",
+        String::from_utf8_lossy(&answer.body)
+    );
+    let record = answer.json();
+    assert_eq!(record["media_type"], "image/jpeg");
+    assert_eq!(record["size"], jpeg.len());
+    assert_eq!(
+        (&record["width"], &record["height"]),
+        (&json!(800), &json!(500))
+    );
+    let id = record["media_id"].as_str().unwrap();
+    assert_eq!(gateway.wait_final(id).await["state"], "Completed");
+    gateway
+        .request(
+            Method::POST,
+            "/images",
+            &octets,
+            b"%PDF-1.7 not an image".to_vec(),
+        )
+        .await
+        .assert_error(415, "unsupported_media_type");
+    gateway
+        .request(Method::POST, "/images", &octets, Vec::new())
+        .await
+        .assert_error(400, "empty_body");
 }
 
 async fn bad_uploads_get_clear_json_errors(backend: Backend) {
@@ -349,6 +384,34 @@ async fn thumbnails_are_base64_by_default_raw_on_request_and_cacheable(backend: 
         assert!(again.body.is_empty());
     }
     assert_ne!(encoded.header("etag"), raw.header("etag"));
+
+    // What generated clients ask for bytes with: the same bytes, as that type, their own ETag.
+    let octets = gateway
+        .request(
+            Method::GET,
+            &path,
+            &[("accept", "application/octet-stream")],
+            "",
+        )
+        .await;
+    assert_eq!(octets.status, 200);
+    assert_eq!(
+        octets.header("content-type").as_deref(),
+        Some("application/octet-stream")
+    );
+    assert_eq!(octets.body, raw.body);
+    let tags = [&encoded, &raw, &octets].map(|answer| answer.header("etag").unwrap());
+    assert!(tags[0] != tags[2] && tags[1] != tags[2], "{tags:?}");
+    // An image range wins over it.
+    let both = gateway
+        .request(
+            Method::GET,
+            &path,
+            &[("accept", "application/octet-stream, image/*;q=0.5")],
+            "",
+        )
+        .await;
+    assert_eq!(both.header("content-type").as_deref(), Some("image/jpeg"));
 }
 
 async fn thumbnail_says_409_while_processing_and_422_when_the_job_failed(backend: Backend) {

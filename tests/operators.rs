@@ -95,6 +95,32 @@ fn a_bad_key_or_value_in_the_environment_stops_the_start_naming_it() {
     }
 }
 
+/// A worker that stops while idle says it has no job in hand, however many it finished.
+#[tokio::test]
+async fn an_idle_worker_stopping_has_nothing_in_flight() {
+    let mut gateway = Gateway::start_logging("logging: {format: json}", "info").await;
+    for _ in 0..3 {
+        let id = gateway.upload_fixture("png-rgba.png").await;
+        assert_eq!(gateway.wait_final(&id).await["state"], "Completed");
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(gateway.terminate(), "the gateway stops cleanly");
+    let log = gateway.log();
+    let stopping: Vec<serde_json::Value> = log
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|line| {
+            line["message"]
+                .as_str()
+                .is_some_and(|message| message.starts_with("worker stopping"))
+        })
+        .collect();
+    assert!(!stopping.is_empty(), "{log}");
+    for line in stopping {
+        assert_eq!(line["in_flight"], 0, "{line}");
+    }
+}
+
 #[tokio::test]
 async fn json_logs_carry_the_request_id_and_the_media_id() {
     let gateway = Gateway::start_logging("logging: {format: json}", "info,gateway=debug").await;

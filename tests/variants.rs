@@ -372,7 +372,66 @@ on_every_backend!(
     variants_are_served_by_name_with_their_own_etags,
     variants_are_made_on_demand_once,
     small_images_are_enlarged_only_when_asked,
+    webp_is_lossy_at_its_quality_unless_lossless,
 );
+
+/// WebP is lossy at its quality: a fraction of the lossless size, close to the exact
+/// pixels; `lossless=true` keeps every pixel; and a variant made on demand with other
+/// settings is named by them.
+async fn webp_is_lossy_at_its_quality_unless_lossless(backend: Backend) {
+    let gateway = Gateway::start(backend, "keep_raw: true").await;
+    let query = "sizes=400x300&fit=cover&format=webp";
+    let lossy = upload_with(
+        &gateway,
+        "jpeg-baseline.jpg",
+        &format!("{query}&quality=80"),
+    )
+    .await;
+    let lossless = upload_with(
+        &gateway,
+        "jpeg-baseline.jpg",
+        &format!("{query}&lossless=true"),
+    )
+    .await;
+    let (lossy, lossless) = (lossy.media_id(), lossless.media_id());
+    let lossy_record = gateway.wait_final(&lossy).await;
+    let lossless_record = gateway.wait_final(&lossless).await;
+    assert_eq!(lossy_record["thumbnails"][0]["request"]["lossless"], false);
+    assert_eq!(
+        lossless_record["thumbnails"][0]["request"]["lossless"],
+        true
+    );
+    let small = variant(&gateway, &lossy, "400x300").await;
+    let exact = variant(&gateway, &lossless, "400x300").await;
+    assert_eq!(small.header("content-type").as_deref(), Some("image/webp"));
+    assert!(
+        small.body.len() * 3 < exact.body.len(),
+        "lossy {} bytes, lossless {}",
+        small.body.len(),
+        exact.body.len()
+    );
+    let small = image::load_from_memory(&small.body).unwrap().to_rgba8();
+    let exact = image::load_from_memory(&exact.body).unwrap().to_rgba8();
+    assert_eq!(small.dimensions(), (400, 300));
+    let difference = mean_difference(&small, &exact);
+    assert!(
+        difference < 4.0,
+        "lossy WebP is {difference} from the exact pixels"
+    );
+    // Lossless on demand, beside the lossy one: named by its settings.
+    let made = gateway
+        .get(&format!(
+            "/images/{lossy}/thumbnails/400x300?fit=cover&format=webp&lossless=true"
+        ))
+        .await;
+    assert_eq!(
+        made.status,
+        StatusCode::ACCEPTED,
+        "{}",
+        String::from_utf8_lossy(&made.body)
+    );
+    assert_eq!(made.json()["name"], "400x300-cover-webp-lossless");
+}
 
 #[tokio::test]
 async fn bad_variant_parameters_are_refused_naming_the_parameter() {
@@ -395,6 +454,7 @@ async fn bad_variant_parameters_are_refused_naming_the_parameter() {
         ("quality=101", "quality"),
         ("quality=high", "quality"),
         ("enlarge=maybe", "enlarge"),
+        ("lossless=maybe", "lossless"),
     ] {
         let answer = upload_with(&gateway, "small.png", query).await;
         answer.assert_error(400, "invalid_parameter");

@@ -24,7 +24,7 @@
 
 use std::path::{Path, PathBuf};
 
-use figment::providers::{Env, Serialized};
+use figment::providers::Env;
 use figment::value::{Dict, Map};
 use figment::{Figment, Metadata, Profile, Provider};
 
@@ -142,14 +142,53 @@ fn read_secret(path: &PathBuf) -> Result<String, ConfigError> {
     Ok(text.trim_end_matches(['\n', '\r']).to_owned())
 }
 
-/// `figment` with the `THUMBNAILIFY_*` variables that name configuration keys merged over it,
-/// each at its key's path.
-fn environment(mut figment: Figment) -> Figment {
-    for (key, text) in variables().iter() {
-        let value = value_of(&text);
-        figment = figment.merge(Serialized::default(key.as_str(), value));
+/// `figment` with the `THUMBNAILIFY_*` variables that name configuration keys merged over it.
+fn environment(figment: Figment) -> Figment {
+    figment.merge(Environment(variables()))
+}
+
+/// The `THUMBNAILIFY_*` variables as a figment layer: each at its key's path, its value read
+/// by [`value_of`]; errors name the variable, as figment's own `Env` does.
+struct Environment(Env);
+
+impl Provider for Environment {
+    fn metadata(&self) -> Metadata {
+        Metadata::named(format!("`{PREFIX}` environment variable(s)")).interpolater(
+            |_: &Profile, keys: &[&str]| {
+                keys.iter()
+                    .map(|key| key.to_ascii_uppercase())
+                    .collect::<Vec<_>>()
+                    .join(".")
+            },
+        )
     }
-    figment
+
+    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
+        let mut dict = Dict::new();
+        for (key, text) in self.0.iter() {
+            if let figment::value::Value::Dict(_, nested) =
+                figment::util::nest(key.as_str(), value_of(&text))
+            {
+                merge(&mut dict, nested);
+            }
+        }
+        Ok(Profile::Default.collect(dict))
+    }
+}
+
+/// Merges `from` into `into`, key by key, maps within maps; a later value wins.
+fn merge(into: &mut Dict, from: Dict) {
+    for (key, value) in from {
+        match (into.get_mut(&key), value) {
+            (
+                Some(figment::value::Value::Dict(_, inner)),
+                figment::value::Value::Dict(_, nested),
+            ) => merge(inner, nested),
+            (_, value) => {
+                into.insert(key, value);
+            }
+        }
+    }
 }
 
 /// A variable's value: YAML when it opens a map or a list (JSON is YAML too), else what

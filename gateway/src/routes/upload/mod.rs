@@ -301,6 +301,9 @@ async fn accept(
     } else if essence.eq_ignore_ascii_case("application/octet-stream") {
         // The file's own bytes: its magic bytes say what it is.
         let bytes = body::read_bytes(body, limit, length, timing, &mut grant).await?;
+        if bytes.is_empty() {
+            return Err(ApiError::EmptyBody);
+        }
         (bytes, None)
     } else {
         let media_type = parse_media_type(state, content_type)?;
