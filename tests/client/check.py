@@ -106,14 +106,17 @@ record = accepted(
 by_url = final(record.media_id)
 check(by_url.width > 0, f"the fetched image's facts ({by_url.width}x{by_url.height})")
 
-# A variant's bytes, and the first thumbnail's.
-variant = get_variant.sync_detailed(by_form.media_id, "96x64", client=client, accept="application/octet-stream")
+# A variant's bytes, and the first thumbnail's: what the generated calls return by default.
+variant = get_variant.sync_detailed(by_form.media_id, "96x64", client=client)
 check(variant.status_code == 200, f"the variant answers 200 ({variant.status_code})")
 payload = variant.parsed.payload.read()
 check(size_of(payload) == (96, 60), f"the variant's bytes are its picture ({size_of(payload)})")
-first = get_thumbnail.sync_detailed(by_base64.media_id, client=client, accept="application/octet-stream")
+first = get_thumbnail.sync_detailed(by_base64.media_id, client=client)
 check(first.status_code == 200 and size_of(first.parsed.payload.read()) == (64, 36),
       "the first thumbnail's bytes")
+# Its base64, when asked for by name.
+encoded = get_thumbnail.sync_detailed(by_base64.media_id, client=client, accept="*/*")
+check(size_of(base64.b64decode(encoded.content)) == (64, 36), "the first thumbnail in base64")
 
 # The list holds them; delete them all, and they are gone.
 page = list_records.sync(client=client, limit=100)

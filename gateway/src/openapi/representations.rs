@@ -7,7 +7,11 @@
 //! - the file in base64 under its own media type (a base64 upload, a thumbnail's default
 //!   answer): `type: string, contentEncoding: base64, contentMediaType: <the type>`.
 //!
-//! utoipa writes every one of them as a bare `type: string`; this fills them in.
+//! utoipa writes every one of them as a bare `type: string`; this fills them in. And a
+//! thumbnail request's `Accept` parameter gets `application/octet-stream` as its schema's
+//! default: what a generated client sends unless told otherwise, so that its thumbnail calls
+//! return the bytes (GitHub's description does the same with its `accept` parameter). A
+//! request without the header still gets base64, as the parameter's description says.
 
 use serde_json::{Value, json};
 
@@ -22,6 +26,13 @@ pub fn describe(document: &mut Value) {
     for item in paths.values_mut() {
         let Value::Object(item) = item else { continue };
         for operation in item.values_mut() {
+            if let Some(Value::Array(parameters)) = operation.get_mut("parameters") {
+                for parameter in parameters {
+                    if parameter["in"] == "header" && parameter["name"] == "Accept" {
+                        parameter["schema"] = json!({"type": "string", "default": OCTET_STREAM});
+                    }
+                }
+            }
             if let Some(Value::Object(content)) = operation.pointer_mut("/requestBody/content") {
                 describe_content(content, "The file in base64");
             }

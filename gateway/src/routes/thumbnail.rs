@@ -57,7 +57,7 @@ const PRESIGNED_FOR: std::time::Duration = std::time::Duration::from_secs(3600);
     summary = "The first variant's thumbnail",
     params(
         ("media_id" = uuid::Uuid, Path, description = "The record's id, as the upload's answer gave it (lower case, hyphenated)"),
-        ("Accept" = Option<String>, Header, description = "The thumbnail's media type or `image/*` for its raw bytes; `application/octet-stream` for them as that type; else base64"),
+        ("Accept" = Option<String>, Header, description = "The thumbnail's media type or `image/*` for its raw bytes; `application/octet-stream` for them as that type (what generated clients send by default); without the header, or with anything else, base64"),
         ("If-None-Match" = Option<String>, Header, description = "An ETag from an earlier answer"),
     ),
     responses(
@@ -146,7 +146,7 @@ impl VariantQuery {
         ("quality" = Option<u8>, Query, minimum = 1, maximum = 100, description = "The variant's quality"),
         ("enlarge" = Option<bool>, Query, description = "Whether the variant enlarges"),
         ("lossless" = Option<bool>, Query, description = "WebP: lossless instead of lossy at `quality`"),
-        ("Accept" = Option<String>, Header, description = "The thumbnail's media type or `image/*` for its raw bytes; `application/octet-stream` for them as that type; else base64"),
+        ("Accept" = Option<String>, Header, description = "The thumbnail's media type or `image/*` for its raw bytes; `application/octet-stream` for them as that type (what generated clients send by default); without the header, or with anything else, base64"),
         ("If-None-Match" = Option<String>, Header, description = "An ETag from an earlier answer"),
     ),
     responses(
