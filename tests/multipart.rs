@@ -479,6 +479,43 @@ async fn a_client_that_hangs_up_keeps_the_files_that_arrived(backend: Backend) {
     }
     assert_eq!(gateway.record_count().await, 1);
     assert_eq!(gateway.object_names("raw").len(), 1);
+
+    // Cut inside a text field after a whole file: the file is kept, with the fields before.
+    let jpeg = fixture("jpeg-baseline.jpg");
+    let body = Form::default()
+        .field("sizes", "40x40")
+        .file("image", "before-the-cut.jpg", Some("image/jpeg"), &jpeg)
+        .field("name", &"x".repeat(4000))
+        .finish();
+    let cut = body.len() - 2000;
+    let mut stream = tokio::net::TcpStream::connect(gateway.address())
+        .await
+        .unwrap();
+    let head = format!(
+        "POST /images HTTP/1.1\r\nHost: test\r\nContent-Type: multipart/form-data; boundary={BOUNDARY}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(&body[..cut]).await.unwrap();
+    stream.flush().await.unwrap();
+    drop(stream);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while gateway.record_count().await < 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the file before the cut field was not kept"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let listed = gateway.get("/images").await.json();
+    let kept = listed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|record| record["name"] == "before-the-cut.jpg")
+        .cloned()
+        .unwrap_or_else(|| panic!("{listed}"));
+    assert_eq!(kept["thumbnails"][0]["name"], "40x40");
 }
 
 /// Files in the spool, in every process's directory, but for their lock files.

@@ -6,17 +6,17 @@
 //!   absent or `application/octet-stream`, what its magic bytes say; either way the bytes are
 //!   sniffed and the header checked as for a base64 upload ([`crate::ingest::examine`]).
 //! - Text fields (`name`, `sizes`, `fit`, `format`, `quality`, `enlarge`, `lossless`,
-//!   `callback_url`)
-//!   apply to every file of the form and override the query, wherever they come: before the
-//!   files, between them or after them (a field given twice counts with its last value).
-//!   Other fields are ignored.
+//!   `callback_url`) apply to every file of the form and override the query, wherever they
+//!   come: before the files, between them or after them (a field given twice counts with its
+//!   last value). Other fields are ignored.
 //! - A file is written to the [`common::spool`] chunk by chunk, hashed on the way, and refused
 //!   (413) as soon as it passes its limit: `limits.max_video_bytes` for a video,
 //!   `max_upload_bytes` for an image (by the part's type, else its first bytes); the
-//!   request's memory is a few chunks whatever the files' sizes (the files wait on disk). Files past `limits.max_files_per_request` are refused
-//!   (413 `too_many_files`): they are read through and counted in one item, `{"part",
-//!   "error", "refused"}` (the first such part and how many there were), so the answer grows
-//!   with the accepted files, never with the form. A form is read up to
+//!   request's memory is a few chunks whatever the files' sizes (the files wait on disk).
+//!   Files past `limits.max_files_per_request` are refused (413 `too_many_files`): they are
+//!   read through and counted in one item, `{"part", "error", "refused"}` (the first such
+//!   part and how many there were), so the answer grows with the accepted files, never with
+//!   the form. A form is read up to
 //!   `limits.max_form_parts` parts, files and fields together (413 `too_many_parts`, nothing
 //!   after it is read), and the body is cut at `limits.max_request_bytes` (413
 //!   `request_too_large` for the file being read; nothing after it is read). A text field
@@ -173,20 +173,25 @@ pub(super) async fn accept(
             Ok(Some(field)) => field,
             Ok(None) => break,
             Err(error) => {
-                items.push(Item::refused(
-                    part,
-                    None,
-                    form_error(error, limits.max_request_bytes),
-                ));
+                items.push(Item::refused(part, None, form_error(error)));
                 break;
             }
         };
         let Some(filename) = field.file_name().map(bounded_filename) else {
             let name = field.name().unwrap_or_default().to_owned();
-            // A field that cannot be read refuses the form: nothing of it is kept.
-            let value = read_text(field, limits.max_request_bytes).await?;
-            if let Some(slot) = params.slot(&name) {
-                *slot = Some(value);
+            match read_text(field).await {
+                Ok(value) => {
+                    if let Some(slot) = params.slot(&name) {
+                        *slot = Some(value);
+                    }
+                }
+                // The body broke off inside the field: the form ends here.
+                Err((error, true)) => {
+                    items.push(Item::refused(part, None, error));
+                    break;
+                }
+                // A value too long, or not text: the form is refused, none of it kept.
+                Err((error, false)) => return Err(error),
             }
             continue;
         };
@@ -300,7 +305,7 @@ async fn receive(
                 file.write(&chunk).await.map_err(io)?;
             }
             Ok(None) => break,
-            Err(error) => return Err((form_error(error, limits.max_request_bytes), true)),
+            Err(error) => return Err((form_error(error), true)),
         }
     }
     let spooled = file.finish().await.map_err(io)?;
@@ -319,36 +324,41 @@ async fn receive(
     .map_err(|error| (error, false))
 }
 
-/// Reads a text field, bounded.
-async fn read_text(mut field: Field<'_>, max_request_bytes: u64) -> Result<String, ApiError> {
+/// Reads a text field, bounded. The error says whether the body broke off (the form cannot
+/// be read after it) rather than the value being bad.
+async fn read_text(mut field: Field<'_>) -> Result<String, (ApiError, bool)> {
     let mut value = Vec::new();
     while let Some(chunk) = field
         .chunk()
         .await
-        .map_err(|error| form_error(error, max_request_bytes))?
+        .map_err(|error| (form_error(error), true))?
     {
         if value.len() + chunk.len() > MAX_FIELD_BYTES {
-            return Err(ApiError::InvalidParameter(format!(
-                "a form field is longer than {MAX_FIELD_BYTES} bytes"
-            )));
+            return Err((
+                ApiError::InvalidParameter(format!(
+                    "a form field is longer than {MAX_FIELD_BYTES} bytes"
+                )),
+                false,
+            ));
         }
         value.extend_from_slice(&chunk);
     }
-    String::from_utf8(value)
-        .map_err(|_| ApiError::InvalidParameter("a form field is not UTF-8".to_owned()))
+    String::from_utf8(value).map_err(|_| {
+        (
+            ApiError::InvalidParameter("a form field is not UTF-8".to_owned()),
+            false,
+        )
+    })
 }
 
 /// What a multipart parser error means to the client. The parser's own messages may quote
 /// the body, so they are not passed on.
-fn form_error(error: multer::Error, max_request_bytes: u64) -> ApiError {
+fn form_error(error: multer::Error) -> ApiError {
     use multer::Error::*;
     match error {
         StreamReadFailed(source) => match source.downcast::<ApiError>() {
             Ok(error) => *error,
             Err(source) => ApiError::BodyRead(source.to_string()),
-        },
-        StreamSizeExceeded { .. } => ApiError::RequestTooLarge {
-            limit: max_request_bytes,
         },
         IncompleteStream | IncompleteFieldData { .. } => {
             ApiError::InvalidMultipart("the body ends before its closing boundary")
