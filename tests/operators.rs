@@ -121,6 +121,24 @@ async fn an_idle_worker_stopping_has_nothing_in_flight() {
     }
 }
 
+/// A fresh machine is set up with exactly two commands, the README's: one runs the service,
+/// one runs every test; and CI runs the second.
+#[test]
+fn the_readme_sets_up_with_two_commands_and_ci_runs_the_test_one() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let readme = std::fs::read_to_string(format!("{root}/README.md")).unwrap();
+    let start = readme.find("## Set-up on a fresh machine").unwrap();
+    let end = start + readme[start..].find("\n## API").unwrap();
+    let commands: Vec<&str> = readme[start..end]
+        .split("```sh\n")
+        .skip(1)
+        .map(|block| block.split("```").next().unwrap().trim())
+        .collect();
+    assert_eq!(commands, ["scripts/run", "scripts/test"]);
+    let ci = std::fs::read_to_string(format!("{root}/.ci/run")).unwrap();
+    assert!(ci.lines().any(|line| line.trim() == "scripts/test"), "{ci}");
+}
+
 #[tokio::test]
 async fn json_logs_carry_the_request_id_and_the_media_id() {
     let gateway = Gateway::start_logging("logging: {format: json}", "info,gateway=debug").await;
