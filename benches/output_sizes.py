@@ -24,11 +24,12 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
 import numpy
 from PIL import Image
 from skimage.metrics import structural_similarity
+
+from process import wait_ready
 
 BINARY = pathlib.Path(sys.argv[1]).resolve()
 PHOTOS = sorted(pathlib.Path(sys.argv[2]).glob("*.jpg"))
@@ -84,12 +85,7 @@ def main():
         f"limits: {{max_variants: {len(names())}}}\nthumbnail:\n  presets:\n{presets()}\n")
     gateway = subprocess.Popen([BINARY], cwd=data, env={"RUST_LOG": "warn", "PATH": "/usr/bin:/bin"})
     try:
-        for _ in range(100):
-            try:
-                if request("GET", "/healthz")[0] == 200:
-                    break
-            except OSError:
-                time.sleep(0.1)
+        wait_ready(PORT)
         curves = {codec: [] for codec in CODECS}
         default = {codec: [] for codec in list(CODECS) + ["lossless"]}
         for photo in PHOTOS:

@@ -3,9 +3,10 @@
 //! An upload is first let in by [`crate::admission`] (in-flight, queue and disk limits).
 //! The body is the image in base64 and `Content-Type` is its media type; or `Content-Type:
 //! application/json` with `{"data", "media_type", "name"}`; or `multipart/form-data` with
-//! one or many files ([`multipart`]). The query parameters `name`,
-//! `sizes`, `fit`, `format`, `quality`, `enlarge`, `lossless` ([`common::variant`]) and `callback_url`
-//! ([`crate::callbacks`]) may also come as members of the JSON envelope. The answer is `202 Accepted`, `Location: /images/{media_id}` and
+//! one or many files ([`multipart`]); or `application/octet-stream`, the file's own bytes. The
+//! query parameters `name`, `sizes`, `fit`, `format`, `quality`, `enlarge`, `lossless`
+//! ([`common::variant`]) and `callback_url` ([`crate::callbacks`]) may also come as members of
+//! the JSON envelope. The answer is `202 Accepted`, `Location: /images/{media_id}` and
 //! the record; it is sent only once the raw file, the record and its job (in the outbox) are
 //! on disk. The job reaches the queue through [`crate::outbox`], never in the request.
 
