@@ -1,13 +1,13 @@
 # Thumbnailify: one image with both binaries, `gateway` (the default command) and `worker`.
 FROM rust:1-bookworm AS build
 # cmake and nasm build libjpeg-turbo for the default build; cmake, pkg-config, libde265,
-# dav1d and libaom build libheif for the `heif` feature.
+# dav1d and libaom build libheif (HEIC and AVIF), also in the default build.
 RUN apt-get update \
     && apt-get install -y --no-install-recommends cmake nasm pkg-config libde265-dev libdav1d-dev libaom-dev \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
-RUN cargo build --release --locked --features heif --bin gateway --bin worker
+RUN cargo build --release --locked --bin gateway --bin worker
 
 FROM debian:bookworm-slim
 # FFmpeg probes videos and takes their poster frames (ffprobe, ffmpeg); libde265 and dav1d

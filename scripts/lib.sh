@@ -37,10 +37,16 @@ ensure_python_module() {
 }
 
 # What the default build's native codecs need beyond a C compiler: cmake and nasm, to build
-# libjpeg-turbo (the `turbojpeg` feature) from its bundled source.
+# libjpeg-turbo (the `turbojpeg` feature) from its bundled source; g++, pkg-config and
+# Debian's libde265, dav1d and libaom, to build libheif (the `heif` feature: HEIC and AVIF in,
+# AVIF out) from its bundled source against them.
 ensure_native_build_tools() {
   ensure_command cmake cmake
   ensure_command nasm nasm
+  ensure_command g++ g++
+  ensure_pkg_config libde265 libde265-dev
+  ensure_pkg_config dav1d libdav1d-dev
+  ensure_pkg_config aom libaom-dev
 }
 
 broker_answers() {
