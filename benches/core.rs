@@ -165,8 +165,8 @@ fn make(
     media_type: MediaType,
     variants: &[JobVariant],
 ) -> worker::thumbnail::Thumbnails {
-    let made =
-        worker::thumbnail::make(bytes, media_type, variants, &LimitsConfig::default()).unwrap();
+    let made = worker::thumbnail::make(bytes, media_type, variants, &LimitsConfig::default(), &[])
+        .unwrap();
     assert!(made.variants.iter().all(|(_, made)| made.is_ok()));
     made
 }

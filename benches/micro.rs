@@ -28,6 +28,7 @@ use divan::counter::BytesCount;
 use fast_image_resize::{FilterType, ResizeAlg, ResizeOptions, Resizer};
 use gateway::body::Base64Stream;
 use image::{DynamicImage, ImageFormat, RgbImage};
+use worker::encode::Tag;
 
 fn main() {
     divan::main();
@@ -168,7 +169,9 @@ mod encode {
 
     fn bench_format(bencher: Bencher, format: OutputFormat, quality: u8, lossless: bool) {
         let image = thumbnail();
-        bencher.bench(|| worker::encode::encode(image.clone(), format, quality, lossless).unwrap());
+        bencher.bench(|| {
+            worker::encode::encode(image.clone(), format, quality, lossless, Tag::Srgb).unwrap()
+        });
     }
 
     #[divan::bench(sample_count = 30)]

@@ -43,7 +43,7 @@ pub fn thumbnail(data: &[u8]) {
         },
     })
     .collect();
-    let _ = worker::thumbnail::make(image, media_type, &variants, &limits);
+    let _ = worker::thumbnail::make(image, media_type, &variants, &limits, &[]);
 }
 
 /// The worker's video path on arbitrary bytes: ffprobe and ffmpeg as the worker runs them
@@ -76,7 +76,7 @@ pub fn video(data: &[u8]) {
             variant: Variant::default_for(&ThumbnailConfig::default()),
         };
         let made =
-            worker::thumbnail::make_from(poster.frame, media_type, &[variant], &config.limits);
+            worker::thumbnail::make_from(poster.frame, media_type, &[variant], &config.limits, &[]);
         assert!(made.is_ok(), "a decoded poster is always thumbnailed");
     }
 }
@@ -295,5 +295,59 @@ pub fn jxl_header(data: &[u8]) {
         index: 0,
         variant: Variant::default_for(&ThumbnailConfig::default()),
     };
-    let _ = worker::thumbnail::make(data, MediaType::Jxl, &[variant], &limits);
+    let _ = worker::thumbnail::make(data, MediaType::Jxl, &[variant], &limits, &[]);
+}
+
+/// ICC profiles as a decoder hands them over (the first byte says whether the pixels are
+/// grey): read into a profile under its bounds, or refused with a warning; when read, used
+/// to convert 8- and 16-bit pixels, with and without alpha; a CMYK profile used as a CMYK
+/// JPEG's is. It must return, whatever the bytes, and never refuse a job.
+pub fn icc_profile(data: &[u8]) {
+    use worker::colour::{Colour, Description};
+    let Some((&selector, icc)) = data.split_first() else {
+        return;
+    };
+    let grey = selector & 1 == 1;
+    let colour = Colour::of(&Description::Icc(icc.to_vec()), grey);
+    assert!(colour.converts() || colour.warning().is_some() || colour.embedded().is_none());
+    let images = if grey {
+        vec![
+            image::DynamicImage::ImageLuma8(image::GrayImage::from_fn(7, 5, |x, y| {
+                image::Luma([(x * 40 + y * 9) as u8])
+            })),
+            image::DynamicImage::ImageLumaA16(image::ImageBuffer::from_pixel(
+                3,
+                2,
+                image::LumaA([40_000, 65_535]),
+            )),
+        ]
+    } else {
+        vec![
+            image::DynamicImage::ImageRgb8(image::RgbImage::from_fn(7, 5, |x, y| {
+                image::Rgb([(x * 40) as u8, (y * 60) as u8, 200])
+            })),
+            image::DynamicImage::ImageRgba8(image::RgbaImage::from_pixel(
+                3,
+                2,
+                image::Rgba([250, 3, 90, 128]),
+            )),
+            image::DynamicImage::ImageRgb16(image::ImageBuffer::from_pixel(
+                3,
+                2,
+                image::Rgb([65_535, 0, 30_000]),
+            )),
+        ]
+    };
+    for image in images {
+        let (width, height, has_alpha) = (image.width(), image.height(), image.color().has_alpha());
+        let converted = colour.to_srgb(image);
+        assert_eq!((converted.width(), converted.height()), (width, height));
+        assert_eq!(converted.color().has_alpha(), has_alpha);
+    }
+    if let Ok(profile) = moxcms::ColorProfile::new_from_slice(icc)
+        && profile.color_space == moxcms::DataColorSpace::Cmyk
+        && let Ok(rgb) = worker::colour::cmyk_to_rgb(&[0, 64, 128, 255, 10, 20, 30, 40], &profile)
+    {
+        assert_eq!(rgb.len(), 6);
+    }
 }

@@ -10,6 +10,8 @@
 #   source       a source fetched from a loopback server answering the input (no redirect
 #                followed: nothing but 127.0.0.1 is reached)
 #   jxl_header   JPEG XL headers and files: the pixel and rendering limits, cut files
+#   icc_profile  ICC profiles read and used to convert pixels (first byte: grey or colour),
+#                seeded with the profiles Debian ships and the fixtures' own
 # Usage: fuzz/run.sh [SECONDS] [TARGET...]
 # Needs cargo-fuzz (installed if absent). On a stable toolchain RUSTC_BOOTSTRAP=1 lets it
 # pass its sanitizer flags. A crashing input lands in fuzz/artifacts/<target>/: copy it to
@@ -18,7 +20,7 @@ set -euo pipefail
 seconds=${1:-600}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(thumbnail video upload_body form source jxl_header)
+[ ${#targets[@]} -gt 0 ] || targets=(thumbnail video upload_body form source jxl_header icc_profile)
 cd "$(dirname "$0")"
 command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz
 export RUSTC_BOOTSTRAP=1
@@ -26,7 +28,7 @@ export RUSTC_BOOTSTRAP=1
 # Seeds. The thumbnail target's first byte picks the media type, in the order of the images
 # of common::media::ALL: jpeg, png, gif, webp, tiff, bmp, jxl, avif, heic.
 mkdir -p corpus/thumbnail corpus/video corpus/upload_body corpus/form corpus/source \
-  corpus/jxl_header
+  corpus/jxl_header corpus/icc_profile
 for file in ../tests/fixtures/*.jpg ../tests/fixtures/*.png ../tests/fixtures/*.gif \
             ../tests/fixtures/*.webp ../tests/fixtures/*.tiff ../tests/fixtures/*.bmp \
             ../tests/fixtures/*.jxl ../tests/fixtures/*.avif ../tests/fixtures/*.heic; do
@@ -75,6 +77,14 @@ printf 'HTTP/1.1 200 OK\r\nContent-Length: 99999999999\r\n\r\nGIF89a' > corpus/s
 for file in ../tests/fixtures/*.jxl; do
   cp "$file" corpus/jxl_header/
   head -c 3000 "$file" > "corpus/jxl_header/cut-$(basename "$file")"
+done
+# ICC profiles: those Debian ships (when installed), and the regression replays' own.
+for file in /usr/share/color/icc/*.icc /usr/share/color/icc/*/*.icc \
+            ../tests/fuzz-regressions/icc_profile/*; do
+  [ -f "$file" ] || continue
+  grey=0
+  case $file in *[Gg]ray*|*gray*) grey=1 ;; esac
+  { printf "\\x0$grey"; cat "$file"; } > "corpus/icc_profile/$(basename "$file")"
 done
 
 for target in "${targets[@]}"; do

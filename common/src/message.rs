@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::media::MediaType;
-use crate::record::{ThumbnailInfo, VariantFailure, VideoInfo};
+use crate::record::{Placeholder, ThumbnailInfo, VariantFailure, VideoInfo};
 use crate::variant::Variant;
 
 /// One variant a job makes, with its place in the record's `thumbnails` (which names the
@@ -113,6 +113,13 @@ pub enum Outcome {
         /// A video's picture stream.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         video: Option<VideoInfo>,
+        /// The placeholders of the picture.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        placeholder: Option<Box<Placeholder>>,
+        /// What the worker noticed but worked around (a colour profile it could not use),
+        /// for the record's events.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        warnings: Vec<String>,
     },
     /// The job cannot succeed (corrupt image, too many pixels, …).
     Failed {

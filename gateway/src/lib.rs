@@ -341,6 +341,9 @@ mod tests {
             quality: None,
             enlarge: None,
             lossless: None,
+            gravity: None,
+            focus: None,
+            color: None,
         };
         config.thumbnail.presets.insert("card".into(), preset);
         assert_eq!(check_formats(&config).is_ok(), avif);

@@ -18,7 +18,7 @@
 use common::config::Config;
 use common::message::{Job, JobResult, Outcome};
 use common::queue::{Consumer, Delivery};
-use common::record::{Event, Record, Service, State};
+use common::record::{Event, Placeholder, Record, Service, State};
 use common::storage::{Key, Storage};
 use common::time::now_rfc3339;
 use std::sync::Arc;
@@ -175,6 +175,8 @@ impl Results {
                 source,
                 duration,
                 video,
+                placeholder,
+                warnings,
             } => {
                 let mut became_final = false;
                 let update = self
@@ -193,6 +195,12 @@ impl Results {
                         if video.is_some() {
                             record.duration = *duration;
                             record.video.clone_from(video);
+                        }
+                        if let Some(placeholder) = placeholder {
+                            record.placeholder = Some(Placeholder::clone(placeholder));
+                        }
+                        for warning in warnings {
+                            record.push_event(event("warning", Some(warning.clone())));
                         }
                         for made in thumbnails {
                             let (name, message) = match (&made.error, was_final) {

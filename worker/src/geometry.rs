@@ -4,7 +4,10 @@
 //!
 //! - `contain` (or any fit with one side open): scaled by the smaller of `W/w` and `H/h`, so
 //!   the whole image is inside the box, aspect ratio kept.
-//! - `cover`: scaled by the larger, the centre cropped out to exactly the box.
+//! - `cover`: scaled by the larger, cropped to exactly the box; which part is kept is the
+//!   variant's gravity: the centre, a compass point, or a focal point, placed here; for
+//!   `attention` and `entropy` the crop is placed centred here and moved by
+//!   [`crate::gravity`], which looks at the pixels.
 //! - `fill`: stretched to exactly the box.
 //!
 //! Unless the variant says `enlarge`, nothing is scaled up: a `contain` thumbnail of a small
@@ -12,7 +15,7 @@
 //! aspect ratio at the image's own scale; a `fill` one is the box clipped to the image. An
 //! open side never takes the output past `max_side` pixels. Every side is at least 1 pixel.
 
-use common::variant::{Fit, Variant};
+use common::variant::{Fit, Gravity, Variant};
 
 /// A region of the source, as fractions of its width and height.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -66,9 +69,25 @@ pub fn plan(variant: &Variant, width: u32, height: u32, max_side: u32) -> Plan {
             } else {
                 (cw, ch)
             };
+            // Where the crop sits in the room it has: 0 at the left (top), 1 at the right
+            // (bottom); a focal point as near the crop's centre as the room allows.
+            let (ax, ay) = match (variant.gravity, variant.focus) {
+                (Gravity::Focus, Some(point)) => {
+                    let (fx, fy) = point.fractions();
+                    let place = |at: f64, whole: f64, part: f64| {
+                        if whole - part <= 0.0 {
+                            0.5
+                        } else {
+                            ((at * whole - part / 2.0) / (whole - part)).clamp(0.0, 1.0)
+                        }
+                    };
+                    (place(fx, w, cw), place(fy, h, ch))
+                }
+                (gravity, _) => gravity.anchor().unwrap_or((0.5, 0.5)),
+            };
             let crop = Crop {
-                left: (w - cw) / 2.0 / w,
-                top: (h - ch) / 2.0 / h,
+                left: (w - cw) * ax / w,
+                top: (h - ch) * ay / h,
                 width: cw / w,
                 height: ch / h,
             };
@@ -139,6 +158,9 @@ mod tests {
             quality: 85,
             enlarge,
             lossless: false,
+            gravity: Default::default(),
+            focus: None,
+            color: Default::default(),
         }
     }
 
@@ -176,6 +198,38 @@ mod tests {
         assert_eq!(out("400x300", Fit::Cover, true, (200, 100)), (400, 300));
         // One side open: as contain.
         assert_eq!(out("320x", Fit::Cover, false, (4000, 3000)), (320, 240));
+    }
+
+    #[test]
+    fn compass_gravities_and_focal_points_place_the_crop() {
+        // 2000×1000 to a square: a 1000×1000 crop with 1000 px of room across.
+        let left = |gravity: Gravity, focus: Option<&str>| {
+            let variant = Variant {
+                gravity,
+                focus: focus.map(|f| f.parse().unwrap()),
+                ..variant("100x100", Fit::Cover, false)
+            };
+            let crop = plan(&variant, 2000, 1000, 4096).crop.unwrap();
+            assert_eq!((crop.top, crop.width, crop.height), (0.0, 0.5, 1.0));
+            crop.left
+        };
+        assert_eq!(left(Gravity::Centre, None), 0.25);
+        assert_eq!(left(Gravity::West, None), 0.0);
+        assert_eq!(left(Gravity::NorthWest, None), 0.0);
+        assert_eq!(left(Gravity::East, None), 0.5);
+        assert_eq!(left(Gravity::SouthEast, None), 0.5);
+        assert_eq!(left(Gravity::North, None), 0.25);
+        // A focal point is centred when there is room, else the crop meets the edge.
+        assert!((left(Gravity::Focus, Some("0.6,0.5")) - 0.35).abs() < 1e-9);
+        assert_eq!(left(Gravity::Focus, Some("0.1,0.5")), 0.0);
+        assert_eq!(left(Gravity::Focus, Some("1,0")), 0.5);
+        // A tall image: the compass moves the crop down.
+        let variant = Variant {
+            gravity: Gravity::South,
+            ..variant("100x100", Fit::Cover, false)
+        };
+        let crop = plan(&variant, 1000, 3000, 4096).crop.unwrap();
+        assert!((crop.top - 2.0 / 3.0).abs() < 1e-9, "{crop:?}");
     }
 
     #[test]

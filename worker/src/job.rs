@@ -131,6 +131,8 @@ pub async fn process(
         source,
         duration,
         video,
+        placeholder: thumbnails.placeholder.map(Box::new),
+        warnings: thumbnails.warnings,
     })
 }
 
@@ -153,7 +155,13 @@ async fn image(
     };
     let config = Arc::clone(config);
     let made = tokio::task::spawn_blocking(move || {
-        thumbnail::make(&bytes, media_type, &variants, &config.limits)
+        thumbnail::make(
+            &bytes,
+            media_type,
+            &variants,
+            &config.limits,
+            &config.thumbnail.placeholders,
+        )
     })
     .await;
     Ok(settle(made).map(|thumbnails| (thumbnails, None)))
@@ -187,7 +195,13 @@ async fn video(
     let probed = Some((poster.duration, poster.info));
     let config = Arc::clone(config);
     let made = tokio::task::spawn_blocking(move || {
-        thumbnail::make_from(poster.frame, media_type, &variants, &config.limits)
+        thumbnail::make_from(
+            poster.frame,
+            media_type,
+            &variants,
+            &config.limits,
+            &config.thumbnail.placeholders,
+        )
     })
     .await;
     Ok(settle(made).map(|thumbnails| (thumbnails, probed)))

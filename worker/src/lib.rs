@@ -11,9 +11,14 @@
 //!   - [`decode`]: header first (pixel limit), then pixels under an allocation limit; EXIF
 //!     orientation applied.
 //!   - [`geometry`]: each variant's size and crop (contain, cover, fill; never enlarged
-//!     unless asked).
+//!     unless asked; a cover crop placed by its gravity, or by [`gravity`] for
+//!     `attention` and `entropy`).
 //!   - [`resize`]: to that size with fast_image_resize's SIMD convolution, alpha-aware.
-//!   - [`encode`]: JPEG, PNG (when there is alpha) or WebP, each variant its own.
+//!   - [`colour`]: the source's ICC profile (or CICP, or PNG chunks) read once, each
+//!     thumbnail converted to sRGB or tagged with the source's profile.
+//!   - [`encode`]: JPEG, PNG (when there is alpha), WebP or AVIF, each variant its own,
+//!     tagged with its colours.
+//!   - [`placeholder`]: ThumbHash, the dominant colour and BlurHash, from the same decode.
 //! - [`video`]: for a video, FFmpeg probes it and takes the poster frame, which then goes
 //!   through the same pipeline as a decoded image.
 //! - [`error`]: why a thumbnail failed, and the HTTP-like code each reason reports.
@@ -21,13 +26,16 @@
 //! The gateway runs [`runner::run`] in-process on the embedded queue; the `worker` binary runs
 //! it against RabbitMQ.
 
+pub mod colour;
 pub mod decode;
 pub mod encode;
 pub mod error;
 pub mod fetch;
 pub mod geometry;
+pub mod gravity;
 pub mod heartbeat;
 pub mod job;
+pub mod placeholder;
 pub mod resize;
 pub mod runner;
 pub mod slots;

@@ -1,20 +1,26 @@
-//! The thumbnail pipeline for one image: decode once → for each variant, resize → encode;
-//! panics contained.
+//! The thumbnail pipeline for one image: decode once → read its colours → for each
+//! variant, place the crop → resize → to sRGB (or keep) → encode; the placeholders from the
+//! same decode; panics contained.
 //!
 //! The decode leaves room for the largest variant (shrink-on-load stops at twice its size),
-//! and every variant is made from that one decode. A variant that cannot be resized or
+//! and every variant is made from that one decode. Its colour description is read once
+//! ([`crate::colour`]), and so is the content analysis `attention` and `entropy` crops need
+//! ([`crate::gravity`]), when a variant needs it. A variant that cannot be resized or
 //! encoded fails alone; a source that cannot be decoded fails them all.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use common::config::LimitsConfig;
+use common::config::{ColorMode, LimitsConfig, PlaceholderKind};
 use common::media::MediaType;
 use common::message::JobVariant;
-use common::record::ThumbnailInfo;
-use common::variant::Variant;
+use common::record::{Placeholder, ThumbnailInfo};
+use common::variant::{Fit, Gravity, Variant};
 
+use crate::colour::Colour;
+use crate::encode::Tag;
 use crate::error::ThumbnailError;
-use crate::{decode, encode, geometry, resize};
+use crate::gravity::Analysis;
+use crate::{decode, encode, geometry, placeholder, resize};
 
 /// One variant made.
 #[derive(Debug, Clone)]
@@ -34,23 +40,29 @@ pub struct Thumbnails {
     pub source_height: u32,
     /// Each variant asked for, in order, made or failed.
     pub variants: Vec<(JobVariant, Result<Thumbnail, ThumbnailError>)>,
+    /// The placeholders asked for.
+    pub placeholder: Option<Placeholder>,
+    /// What was worked around (a colour profile that could not be used), for the record.
+    pub warnings: Vec<String>,
 }
 
-/// Makes every one of `variants` of `bytes`, an image of `media_type`. CPU-bound and
-/// blocking: run it on a blocking thread. A panic inside a decoder is caught and reported as
-/// [`ThumbnailError::Panic`], so that a hostile file ends as a failed job, not a dead worker.
+/// Makes every one of `variants` of `bytes`, an image of `media_type`, and the
+/// `placeholders` asked for. CPU-bound and blocking: run it on a blocking thread. A panic
+/// inside a decoder is caught and reported as [`ThumbnailError::Panic`], so that a hostile
+/// file ends as a failed job, not a dead worker.
 pub fn make(
     bytes: &[u8],
     media_type: MediaType,
     variants: &[JobVariant],
     limits: &LimitsConfig,
+    placeholders: &[PlaceholderKind],
 ) -> Result<Thumbnails, ThumbnailError> {
     guarded(media_type, || {
         let requests: Vec<Variant> = variants.iter().map(|v| v.variant.clone()).collect();
         let max_side = limits.max_thumbnail_side;
         let target = |w, h| geometry::largest_scaled(&requests, w, h, max_side);
         let decoded = decode::decode(bytes, media_type, limits, &target)?;
-        Ok(render(decoded, variants, limits))
+        Ok(render(decoded, variants, limits, placeholders))
     })
 }
 
@@ -61,8 +73,11 @@ pub fn make_from(
     media_type: MediaType,
     variants: &[JobVariant],
     limits: &LimitsConfig,
+    placeholders: &[PlaceholderKind],
 ) -> Result<Thumbnails, ThumbnailError> {
-    guarded(media_type, || Ok(render(decoded, variants, limits)))
+    guarded(media_type, || {
+        Ok(render(decoded, variants, limits, placeholders))
+    })
 }
 
 /// Runs `work`, turning a panic into [`ThumbnailError::Panic`].
@@ -81,22 +96,59 @@ fn guarded(
     })
 }
 
-/// Resizes and encodes each variant of one decoded image.
-fn render(decoded: decode::Decoded, variants: &[JobVariant], limits: &LimitsConfig) -> Thumbnails {
+/// Places, resizes, converts and encodes each variant of one decoded image, and makes its
+/// placeholders.
+fn render(
+    decoded: decode::Decoded,
+    variants: &[JobVariant],
+    limits: &LimitsConfig,
+    placeholders: &[PlaceholderKind],
+) -> Thumbnails {
     let max_side = limits.max_thumbnail_side;
     let decode::Decoded {
         image,
         source_width,
         source_height,
+        colour,
     } = decoded;
+    let grey = !image.color().has_color();
+    let colour = Colour::of(&colour, grey);
+    let mut analysis: Option<Analysis> = None;
     let made = variants
         .iter()
         .map(|job_variant| {
             let variant = &job_variant.variant;
-            let plan = geometry::plan(variant, source_width, source_height, max_side);
+            let mut plan = geometry::plan(variant, source_width, source_height, max_side);
+            if let (Fit::Cover, Some(crop)) = (variant.fit, plan.crop) {
+                let placed = match variant.gravity {
+                    Gravity::Attention => Some(
+                        analysis
+                            .get_or_insert_with(|| Analysis::of(&image))
+                            .attention(crop),
+                    ),
+                    Gravity::Entropy => Some(
+                        analysis
+                            .get_or_insert_with(|| Analysis::of(&image))
+                            .entropy(crop),
+                    ),
+                    _ => None,
+                };
+                if placed.is_some() {
+                    plan.crop = placed;
+                }
+            }
             let made = resize::resize(&image, &plan).and_then(|resized| {
-                let (bytes, media_type) =
-                    encode::encode(resized, variant.format, variant.quality, variant.lossless)?;
+                let (pixels, tag) = match (variant.color, colour.embedded()) {
+                    (ColorMode::Keep, Some(icc)) => (resized, Tag::Icc(icc)),
+                    _ => (colour.to_srgb(resized), Tag::Srgb),
+                };
+                let (bytes, media_type) = encode::encode(
+                    pixels,
+                    variant.format,
+                    variant.quality,
+                    variant.lossless,
+                    tag,
+                )?;
                 Ok(Thumbnail {
                     info: ThumbnailInfo {
                         media_type,
@@ -114,6 +166,8 @@ fn render(decoded: decode::Decoded, variants: &[JobVariant], limits: &LimitsConf
         source_width,
         source_height,
         variants: made,
+        placeholder: placeholder::make(&image, &colour, placeholders),
+        warnings: colour.warning().map(str::to_owned).into_iter().collect(),
     }
 }
 
@@ -145,6 +199,7 @@ mod tests {
             MediaType::Png,
             &default_variants(),
             &LimitsConfig::default(),
+            &[],
         )
         .unwrap();
         assert_eq!((made.source_width, made.source_height), (400, 200));
@@ -179,10 +234,18 @@ mod tests {
                 enlarge: false,
                 // The pure-Rust build writes lossless WebP only.
                 lossless: !cfg!(feature = "libwebp"),
+                ..Variant::default_for(&ThumbnailConfig::default())
             },
         })
         .collect();
-        let made = make(&png, MediaType::Png, &variants, &LimitsConfig::default()).unwrap();
+        let made = make(
+            &png,
+            MediaType::Png,
+            &variants,
+            &LimitsConfig::default(),
+            &[],
+        )
+        .unwrap();
         let got: Vec<(u32, u32, MediaType)> = made
             .variants
             .iter()
@@ -209,6 +272,7 @@ mod tests {
                 media_type,
                 &default_variants(),
                 &LimitsConfig::default(),
+                &[],
             )
             .unwrap_err();
             // Undecodable; or, for a format this build does not read, refused as such.

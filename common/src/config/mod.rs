@@ -21,7 +21,9 @@ pub use backends::{MediaConfig, QueueConfig, RecoveryConfig, S3Config, StoreConf
 pub use limits::LimitsConfig;
 pub use observability::{LogFormat, LoggingConfig, TracingConfig};
 pub use outbound::{CallbacksConfig, SourcesConfig};
-pub use thumbnail::{OutputFormat, ThumbnailConfig, VideoConfig, WorkerConfig};
+pub use thumbnail::{
+    ColorMode, OutputFormat, PlaceholderKind, ThumbnailConfig, VideoConfig, WorkerConfig,
+};
 
 use std::path::{Path, PathBuf};
 

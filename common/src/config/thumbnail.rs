@@ -82,6 +82,53 @@ impl std::str::FromStr for OutputFormat {
     }
 }
 
+/// What colours thumbnails are in.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize, Serialize, utoipa::ToSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum ColorMode {
+    /// Converted from the source's profile to sRGB, and tagged as sRGB.
+    #[default]
+    Srgb,
+    /// The source's values, with its profile embedded (JPEG, PNG, WebP, AVIF).
+    Keep,
+}
+
+impl ColorMode {
+    /// The parameter's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ColorMode::Srgb => "srgb",
+            ColorMode::Keep => "keep",
+        }
+    }
+}
+
+impl std::str::FromStr for ColorMode {
+    type Err = ();
+
+    fn from_str(text: &str) -> Result<Self, ()> {
+        match text {
+            "srgb" => Ok(ColorMode::Srgb),
+            "keep" => Ok(ColorMode::Keep),
+            _ => Err(()),
+        }
+    }
+}
+
+/// A placeholder a completed image's record can carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PlaceholderKind {
+    /// ThumbHash: a blurred preview with alpha and aspect ratio, about 25 bytes.
+    Thumbhash,
+    /// The image's dominant colour.
+    DominantColor,
+    /// BlurHash (4×3 components).
+    Blurhash,
+}
+
 /// What thumbnails to make.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
@@ -99,6 +146,11 @@ pub struct ThumbnailConfig {
     pub lossless: bool,
     /// Named variants clients may ask for by name in `sizes`.
     pub presets: std::collections::BTreeMap<String, crate::variant::Preset>,
+    /// Thumbnails converted to sRGB (`srgb`), or keeping the source's profile (`keep`), when
+    /// a request does not say (`color`).
+    pub color: ColorMode,
+    /// The placeholders a completed image's record carries.
+    pub placeholders: Vec<PlaceholderKind>,
 }
 
 /// The workers.
@@ -129,6 +181,8 @@ impl Default for ThumbnailConfig {
             jpeg_quality: 85,
             lossless: false,
             presets: std::collections::BTreeMap::new(),
+            color: ColorMode::Srgb,
+            placeholders: vec![PlaceholderKind::Thumbhash, PlaceholderKind::DominantColor],
         }
     }
 }

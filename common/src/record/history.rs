@@ -14,7 +14,8 @@ pub struct Event {
     pub at: String,
     /// What happened: `accepted`, `queued`, `started`, `completed`, `failed`, `requeued`,
     /// `variant_requested`, `variant_completed`, `variant_failed`, `deduplicated`, `callback_delivered`,
-    /// `callback_retry`, `callback_failed`.
+    /// `callback_retry`, `callback_failed`, `warning` (what a worker worked around, such as a
+    /// colour profile it could not use).
     pub event: String,
     /// The service that wrote it: `gateway` or `worker`.
     pub service: Service,

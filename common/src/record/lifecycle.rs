@@ -32,6 +32,7 @@ impl Record {
             height: upload.dimensions.map(|(_, h)| h),
             duration: None,
             video: None,
+            placeholder: None,
             created_at: now.clone(),
             updated_at: now,
             thumbnail: None,
@@ -188,6 +189,7 @@ impl Record {
         self.height = canonical.height;
         self.duration = canonical.duration;
         self.video.clone_from(&canonical.video);
+        self.placeholder.clone_from(&canonical.placeholder);
         self.thumbnail = canonical.thumbnail.clone();
         for (mine, theirs) in self.thumbnails.iter_mut().zip(&canonical.thumbnails) {
             let url = std::mem::take(&mut mine.url);

@@ -8,10 +8,12 @@
 mod callback;
 mod history;
 mod lifecycle;
+mod placeholder;
 mod thumbnail;
 
 pub use callback::{Callback, CallbackState};
 pub use history::{Event, MAX_EVENTS};
+pub use placeholder::Placeholder;
 pub use thumbnail::{Thumbnail, ThumbnailInfo, VariantFailure, VariantState};
 
 use serde::{Deserialize, Serialize};
@@ -131,6 +133,9 @@ pub struct Record {
     /// A video's picture stream, once probed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub video: Option<VideoInfo>,
+    /// What a client can show while the thumbnail loads, once completed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placeholder: Option<Placeholder>,
     /// When the upload was accepted (RFC 3339).
     pub created_at: String,
     /// When the record last changed (RFC 3339).

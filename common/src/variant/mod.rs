@@ -10,130 +10,24 @@
 //!   `thumbnail.width`×`thumbnail.height`.
 //! - `fit=contain|cover|fill`, `format=auto|jpeg|png|webp|avif`, `quality=1..100`,
 //!   `enlarge=true|false`, `lossless=true|false` (WebP: lossless instead of lossy at
-//!   `quality`): for every box given as `W x H`, and for presets that leave them unset.
+//!   `quality`), `gravity=centre|north|…|attention|entropy|focus` and `focus=x,y` (which
+//!   part a `cover` crop keeps, [`placement`]), `color=srgb|keep` (thumbnails converted to
+//!   sRGB, or keeping the source's profile): for every box given as `W x H`, and for
+//!   presets that leave them unset.
 //!
 //! [`parse`] checks all of it against the limits (`limits.max_thumbnail_side`,
 //! `limits.max_variants`) and names the parameter at fault in its error.
 
-use std::fmt;
-use std::str::FromStr;
-
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::config::{LimitsConfig, OutputFormat, ThumbnailConfig};
+use crate::config::{ColorMode, LimitsConfig, OutputFormat, ThumbnailConfig};
 
-/// How an image meets its box.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Fit {
-    /// Inside the box, aspect ratio kept.
-    #[default]
-    Contain,
-    /// Fills the box, aspect ratio kept, the centre cropped out.
-    Cover,
-    /// Stretched to the box.
-    Fill,
-}
+mod placement;
+mod size;
 
-impl Fit {
-    /// The parameter's spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Fit::Contain => "contain",
-            Fit::Cover => "cover",
-            Fit::Fill => "fill",
-        }
-    }
-}
-
-impl FromStr for Fit {
-    type Err = ();
-
-    fn from_str(text: &str) -> Result<Self, ()> {
-        match text {
-            "contain" => Ok(Fit::Contain),
-            "cover" => Ok(Fit::Cover),
-            "fill" => Ok(Fit::Fill),
-            _ => Err(()),
-        }
-    }
-}
-
-/// A box: `W x H`, either side open (`320x` is 320 wide, any height).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct Size {
-    /// The box's width, if bounded.
-    pub width: Option<u32>,
-    /// The box's height, if bounded.
-    pub height: Option<u32>,
-}
-
-/// In the OpenAPI document: a string, `W x H` with either side left out.
-impl utoipa::PartialSchema for Size {
-    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-        utoipa::openapi::ObjectBuilder::new()
-            .schema_type(utoipa::openapi::schema::Type::String)
-            .pattern(Some("^[0-9]*x[0-9]*$"))
-            .examples(["400x300", "320x", "x240"])
-            .into()
-    }
-}
-
-impl utoipa::ToSchema for Size {}
-
-impl fmt::Display for Size {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let side = |side: Option<u32>| side.map(|s| s.to_string()).unwrap_or_default();
-        write!(f, "{}x{}", side(self.width), side(self.height))
-    }
-}
-
-impl From<Size> for String {
-    fn from(size: Size) -> String {
-        size.to_string()
-    }
-}
-
-impl TryFrom<String> for Size {
-    type Error = String;
-
-    fn try_from(text: String) -> Result<Self, String> {
-        text.parse()
-    }
-}
-
-impl FromStr for Size {
-    type Err = String;
-
-    /// `W x H` in decimal digits, either side empty but not both; no sign, no spaces.
-    fn from_str(text: &str) -> Result<Self, String> {
-        let bad = || "a size is W x H in pixels, such as 400x300 or 320x".to_owned();
-        let (width, height) = text.split_once(['x', 'X']).ok_or_else(bad)?;
-        let side = |text: &str| -> Result<Option<u32>, String> {
-            if text.is_empty() {
-                return Ok(None);
-            }
-            if text.len() > 9 || !text.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(bad());
-            }
-            match text.parse::<u32>() {
-                Ok(0) => Err("a side of a size must be at least 1 pixel".to_owned()),
-                Ok(side) => Ok(Some(side)),
-                Err(_) => Err(bad()),
-            }
-        };
-        let size = Size {
-            width: side(width)?,
-            height: side(height)?,
-        };
-        if size.width.is_none() && size.height.is_none() {
-            return Err(bad());
-        }
-        Ok(size)
-    }
-}
+pub use placement::{Fit, FocalPoint, GRAVITIES, Gravity};
+pub use size::Size;
 
 /// One thumbnail to make.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -154,6 +48,15 @@ pub struct Variant {
     /// WebP only: lossless, instead of lossy at `quality`.
     #[serde(default)]
     pub lossless: bool,
+    /// `cover` only: which part of the image the crop keeps.
+    #[serde(default)]
+    pub gravity: Gravity,
+    /// The point `gravity: focus` keeps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub focus: Option<FocalPoint>,
+    /// Converted to sRGB (`srgb`), or keeping the source's colours and profile (`keep`).
+    #[serde(default)]
+    pub color: ColorMode,
 }
 
 impl Variant {
@@ -171,12 +74,20 @@ impl Variant {
             quality: config.jpeg_quality,
             enlarge: false,
             lossless: config.lossless,
+            gravity: Gravity::Centre,
+            focus: None,
+            color: config.color,
         }
     }
 
     /// Whether `other` makes the same pixels and bytes as this one, whatever its name.
     pub fn same_output(&self, other: &Variant) -> bool {
-        let settings = |v: &Variant| (v.size, v.fit, v.format, v.quality, v.enlarge, v.lossless);
+        let settings = |v: &Variant| {
+            (
+                v.size, v.fit, v.format, v.quality, v.enlarge, v.lossless, v.gravity, v.focus,
+                v.color,
+            )
+        };
         settings(self) == settings(other)
     }
 }
@@ -197,6 +108,15 @@ pub struct Preset {
     pub enlarge: Option<bool>,
     /// WebP only, lossless; unset: the request's `lossless`.
     pub lossless: Option<bool>,
+    /// Which part a `cover` crop keeps; unset: the request's `gravity`.
+    #[serde(default)]
+    pub gravity: Option<Gravity>,
+    /// The focal point of `gravity: focus`; unset: the request's `focus`.
+    #[serde(default)]
+    pub focus: Option<FocalPoint>,
+    /// `srgb` or `keep`; unset: the request's `color`.
+    #[serde(default)]
+    pub color: Option<ColorMode>,
 }
 
 /// Whether `name` may name a preset: 1 to 32 of `a-z`, `0-9`, `_`, `-`, starting with a
@@ -224,13 +144,20 @@ pub struct VariantParams {
     pub enlarge: Option<String>,
     /// `lossless`.
     pub lossless: Option<String>,
+    /// `gravity`.
+    pub gravity: Option<String>,
+    /// `focus`.
+    pub focus: Option<String>,
+    /// `color`.
+    pub color: Option<String>,
 }
 
 /// A variant parameter that cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{parameter}: {message}")]
 pub struct VariantError {
-    /// The parameter at fault (`sizes`, `fit`, `format`, `quality`, `enlarge`, `lossless`).
+    /// The parameter at fault (`sizes`, `fit`, `format`, `quality`, `enlarge`, `lossless`,
+    /// `gravity`, `focus`, `color`).
     pub parameter: &'static str,
     /// What is wrong with it. Never repeats the input: an item of `sizes` is named by its
     /// place.
@@ -244,8 +171,8 @@ fn error(parameter: &'static str, message: impl Into<String>) -> VariantError {
     }
 }
 
-/// The defaults a request's `fit`, `format`, `quality`, `enlarge` and `lossless` set for its
-/// boxes.
+/// The defaults a request's `fit`, `format`, `quality`, `enlarge`, `lossless`, `gravity`,
+/// `focus` and `color` set for its boxes.
 #[derive(Debug, Clone, Copy)]
 struct Settings {
     fit: Option<Fit>,
@@ -253,6 +180,9 @@ struct Settings {
     quality: Option<u8>,
     enlarge: Option<bool>,
     lossless: Option<bool>,
+    gravity: Option<Gravity>,
+    focus: Option<FocalPoint>,
+    color: Option<ColorMode>,
 }
 
 /// A yes-or-no parameter: `true` or `false` in any case (Python's `str(True)` is `True`,
@@ -298,12 +228,51 @@ impl Settings {
                     .ok_or_else(|| error("quality", "must be a whole number from 1 to 100"))
             })
             .transpose()?;
+        let mut gravity = params
+            .gravity
+            .as_deref()
+            .map(|text| {
+                text.parse().map_err(|()| {
+                    let names: Vec<&str> = GRAVITIES.iter().map(|g| g.as_str()).collect();
+                    error("gravity", format!("it is not one of {}", names.join(", ")))
+                })
+            })
+            .transpose()?;
+        let focus = params
+            .focus
+            .as_deref()
+            .map(|text| {
+                text.parse()
+                    .map_err(|message: String| error("focus", message))
+            })
+            .transpose()?;
+        match (gravity, focus) {
+            (None, Some(_)) => gravity = Some(Gravity::Focus),
+            (Some(Gravity::Focus), None) => {
+                return Err(error("gravity", "focus needs its point: focus=x,y"));
+            }
+            (Some(other), Some(_)) if other != Gravity::Focus => {
+                return Err(error("focus", "a focal point goes with gravity=focus only"));
+            }
+            _ => {}
+        }
+        let color = params
+            .color
+            .as_deref()
+            .map(|text| {
+                text.parse()
+                    .map_err(|()| error("color", "it is not one of srgb, keep"))
+            })
+            .transpose()?;
         Ok(Self {
             fit,
             format,
             quality,
             enlarge: flag("enlarge", params.enlarge.as_deref())?,
             lossless: flag("lossless", params.lossless.as_deref())?,
+            gravity,
+            focus,
+            color,
         })
     }
 }
@@ -367,6 +336,9 @@ pub fn parse(
             quality: settings.quality.unwrap_or(default.quality),
             enlarge: settings.enlarge.unwrap_or(default.enlarge),
             lossless: settings.lossless.unwrap_or(default.lossless),
+            gravity: settings.gravity.unwrap_or(default.gravity),
+            focus: settings.focus,
+            color: settings.color.unwrap_or(default.color),
             ..default
         });
     }
@@ -387,6 +359,9 @@ pub fn parse(
                     .lossless
                     .or(settings.lossless)
                     .unwrap_or(config.lossless),
+                gravity: preset.gravity.or(settings.gravity).unwrap_or_default(),
+                focus: preset.focus.or(settings.focus),
+                color: preset.color.or(settings.color).unwrap_or(config.color),
             }
         } else if item.contains(['x', 'X']) {
             let size: Size = item
@@ -400,6 +375,9 @@ pub fn parse(
                 quality: settings.quality.unwrap_or(config.jpeg_quality),
                 enlarge: settings.enlarge.unwrap_or(false),
                 lossless: settings.lossless.unwrap_or(config.lossless),
+                gravity: settings.gravity.unwrap_or_default(),
+                focus: settings.focus,
+                color: settings.color.unwrap_or(config.color),
             }
         } else if item.is_empty() {
             return Err(error("sizes", "an empty item between commas"));
@@ -416,6 +394,12 @@ pub fn parse(
                 format!("item {place} is neither a size nor a preset (presets: {known})"),
             ));
         };
+        if variant.gravity == Gravity::Focus && variant.focus.is_none() {
+            return Err(error(
+                "focus",
+                format!("`{}` has gravity focus and no focal point", variant.name),
+            ));
+        }
         check_size(variant.size, limits)?;
         if variants.iter().any(|v| v.name == variant.name) {
             return Err(error(
@@ -450,6 +434,9 @@ mod tests {
                 quality: None,
                 enlarge: None,
                 lossless: None,
+                gravity: None,
+                focus: None,
+                color: None,
             },
         );
         config

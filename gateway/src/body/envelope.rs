@@ -45,13 +45,16 @@ pub struct Envelope {
 /// The members that carry upload parameters, as the query parameters of the same names.
 /// Each is a string, a number or a boolean (read as their JSON text), `null` (absent), or,
 /// for `sizes`, also an array of strings.
-pub const OPTIONS: [&str; 7] = [
+pub const OPTIONS: [&str; 10] = [
     "sizes",
     "fit",
     "format",
     "quality",
     "enlarge",
     "lossless",
+    "gravity",
+    "focus",
+    "color",
     "callback_url",
 ];
 

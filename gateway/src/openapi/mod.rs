@@ -188,6 +188,12 @@ pub struct UploadOptions {
     pub enlarge: Option<bool>,
     /// WebP: lossless instead of lossy at `quality`.
     pub lossless: Option<bool>,
+    /// `fit=cover`: the part of the image the crop keeps.
+    pub gravity: Option<common::variant::Gravity>,
+    /// `gravity=focus` (implied): the point to keep, `x,y` as fractions.
+    pub focus: Option<common::variant::FocalPoint>,
+    /// `srgb`: converted to sRGB; `keep`: the source's colours and profile.
+    pub color: Option<common::config::ColorMode>,
     /// Where to POST the record when it is final.
     #[schema(format = "uri")]
     pub callback_url: Option<String>,
@@ -213,6 +219,12 @@ pub struct UploadForm {
     pub enlarge: Option<bool>,
     /// As the query parameter.
     pub lossless: Option<bool>,
+    /// As the query parameter.
+    pub gravity: Option<common::variant::Gravity>,
+    /// As the query parameter.
+    pub focus: Option<common::variant::FocalPoint>,
+    /// As the query parameter.
+    pub color: Option<common::config::ColorMode>,
     /// As the query parameter.
     pub callback_url: Option<String>,
     /// The files (any field name; `image` here), before or after the text fields.

@@ -26,14 +26,14 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use common::config::OutputFormat;
+use common::config::{ColorMode, OutputFormat};
 use common::media::MediaType;
 use common::record::{
     Event, Record, Service, State as JobState, Thumbnail, ThumbnailInfo, VariantState,
 };
 use common::storage::Key;
 use common::time::now_rfc3339;
-use common::variant::{self, Variant, VariantParams};
+use common::variant::{self, Gravity, Variant, VariantParams};
 use serde::Deserialize;
 use uuid::Uuid;
 
@@ -117,6 +117,9 @@ pub struct VariantQuery {
     quality: Option<String>,
     enlarge: Option<String>,
     lossless: Option<String>,
+    gravity: Option<String>,
+    focus: Option<String>,
+    color: Option<String>,
 }
 
 impl VariantQuery {
@@ -127,6 +130,9 @@ impl VariantQuery {
             || self.quality.is_some()
             || self.enlarge.is_some()
             || self.lossless.is_some()
+            || self.gravity.is_some()
+            || self.focus.is_some()
+            || self.color.is_some()
     }
 }
 
@@ -146,6 +152,9 @@ impl VariantQuery {
         ("quality" = Option<u8>, Query, minimum = 1, maximum = 100, description = "The variant's quality"),
         ("enlarge" = Option<bool>, Query, description = "Whether the variant enlarges"),
         ("lossless" = Option<bool>, Query, description = "WebP: lossless instead of lossy at `quality`"),
+        ("gravity" = Option<common::variant::Gravity>, Query, description = "`fit=cover`: the part of the image the crop keeps"),
+        ("focus" = Option<common::variant::FocalPoint>, Query, description = "`gravity=focus` (implied): the point to keep, `x,y` as fractions of the upright image", example = "0.5,0.3"),
+        ("color" = Option<common::config::ColorMode>, Query, description = "`srgb`: converted to sRGB; `keep`: the source's colours and profile"),
         ("Accept" = Option<String>, Header, description = "The thumbnail's media type or `image/*` for its raw bytes; `application/octet-stream` for them as that type (what generated clients send by default); without the header, or with anything else, base64"),
         ("If-None-Match" = Option<String>, Header, description = "An ETag from an earlier answer"),
     ),
@@ -217,6 +226,9 @@ fn wanted(state: &AppState, name: &str, query: VariantQuery) -> Result<Option<Va
         quality: query.quality,
         enlarge: query.enlarge,
         lossless: query.lossless,
+        gravity: query.gravity,
+        focus: query.focus,
+        color: query.color,
     };
     let mut variants = variant::parse(&params, &config.thumbnail, &config.limits)
         .and_then(|variants| {
@@ -366,7 +378,9 @@ async fn make_on_demand(
 }
 
 /// A name for a variant whose plain name another variant of the record has: its settings
-/// spelled out (`400x300-cover-webp-q80`, `400x300-cover-webp-lossless`).
+/// spelled out (`400x300-cover-webp-q80`, `400x300-cover-webp-lossless`,
+/// `400x300-cover-jpeg-q85-attention`, `400x300-cover-jpeg-q85-focus-0.3-0.6-keep`); the
+/// gravity and colour only when they are not the defaults.
 fn distinct_name(variant: &Variant) -> String {
     let format = variant.format.as_str();
     let enlarge = if variant.enlarge { "-enlarge" } else { "" };
@@ -375,8 +389,20 @@ fn distinct_name(variant: &Variant) -> String {
     } else {
         format!("q{}", variant.quality)
     };
+    let gravity = match (variant.gravity, variant.focus) {
+        (Gravity::Centre, _) => String::new(),
+        (Gravity::Focus, Some(point)) => {
+            let (x, y) = point.fractions();
+            format!("-focus-{x}-{y}")
+        }
+        (gravity, _) => format!("-{}", gravity.as_str()),
+    };
+    let color = match variant.color {
+        ColorMode::Srgb => "",
+        ColorMode::Keep => "-keep",
+    };
     format!(
-        "{}-{}-{format}-{quality}{enlarge}",
+        "{}-{}-{format}-{quality}{enlarge}{gravity}{color}",
         variant.size,
         variant.fit.as_str()
     )

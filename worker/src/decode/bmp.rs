@@ -28,6 +28,7 @@ pub fn decode(bytes: &[u8], limits: &LimitsConfig) -> Result<Decoded, ThumbnailE
         image: DynamicImage::ImageRgb8(layout.to_rgb(bytes)),
         source_width: width,
         source_height: height,
+        colour: crate::colour::Description::Unstated,
     })
 }
 

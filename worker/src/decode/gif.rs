@@ -106,6 +106,8 @@ pub fn decode(bytes: &[u8], limits: &LimitsConfig) -> Result<Decoded, ThumbnailE
         image,
         source_width: width,
         source_height: height,
+        // GIF has no colour description but an ICC application extension, which is rare.
+        colour: crate::colour::Description::Unstated,
     })
 }
 

@@ -14,6 +14,7 @@ use image::{DynamicImage, ImageBuffer, Rgb, Rgba};
 use libheif_rs::{ColorSpace, HeifContext, ImageHandle, LibHeif, RgbChroma};
 
 use super::{Decoded, check_alloc, check_pixels, decode_error};
+use crate::colour::Description;
 use crate::error::ThumbnailError;
 
 /// The primary image's handle, its upright size checked against the pixel limit.
@@ -104,7 +105,26 @@ pub fn decode(
         }
     }
     .ok_or_else(|| decode_error(media_type, "the decoded plane is shorter than its size"))?;
-    Ok(Decoded::whole(image))
+    Ok(Decoded::whole(image).described(colour(&handle, limits)))
+}
+
+/// The primary image's `colr` box: an ICC profile (no larger than
+/// `limits.max_metadata_bytes`; a larger one is left unread, as sRGB), else its CICP code
+/// points.
+fn colour(handle: &ImageHandle, limits: &LimitsConfig) -> Description {
+    if let Some(raw) = handle.color_profile_raw() {
+        if raw.data.len() as u64 <= limits.max_metadata_bytes {
+            return Description::Icc(raw.data);
+        }
+        return Description::Unstated;
+    }
+    match handle.color_profile_nclx() {
+        Some(nclx) => Description::Cicp {
+            primaries: nclx.color_primaries() as u8,
+            transfer: nclx.transfer_characteristics() as u8,
+        },
+        None => Description::Unstated,
+    }
 }
 
 #[cfg(test)]

@@ -28,6 +28,7 @@ use image::{DynamicImage, GrayImage, RgbImage};
 use super::{
     Decoded, Target, check_alloc, check_pixels, decode_full, jpeg_scans, reduction, upright,
 };
+use crate::colour::Description;
 use crate::error::ThumbnailError;
 
 /// The JPEG decoder this build uses, for benchmark reports.
@@ -41,7 +42,7 @@ pub const BACKEND: &str = "jpeg-decoder, DCT-scaled; zune-jpeg at full size";
 const REDUCTIONS: [u32; 3] = [8, 4, 2];
 
 /// What the header of a JPEG says.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Header {
     /// Stored width.
     pub width: u32,
@@ -53,6 +54,10 @@ pub struct Header {
     scalable: bool,
     /// Whether the pixels are grey (one component).
     grey: bool,
+    /// Whether the pixels are CMYK (four components).
+    cmyk: bool,
+    /// The ICC profile of the APP2 segments before the frame, joined in order.
+    icc: Option<Vec<u8>>,
 }
 
 impl Header {
@@ -80,6 +85,8 @@ impl Header {
             orientation,
             scalable,
             grey: info.pixel_format == jpeg_decoder::PixelFormat::L8,
+            cmyk: info.pixel_format == jpeg_decoder::PixelFormat::CMYK32,
+            icc: decoder.icc_profile(),
         })
     }
 }
@@ -91,8 +98,17 @@ pub fn decode(
     target: Target<'_>,
 ) -> Result<Decoded, ThumbnailError> {
     let header = Header::read(bytes, limits)?;
+    let colour = header
+        .icc
+        .clone()
+        .map_or(Description::Unstated, Description::Icc);
+    if header.cmyk
+        && let Some(profile) = header.icc.as_deref().and_then(cmyk_profile)
+    {
+        return decode_cmyk(bytes, &header, &profile, limits, target);
+    }
     if !header.scalable {
-        return decode_full(bytes, MediaType::Jpeg, limits);
+        return Ok(decode_full(bytes, MediaType::Jpeg, limits)?.described(colour));
     }
     let (source_width, source_height) = upright(header.width, header.height, header.orientation);
     let swapped = source_width != header.width;
@@ -110,7 +126,7 @@ pub fn decode(
         .flatten();
     let input = needed.as_deref().unwrap_or(bytes);
     let Some(pixels) = decode_scaled(input, reduction, grey, limits)? else {
-        return decode_full(bytes, MediaType::Jpeg, limits);
+        return Ok(decode_full(bytes, MediaType::Jpeg, limits)?.described(colour));
     };
     let image = if grey {
         GrayImage::from_raw(width, height, pixels).map(DynamicImage::ImageLuma8)
@@ -123,6 +139,79 @@ pub fn decode(
         image,
         source_width,
         source_height,
+        colour,
+    })
+}
+
+/// A CMYK ICC profile that parses, for a CMYK JPEG.
+fn cmyk_profile(icc: &[u8]) -> Option<moxcms::ColorProfile> {
+    let profile = moxcms::ColorProfile::new_from_slice(icc).ok()?;
+    (profile.color_space == moxcms::DataColorSpace::Cmyk).then_some(profile)
+}
+
+/// Whether a JPEG has Adobe's APP14 segment, whose CMYK values are stored inverted
+/// (Photoshop's convention, which libjpeg, Pillow and libvips follow).
+fn is_adobe(bytes: &[u8]) -> bool {
+    jpeg_scans::markers(bytes).any(|marker| {
+        marker.code == 0xEE
+            && bytes
+                .get(marker.range.start + 4..marker.range.end)
+                .is_some_and(|body| body.starts_with(b"Adobe"))
+    })
+}
+
+/// A CMYK (or YCCK) JPEG with a CMYK profile: decoded at the largest useful DCT reduction to
+/// its ink values, converted through the profile to sRGB, upright. Without a profile, or
+/// when the profile has no usable transform, a CMYK JPEG goes the plain way
+/// ([`decode_full`]: `image`'s formula).
+fn decode_cmyk(
+    bytes: &[u8],
+    header: &Header,
+    profile: &moxcms::ColorProfile,
+    limits: &LimitsConfig,
+    target: Target<'_>,
+) -> Result<Decoded, ThumbnailError> {
+    let (source_width, source_height) = upright(header.width, header.height, header.orientation);
+    let swapped = source_width != header.width;
+    let reduction = reduction(header.width, header.height, swapped, target, &REDUCTIONS);
+    let (width, height) = (
+        header.width.div_ceil(reduction),
+        header.height.div_ceil(reduction),
+    );
+    check_alloc(MediaType::Jpeg, (width, height), 7, limits)?;
+    let mut decoder = jpeg_decoder::Decoder::new(bytes);
+    decoder.set_max_decoding_buffer_size(
+        usize::try_from(limits.max_alloc_bytes).unwrap_or(usize::MAX),
+    );
+    decoder.read_info().map_err(decode_error)?;
+    let side = |full: u32| u16::try_from(full.div_ceil(reduction)).unwrap_or(u16::MAX);
+    if reduction > 1 {
+        decoder
+            .scale(side(header.width), side(header.height))
+            .map_err(decode_error)?;
+    }
+    let mut cmyk = decoder.decode().map_err(decode_error)?;
+    let info = decoder
+        .info()
+        .ok_or_else(|| decode_error("no frame header"))?;
+    let (width, height) = (u32::from(info.width), u32::from(info.height));
+    // jpeg-decoder hands over 255 − the stored value: ink for Adobe's inverted files, its
+    // complement for plain ones.
+    if !is_adobe(bytes) {
+        cmyk.iter_mut().for_each(|value| *value = 255 - *value);
+    }
+    let Ok(rgb) = crate::colour::cmyk_to_rgb(&cmyk, profile) else {
+        return decode_full(bytes, MediaType::Jpeg, limits);
+    };
+    let mut image = RgbImage::from_raw(width, height, rgb)
+        .map(DynamicImage::ImageRgb8)
+        .ok_or_else(|| decode_error("the decoder returned a short buffer"))?;
+    image.apply_orientation(header.orientation);
+    Ok(Decoded {
+        image,
+        source_width,
+        source_height,
+        colour: Description::Unstated,
     })
 }
 

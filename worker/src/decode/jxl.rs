@@ -73,9 +73,15 @@ pub fn decode(bytes: &[u8], limits: &LimitsConfig) -> Result<Decoded, ThumbnailE
     decoder
         .set_limits(image_limits)
         .map_err(|error| map_error(error, MediaType::Jxl))?;
+    // The profile of the pixels jxl-oxide renders: the file's own colour encoding (an XYB
+    // file renders to it), as ICC.
+    let colour = match decoder.icc_profile() {
+        Ok(Some(icc)) => crate::colour::Description::Icc(icc),
+        _ => crate::colour::Description::Unstated,
+    };
     let image =
         DynamicImage::from_decoder(decoder).map_err(|error| map_error(error, MediaType::Jxl))?;
-    Ok(Decoded::whole(image))
+    Ok(Decoded::whole(image).described(colour))
 }
 
 #[cfg(test)]

@@ -4,18 +4,19 @@
 //! A 10×10 image passes the pixel limit, yet its metadata can be a bomb: a PNG `iCCP` chunk
 //! that inflates to a gigabyte, a JPEG whose ICC profile is spread over hundreds of APP2
 //! segments, a WebP with a huge `EXIF` chunk, a GIF with endless extension blocks, a TIFF whose
-//! strip table declares millions of entries. Thumbnails need one thing from metadata, the EXIF
-//! orientation, so the rule is: nothing compressed is ever inflated (PNG's text and ICC chunks
-//! are skipped by [`super::png`]), and before any decoder sees a file its container is walked
-//! here, without allocating, to count the metadata bytes the decoder would keep:
+//! strip table declares millions of entries. Thumbnails need two things from metadata, the
+//! EXIF orientation and the colour profile, so the rule is: nothing is inflated past the bound
+//! (PNG's text chunks are skipped, its ICC profile inflated only up to the bound, by
+//! [`super::png`]), and before any decoder sees a file its container is walked here, without
+//! allocating, to count the metadata bytes the decoder would keep:
 //!
 //! | format | counted | over the bound |
 //! |---|---|---|
-//! | JPEG | APP1–APP13, APP15 and COM segments, before and between scans | decoded from a copy without them, but for the first EXIF segment (at most 64 KiB) |
+//! | JPEG | APP1–APP13, APP15 and COM segments, before and between scans | decoded from a copy without them (so without its ICC profile: sRGB), but for the first EXIF segment (at most 64 KiB) |
 //! | GIF | extension blocks before the first frame | refused |
 //! | WebP | `ICCP`, `EXIF`, `XMP ` and unknown chunks | refused |
 //! | TIFF | the first directory's entries, and the values of the tags the decoder reads | refused |
-//! | PNG, BMP | nothing here: PNG is bounded by its decoder's limits, BMP has no metadata | — |
+//! | PNG, BMP | nothing here: PNG is bounded by its decoder's limits, BMP's is not read | — |
 //!
 //! The walk reads only the structure (lengths and markers), so a malformed file is passed on
 //! unchanged: its decoder reports what is wrong with it.
@@ -136,11 +137,44 @@ fn webp_metadata_bytes(bytes: &[u8]) -> u64 {
     total
 }
 
+/// The length of a PNG's first chunk of `kind` before the image data, if it has one.
+pub fn png_chunk_length(bytes: &[u8], kind: [u8; 4]) -> Option<u64> {
+    let mut at = 8usize;
+    while let Some(header) = bytes.get(at..at.checked_add(8)?) {
+        let length = u32::from_be_bytes([header[0], header[1], header[2], header[3]]);
+        match &header[4..8] {
+            found if found == kind => return Some(u64::from(length)),
+            b"IDAT" | b"IEND" => return None,
+            _ => at = at.checked_add(12)?.checked_add(length as usize)?,
+        }
+    }
+    None
+}
+
+/// The body of a WebP's first chunk of `kind` (`ICCP` for the ICC profile), if it has one
+/// that lies whole inside the file.
+#[cfg(feature = "libwebp")]
+pub fn webp_chunk(bytes: &[u8], kind: [u8; 4]) -> Option<&[u8]> {
+    if bytes.len() < 12 || &bytes[..4] != b"RIFF" || &bytes[8..12] != b"WEBP" {
+        return None;
+    }
+    let mut at = 12usize;
+    while let Some(header) = bytes.get(at..at.checked_add(8)?) {
+        let size = u32::from_le_bytes([header[4], header[5], header[6], header[7]]) as usize;
+        let body = at + 8;
+        if header[..4] == kind {
+            return bytes.get(body..body.checked_add(size)?);
+        }
+        at = body.checked_add(size)?.checked_add(size & 1)?;
+    }
+    None
+}
+
 /// The tags whose values a TIFF decoder reads (others are skipped unread): layout, strip and
-/// tile tables, sample description, palette, JPEG tables, orientation.
-const TIFF_TAGS_READ: [u16; 20] = [
+/// tile tables, sample description, palette, JPEG tables, orientation, ICC profile.
+const TIFF_TAGS_READ: [u16; 21] = [
     256, 257, 258, 259, 262, 273, 274, 277, 278, 279, 284, 317, 320, 322, 323, 324, 325, 338, 339,
-    347,
+    347, 34675,
 ];
 
 /// The bytes of a TIFF's first directory (its entries) and of the values of the tags a

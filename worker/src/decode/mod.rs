@@ -25,6 +25,7 @@ use common::media::MediaType;
 use image::metadata::Orientation;
 use image::{DynamicImage, ImageDecoder, ImageError, ImageFormat, ImageReader};
 
+use crate::colour::Description;
 use crate::error::ThumbnailError;
 
 mod bmp;
@@ -57,7 +58,7 @@ pub fn backends() -> String {
     format!("JPEG: {}; WebP: {webp}; HEIC/AVIF: {heif}", jpeg::BACKEND)
 }
 
-/// A decoded image and the size of the source it came from.
+/// A decoded image, the size of the source it came from, and what it says of its colours.
 #[derive(Debug)]
 pub struct Decoded {
     /// The upright pixels: the whole image, or a reduction of it no smaller than twice the
@@ -67,16 +68,25 @@ pub struct Decoded {
     pub source_width: u32,
     /// The source's upright height.
     pub source_height: u32,
+    /// The colour description the decoder read (an ICC profile, CICP, PNG chunks), for
+    /// [`crate::colour`].
+    pub colour: Description,
 }
 
 impl Decoded {
-    /// The whole source, already upright.
+    /// The whole source, already upright, with nothing said of its colours.
     pub(crate) fn whole(image: DynamicImage) -> Self {
         Self {
             source_width: image.width(),
             source_height: image.height(),
             image,
+            colour: Description::Unstated,
         }
+    }
+
+    /// The same, with the colour description the decoder read.
+    pub(crate) fn described(self, colour: Description) -> Self {
+        Self { colour, ..self }
     }
 }
 
@@ -285,16 +295,21 @@ fn decode_full(
     decode_opened(open(bytes, media_type, limits)?, media_type)
 }
 
-/// Decodes the whole image from a decoder [`open`] returned, and turns it upright.
+/// Decodes the whole image from a decoder [`open`] returned, and turns it upright, with the
+/// ICC profile the decoder read (TIFF's tag 34675, WebP's `ICCP`, JPEG's APP2 segments).
 fn decode_opened(
     mut decoder: impl ImageDecoder,
     media_type: MediaType,
 ) -> Result<Decoded, ThumbnailError> {
     let orientation = orientation(&mut decoder);
+    let colour = match decoder.icc_profile() {
+        Ok(Some(icc)) => Description::Icc(icc),
+        _ => Description::Unstated,
+    };
     let mut image =
         DynamicImage::from_decoder(decoder).map_err(|error| map_error(error, media_type))?;
     image.apply_orientation(orientation);
-    Ok(Decoded::whole(image))
+    Ok(Decoded::whole(image).described(colour))
 }
 
 /// The `target` size of a `width`×`height` image as stored: `swapped` says the upright image

@@ -1,10 +1,14 @@
 //! PNG, read with the `png` crate directly so that its metadata stays bounded.
 //!
-//! Text (`tEXt`, `zTXt`, `iTXt`) and ICC (`iCCP`) chunks are skipped unread: the compressed
-//! ones are never inflated, so a 1 MB chunk that would inflate to a gigabyte costs nothing.
-//! The decoder's own allocations (the `eXIf` chunk it keeps for the orientation, its line
-//! buffers) run under `limits.max_metadata_bytes` plus two rows of the widest pixel format;
-//! an `eXIf` over the bound refuses the image. Palette, low bit depths and `tRNS` are expanded
+//! Text chunks (`tEXt`, `zTXt`, `iTXt`) are skipped unread, never inflated. The ICC profile
+//! (`iCCP`) is read when its chunk is at most half of `limits.max_metadata_bytes`, and
+//! inflated under the decoder's byte limit, only so far: a chunk that would inflate past it
+//! (a 1 MB chunk that would be a gigabyte) is dropped at the bound, a larger chunk is
+//! skipped unread, and either way the image reads as sRGB. The decoder's own allocations (the profile, the `eXIf` chunk it keeps
+//! for the orientation, its line buffers) run under `limits.max_metadata_bytes` plus two
+//! rows of the widest pixel format; an `eXIf` over the bound refuses the image. The colour
+//! description is, by the PNG specification's precedence, `cICP`, then `iCCP`, then `sRGB`,
+//! then `gAMA` and `cHRM`. Palette, low bit depths and `tRNS` are expanded
 //! to 8-bit grey or RGB, with alpha where the file has any; 16-bit samples stay 16-bit.
 
 use std::io::Cursor;
@@ -16,6 +20,7 @@ use image::{DynamicImage, ImageBuffer};
 use png::{BitDepth, ColorType, DecodingError, Transformations};
 
 use super::{Decoded, check_alloc, check_pixels, upright};
+use crate::colour::Description;
 use crate::error::ThumbnailError;
 
 /// The most bytes one pixel takes once expanded: RGBA, 16 bits a sample.
@@ -40,7 +45,11 @@ fn open<'a>(
         },
     );
     decoder.set_ignore_text_chunk(true);
-    decoder.set_ignore_iccp_chunk(true);
+    // An ICC chunk is read (and inflated, up to the decoder's limit) only when it is no more
+    // than half the metadata bound as stored: a larger one is skipped unread, and the image
+    // reads as sRGB.
+    let iccp = super::metadata::png_chunk_length(bytes, *b"iCCP");
+    decoder.set_ignore_iccp_chunk(iccp.is_none_or(|length| length > limits.max_metadata_bytes / 2));
     decoder.set_transformations(Transformations::EXPAND);
     let reader = decoder
         .read_info()
@@ -96,7 +105,45 @@ pub fn decode(bytes: &[u8], limits: &LimitsConfig) -> Result<Decoded, ThumbnailE
     }
     .ok_or_else(|| decode_error("the decoder returned a short buffer"))?;
     image.apply_orientation(orientation);
-    Ok(Decoded::whole(image))
+    Ok(Decoded::whole(image).described(description(reader.info())))
+}
+
+/// What the chunks before the image data say of its colours, by the specification's
+/// precedence.
+fn description(info: &png::Info<'_>) -> Description {
+    if let Some(cicp) = &info.coding_independent_code_points {
+        return Description::Cicp {
+            primaries: cicp.color_primaries,
+            transfer: cicp.transfer_function,
+        };
+    }
+    if let Some(icc) = &info.icc_profile {
+        return Description::Icc(icc.to_vec());
+    }
+    if info.srgb.is_some() {
+        return Description::Srgb;
+    }
+    let gamma = info.source_gamma.map(|g| f64::from(g.into_value()));
+    let chromaticities = info.source_chromaticities.map(|c| {
+        let v = |f: png::ScaledFloat| f64::from(f.into_value());
+        [
+            v(c.white.0),
+            v(c.white.1),
+            v(c.red.0),
+            v(c.red.1),
+            v(c.green.0),
+            v(c.green.1),
+            v(c.blue.0),
+            v(c.blue.1),
+        ]
+    });
+    if gamma.is_none() && chromaticities.is_none() {
+        return Description::Unstated;
+    }
+    Description::Gamma {
+        gamma,
+        chromaticities,
+    }
 }
 
 fn eight_bit(color: ColorType, width: u32, height: u32, samples: Vec<u8>) -> Option<DynamicImage> {

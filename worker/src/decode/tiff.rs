@@ -20,6 +20,7 @@ use tiff::tags::Tag;
 
 use super::lzw::{self, Dialect};
 use super::{Decoded, check_alloc, check_pixels};
+use crate::colour::Description;
 use crate::error::ThumbnailError;
 
 /// TIFF's code for LZW compression.
@@ -46,6 +47,8 @@ struct Layout {
     /// Each strip's offset and length in the file.
     strips: Vec<(u64, u64)>,
     orientation: Orientation,
+    /// The ICC profile of tag 34675 (its size already bounded by [`super::metadata`]).
+    icc: Option<Vec<u8>>,
 }
 
 impl Layout {
@@ -112,6 +115,7 @@ impl Layout {
             .flatten()
             .and_then(|value| Orientation::from_exif(value.min(255) as u8))
             .unwrap_or(Orientation::NoTransforms);
+        let icc = directory.get_tag_u8_vec(Tag::IccProfile).ok();
         Some(Self {
             width,
             height,
@@ -120,6 +124,7 @@ impl Layout {
             rows_per_strip,
             strips: offsets.into_iter().zip(lengths).collect(),
             orientation,
+            icc,
         })
     }
 
@@ -169,7 +174,8 @@ impl Layout {
         };
         let mut image = image.ok_or_else(|| decode_error("the pixels do not fill the image"))?;
         image.apply_orientation(self.orientation);
-        Ok(Decoded::whole(image))
+        let colour = self.icc.map_or(Description::Unstated, Description::Icc);
+        Ok(Decoded::whole(image).described(colour))
     }
 }
 

@@ -16,6 +16,7 @@ use libwebp_sys::{
 };
 
 use super::{Decoded, Target, check_alloc, decode_full, open, orientation, stored_target, upright};
+use crate::colour::Description;
 use crate::error::ThumbnailError;
 
 /// Decodes a WebP scaled to about twice its `target` size, upright.
@@ -94,6 +95,8 @@ pub fn decode(
         image,
         source_width,
         source_height,
+        colour: super::metadata::webp_chunk(bytes, *b"ICCP")
+            .map_or(Description::Unstated, |icc| Description::Icc(icc.to_vec())),
     })
 }
 

@@ -4,14 +4,17 @@
 //! Thumbnails are small and many, so the encoder is set for speed: libaom at its fastest
 //! still-image speed (9), one thread per encode (the worker already runs one job per core),
 //! 4:2:0 chroma. The variant's quality (1–100) is libheif's quality scale, which it maps to
-//! libaom's quantizer. Alpha is kept, as its own AV1 image.
+//! libaom's quantizer. Alpha is kept, as its own AV1 image. sRGB is tagged by the CICP code
+//! points libheif writes by default (BT.709 primaries, sRGB transfer); a kept profile is
+//! embedded as a `colr` box of type `prof`.
 
 use image::DynamicImage;
 use libheif_rs::{
-    Channel, ColorSpace, CompressionFormat, EncoderParameterValue, EncoderQuality, HeifContext,
-    Image, LibHeif, RgbChroma,
+    Channel, ColorProfileRaw, ColorSpace, CompressionFormat, EncoderParameterValue, EncoderQuality,
+    HeifContext, Image, LibHeif, RgbChroma, color_profile_types,
 };
 
+use super::Tag;
 use crate::error::ThumbnailError;
 
 /// Whether libheif was built with an AV1 encoder (it finds libaom when it is built; without
@@ -28,8 +31,8 @@ pub fn available() -> bool {
 /// libaom's `cpu-used`: 9 is the fastest its still-image mode offers.
 const SPEED: i32 = 9;
 
-/// Encodes an 8-bit image (grey, grey with alpha, RGB or RGBA) as AVIF.
-pub fn encode(image: &DynamicImage, quality: u8) -> Result<Vec<u8>, ThumbnailError> {
+/// Encodes an 8-bit image (grey, grey with alpha, RGB or RGBA) as AVIF, tagged with `tag`.
+pub fn encode(image: &DynamicImage, quality: u8, tag: Tag<'_>) -> Result<Vec<u8>, ThumbnailError> {
     let failed = |error: libheif_rs::HeifError| ThumbnailError::Encode(format!("AVIF: {error}"));
     let (width, height) = (image.width(), image.height());
     let (chroma, channels, bytes) = if image.color().has_alpha() {
@@ -48,6 +51,14 @@ pub fn encode(image: &DynamicImage, quality: u8) -> Result<Vec<u8>, ThumbnailErr
     let row = width as usize * channels;
     for (target, source) in plane.data.chunks_mut(plane.stride).zip(bytes.chunks(row)) {
         target[..row].copy_from_slice(source);
+    }
+    if let Tag::Icc(icc) = tag {
+        heif_image
+            .set_color_profile_raw(&ColorProfileRaw::new(
+                color_profile_types::PROF,
+                icc.to_vec(),
+            ))
+            .map_err(failed)?;
     }
 
     let lib = LibHeif::new();
@@ -104,7 +115,7 @@ mod tests {
     #[test]
     fn decodes_back_close_to_the_source_with_its_alpha() {
         let source = gradient(400, 300);
-        let bytes = encode(&DynamicImage::ImageRgba8(source.clone()), 80).unwrap();
+        let bytes = encode(&DynamicImage::ImageRgba8(source.clone()), 80, Tag::Srgb).unwrap();
         assert_eq!(sniff(&bytes), Sniffed::Media(MediaType::Avif));
         let decoded = crate::decode::decode(
             &bytes,
@@ -123,8 +134,8 @@ mod tests {
     fn lower_quality_makes_smaller_files() {
         let source =
             DynamicImage::ImageRgb8(DynamicImage::ImageRgba8(gradient(256, 256)).to_rgb8());
-        let small = encode(&source, 20).unwrap();
-        let large = encode(&source, 95).unwrap();
+        let small = encode(&source, 20, Tag::Srgb).unwrap();
+        let large = encode(&source, 95, Tag::Srgb).unwrap();
         assert!(
             small.len() < large.len(),
             "{} vs {}",

@@ -7,12 +7,19 @@
 //! `libwebp` feature, see [`webp`]) unless the variant asks `lossless`; the pure-Rust build
 //! writes lossless WebP only. AVIF (the `heif` feature, see [`avif`]) is lossy at the
 //! variant's quality. WebP and AVIF keep alpha.
+//!
+//! Each thumbnail carries its colours' [`Tag`]. sRGB is tagged as each format says it
+//! cheapest: PNG with its `sRGB` chunk, AVIF with CICP code points (BT.709 primaries, sRGB
+//! transfer), JPEG and WebP by carrying no profile, which both define as sRGB (WebP's
+//! container specification, and JPEG by the Exif convention every viewer follows): a 3 KB
+//! thumbnail does not grow by a 500-byte profile to say what is already assumed. A kept
+//! source profile is embedded whole: JPEG APP2 segments, PNG `iCCP`, WebP `ICCP` (in a VP8X
+//! container), AVIF `colr`.
 
 use common::config::OutputFormat;
 use common::media::MediaType;
 use common::variant::Variant;
 use image::codecs::jpeg::JpegEncoder;
-use image::codecs::png::PngEncoder;
 use image::codecs::webp::WebPEncoder;
 use image::{DynamicImage, ImageEncoder};
 
@@ -48,13 +55,23 @@ pub fn writes(variant: &Variant) -> Result<(), &'static str> {
     Ok(())
 }
 
-/// Encodes `image` as the configured format (WebP lossless or not); returns the bytes and
-/// their media type.
+/// What a thumbnail says of its colours.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tag<'a> {
+    /// sRGB.
+    Srgb,
+    /// The colours of this ICC profile, embedded.
+    Icc(&'a [u8]),
+}
+
+/// Encodes `image` as the configured format (WebP lossless or not), tagged with its colours;
+/// returns the bytes and their media type.
 pub fn encode(
     image: DynamicImage,
     format: OutputFormat,
     quality: u8,
     lossless: bool,
+    tag: Tag<'_>,
 ) -> Result<(Vec<u8>, MediaType), ThumbnailError> {
     let image = to_8_bit(image);
     let media_type = match format {
@@ -71,34 +88,79 @@ pub fn encode(
     };
     let mut out = Vec::new();
     let (width, height, color) = (image.width(), image.height(), image.color().into());
-    let result = match media_type {
-        MediaType::Avif => return avif_encode(&image, quality).map(|out| (out, media_type)),
-        MediaType::Jpeg => JpegEncoder::new_with_quality(&mut out, quality).write_image(
-            image.as_bytes(),
-            width,
-            height,
-            color,
-        ),
+    let icc = match tag {
+        Tag::Srgb => None,
+        Tag::Icc(icc) => Some(icc.to_vec()),
+    };
+    let failed = |error: image::ImageError| ThumbnailError::Encode(error.to_string());
+    match media_type {
+        MediaType::Avif => return avif_encode(&image, quality, tag).map(|out| (out, media_type)),
+        MediaType::Jpeg => {
+            let mut encoder = JpegEncoder::new_with_quality(&mut out, quality);
+            if let Some(icc) = icc {
+                encoder.set_icc_profile(icc).map_err(|_| unsupported())?;
+            }
+            encoder
+                .write_image(image.as_bytes(), width, height, color)
+                .map_err(failed)?;
+        }
         MediaType::Webp if !lossless => {
-            return webp_lossy(&image, quality).map(|out| (out, media_type));
+            return webp_lossy(&image, quality, tag).map(|out| (out, media_type));
         }
         MediaType::Webp => {
-            WebPEncoder::new_lossless(&mut out).write_image(image.as_bytes(), width, height, color)
+            let mut encoder = WebPEncoder::new_lossless(&mut out);
+            if let Some(icc) = icc {
+                encoder.set_icc_profile(icc).map_err(|_| unsupported())?;
+            }
+            encoder
+                .write_image(image.as_bytes(), width, height, color)
+                .map_err(failed)?;
         }
-        _ => PngEncoder::new(&mut out).write_image(image.as_bytes(), width, height, color),
-    };
-    result.map_err(|error| ThumbnailError::Encode(error.to_string()))?;
+        _ => out = png(&image, tag)?,
+    }
     Ok((out, media_type))
+}
+
+fn unsupported() -> ThumbnailError {
+    ThumbnailError::Encode("the encoder cannot embed the colour profile".into())
+}
+
+/// PNG through the `png` crate (balanced compression, adaptive filters, as `image` sets
+/// them), with the `sRGB` chunk or the profile as `iCCP`.
+fn png(image: &DynamicImage, tag: Tag<'_>) -> Result<Vec<u8>, ThumbnailError> {
+    let failed = |error: png::EncodingError| ThumbnailError::Encode(format!("PNG: {error}"));
+    let color = match image {
+        DynamicImage::ImageLuma8(_) => png::ColorType::Grayscale,
+        DynamicImage::ImageLumaA8(_) => png::ColorType::GrayscaleAlpha,
+        DynamicImage::ImageRgb8(_) => png::ColorType::Rgb,
+        DynamicImage::ImageRgba8(_) => png::ColorType::Rgba,
+        _ => return Err(ThumbnailError::Encode("PNG: not an 8-bit image".into())),
+    };
+    let mut info = png::Info::with_size(image.width(), image.height());
+    info.color_type = color;
+    info.bit_depth = png::BitDepth::Eight;
+    match tag {
+        Tag::Srgb => info.srgb = Some(png::SrgbRenderingIntent::Perceptual),
+        Tag::Icc(icc) => info.icc_profile = Some(std::borrow::Cow::Borrowed(icc)),
+    }
+    let mut out = Vec::new();
+    let mut encoder = png::Encoder::with_info(&mut out, info).map_err(failed)?;
+    encoder.set_compression(png::Compression::Balanced);
+    encoder.set_filter(png::Filter::Adaptive);
+    let mut writer = encoder.write_header().map_err(failed)?;
+    writer.write_image_data(image.as_bytes()).map_err(failed)?;
+    writer.finish().map_err(failed)?;
+    Ok(out)
 }
 
 /// AVIF with the `heif` feature; without it, refused (the gateway refuses such variants
 /// at the door, so a job reaches this only from a gateway built with the feature).
-fn avif_encode(image: &DynamicImage, quality: u8) -> Result<Vec<u8>, ThumbnailError> {
+fn avif_encode(image: &DynamicImage, quality: u8, tag: Tag<'_>) -> Result<Vec<u8>, ThumbnailError> {
     #[cfg(feature = "heif")]
-    return avif::encode(image, quality);
+    return avif::encode(image, quality, tag);
     #[cfg(not(feature = "heif"))]
     {
-        let _ = (image, quality);
+        let _ = (image, quality, tag);
         Err(ThumbnailError::Encode(
             "AVIF output is not in this build (the heif feature)".into(),
         ))
@@ -107,12 +169,12 @@ fn avif_encode(image: &DynamicImage, quality: u8) -> Result<Vec<u8>, ThumbnailEr
 
 /// Lossy WebP with the `libwebp` feature; without it, refused (the gateway refuses such
 /// variants at the door).
-fn webp_lossy(image: &DynamicImage, quality: u8) -> Result<Vec<u8>, ThumbnailError> {
+fn webp_lossy(image: &DynamicImage, quality: u8, tag: Tag<'_>) -> Result<Vec<u8>, ThumbnailError> {
     #[cfg(feature = "libwebp")]
-    return webp::encode_lossy(image, quality);
+    return webp::encode_lossy(image, quality, tag);
     #[cfg(not(feature = "libwebp"))]
     {
-        let _ = (image, quality);
+        let _ = (image, quality, tag);
         Err(ThumbnailError::Encode(
             "lossy WebP output is not in this build (the libwebp feature)".into(),
         ))
@@ -180,8 +242,14 @@ mod tests {
 
     #[test]
     fn auto_keeps_alpha_as_png_and_opaque_as_jpeg() {
-        let (bytes, media_type) =
-            encode(DynamicImage::new_rgba8(4, 3), OutputFormat::Auto, 85, false).unwrap();
+        let (bytes, media_type) = encode(
+            DynamicImage::new_rgba8(4, 3),
+            OutputFormat::Auto,
+            85,
+            false,
+            Tag::Srgb,
+        )
+        .unwrap();
         assert_eq!(media_type, MediaType::Png);
         assert!(decode(&bytes).color().has_alpha());
 
@@ -191,13 +259,20 @@ mod tests {
             OutputFormat::Auto,
             85,
             false,
+            Tag::Srgb,
         )
         .unwrap();
         assert_eq!(media_type, MediaType::Jpeg, "opaque alpha is no alpha");
         assert_eq!(decode(&bytes).color(), image::ColorType::Rgb8);
 
-        let (bytes, media_type) =
-            encode(DynamicImage::new_rgb16(4, 3), OutputFormat::Auto, 85, false).unwrap();
+        let (bytes, media_type) = encode(
+            DynamicImage::new_rgb16(4, 3),
+            OutputFormat::Auto,
+            85,
+            false,
+            Tag::Srgb,
+        )
+        .unwrap();
         assert_eq!(media_type, MediaType::Jpeg);
         assert_eq!(decode(&bytes).color(), image::ColorType::Rgb8);
 
@@ -206,6 +281,7 @@ mod tests {
             OutputFormat::Auto,
             85,
             false,
+            Tag::Srgb,
         )
         .unwrap();
         assert_eq!(media_type, MediaType::Jpeg);
@@ -215,7 +291,8 @@ mod tests {
     #[test]
     fn jpeg_composes_alpha_over_white() {
         let transparent = DynamicImage::new_rgba8(8, 8); // all (0,0,0,0)
-        let (bytes, media_type) = encode(transparent, OutputFormat::Jpeg, 90, false).unwrap();
+        let (bytes, media_type) =
+            encode(transparent, OutputFormat::Jpeg, 90, false, Tag::Srgb).unwrap();
         assert_eq!(media_type, MediaType::Jpeg);
         let pixel = decode(&bytes).to_rgb8().get_pixel(4, 4).0;
         assert!(pixel.iter().all(|&c| c > 245), "{pixel:?}");
@@ -227,7 +304,8 @@ mod tests {
             (OutputFormat::Png, MediaType::Png),
             (OutputFormat::Webp, MediaType::Webp),
         ] {
-            let (bytes, got) = encode(DynamicImage::new_rgb8(5, 7), format, 85, true).unwrap();
+            let (bytes, got) =
+                encode(DynamicImage::new_rgb8(5, 7), format, 85, true, Tag::Srgb).unwrap();
             assert_eq!(got, media_type);
             let image = decode(&bytes);
             assert_eq!((image.width(), image.height()), (5, 7));
@@ -251,8 +329,8 @@ mod tests {
             ])
         });
         let photo = DynamicImage::ImageRgba8(photo);
-        let (lossless, _) = encode(photo.clone(), OutputFormat::Webp, 80, true).unwrap();
-        let lossy = encode(photo.clone(), OutputFormat::Webp, 80, false);
+        let (lossless, _) = encode(photo.clone(), OutputFormat::Webp, 80, true, Tag::Srgb).unwrap();
+        let lossy = encode(photo.clone(), OutputFormat::Webp, 80, false, Tag::Srgb);
         assert_eq!(lossy.is_ok(), cfg!(feature = "libwebp"), "{lossy:?}");
         if let Ok((lossy, media_type)) = lossy {
             assert_eq!(media_type, MediaType::Webp);
@@ -262,7 +340,7 @@ mod tests {
                 lossy.len(),
                 lossless.len()
             );
-            let (low, _) = encode(photo.clone(), OutputFormat::Webp, 20, false).unwrap();
+            let (low, _) = encode(photo.clone(), OutputFormat::Webp, 20, false, Tag::Srgb).unwrap();
             assert!(low.len() < lossy.len(), "quality has its effect");
             let decoded = decode(&lossy).to_rgba8();
             assert_eq!(decoded.get_pixel(2, 50)[3], 0, "alpha kept");
@@ -280,7 +358,13 @@ mod tests {
     fn avif_only_with_the_heif_feature() {
         assert_eq!(supports(OutputFormat::Avif), cfg!(feature = "heif"));
         assert!(supports(OutputFormat::Webp));
-        let result = encode(DynamicImage::new_rgb8(5, 7), OutputFormat::Avif, 60, false);
+        let result = encode(
+            DynamicImage::new_rgb8(5, 7),
+            OutputFormat::Avif,
+            60,
+            false,
+            Tag::Srgb,
+        );
         assert_eq!(result.is_ok(), cfg!(feature = "heif"), "{result:?}");
     }
 }

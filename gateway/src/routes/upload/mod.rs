@@ -4,7 +4,8 @@
 //! The body is the image in base64 and `Content-Type` is its media type; or `Content-Type:
 //! application/json` with `{"data", "media_type", "name"}`; or `multipart/form-data` with
 //! one or many files ([`multipart`]); or `application/octet-stream`, the file's own bytes. The
-//! query parameters `name`, `sizes`, `fit`, `format`, `quality`, `enlarge`, `lossless`
+//! query parameters `name`, `sizes`, `fit`, `format`, `quality`, `enlarge`, `lossless`,
+//! `gravity`, `focus`, `color`
 //! ([`common::variant`]) and `callback_url` ([`crate::callbacks`]) may also come as members of
 //! the JSON envelope. The answer is `202 Accepted`, `Location: /images/{media_id}` and
 //! the record; it is sent only once the raw file, the record and its job (in the outbox) are
@@ -82,6 +83,9 @@ impl UploadParams {
             "quality" => &mut self.variants.quality,
             "enlarge" => &mut self.variants.enlarge,
             "lossless" => &mut self.variants.lossless,
+            "gravity" => &mut self.variants.gravity,
+            "focus" => &mut self.variants.focus,
+            "color" => &mut self.variants.color,
             "callback_url" => &mut self.callback_url,
             _ => return None,
         })
@@ -150,6 +154,9 @@ impl UploadParams {
         ("quality" = Option<u8>, Query, minimum = 1, maximum = 100, description = "Quality of lossy output: JPEG, WebP, AVIF"),
         ("enlarge" = Option<bool>, Query, description = "Scale images smaller than the box up"),
         ("lossless" = Option<bool>, Query, description = "WebP: lossless instead of lossy at `quality`"),
+        ("gravity" = Option<common::variant::Gravity>, Query, description = "`fit=cover`: the part of the image the crop keeps"),
+        ("focus" = Option<common::variant::FocalPoint>, Query, description = "`gravity=focus` (implied): the point to keep, `x,y` as fractions of the upright image", example = "0.5,0.3"),
+        ("color" = Option<common::config::ColorMode>, Query, description = "`srgb`: converted to sRGB; `keep`: the source's colours and profile"),
         ("callback_url" = Option<String>, Query, description = "Where to POST the record, signed, when it is final"),
     ),
     request_body(
