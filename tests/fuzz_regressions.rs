@@ -14,7 +14,9 @@ mod harness;
 
 use std::path::Path;
 
-use harness::{FORM_BOUNDARY, form, jxl_header, source, thumbnail, upload_body, video};
+use harness::{
+    FORM_BOUNDARY, form, icc_profile, jxl_header, source, thumbnail, upload_body, video,
+};
 
 /// Every file of `tests/fuzz-regressions/<target>/`.
 fn regressions(target: &str) -> Vec<(String, Vec<u8>)> {
@@ -182,5 +184,85 @@ fn jxl_header_regressions_and_fixtures() {
     for (name, data) in regressions("jxl_header") {
         println!("{name}");
         jxl_header(&data);
+    }
+}
+
+/// The profiles of the colour fixtures, an sRGB profile bent into hostile shapes (a tag count
+/// of billions, tags past the end, a curve of four billion entries, a lookup table of 255
+/// points in 15 dimensions, a profile cut short), and the regressions: each read and used, or
+/// refused, in bounded memory and time.
+#[test]
+fn icc_profile_regressions_hostile_profiles_and_real_ones() {
+    let srgb = moxcms::ColorProfile::new_srgb().encode().unwrap();
+    let be = |at: usize, bytes: &[u8]| u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap());
+    let tags = be(128, &srgb) as usize;
+    let mut hostile: Vec<(String, Vec<u8>)> = Vec::new();
+    let mut many_tags = srgb.clone();
+    many_tags[128..132].copy_from_slice(&0x7fff_ffffu32.to_be_bytes());
+    hostile.push(("a billion tags".into(), many_tags));
+    let mut past_the_end = srgb.clone();
+    for tag in 0..tags {
+        let entry = 132 + tag * 12;
+        past_the_end[entry + 4..entry + 8].copy_from_slice(&0xffff_fff0u32.to_be_bytes());
+        past_the_end[entry + 8..entry + 12].copy_from_slice(&0xffff_fff0u32.to_be_bytes());
+    }
+    hostile.push(("tags past the end".into(), past_the_end));
+    let mut huge_curve = srgb.clone();
+    for tag in 0..tags {
+        let entry = 132 + tag * 12;
+        if &huge_curve[entry..entry + 4] == b"rTRC" {
+            let at = be(entry + 4, &srgb) as usize;
+            huge_curve[at..at + 4].copy_from_slice(b"curv");
+            huge_curve[at + 8..at + 12].copy_from_slice(&0xffff_ffffu32.to_be_bytes());
+        }
+    }
+    hostile.push(("a curve of four billion entries".into(), huge_curve));
+    // A CMYK profile whose A2B0 is an mft2 of 15 inputs at 255 grid points.
+    let mut lut = Vec::new();
+    lut.extend_from_slice(b"mft2\0\0\0\0");
+    lut.extend_from_slice(&[15, 3, 255, 0]);
+    lut.extend_from_slice(&[
+        0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0,
+    ]);
+    lut.extend_from_slice(&[0, 2, 0, 2]);
+    lut.extend_from_slice(&[0u8; 64]);
+    let mut table = srgb[..128].to_vec();
+    table[16..20].copy_from_slice(b"CMYK");
+    table[12..16].copy_from_slice(b"prtr");
+    table.extend_from_slice(&1u32.to_be_bytes());
+    table.extend_from_slice(b"A2B0");
+    table.extend_from_slice(&144u32.to_be_bytes());
+    table.extend_from_slice(&(lut.len() as u32).to_be_bytes());
+    table.extend_from_slice(&lut);
+    let size = table.len() as u32;
+    table[..4].copy_from_slice(&size.to_be_bytes());
+    hostile.push(("a 15-dimensional lookup table".into(), table));
+    hostile.push((
+        "a profile cut short".into(),
+        srgb[..srgb.len() / 2].to_vec(),
+    ));
+    for (name, profile) in hostile {
+        println!("{name}");
+        for selector in [0u8, 1] {
+            let mut input = vec![selector];
+            input.extend_from_slice(&profile);
+            icc_profile(&input);
+        }
+        let colour = worker::colour::Colour::of(&worker::colour::Description::Icc(profile), false);
+        assert!(!colour.converts(), "{name}: refused");
+        assert!(colour.warning().is_some(), "{name}: with a warning");
+    }
+    for name in ["colour-a98.jpg", "colour-cmyk.jpg", "colour-grey-lstar.jpg"] {
+        let bytes = support::fixture(name);
+        let mut decoder = jpeg_decoder::Decoder::new(&bytes[..]);
+        decoder.read_info().unwrap();
+        let profile = decoder.icc_profile().unwrap();
+        let grey = u8::from(name.contains("grey"));
+        icc_profile(&[&[grey][..], &profile].concat());
+    }
+    for (name, data) in regressions("icc_profile") {
+        println!("{name}");
+        icc_profile(&data);
     }
 }

@@ -367,12 +367,118 @@ async fn small_images_are_enlarged_only_when_asked(backend: Backend) {
     );
 }
 
+/// A JPEG whose ICC profile lies about what it is: an APP2 `ICC_PROFILE` segment of junk.
+fn with_broken_profile(jpeg: &[u8]) -> Vec<u8> {
+    let mut body = b"ICC_PROFILE\0\x01\x01".to_vec();
+    body.extend_from_slice(&[0xab; 300]);
+    let mut out = jpeg[..2].to_vec();
+    out.extend_from_slice(&[0xff, 0xe2]);
+    out.extend_from_slice(&u16::try_from(body.len() + 2).unwrap().to_be_bytes());
+    out.extend_from_slice(&body);
+    out.extend_from_slice(&jpeg[2..]);
+    out
+}
+
+/// Colour, gravity and placeholders through the service: an Adobe RGB photograph's record
+/// carries its placeholders and the variants' settings; `color=keep` embeds the source's
+/// profile, the default tags nothing in a JPEG (sRGB by definition) and changes the
+/// colours; a profile that cannot be read is sRGB with a warning in the history, and the
+/// job completes.
+async fn colours_crops_and_placeholders_go_through_the_service(backend: Backend) {
+    let gateway = Gateway::start(backend, "").await;
+    let converted = upload_with(
+        &gateway,
+        "colour-a98.jpg",
+        "sizes=120x120&fit=cover&gravity=attention&format=jpeg",
+    )
+    .await
+    .media_id();
+    let kept = upload_with(
+        &gateway,
+        "colour-a98.jpg",
+        "sizes=120x120&fit=cover&focus=0.3,0.6&format=jpeg&color=keep",
+    )
+    .await
+    .media_id();
+    let record = gateway.wait_final(&converted).await;
+    assert_eq!(record["state"], "Completed", "{record}");
+    let request = &record["thumbnails"][0]["request"];
+    assert_eq!(
+        (&request["gravity"], &request["color"]),
+        (&json!("attention"), &json!("srgb"))
+    );
+    let placeholder = &record["placeholder"];
+    let thumbhash = placeholder["thumbhash"].as_str().expect("a thumbhash");
+    use base64::Engine;
+    let hash = base64::engine::general_purpose::STANDARD
+        .decode(thumbhash)
+        .unwrap();
+    assert!((5..=40).contains(&hash.len()), "{} bytes", hash.len());
+    let colour = placeholder["dominant_color"]
+        .as_str()
+        .expect("a dominant colour");
+    assert!(
+        colour.len() == 7
+            && colour.starts_with('#')
+            && colour[1..].bytes().all(|b| b.is_ascii_hexdigit()),
+        "{colour}"
+    );
+    assert!(placeholder.get("blurhash").is_none(), "not asked for");
+    let record = gateway.wait_final(&kept).await;
+    let request = &record["thumbnails"][0]["request"];
+    assert_eq!(
+        (&request["gravity"], &request["focus"], &request["color"]),
+        (&json!("focus"), &json!("0.3,0.6"), &json!("keep"))
+    );
+    let icc = |bytes: &[u8]| {
+        let mut decoder = jpeg_decoder::Decoder::new(bytes);
+        decoder.read_info().unwrap();
+        decoder.icc_profile()
+    };
+    let source = icc(&fixture("colour-a98.jpg")).expect("the fixture's profile");
+    let kept_jpeg = variant(&gateway, &kept, "120x120").await;
+    assert_eq!(icc(&kept_jpeg.body), Some(source));
+    let converted_jpeg = variant(&gateway, &converted, "120x120").await;
+    assert_eq!(icc(&converted_jpeg.body), None);
+
+    let broken = with_broken_profile(&fixture("jpeg-baseline.jpg"));
+    let body = base64::engine::general_purpose::STANDARD.encode(&broken);
+    let answer = gateway
+        .request(
+            Method::POST,
+            "/images",
+            &[("content-type", "image/jpeg")],
+            body,
+        )
+        .await;
+    let media_id = answer.media_id();
+    let record = gateway.wait_final(&media_id).await;
+    assert_eq!(record["state"], "Completed", "{record}");
+    let events = gateway
+        .get(&format!("/images/{media_id}/events"))
+        .await
+        .json();
+    let warnings: Vec<&Value> = events["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|event| event["event"] == "warning")
+        .collect();
+    assert_eq!(warnings.len(), 1, "{events}");
+    let message = warnings[0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("ICC profile") && message.contains("sRGB"),
+        "{message}"
+    );
+}
+
 on_every_backend!(
     every_size_fit_and_format_matches_pillow,
     variants_are_served_by_name_with_their_own_etags,
     variants_are_made_on_demand_once,
     small_images_are_enlarged_only_when_asked,
     webp_is_lossy_at_its_quality_unless_lossless,
+    colours_crops_and_placeholders_go_through_the_service,
 );
 
 /// WebP is lossy at its quality: a fraction of the lossless size, close to the exact
@@ -455,6 +561,12 @@ async fn bad_variant_parameters_are_refused_naming_the_parameter() {
         ("quality=high", "quality"),
         ("enlarge=maybe", "enlarge"),
         ("lossless=maybe", "lossless"),
+        ("fit=cover&gravity=middle", "gravity"),
+        ("fit=cover&gravity=focus", "gravity"),
+        ("fit=cover&focus=0.5", "focus"),
+        ("fit=cover&focus=1.5,0.5", "focus"),
+        ("fit=cover&gravity=north&focus=0.5,0.5", "focus"),
+        ("color=p3", "color"),
     ] {
         let answer = upload_with(&gateway, "small.png", query).await;
         answer.assert_error(400, "invalid_parameter");
@@ -466,6 +578,9 @@ async fn bad_variant_parameters_are_refused_naming_the_parameter() {
         "sizes=10x10,zzmarker",
         "fit=zzmarker",
         "format=zzmarker",
+        "gravity=zzmarker",
+        "focus=zzmarker",
+        "color=zzmarker",
     ] {
         let answer = upload_with(&gateway, "small.png", query).await;
         answer.assert_error(400, "invalid_parameter");
