@@ -516,6 +516,30 @@ async fn a_client_that_hangs_up_keeps_the_files_that_arrived(backend: Backend) {
         .cloned()
         .unwrap_or_else(|| panic!("{listed}"));
     assert_eq!(kept["thumbnails"][0]["name"], "40x40");
+
+    // A base64 upload cut off halfway is no upload: its body ends short of its
+    // Content-Length, and nothing is recorded, however soon the client hangs up.
+    let encoded = {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(fixture("png-rgb.png"))
+    };
+    for _ in 0..5 {
+        let mut stream = tokio::net::TcpStream::connect(gateway.address())
+            .await
+            .unwrap();
+        let head = format!(
+            "POST /images HTTP/1.1\r\nHost: test\r\nContent-Type: image/png\r\nContent-Length: {}\r\n\r\n",
+            encoded.len()
+        );
+        stream.write_all(head.as_bytes()).await.unwrap();
+        stream
+            .write_all(&encoded.as_bytes()[..encoded.len() / 2])
+            .await
+            .unwrap();
+        drop(stream);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(gateway.record_count().await, 2, "no record of a cut body");
 }
 
 /// Files in the spool, in every process's directory, but for their lock files.

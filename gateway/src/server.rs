@@ -29,7 +29,8 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
-use axum::http::Request;
+use axum::http::{Method, Request};
+use axum::response::IntoResponse;
 use hyper::body::{Frame, Incoming, SizeHint};
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -104,7 +105,23 @@ pub async fn serve(
                 // Each request carries its client's address, for per-client limits.
                 request.extensions_mut().insert(ConnectInfo(peer));
                 let busy = Busy::new(Arc::clone(&activity));
+                let changes = !matches!(*request.method(), Method::GET | Method::HEAD);
                 let response = router.clone().call(request);
+                // A request that changes something runs on a task of its own, started now: when
+                // its client hangs up, hyper drops what it was serving (even before its first
+                // poll, when head, body and end arrive in one read), and an upload must still
+                // commit the files that arrived whole, a delete still delete. Its body then ends
+                // short of its length, which the body readers refuse.
+                let response: Pin<Box<dyn Future<Output = _> + Send>> = if changes {
+                    let task = tokio::spawn(response);
+                    Box::pin(async move {
+                        task.await.unwrap_or_else(|error| {
+                            Ok(ApiError::Io(std::io::Error::other(error)).into_response())
+                        })
+                    })
+                } else {
+                    Box::pin(response)
+                };
                 async move {
                     let response = response.await?;
                     Ok::<_, std::convert::Infallible>(

@@ -105,6 +105,13 @@ async fn next_chunk(body: &mut Body, pace: &mut Pace) -> Result<Option<Bytes>, A
             Err(_) => return Err(ApiError::RequestTimeout(idle.as_secs())),
         };
         match frame {
+            // A body that ends short of its Content-Length was cut off (its client hung up):
+            // what arrived is not the upload.
+            None if hyper::body::Body::size_hint(body).lower() > 0 => {
+                return Err(ApiError::BodyRead(
+                    "the body ended before its Content-Length".to_owned(),
+                ));
+            }
             None => return Ok(None),
             Some(Err(error)) => return Err(ApiError::BodyRead(error.to_string())),
             Some(Ok(frame)) => {
