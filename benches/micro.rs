@@ -15,6 +15,14 @@
 //!   AVIF at quality 85 and 60.
 //! - `lzw`: the LZW streams of a photograph's GIF frame and TIFF strips through weezl 0.1,
 //!   which the `gif` and `tiff` crates use, weezl 0.2, and the worker's own decoder.
+//! - `colour`: a 1-megapixel image (1000×1000) from Display P3 to sRGB, at 8 and 16 bits,
+//!   with the transform made each time as the pipeline does (per thumbnail), and an Adobe
+//!   RGB → sRGB one for a second profile; throughput in pixels, so the cost per megapixel
+//!   reads off directly. The pipeline converts thumbnails, not decodes: a 400×300 one is
+//!   0.12 megapixels.
+//! - `attention`: the content analysis of `gravity: attention` on a 1600×900 decoded image
+//!   (a PNG, which has no shrink-on-load) and on a 480×270 one (a large JPEG's 1/8 decode),
+//!   then the placement of one crop.
 
 use std::io::Cursor;
 
@@ -318,5 +326,79 @@ mod lzw {
                 })
                 .sum::<usize>()
         });
+    }
+}
+
+mod colour {
+    use super::*;
+    use divan::counter::ItemsCount;
+    use worker::colour::{Colour, Description};
+
+    fn converter(profile: moxcms::ColorProfile) -> Colour {
+        Colour::of(&Description::Icc(profile.encode().unwrap()), false)
+    }
+
+    #[divan::bench(sample_count = 30)]
+    fn p3_to_srgb_8_bit(bencher: Bencher) {
+        let colour = converter(moxcms::ColorProfile::new_display_p3());
+        let image = photo(1000, 1000);
+        bencher
+            .counter(ItemsCount::new(1_000_000usize))
+            .bench(|| colour.to_srgb(image.clone()));
+    }
+
+    #[divan::bench(sample_count = 30)]
+    fn p3_to_srgb_16_bit(bencher: Bencher) {
+        let colour = converter(moxcms::ColorProfile::new_display_p3());
+        let image = DynamicImage::ImageRgb16(photo(1000, 1000).to_rgb16());
+        bencher
+            .counter(ItemsCount::new(1_000_000usize))
+            .bench(|| colour.to_srgb(image.clone()));
+    }
+
+    #[divan::bench(sample_count = 30)]
+    fn adobe_rgb_to_srgb_8_bit(bencher: Bencher) {
+        let colour = converter(moxcms::ColorProfile::new_adobe_rgb());
+        let image = photo(1000, 1000);
+        bencher
+            .counter(ItemsCount::new(1_000_000usize))
+            .bench(|| colour.to_srgb(image.clone()));
+    }
+
+    #[divan::bench(sample_count = 30)]
+    fn copy_only(bencher: Bencher) {
+        // What the clone in the others costs, to subtract.
+        let image = photo(1000, 1000);
+        bencher
+            .counter(ItemsCount::new(1_000_000usize))
+            .bench(|| image.clone());
+    }
+}
+
+mod attention {
+    use super::*;
+    use worker::geometry::Crop;
+    use worker::gravity::Analysis;
+
+    fn square(width: u32, height: u32) -> Crop {
+        let side = f64::from(height) / f64::from(width);
+        Crop {
+            left: (1.0 - side) / 2.0,
+            top: 0.0,
+            width: side,
+            height: 1.0,
+        }
+    }
+
+    #[divan::bench(sample_count = 20)]
+    fn analyse_and_place_1600x900(bencher: Bencher) {
+        let image = photo(1600, 900);
+        bencher.bench(|| Analysis::of(&image).attention(square(1600, 900)));
+    }
+
+    #[divan::bench(sample_count = 20)]
+    fn analyse_and_place_480x270(bencher: Bencher) {
+        let image = photo(480, 270);
+        bencher.bench(|| Analysis::of(&image).attention(square(480, 270)));
     }
 }

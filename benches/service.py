@@ -11,8 +11,10 @@ Usage: service.py CORPUS_DIR SECONDS USERS RESULTS_DIR  (scripts/bench calls it)
    Locust's CSV files are kept in RESULTS_DIR/<set-up>_*.csv. THUMBNAILIFY_BENCH_SETUPS
    (comma-separated labels) runs only those set-ups, and skips the references and memory.
 2. The references: the same corpus files, round after round for about SECONDS, through
-   `vipsthumbnail` (one process per file list, VIPS_CONCURRENCY=1) and through Pillow's
-   `Image.thumbnail` (benches/pillow_thumbnail.py's work), each as two processes, one per core.
+   `vipsthumbnail --export-profile srgb` (one process per file list, VIPS_CONCURRENCY=1) and
+   through Pillow's `Image.thumbnail` with ImageCms's conversion to sRGB when the file has a
+   profile (benches/pillow_thumbnail.py's work, colour managed as the service is), each as
+   two processes, one per core.
 
 3. Memory, on RabbitMQ: the gateway's peak RSS growth (VmHWM) while 16 clients upload the
    largest JPEG of the corpus at once, per upload and against the upload's size; then one
@@ -212,11 +214,18 @@ def summarize(prefix):
 
 PILLOW_WORKER = """
 import io, sys
-from PIL import Image
+from PIL import Image, ImageCms
 
+SRGB = ImageCms.createProfile("sRGB")
 for path in sys.argv[1:]:
     with Image.open(path) as image:
         image.thumbnail((100, 100))
+        icc = image.info.get("icc_profile")
+        if icc and image.mode in ("RGB", "RGBA", "CMYK", "L"):
+            # Colour managed as the service is: the thumbnail converted to sRGB (LittleCMS).
+            source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+            mode = "RGBA" if image.mode == "RGBA" else "RGB"
+            image = ImageCms.profileToProfile(image, source, SRGB, outputMode=mode)
         out = io.BytesIO()
         if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
             image.save(out, "PNG")
@@ -343,11 +352,14 @@ def main():
     if only:
         return
     vips = run_reference(
-        lambda out: ["vipsthumbnail", "--size", "100x100", "-o", f"{out}/%s.jpg[Q=85]"]
+        lambda out: [
+            "vipsthumbnail", "--size", "100x100", "--export-profile", "srgb",
+            "-o", f"{out}/%s.jpg[Q=85]",
+        ]
     )
     pillow = run_reference(lambda out: ["python3", "-c", PILLOW_WORKER])
-    print(f"| vipsthumbnail, 2 processes (bare, no HTTP) | | {vips:.1f} | | | |")
-    print(f"| Pillow Image.thumbnail, 2 processes (bare, no HTTP) | | {pillow:.1f} | | | |")
+    print(f"| vipsthumbnail --export-profile srgb, 2 processes (bare, no HTTP) | | {vips:.1f} | | | |")
+    print(f"| Pillow Image.thumbnail + ImageCms to sRGB, 2 processes (bare, no HTTP) | | {pillow:.1f} | | | |")
     run_memory()
 
 

@@ -4,14 +4,18 @@ Usage: make.py SOURCE_DIR OUT_DIR  (make.sh fetches SOURCE_DIR and calls this)
 
 Two photographs are copied as they ship (progressive JPEGs of 5640x3172 and 3840x2160); the
 rest are derived: baseline JPEGs of 4000x3000 and 6000x4000 (24 MP), PNG RGB and RGBA, GIF,
-TIFF (LZW), BMP and lossy WebP, at the sizes the speed targets name.
+TIFF (LZW), BMP and lossy WebP, at the sizes the speed targets name; and two colour-managed
+files, converted by LittleCMS (Pillow's ImageCms) with the profile embedded: an Adobe RGB
+JPEG (ghostscript's a98.icc) and a ProPhoto PNG (ghostscript's rommrgb.icc), so that the
+service benchmark converts colours as the peers it is compared with do.
 """
 
+import io
 import os
 import shutil
 import sys
 
-from PIL import Image, ImageDraw, ImageFilter, ImageOps
+from PIL import Image, ImageCms, ImageDraw, ImageFilter, ImageOps
 
 SRC, OUT = sys.argv[1], sys.argv[2]
 
@@ -61,3 +65,14 @@ save(source("nature/YellowFlower.jpg"), "tiff-lzw-2560x1600.tiff", compression="
 save(source("nature/Storm.jpg"), "bmp-1920x1280.bmp")
 save(jpeg_4000, "webp-4000x3000.webp", quality=80)
 save(with_alpha(source("nature/Garden.jpg")), "webp-alpha-2560x1600.webp", quality=80)
+
+GHOSTSCRIPT = "/usr/share/color/icc/ghostscript"
+SRGB = ImageCms.createProfile("sRGB")
+for icc_name, photo, name, options in [
+    ("a98.icc", "nature/Aqua.jpg", "jpeg-a98-2560x1600.jpg", {"quality": 90}),
+    ("rommrgb.icc", "nature/GreenMeadow.jpg", "png-prophoto-1280x1024.png", {}),
+]:
+    icc = open(os.path.join(GHOSTSCRIPT, icc_name), "rb").read()
+    profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+    converted = ImageCms.profileToProfile(source(photo), SRGB, profile, outputMode="RGB")
+    save(converted, name, icc_profile=icc, **options)

@@ -12,6 +12,7 @@ if [ -f "$out/.complete" ] && [ -d "$out/photos" ]; then
   exit 0
 fi
 python3 -c 'import PIL' 2>/dev/null || python3 -m pip install --quiet 'pillow>=10'
+[ -f /usr/share/color/icc/ghostscript/a98.icc ] || apt-get install -y -qq ghostscript >/dev/null
 work=$(mktemp -d)
 chmod 755 "$work"  # apt-get download runs as _apt
 trap 'rm -rf "$work"' EXIT

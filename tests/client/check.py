@@ -1,7 +1,9 @@
 """Uses the Python client generated from the service's own /openapi.json
 (openapi-python-client) as a newcomer would: uploads by form with sizes (fields after the
 file, as the generated form sends them), by base64 (the JSON envelope), by the file's bytes,
-and by URL; waits; fetches a variant's bytes; lists; deletes. Every step checks what it got.
+and by URL; waits; fetches a variant's bytes; decodes the record's placeholders with the
+reference implementations (PyPI's thumbhash, a port of Evan Wallace's algorithm, and
+blurhash) and compares them with the picture; lists; deletes. Every step checks what it got.
 
 Usage: check.py BASE_URL API_KEY FIXTURES_DIR SOURCE_BASE_URL
 (scripts/client generates the client, puts it on the path, and starts the service and a
@@ -13,7 +15,9 @@ import io
 import pathlib
 import sys
 
-from PIL import Image
+import blurhash
+import thumbhash
+from PIL import Image, ImageStat
 from thumbnailify_client import AuthenticatedClient
 from thumbnailify_client.api.images import (
     delete_record,
@@ -117,6 +121,35 @@ check(first.status_code == 200 and size_of(first.parsed.payload.read()) == (64, 
 # Its base64, when asked for by name.
 encoded = get_thumbnail.sync_detailed(by_base64.media_id, client=client, accept="*/*")
 check(size_of(base64.b64decode(encoded.content)) == (64, 36), "the first thumbnail in base64")
+
+# The placeholders, decoded by the reference implementations, look like the picture: their
+# previews within 20 levels of the photograph at their own size, on average, and the
+# dominant colour one of its colours.
+placeholder = by_form.placeholder
+picture = Image.open(io.BytesIO(jpeg)).convert("RGB")
+hash_bytes = base64.b64decode(placeholder.thumbhash)
+width, height, rgba = thumbhash.thumb_hash_to_rgba(hash_bytes)
+preview = Image.frombytes("RGBA", (width, height), bytes(rgba)).convert("RGB")
+check(abs(width / height - picture.width / picture.height) < 0.15,
+      f"the ThumbHash keeps the aspect ratio ({width}x{height})")
+
+
+def mean_difference(a, b):
+    b = b.resize(a.size, Image.BOX)
+    pixels = list(zip(a.getdata(), b.getdata()))
+    return sum(abs(x - y) for p, q in pixels for x, y in zip(p, q)) / (3 * len(pixels))
+
+
+difference = mean_difference(preview, picture)
+check(difference < 20, f"the ThumbHash preview is the picture ({difference:.1f} levels off)")
+rows = blurhash.decode(placeholder.blurhash, 32, 20)
+blurred = Image.frombytes("RGB", (32, 20), bytes(int(v) for row in rows for px in row for v in px[:3]))
+difference = mean_difference(blurred, picture)
+check(difference < 20, f"the BlurHash preview is the picture ({difference:.1f} levels off)")
+colour = tuple(int(placeholder.dominant_color[i:i + 2], 16) for i in (1, 3, 5))
+small = picture.resize((64, 40), Image.BOX)
+nearest = min(sum(abs(a - b) for a, b in zip(colour, p)) for p in small.getdata())
+check(nearest < 30, f"the dominant colour {placeholder.dominant_color} is in the picture")
 
 # The list holds them; delete them all, and they are gone.
 page = list_records.sync(client=client, limit=100)

@@ -199,9 +199,17 @@ fn cicp(primaries: u8, transfer: u8) -> Result<Option<ColorProfile>, String> {
         TransferCharacteristics::Unspecified => TransferCharacteristics::Srgb,
         other => other,
     };
-    if color_primaries == CicpColorPrimaries::Bt709
-        && transfer_characteristics == TransferCharacteristics::Srgb
-    {
+    // BT.709, BT.601 and BT.2020 (10 and 12 bit) share one curve; displays and browsers
+    // show them as sRGB-like content, as libheif's and Chrome's conversions do.
+    let srgb_like = matches!(
+        transfer_characteristics,
+        TransferCharacteristics::Srgb
+            | TransferCharacteristics::Bt709
+            | TransferCharacteristics::Bt601
+            | TransferCharacteristics::Bt202010bit
+            | TransferCharacteristics::Bt202012bit
+    );
+    if color_primaries == CicpColorPrimaries::Bt709 && srgb_like {
         return Ok(None);
     }
     let mut profile = ColorProfile::new_srgb();
@@ -215,13 +223,7 @@ fn cicp(primaries: u8, transfer: u8) -> Result<Option<ColorProfile>, String> {
     profile.update_rgb_colorimetry(white.to_xyyb(), chromaticities);
     let srgb = ColorProfile::new_srgb();
     let curve = match transfer_characteristics {
-        TransferCharacteristics::Srgb => srgb.red_trc.clone(),
-        // BT.709, BT.601 and BT.2020 (10 and 12 bit) share one curve; displays and browsers
-        // show them as sRGB-like content, as libheif's and Chrome's conversions do.
-        TransferCharacteristics::Bt709
-        | TransferCharacteristics::Bt601
-        | TransferCharacteristics::Bt202010bit
-        | TransferCharacteristics::Bt202012bit => srgb.red_trc.clone(),
+        _ if srgb_like => srgb.red_trc.clone(),
         TransferCharacteristics::Linear => Some(ToneReprCurve::Parametric(vec![1.0])),
         _ => return Err(unknown()),
     };
@@ -288,17 +290,13 @@ mod tests {
     fn srgb_profiles_need_no_work() {
         let srgb = ColorProfile::new_srgb().encode().unwrap();
         assert!(read(&Description::Icc(srgb), false).unwrap().is_none());
-        assert!(
-            read(
-                &Description::Cicp {
-                    primaries: 1,
-                    transfer: 13
-                },
-                false
-            )
-            .unwrap()
-            .is_none()
-        );
+        for transfer in [1, 2, 6, 13, 14, 15] {
+            let cicp = Description::Cicp {
+                primaries: 1,
+                transfer,
+            };
+            assert!(read(&cicp, false).unwrap().is_none(), "{transfer}");
+        }
         let png_default = Description::Gamma {
             gamma: Some(0.45455),
             chromaticities: None,
