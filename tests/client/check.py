@@ -2,22 +2,24 @@
 (openapi-python-client) as a newcomer would: uploads by form with sizes (fields after the
 file, as the generated form sends them), by base64 (the JSON envelope), by the file's bytes,
 and by URL; waits; fetches a variant's bytes; decodes the record's placeholders with the
-reference implementations (PyPI's thumbhash, a port of Evan Wallace's algorithm, and
-blurhash) and compares them with the picture; lists; deletes. Every step checks what it got.
+reference implementations (Evan Wallace's ThumbHash, the npm package, run by Node.js; and
+PyPI's blurhash, Wolt's algorithm) and compares them with the picture; lists; deletes.
+Every step checks what it got.
 
-Usage: check.py BASE_URL API_KEY FIXTURES_DIR SOURCE_BASE_URL
-(scripts/client generates the client, puts it on the path, and starts the service and a
-file server for the URL upload.)
+Usage: check.py BASE_URL API_KEY FIXTURES_DIR SOURCE_BASE_URL NODE_PREFIX
+(scripts/client generates the client, puts it on the path, installs the npm package under
+NODE_PREFIX, and starts the service and a file server for the URL upload.)
 """
 
 import base64
 import io
+import json
 import pathlib
+import subprocess
 import sys
 
 import blurhash
-import thumbhash
-from PIL import Image, ImageStat
+from PIL import Image
 from thumbnailify_client import AuthenticatedClient
 from thumbnailify_client.api.images import (
     delete_record,
@@ -38,7 +40,7 @@ from thumbnailify_client.models import (
 )
 from thumbnailify_client.types import File
 
-base_url, key, fixtures, sources = sys.argv[1:5]
+base_url, key, fixtures, sources, node_prefix = sys.argv[1:6]
 fixtures = pathlib.Path(fixtures)
 client = AuthenticatedClient(base_url=base_url, token=key, timeout=60)
 
@@ -123,21 +125,30 @@ encoded = get_thumbnail.sync_detailed(by_base64.media_id, client=client, accept=
 check(size_of(base64.b64decode(encoded.content)) == (64, 36), "the first thumbnail in base64")
 
 # The placeholders, decoded by the reference implementations, look like the picture: their
-# previews within 20 levels of the photograph at their own size, on average, and the
-# dominant colour one of its colours.
+# previews, and the photograph, averaged over a 4x3 grid (what a blurred preview keeps) are
+# within 20 levels of each other; the dominant colour is one of the picture's colours.
 placeholder = by_form.placeholder
 picture = Image.open(io.BytesIO(jpeg)).convert("RGB")
-hash_bytes = base64.b64decode(placeholder.thumbhash)
-width, height, rgba = thumbhash.thumb_hash_to_rgba(hash_bytes)
-preview = Image.frombytes("RGBA", (width, height), bytes(rgba)).convert("RGB")
-check(abs(width / height - picture.width / picture.height) < 0.15,
-      f"the ThumbHash keeps the aspect ratio ({width}x{height})")
+DECODE = """
+const thumbhash = require('thumbhash');
+const { w, h, rgba } = thumbhash.thumbHashToRGBA(new Uint8Array(Buffer.from(process.argv[1], 'base64')));
+process.stdout.write(JSON.stringify({ w, h, rgba: Array.from(rgba) }));
+"""
+decoded = json.loads(subprocess.run(
+    ["node", "-e", DECODE, placeholder.thumbhash], capture_output=True, text=True, check=True,
+    cwd=node_prefix,
+).stdout)
+width, height = decoded["w"], decoded["h"]
+preview = Image.frombytes("RGBA", (width, height), bytes(decoded["rgba"])).convert("RGB")
+# ThumbHash stores the aspect ratio coarsely (its component counts): within 15 %.
+aspect = picture.width / picture.height
+check(abs(width / height - aspect) / aspect < 0.15,
+      f"the ThumbHash keeps the aspect ratio ({width}x{height} for {picture.width}x{picture.height})")
 
 
 def mean_difference(a, b):
-    b = b.resize(a.size, Image.BOX)
-    pixels = list(zip(a.getdata(), b.getdata()))
-    return sum(abs(x - y) for p, q in pixels for x, y in zip(p, q)) / (3 * len(pixels))
+    a, b = a.resize((4, 3), Image.BOX).tobytes(), b.resize((4, 3), Image.BOX).tobytes()
+    return sum(abs(x - y) for x, y in zip(a, b)) / len(a)
 
 
 difference = mean_difference(preview, picture)
@@ -147,8 +158,9 @@ blurred = Image.frombytes("RGB", (32, 20), bytes(int(v) for row in rows for px i
 difference = mean_difference(blurred, picture)
 check(difference < 20, f"the BlurHash preview is the picture ({difference:.1f} levels off)")
 colour = tuple(int(placeholder.dominant_color[i:i + 2], 16) for i in (1, 3, 5))
-small = picture.resize((64, 40), Image.BOX)
-nearest = min(sum(abs(a - b) for a, b in zip(colour, p)) for p in small.getdata())
+small = picture.resize((64, 40), Image.BOX).tobytes()
+pixels = [small[i:i + 3] for i in range(0, len(small), 3)]
+nearest = min(sum(abs(a - b) for a, b in zip(colour, p)) for p in pixels)
 check(nearest < 30, f"the dominant colour {placeholder.dominant_color} is in the picture")
 
 # The list holds them; delete them all, and they are gone.
