@@ -317,7 +317,7 @@ mod tests {
         });
         for yy in 320..580 {
             for xx in x..x + 260 {
-                let stripe = ((xx - x) / 20 + (yy - 320) / 20) % 2 == 0;
+                let stripe = ((xx - x) / 20 + (yy - 320) / 20).is_multiple_of(2);
                 let shade = ((xx - x + yy - 320) / 2) as u8;
                 let pixel = if stripe {
                     Rgb([255 - shade / 2, 30, 40])
