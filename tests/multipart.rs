@@ -454,7 +454,7 @@ async fn a_client_that_hangs_up_keeps_the_files_that_arrived(backend: Backend) {
     stream.flush().await.unwrap();
     // The connection breaks: the file that arrived whole is still committed.
     drop(stream);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while gateway.record_count().await == 0 {
         assert!(
             tokio::time::Instant::now() < deadline,
@@ -499,7 +499,7 @@ async fn a_client_that_hangs_up_keeps_the_files_that_arrived(backend: Backend) {
     stream.write_all(&body[..cut]).await.unwrap();
     stream.flush().await.unwrap();
     drop(stream);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while gateway.record_count().await < 2 {
         assert!(
             tokio::time::Instant::now() < deadline,
