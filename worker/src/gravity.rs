@@ -20,7 +20,7 @@
 
 use image::{DynamicImage, RgbImage};
 
-use crate::geometry::{Crop, Plan};
+use crate::geometry::Crop;
 
 /// The longest side of the image the analysis looks at for colour and entropy.
 pub const SIDE: u32 = 256;
@@ -45,12 +45,12 @@ impl Analysis {
     pub fn of(image: &DynamicImage) -> Self {
         // Edges at up to EDGE_SIDE: a texture that makes a subject stand out is averaged
         // away at SIDE. Colour (skin, saturation) is a property of regions: SIDE is plenty.
-        let sharp = reduced(image, EDGE_SIDE).to_rgb8();
+        let sharp = crate::resize::fitted(image, EDGE_SIDE).to_rgb8();
         let edges = edge_cells(&sharp);
         let small = if sharp.width().max(sharp.height()) <= SIDE {
             sharp
         } else {
-            reduced(&DynamicImage::ImageRgb8(sharp), SIDE).to_rgb8()
+            crate::resize::fitted(&DynamicImage::ImageRgb8(sharp), SIDE).to_rgb8()
         };
         let (width, height) = (small.width() as usize, small.height() as usize);
         let grey = small
@@ -177,26 +177,6 @@ impl Analysis {
             })
             .sum()
     }
-}
-
-/// `image` fitted in `side`×`side` (never enlarged), by the resizer.
-fn reduced(image: &DynamicImage, side: u32) -> DynamicImage {
-    let (w, h) = (image.width().max(1), image.height().max(1));
-    if w.max(h) <= side {
-        return image.clone();
-    }
-    let scale = f64::from(side) / f64::from(w.max(h));
-    let (sw, sh) = (
-        ((f64::from(w) * scale).round() as u32).max(1),
-        ((f64::from(h) * scale).round() as u32).max(1),
-    );
-    let plan = Plan {
-        width: sw,
-        height: sh,
-        crop: None,
-        scaled: (sw, sh),
-    };
-    crate::resize::resize(image, &plan).unwrap_or_else(|_| image.thumbnail_exact(sw, sh))
 }
 
 /// Per grid cell, the mean Sobel magnitude (|gx| + |gy|) of CIE L* over its pixels.

@@ -16,7 +16,6 @@ use common::record::Placeholder;
 use image::{DynamicImage, RgbaImage};
 
 use crate::colour::Colour;
-use crate::geometry::Plan;
 
 /// The longest side of the image placeholders are computed from.
 const SIDE: u32 = 100;
@@ -31,7 +30,9 @@ pub fn make(
     if kinds.is_empty() {
         return None;
     }
-    let small = colour.to_srgb(reduced(image)).to_rgba8();
+    let small = colour
+        .to_srgb(crate::resize::fitted(image, SIDE))
+        .to_rgba8();
     let wants = |kind| kinds.contains(&kind);
     Some(Placeholder {
         thumbhash: wants(PlaceholderKind::Thumbhash).then(|| thumbhash(&small)),
@@ -40,23 +41,6 @@ pub fn make(
             .then(|| blurhash::encode(4, 3, small.width(), small.height(), small.as_raw()).ok())
             .flatten(),
     })
-}
-
-/// `image` fitted in [`SIDE`]×[`SIDE`] (never enlarged).
-fn reduced(image: &DynamicImage) -> DynamicImage {
-    let (w, h) = (image.width().max(1), image.height().max(1));
-    let scale = (f64::from(SIDE) / f64::from(w.max(h))).min(1.0);
-    let (sw, sh) = (
-        ((f64::from(w) * scale).round() as u32).clamp(1, SIDE),
-        ((f64::from(h) * scale).round() as u32).clamp(1, SIDE),
-    );
-    let plan = Plan {
-        width: sw,
-        height: sh,
-        crop: None,
-        scaled: (sw, sh),
-    };
-    crate::resize::resize(image, &plan).unwrap_or_else(|_| image.thumbnail_exact(sw, sh))
 }
 
 /// The ThumbHash of an image of at most 100×100, base64.

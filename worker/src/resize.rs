@@ -77,6 +77,26 @@ pub fn resize(image: &DynamicImage, plan: &Plan) -> Result<DynamicImage, Thumbna
     }
 }
 
+/// `image` fitted in `side`×`side` (never enlarged), by the resizer.
+pub fn fitted(image: &DynamicImage, side: u32) -> DynamicImage {
+    let (w, h) = (image.width().max(1), image.height().max(1));
+    if w.max(h) <= side {
+        return image.clone();
+    }
+    let scale = f64::from(side) / f64::from(w.max(h));
+    let (sw, sh) = (
+        ((f64::from(w) * scale).round() as u32).max(1),
+        ((f64::from(h) * scale).round() as u32).max(1),
+    );
+    let plan = Plan {
+        width: sw,
+        height: sh,
+        crop: None,
+        scaled: (sw, sh),
+    };
+    resize(image, &plan).unwrap_or_else(|_| image.thumbnail_exact(sw, sh))
+}
+
 /// The size the box filter brings a `source`-sized image to before Lanczos3 makes it
 /// `target`: [`PRE_REDUCTION_GAP`] × `target`, when the source is at least twice that on both
 /// axes; `None` when Lanczos3 alone is cheap enough.
