@@ -1,6 +1,6 @@
 """CPU per image, per file of the corpus: through the service beside the bare peers.
 
-Usage: per_file_cpu.py GATEWAY CORPUS_DIR [REPEAT]  (scripts/bench runs it)
+Usage: per_file_cpu.py GATEWAY CORPUS_DIR [REPEAT] [--stages]  (scripts/bench runs it)
 
 For each file of the service benchmark's mix (the corpus's JPEG, PNG, GIF, WebP, TIFF and
 BMP files, the colour-managed ones among them):
@@ -17,6 +17,8 @@ BMP files, the colour-managed ones among them):
   the process's start-up measured on one run and taken off.
 
 Prints a Markdown table: ms of CPU per image for each, and ours against the better peer.
+With --stages, the gateway is also sampled while it serves each file (stages.py), and a
+table per file says where its CPU went: base64, digests, writes, decode, resize...
 """
 
 import base64
@@ -30,10 +32,13 @@ import subprocess
 import sys
 import tempfile
 
+import stages
 from process import cpu_seconds, wait_ready
 
-GATEWAY, CORPUS = pathlib.Path(sys.argv[1]).resolve(), pathlib.Path(sys.argv[2])
-REPEAT = int(sys.argv[3]) if len(sys.argv) > 3 else 20
+STAGES = "--stages" in sys.argv
+ARGS = [arg for arg in sys.argv[1:] if arg != "--stages"]
+GATEWAY, CORPUS = pathlib.Path(ARGS[0]).resolve(), pathlib.Path(ARGS[1])
+REPEAT = int(ARGS[2]) if len(ARGS) > 2 else 20
 PORT = 18091
 MIX = {".jpg": "image/jpeg", ".png": "image/png", ".gif": "image/gif", ".webp": "image/webp",
        ".tiff": "image/tiff", ".bmp": "image/bmp"}
@@ -70,9 +75,12 @@ def request(method, path, body=None, headers=None):
 
 
 def ours(path):
+    """The gateway's CPU per upload of `path`, ms, and with --stages its profile's text."""
     body = base64.b64encode(path.read_bytes())
     headers = {"Content-Type": MIX[path.suffix]}
     gateway = ensure_gateway()
+    perf_data = pathlib.Path(_data, "perf.data")
+    perf = stages.record(gateway.pid, perf_data, 997) if STAGES else None
     start = cpu_seconds(gateway.pid)
     for _ in range(REPEAT):
         status, data = request("POST", "/images", body, headers)
@@ -84,7 +92,11 @@ def ours(path):
         status, _ = request("GET", f"/images/{media_id}/thumbnail", headers={"Accept": "image/*"})
         assert status == 200
         request("DELETE", f"/images/{media_id}")
-    return (cpu_seconds(gateway.pid) - start) / REPEAT * 1000
+    ms = (cpu_seconds(gateway.pid) - start) / REPEAT * 1000
+    if perf is None:
+        return ms, None
+    stages.stop(perf)
+    return ms, stages.report(perf_data)
 
 
 _gateway = None
@@ -145,15 +157,22 @@ def main():
     print("| file | ours | vipsthumbnail | Pillow | ours / better peer |")
     print("|---|---:|---:|---:|---:|")
     totals = [0.0, 0.0, 0.0]
+    profiles = []
     try:
         for path in FILES:
-            row = [ours(path), vips(path, out), pillow(path)]
+            mine, profile = ours(path)
+            profiles.append((path.name, mine, profile))
+            row = [mine, vips(path, out), pillow(path)]
             totals = [t + r for t, r in zip(totals, row)]
             ratio = row[0] / min(row[1], row[2])
             print(f"| {path.name} | {row[0]:.1f} | {row[1]:.1f} | {row[2]:.1f} | {ratio:.2f} |", flush=True)
         n = len(FILES)
         ratio = totals[0] / min(totals[1], totals[2])
         print(f"| **mean** | **{totals[0] / n:.1f}** | **{totals[1] / n:.1f}** | **{totals[2] / n:.1f}** | **{ratio:.2f}** |")
+        for name, mine, profile in profiles:
+            if profile is not None:
+                print(f"\n{name}: {mine:.1f} ms of the gateway's CPU per upload\n")
+                stages.print_table(*stages.group(profile), mine, "upload")
     finally:
         if _gateway is not None:
             _gateway.terminate()
