@@ -1,9 +1,8 @@
 //! The price of scaling out: what one upload costs on each back-end.
 //!
 //! `cargo bench --bench backends` (scripts/bench runs it) measures, on this machine:
-//! - the record store: inserting a record with its outbox job, made durable (sled: insert and
-//!   a group-committed flush; PostgreSQL: one committed transaction), one at a time and 16 at
-//!   once;
+//! - the record store: inserting a record with its outbox job, made durable (SQLite and
+//!   PostgreSQL: one committed transaction each), one at a time and 16 at once;
 //! - media storage: writing a 100 KB raw upload, made durable (the data directory: temp file,
 //!   fsync, rename, directory fsync; S3: one PUT to s3s-fs on loopback, itself writing a file),
 //!   one at a time and 16 at once.
@@ -142,9 +141,8 @@ async fn main() {
     );
     println!("|---|---|---|---|");
 
-    let sled = Store::open(&StoreConfig::default(), &dir.path().join("db"))
-        .await
-        .unwrap();
+    let data = common::files::DataDir::new(dir.path().join("store"));
+    let sqlite = Store::open(&StoreConfig::default(), &data).await.unwrap();
     let separator = if database_url().contains('?') {
         '&'
     } else {
@@ -159,14 +157,14 @@ async fn main() {
             max_connections: CONCURRENCY as u32,
             ..StoreConfig::default()
         },
-        &dir.path().join("unused"),
+        &data,
     )
     .await
     .unwrap();
     for (what, store) in [
         (
-            "record + outbox job, sled (insert, group-committed flush)",
-            sled,
+            "record + outbox job, SQLite (one committed transaction, WAL, synchronous=FULL)",
+            sqlite,
         ),
         (
             "record + outbox job, PostgreSQL (one committed transaction)",

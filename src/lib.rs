@@ -13,8 +13,11 @@ use tracing_subscriber::Layer;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
+mod backup;
 #[cfg(feature = "otlp")]
 mod otlp;
+
+pub use backup::run_backup;
 
 /// The command line both binaries take: `[--config PATH] [--print-config]`.
 #[derive(Debug, Default, PartialEq, Eq)]

@@ -1,4 +1,4 @@
-//! Topologies, end to end: every combination of record store and media storage (sled or
+//! Topologies, end to end: every combination of record store and media storage (SQLite or
 //! PostgreSQL, the data directory or S3) serves across a restart; a database outage answers
 //! 503 and heals by itself; presigned thumbnail URLs (`media.presign`) serve the same bytes
 //! from S3. The fleet itself, two gateways and two workers through crashes and outages, is in
@@ -104,7 +104,7 @@ async fn every_combination_of_store_and_media_works() {
         gateway.spawn().await;
         gateway.wait_ready().await;
         let ready = gateway.get("/readyz").await.json();
-        assert_eq!(ready["store"], if postgres { "postgres" } else { "sled" });
+        assert_eq!(ready["store"], if postgres { "postgres" } else { "sqlite" });
         assert_eq!(ready["storage"], if s3 { "s3" } else { "dir" });
         for id in &ids {
             assert_eq!(gateway.thumbnail(id).await.status, 200, "{topology:?}");
@@ -135,7 +135,7 @@ fn plant_orphan(gateway: &Gateway, folder: &str) -> std::path::PathBuf {
 
 #[tokio::test]
 async fn objects_no_record_needs_are_swept() {
-    // The only writer (embedded queue, sled, the data directory): swept at the restart, however
+    // The only writer (embedded queue, SQLite, the data directory): swept at the restart, however
     // young.
     let mut alone = Gateway::start(Backend::Embedded, "").await;
     let kept = alone.upload_fixture("png-rgb.png").await;

@@ -1,4 +1,4 @@
-//! `gateway migrate`, end to end: a service that started on one machine (sled and the data
+//! `gateway migrate`, end to end: a service that started on one machine (SQLite and the data
 //! directory) moves to PostgreSQL and S3 with every record and object, verified, and a second
 //! run finds nothing left to do.
 

@@ -1,4 +1,4 @@
-//! API keys as tenants, on every back-end (sled and PostgreSQL stores): two tenants, each
+//! API keys as tenants, on every back-end (SQLite and PostgreSQL stores): two tenants, each
 //! over every endpoint that names a record. A tenant sees, waits for, lists, fetches and
 //! deletes its own uploads only; another tenant's record is 404 exactly as one that does
 //! not exist; uploading another tenant's bytes shares them without saying so; and the

@@ -3,7 +3,9 @@
 //!
 //! ```text
 //! <data_dir>/
-//!   db/                  the gateway's sled store
+//!   records.sqlite3      the gateway's SQLite store (with -wal, -shm and .lock beside it)
+//!   db/                  a sled store from before SQLite, until it is imported
+//!   db.imported-<time>/  that sled store, moved aside once imported
 //!   raw/<media_id>       the uploaded bytes, as decoded from base64
 //!   thumbnails/<media_id> the thumbnail (its media type is in the record)
 //!   spool/.tmp-*         multipart parts and fetched sources on their way in
@@ -56,8 +58,13 @@ impl DataDir {
         &self.root
     }
 
-    /// Where the gateway's store lives.
-    pub fn db_dir(&self) -> PathBuf {
+    /// The gateway's SQLite store, when `store.url` does not name another.
+    pub fn store_file(&self) -> PathBuf {
+        self.root.join("records.sqlite3")
+    }
+
+    /// Where a sled store from before SQLite lives, until it is imported.
+    pub fn sled_dir(&self) -> PathBuf {
         self.root.join("db")
     }
 

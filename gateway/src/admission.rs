@@ -5,7 +5,7 @@
 //! | this client's uploads ≤ `limits.uploads_per_client_per_second` (bursts of twice that) | 429 `rate_limited`, `Retry-After` |
 //! | uploads being read at once ≤ `limits.max_inflight_uploads`, waiting up to [`SLOT_WAIT`] for a place | 503 `overloaded`, `Retry-After: 1` |
 //! | jobs not final yet < `limits.max_queued_jobs` | 503 `queue_full`, `Retry-After: 5` |
-//! | free space in the data directory ≥ `limits.min_free_disk_bytes`, where the gateway writes there (sled, or media in the directory) | 507 `insufficient_storage` |
+//! | free space in the data directory ≥ `limits.min_free_disk_bytes`, where the gateway writes there (SQLite, or media in the directory) | 507 `insufficient_storage` |
 //!
 //! Refusing at the door keeps memory and disk bounded under any load, and refuses an upload
 //! before it could fail half-way through a write. An upload waiting for a place has had

@@ -4,7 +4,7 @@
 //! ([`common::record::content_id`], from the bytes' SHA-256): every upload of the same bytes
 //! shares one object, `raw/<content id>`, and the record keeps its own media id and names
 //! the object in `original`. Under the content id's lock ([`Store::lock_content`]: in the
-//! process for sled, a PostgreSQL advisory lock across gateways), an upload looks at the
+//! process for SQLite, a PostgreSQL advisory lock across gateways), an upload looks at the
 //! records of the same original ([`canonical`]):
 //!
 //! - one that asked for the same variants and is `Completed`: the new record completes at

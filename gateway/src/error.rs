@@ -284,6 +284,9 @@ impl ApiError {
             ApiError::Store(StoreError::Unavailable(_)) => {
                 (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable")
             }
+            ApiError::Store(StoreError::Full(_)) => {
+                (StatusCode::INSUFFICIENT_STORAGE, "insufficient_storage")
+            }
             ApiError::Storage(_) => (StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable"),
             ApiError::Store(_) | ApiError::Io(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal_error")
@@ -325,7 +328,7 @@ impl ApiError {
             }
             ApiError::TooManySources { .. } => Some((header::RETRY_AFTER, "5".into())),
             ApiError::QueueFull
-            | ApiError::Store(StoreError::Unavailable(_))
+            | ApiError::Store(StoreError::Unavailable(_) | StoreError::Full(_))
             | ApiError::Storage(_) => Some((header::RETRY_AFTER, "5".into())),
             _ => None,
         }

@@ -129,12 +129,12 @@ pub async fn serve(
     if dead > 0 {
         tracing::info!(removed = dead, "removed the spools of processes that died");
     }
-    let store = Store::open(&config.store, &data.db_dir()).await?;
+    let store = Store::open(&config.store, &data).await?;
     let queue = Queue::from_config(&config.queue);
     // With the embedded store this gateway alone writes raw uploads; with the embedded queue
     // too, it alone writes thumbnails (its workers have not started yet): what was left
     // half-written is garbage, however young.
-    let sole_raw_writer = matches!(store, Store::Sled(_));
+    let sole_raw_writer = store.is_embedded();
     let sole_writer = sole_raw_writer && matches!(queue, Queue::Embedded(_));
     recovery::remove_temp_files(&storage, sole_raw_writer, sole_writer).await?;
     if sole_writer {
@@ -236,8 +236,8 @@ pub async fn serve(
         sources,
         admission: admission::Admission::new(
             &config.limits,
-            // Free disk matters where the gateway writes: sled, or media in the directory.
-            (matches!(store, Store::Sled(_)) || matches!(storage, Storage::Dir(_)))
+            // Free disk matters where the gateway writes: SQLite, or media in the directory.
+            (store.is_embedded() || matches!(storage, Storage::Dir(_)))
                 .then(|| data.root().to_owned()),
         ),
         memory: memory::UploadMemory::new(
@@ -304,6 +304,7 @@ pub async fn serve(
         log_task_end("dead-letter consumer", dead_task).await;
     }
     store.flush().await?;
+    store.close().await;
     tracing::info!("stopped");
     Ok(())
 }

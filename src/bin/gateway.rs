@@ -7,6 +7,9 @@ fn main() -> ExitCode {
     if args.peek().map(String::as_str) == Some("migrate") {
         return thumbnailify::run_migrate(args.skip(1));
     }
+    if args.peek().map(String::as_str) == Some("backup") {
+        return thumbnailify::run_backup(args.skip(1));
+    }
     match thumbnailify::start("gateway", "the Thumbnailify HTTP API") {
         Ok(config) => {
             thumbnailify::run_until_signal("gateway", |shutdown| gateway::run(config, shutdown))

@@ -49,7 +49,7 @@ pub enum Backend {
     /// The gateway alone, workers in-process.
     Embedded,
     /// The gateway and two `worker` processes on RabbitMQ (127.0.0.1:5672, guest/guest), in a
-    /// vhost of the test's own; records in sled.
+    /// vhost of the test's own; records in SQLite.
     RabbitMq,
     /// As [`Backend::RabbitMq`], with the records in PostgreSQL (a schema of the test's own in
     /// the database [`database_url`] names) and the media in S3 (an s3s-fs server of the
@@ -69,7 +69,7 @@ impl Backend {
     /// The store kind `/readyz` reports.
     pub fn store_kind(self) -> &'static str {
         match self {
-            Backend::Embedded | Backend::RabbitMq => "sled",
+            Backend::Embedded | Backend::RabbitMq => "sqlite",
             Backend::Distributed => "postgres",
         }
     }
@@ -93,7 +93,7 @@ impl Backend {
 pub struct Topology {
     /// RabbitMQ and two worker processes, else the in-process queue.
     pub rabbitmq: bool,
-    /// Records in PostgreSQL, else sled.
+    /// Records in PostgreSQL, else SQLite.
     pub postgres: bool,
     /// Media in S3, else the data directory.
     pub s3: bool,
@@ -245,7 +245,7 @@ impl Drop for S3Server {
     }
 }
 
-/// The environment for a store in `schema` (else sled) and media in `s3` (else the data
+/// The environment for a store in `schema` (else SQLite) and media in `s3` (else the data
 /// directory).
 fn shared_env(schema: Option<&Schema>, s3: Option<&S3Server>) -> Vec<(&'static str, String)> {
     let mut env = Vec::new();
@@ -404,7 +404,7 @@ pub struct Gateway {
     pub workers: Vec<Option<Child>>,
     queue_url: Option<String>,
     vhost: Option<Vhost>,
-    /// The PostgreSQL schema holding the records (`None`: sled).
+    /// The PostgreSQL schema holding the records (`None`: SQLite).
     pub schema: Option<Schema>,
     /// The S3 server holding the media (`None`: the data directory).
     pub s3: Option<S3Server>,

@@ -35,13 +35,41 @@ impl Default for RecoveryConfig {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StoreConfig {
-    /// Unset: sled in `<data_dir>/db` (one gateway). `postgres://…`: PostgreSQL (any number
-    /// of gateways).
+    /// Unset or empty: SQLite in `<data_dir>/records.sqlite3` (one gateway).
+    /// `sqlite://PATH`: SQLite in the file at PATH (one gateway). `postgres://…`: PostgreSQL
+    /// (any number of gateways).
     pub url: Option<String>,
     /// A file holding `url` (a mounted secret); set one of the two.
     pub url_file: Option<PathBuf>,
     /// PostgreSQL: connections each gateway opens at most.
     pub max_connections: u32,
+}
+
+/// Where `store.url` says the records are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreLocation<'a> {
+    /// SQLite in the data directory.
+    DataDir,
+    /// SQLite in this file.
+    Sqlite(&'a std::path::Path),
+    /// PostgreSQL at this URL.
+    Postgres(&'a str),
+}
+
+impl StoreConfig {
+    /// Where the records are; `None` for a URL of no known scheme.
+    pub fn location(&self) -> Option<StoreLocation<'_>> {
+        match self.url.as_deref() {
+            None | Some("") => Some(StoreLocation::DataDir),
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                Some(StoreLocation::Postgres(url))
+            }
+            Some(url) => url
+                .strip_prefix("sqlite://")
+                .filter(|path| !path.is_empty())
+                .map(|path| StoreLocation::Sqlite(std::path::Path::new(path))),
+        }
+    }
 }
 
 impl Default for StoreConfig {

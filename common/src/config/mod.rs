@@ -17,7 +17,9 @@ mod print;
 mod thumbnail;
 
 pub use access::{AuthConfig, ServerConfig};
-pub use backends::{MediaConfig, QueueConfig, RecoveryConfig, S3Config, StoreConfig};
+pub use backends::{
+    MediaConfig, QueueConfig, RecoveryConfig, S3Config, StoreConfig, StoreLocation,
+};
 pub use limits::LimitsConfig;
 pub use observability::{LogFormat, LoggingConfig, TracingConfig};
 pub use outbound::{CallbacksConfig, SourcesConfig};
@@ -195,11 +197,9 @@ impl Config {
         {
             return invalid("queue.url must be an amqp:// URL (TLS is not built in)");
         }
-        if let Some(url) = &self.store.url
-            && !(url.starts_with("postgres://") || url.starts_with("postgresql://"))
-        {
+        if self.store.location().is_none() {
             return invalid(
-                "store.url must be a postgres:// URL (or unset for the embedded store)",
+                "store.url must be a postgres:// or sqlite://PATH URL (or unset for SQLite in the data directory)",
             );
         }
         if let Some(url) = &self.media.url

@@ -290,7 +290,7 @@ pub struct Readiness {
     pub status: String,
     /// `embedded` or `rabbitmq`.
     pub queue: String,
-    /// `sled` or `postgres`.
+    /// `sqlite` or `postgres`.
     pub store: String,
     /// `dir` or `s3`.
     pub storage: String,

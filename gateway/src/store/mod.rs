@@ -1,48 +1,59 @@
 //! The record store: every record, and the outbox of jobs accepted but not yet confirmed by
 //! the queue, written in the same transaction as their record.
 //!
-//! Two implementations behind one interface, chosen by `store.url`:
+//! Two implementations behind one interface, chosen by `store.url`, with one schema and one
+//! set of statements ([`sql`]: what the two dialects share, and what each does its own way):
 //!
 //! | `store.url` | implementation | gateways |
 //! |---|---|---|
-//! | unset | [`SledStore`]: sled in `<data_dir>/db`, group-committed flushes | one per data directory |
+//! | unset or empty | [`SqliteStore`]: SQLite in `<data_dir>/records.sqlite3` | one per file |
+//! | `sqlite://PATH` | [`SqliteStore`]: SQLite in the file at PATH | one per file |
 //! | `postgres://…` | [`PostgresStore`]: PostgreSQL, migrations run at start | any number |
 //!
+//! A data directory whose records are still in sled (`<data_dir>/db`, from before SQLite) is
+//! imported into SQLite when the store opens ([`crate::migrate::import_sled`]).
+//!
 //! The contract both keep, which the rest of the gateway relies on:
-//! - [`Store::insert`] writes a record and its outbox job atomically; after [`Store::flush`]
-//!   both survive a crash (PostgreSQL commits each call, so its flush has nothing to do).
+//! - [`Store::insert`] writes a record and its outbox job atomically, and both have reached
+//!   the disk when it returns (each call commits; [`Store::flush`] has nothing left to do
+//!   and stays for callers that make several writes durable at once).
 //! - [`Store::update`] is compare-and-swap: the change is applied to the record as stored,
 //!   and again if another writer changed it meanwhile, so racing results, sweeps and DELETEs
 //!   never lose a change or resurrect a record.
-//! - [`Store::outbox`] hands out each waiting job to one publisher at a time (PostgreSQL:
-//!   claimed for [`postgres::CLAIM`] with `FOR UPDATE SKIP LOCKED`, so several gateways
+//! - [`Store::outbox`] hands out each waiting job to one publisher at a time (claimed for
+//!   [`postgres::CLAIM`]; PostgreSQL with `FOR UPDATE SKIP LOCKED`, so several gateways
 //!   publish without duplicates or stalls); [`Store::published`] takes it out.
 //! - [`Store::list`] pages in id (upload) order, a range scan on both.
 //! - Every write of a record keeps its indexes in the same transaction: whether it has work
 //!   left ([`Store::processing`]) and when its callback is due ([`Store::due_callbacks`]),
 //!   so that the pending delivery is as durable as the final state it announces.
-//! - An unreachable store is [`StoreError::Unavailable`] (503 with `Retry-After`), never a
-//!   lost write: nothing is acknowledged before the store has it.
+//! - An unreachable store is [`StoreError::Unavailable`] (503 with `Retry-After`), a full disk
+//!   [`StoreError::Full`] (507), never a lost write: nothing is acknowledged before the store
+//!   has it.
 
+pub mod migrations;
 pub mod postgres;
 pub mod sled;
+pub mod sql;
+pub mod sqlite;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use common::config::StoreConfig;
+use common::config::{StoreConfig, StoreLocation};
+use common::files::DataDir;
 use common::message::Job;
 use common::record::Record;
 use uuid::Uuid;
 
 pub use self::postgres::PostgresStore;
-pub use self::sled::SledStore;
+pub use self::sqlite::SqliteStore;
 
 /// The record store. Cheap to clone.
 #[derive(Debug, Clone)]
 pub enum Store {
-    /// Embedded: sled in the data directory.
-    Sled(SledStore),
+    /// Embedded: SQLite, one gateway per file.
+    Sqlite(SqliteStore),
     /// Shared: PostgreSQL.
     Postgres(PostgresStore),
 }
@@ -111,28 +122,49 @@ pub enum Update {
 /// Why the store failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// The embedded database cannot be opened: another gateway holds it, or the directory is
-    /// not writable.
-    #[error("cannot open the store in {}: {source}{}", path.display(), if is_locked(source) {
-        " (another gateway process is using this data directory: with the embedded store, one gateway owns a data directory)"
-    } else { "" })]
-    Open {
-        /// The store's directory.
+    /// A file of the embedded store cannot be opened or created.
+    #[error("cannot open the store's file {}: {source}", path.display())]
+    OpenFile {
+        /// The file or directory.
         path: PathBuf,
         /// Why.
-        source: ::sled::Error,
+        source: std::io::Error,
     },
-    /// The embedded database failed.
-    #[error("store: {0}")]
-    Sled(#[from] ::sled::Error),
+    /// Another process holds the embedded store.
+    #[error(
+        "the store is in use by another gateway, which holds its lock {}: one gateway owns an SQLite store (gateways share a store through PostgreSQL)",
+        lock.display()
+    )]
+    InUse {
+        /// The lock file.
+        lock: PathBuf,
+    },
+    /// The SQLite file is damaged or truncated: the gateway does not start on it.
+    #[error(
+        "the store {} is damaged ({detail}); the gateway will not start on it. Stop every gateway using it, keep a copy of the file, then either restore a backup made by `gateway backup` or recover what it holds: `sqlite3 {} .recover | sqlite3 {}.recovered`, and move the recovered file into its place",
+        path.display(), path.display(), path.display()
+    )]
+    Damaged {
+        /// The database file.
+        path: PathBuf,
+        /// What SQLite found.
+        detail: String,
+    },
+    /// A sled store from before SQLite cannot be read.
+    #[error("cannot read the sled store in {}: {detail}", path.display())]
+    Sled {
+        /// Its directory.
+        path: PathBuf,
+        /// Why.
+        detail: String,
+    },
+    /// The disk holding the store is full: nothing was written.
+    #[error("store: the disk is full: {0}")]
+    Full(String),
     /// A stored value is not a record (a bug or a damaged database).
     #[error("store: a stored record cannot be read: {0}")]
     Corrupt(#[from] serde_json::Error),
-    /// Flushing to disk failed (the message of the underlying error, shared by every caller
-    /// of that flush).
-    #[error("store: flush failed: {0}")]
-    Flush(Arc<str>),
-    /// `store.url` is not a usable PostgreSQL URL.
+    /// `store.url` is not a usable URL.
     #[error("store: invalid store.url: {0}")]
     Url(String),
     /// The schema could not be brought up to date.
@@ -143,21 +175,20 @@ pub enum StoreError {
     Unavailable(String),
     /// The database refused a statement.
     #[error("store: {0}")]
-    Postgres(sqlx::Error),
-}
-
-/// Whether sled could not open its database because another process holds its lock (sled
-/// says so only in its message).
-fn is_locked(error: &::sled::Error) -> bool {
-    matches!(error, ::sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock
-        || io.to_string().contains("could not acquire lock"))
+    Database(sqlx::Error),
+    /// A backup could not be written.
+    #[error("store: backup failed: {0}")]
+    Backup(String),
+    /// Importing a sled store failed.
+    #[error("store: importing the sled store failed: {0}")]
+    Import(String),
 }
 
 /// Runs the same call on whichever store this is.
 macro_rules! on_store {
     ($self:ident, $store:ident => $call:expr) => {
         match $self {
-            Store::Sled($store) => $call,
+            Store::Sqlite($store) => $call,
             Store::Postgres($store) => $call,
         }
     };
@@ -184,61 +215,67 @@ pub struct Overview {
 }
 
 impl Overview {
-    /// Counts `record` in; keeps it among the failures or dead letters as it is one.
-    fn add(&mut self, record: Record) {
-        match record.state {
-            common::record::State::Processing => {
-                self.processing += 1;
-                if record.service == common::record::Service::Gateway {
-                    self.waiting += 1;
-                    if self
-                        .oldest_waiting
-                        .as_ref()
-                        .is_none_or(|oldest| record.created_at < *oldest)
-                    {
-                        self.oldest_waiting = Some(record.created_at.clone());
-                    }
-                }
-            }
-            common::record::State::Completed => self.completed += 1,
-            common::record::State::Error => {
-                self.error += 1;
-                if record.dead_letter {
-                    self.dead_letters.push(record.clone());
-                }
-                self.failures.push(record);
-            }
+    /// The view from records counted by state, the jobs waiting (and when the oldest was
+    /// accepted), and the latest failures and dead letters.
+    fn from_counts(
+        counts: &[(Option<String>, i64)],
+        waiting: i64,
+        oldest_waiting: Option<String>,
+        failures: Vec<Record>,
+        dead_letters: Vec<Record>,
+    ) -> Self {
+        let count = |state: &str| {
+            counts
+                .iter()
+                .find(|(name, _)| name.as_deref() == Some(state))
+                .map_or(0, |(_, count)| u64::try_from(*count).unwrap_or(0))
+        };
+        Self {
+            processing: count("Processing"),
+            completed: count("Completed"),
+            error: count("Error"),
+            waiting: u64::try_from(waiting).unwrap_or(0),
+            oldest_waiting,
+            failures,
+            dead_letters,
         }
-    }
-
-    /// Keeps the newest `limit` failures and dead letters, newest first.
-    fn finish(mut self, limit: usize) -> Self {
-        for list in [&mut self.failures, &mut self.dead_letters] {
-            list.sort_by(|a, b| b.updated_at.cmp(&a.updated_at));
-            list.truncate(limit);
-        }
-        self
     }
 }
 
 impl Store {
-    /// Opens the store `config` names: PostgreSQL when `store.url` is set (connecting and
-    /// migrating the schema), else sled in `db_dir`. Call it inside a Tokio runtime.
-    pub async fn open(config: &StoreConfig, db_dir: &std::path::Path) -> Result<Self, StoreError> {
-        match &config.url {
-            Some(url) => Ok(Store::Postgres(
-                PostgresStore::connect(url, config.max_connections).await?,
-            )),
-            None => Ok(Store::Sled(SledStore::open(db_dir)?)),
-        }
+    /// Opens the store `config` names: PostgreSQL (connecting and migrating the schema), or
+    /// SQLite in the file `store.url` names or in `data`'s (importing `data`'s sled store
+    /// first if it still has one). Call it inside a Tokio runtime.
+    pub async fn open(config: &StoreConfig, data: &DataDir) -> Result<Self, StoreError> {
+        let file = match config.location() {
+            Some(StoreLocation::Postgres(url)) => {
+                return Ok(Store::Postgres(
+                    PostgresStore::connect(url, config.max_connections).await?,
+                ));
+            }
+            Some(StoreLocation::Sqlite(path)) => path.to_owned(),
+            Some(StoreLocation::DataDir) => data.store_file(),
+            None => {
+                return Err(StoreError::Url(
+                    "not a postgres:// or sqlite://PATH URL".to_owned(),
+                ));
+            }
+        };
+        crate::migrate::import_sled(&data.sled_dir(), &file).await?;
+        Ok(Store::Sqlite(SqliteStore::open(&file).await?))
     }
 
     /// What kind of store this is, for logs and `/readyz`.
     pub fn kind(&self) -> &'static str {
         match self {
-            Store::Sled(_) => "sled",
+            Store::Sqlite(_) => "sqlite",
             Store::Postgres(_) => "postgres",
         }
+    }
+
+    /// Whether this is the embedded store, which one gateway owns.
+    pub fn is_embedded(&self) -> bool {
+        matches!(self, Store::Sqlite(_))
     }
 
     /// Inserts a new record and its job in the outbox, atomically.
@@ -282,7 +319,7 @@ impl Store {
     pub async fn lock_content(&self, original: Uuid) -> Result<ContentLock, StoreError> {
         let local = stripes().lock(original).await;
         let shared = match self {
-            Store::Sled(_) => None,
+            Store::Sqlite(_) => None,
             Store::Postgres(store) => Some(store.lock_content(original).await?),
         };
         Ok(ContentLock {
@@ -352,10 +389,10 @@ impl Store {
     }
 
     /// Tells the other gateways sharing the store that the record of `media_id` became final,
-    /// so that they wake its waiters (PostgreSQL `NOTIFY`; sled has no other gateway).
+    /// so that they wake its waiters (PostgreSQL `NOTIFY`; SQLite has no other gateway).
     pub async fn announce_final(&self, media_id: Uuid) -> Result<(), StoreError> {
         match self {
-            Store::Sled(_) => Ok(()),
+            Store::Sqlite(_) => Ok(()),
             Store::Postgres(store) => store.announce_final(media_id).await,
         }
     }
@@ -365,13 +402,19 @@ impl Store {
         on_store!(self, store => store.flush().await)
     }
 
+    /// Closes the store's connections, for every clone: at shutdown, once nothing writes.
+    /// SQLite's log is checkpointed into its file and removed.
+    pub async fn close(&self) {
+        on_store!(self, store => store.close().await)
+    }
+
     /// Whether the store answers reads.
     pub async fn check(&self) -> Result<(), StoreError> {
         on_store!(self, store => store.check().await)
     }
 }
 
-/// The same tests on both stores: sled in a temporary directory, and PostgreSQL in a schema of
+/// The same tests on both stores: SQLite in a temporary directory, and PostgreSQL in a schema of
 /// its own in the database `THUMBNAILIFY_TEST_DATABASE_URL` names (default
 /// `postgres://root:root@127.0.0.1:5432/test`, which `scripts/test` provides).
 #[cfg(test)]

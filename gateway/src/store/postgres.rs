@@ -19,19 +19,19 @@
 //!   (restart, `pg_terminate_backend`), is [`StoreError::Unavailable`]: the API answers 503
 //!   with `Retry-After` and the pool reconnects on its own.
 
-use std::borrow::Cow;
-use std::pin::Pin;
 use std::time::Duration;
 
 use common::message::Job;
 use common::record::Record;
 use sqlx::Connection;
-use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
+use sqlx::migrate::Migrator;
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions, Postgres};
 use sqlx::types::Json;
 use uuid::Uuid;
 
+use super::migrations::Embedded;
+use super::sql::{self, POSTGRES as SQL};
 use super::{StoreError, Update};
 
 /// A held advisory lock of one content id.
@@ -95,32 +95,6 @@ const MIGRATIONS: [(i64, &str, &str); 4] = [
     ),
 ];
 
-/// The embedded migrations, as sqlx's migrator reads them.
-#[derive(Debug)]
-struct Embedded;
-
-impl<'s> MigrationSource<'s> for Embedded {
-    fn resolve(
-        self,
-    ) -> Pin<Box<dyn Future<Output = Result<Vec<Migration>, sqlx::error::BoxDynError>> + Send + 's>>
-    {
-        Box::pin(async {
-            Ok(MIGRATIONS
-                .iter()
-                .map(|&(version, description, sql)| {
-                    Migration::new(
-                        version,
-                        Cow::Borrowed(description),
-                        MigrationType::Simple,
-                        Cow::Borrowed(sql),
-                        false,
-                    )
-                })
-                .collect())
-        })
-    }
-}
-
 /// The PostgreSQL record store. Cheap to clone: a connection pool.
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
@@ -145,7 +119,7 @@ fn map_error(error: sqlx::Error) -> StoreError {
     if unavailable {
         StoreError::Unavailable(error.to_string())
     } else {
-        StoreError::Postgres(error)
+        StoreError::Database(error)
     }
 }
 
@@ -173,7 +147,10 @@ impl PostgresStore {
             .connect_with(options)
             .await
             .map_err(map_error)?;
-        Migrator::new(Embedded).await?.run(&pool).await?;
+        Migrator::new(Embedded(&MIGRATIONS))
+            .await?
+            .run(&pool)
+            .await?;
         Ok(Self { pool })
     }
 
@@ -187,22 +164,18 @@ impl PostgresStore {
     pub async fn import(&self, record: &Record, job: Option<&Job>) -> Result<bool, StoreError> {
         let mut connection = self.connection().await?;
         let mut transaction = connection.begin().await.map_err(map_error)?;
-        let added = sqlx::query(
-            "INSERT INTO records (media_id, processing, record, callback_due)
-             VALUES ($1, $2, $3, $4::timestamptz)
-             ON CONFLICT (media_id) DO NOTHING",
-        )
-        .bind(record.media_id)
-        .bind(record.needs_work())
-        .bind(Json(record))
-        .bind(record.callback_due())
-        .execute(&mut *transaction)
-        .await
-        .map_err(map_error)?
-        .rows_affected()
+        let added = sqlx::query(SQL.insert_record)
+            .bind(record.media_id)
+            .bind(record.needs_work())
+            .bind(Json(record))
+            .bind(record.callback_due())
+            .execute(&mut *transaction)
+            .await
+            .map_err(map_error)?
+            .rows_affected()
             == 1;
         if let (true, Some(job)) = (added, job) {
-            sqlx::query("INSERT INTO outbox (media_id, job) VALUES ($1, $2)")
+            sqlx::query(sql::INSERT_JOB)
                 .bind(job.media_id)
                 .bind(Json(job))
                 .execute(&mut *transaction)
@@ -216,15 +189,11 @@ impl PostgresStore {
     /// Puts a job in the outbox (to be published again), unclaimed. A job whose record is gone
     /// is not queued.
     pub async fn enqueue(&self, job: &Job) -> Result<(), StoreError> {
-        let outcome = sqlx::query(
-            "INSERT INTO outbox (media_id, job)
-             SELECT $1, $2 WHERE EXISTS (SELECT 1 FROM records WHERE media_id = $1)
-             ON CONFLICT (media_id) DO UPDATE SET job = EXCLUDED.job, claimed_until = '-infinity'",
-        )
-        .bind(job.media_id)
-        .bind(Json(job))
-        .execute(&mut *self.connection().await?)
-        .await;
+        let outcome = sqlx::query(SQL.enqueue)
+            .bind(job.media_id)
+            .bind(Json(job))
+            .execute(&mut *self.connection().await?)
+            .await;
         match outcome {
             Ok(_) => Ok(()),
             // The record went between the check and the insert.
@@ -235,18 +204,12 @@ impl PostgresStore {
 
     /// Claims up to `limit` unclaimed jobs for [`CLAIM`], oldest first.
     pub async fn outbox(&self, limit: usize) -> Result<Vec<Job>, StoreError> {
-        let claimed: Vec<(Uuid, Json<Job>)> = sqlx::query_as(
-            "UPDATE outbox SET claimed_until = now() + make_interval(secs => $2)
-             WHERE media_id IN (
-                 SELECT media_id FROM outbox WHERE claimed_until < now()
-                 ORDER BY media_id LIMIT $1 FOR UPDATE SKIP LOCKED)
-             RETURNING media_id, job",
-        )
-        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .bind(CLAIM.as_secs_f64())
-        .fetch_all(&mut *self.connection().await?)
-        .await
-        .map_err(map_error)?;
+        let claimed: Vec<(Uuid, Json<Job>)> = sqlx::query_as(SQL.claim_jobs)
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .bind(CLAIM.as_secs_f64())
+            .fetch_all(&mut *self.connection().await?)
+            .await
+            .map_err(map_error)?;
         let mut jobs: Vec<_> = claimed.into_iter().collect();
         jobs.sort_by_key(|(media_id, _)| *media_id);
         Ok(jobs.into_iter().map(|(_, Json(job))| job).collect())
@@ -254,7 +217,7 @@ impl PostgresStore {
 
     /// Takes a job out of the outbox once the queue has it.
     pub async fn published(&self, media_id: Uuid) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM outbox WHERE media_id = $1")
+        sqlx::query(sql::DELETE_JOB)
             .bind(media_id)
             .execute(&mut *self.connection().await?)
             .await
@@ -274,20 +237,16 @@ impl PostgresStore {
 
     /// The record of `media_id`, if any.
     pub async fn get(&self, media_id: Uuid) -> Result<Option<Record>, StoreError> {
-        self.one_record("SELECT record FROM records WHERE media_id = $1", media_id)
-            .await
+        self.one_record(sql::GET_RECORD, media_id).await
     }
 
     /// Every record whose original is stored under the content id `original`.
     pub async fn with_original(&self, original: Uuid) -> Result<Vec<Record>, StoreError> {
-        let rows: Vec<(Json<Record>,)> = sqlx::query_as(
-            "SELECT record FROM records WHERE record ? 'original' AND record->>'original' = $1
-             ORDER BY media_id",
-        )
-        .bind(original.to_string())
-        .fetch_all(&mut *self.connection().await?)
-        .await
-        .map_err(map_error)?;
+        let rows: Vec<(Json<Record>,)> = sqlx::query_as(SQL.with_original)
+            .bind(original.to_string())
+            .fetch_all(&mut *self.connection().await?)
+            .await
+            .map_err(map_error)?;
         Ok(rows.into_iter().map(|(Json(record),)| record).collect())
     }
 
@@ -314,19 +273,10 @@ impl PostgresStore {
         after: Option<Uuid>,
         limit: usize,
     ) -> Result<Vec<Record>, StoreError> {
-        let query = match tenant {
-            None => sqlx::query_as(
-                "SELECT record FROM records WHERE $1::uuid IS NULL OR media_id > $1
-                 ORDER BY media_id LIMIT $2",
-            ),
-            // Written as the index is, so that a tenant's page is read from it.
-            Some(_) => sqlx::query_as(
-                "SELECT record FROM records
-                 WHERE record ? 'tenant' AND record->>'tenant' = $3
-                   AND ($1::uuid IS NULL OR media_id > $1)
-                 ORDER BY record->>'tenant', media_id LIMIT $2",
-            ),
-        };
+        let query = sqlx::query_as(match tenant {
+            None => SQL.list,
+            Some(_) => SQL.list_tenant,
+        });
         let rows: Vec<(Json<Record>,)> = query
             .bind(after)
             .bind(i64::try_from(limit).unwrap_or(i64::MAX))
@@ -341,61 +291,41 @@ impl PostgresStore {
     /// the latest failures and dead letters read.
     pub async fn overview(&self, limit: usize) -> Result<super::Overview, StoreError> {
         let mut connection = self.connection().await?;
-        let counts: Vec<(Option<String>, i64)> =
-            sqlx::query_as("SELECT record->>'state', count(*) FROM records GROUP BY 1")
-                .fetch_all(&mut *connection)
-                .await
-                .map_err(map_error)?;
-        let (waiting, oldest_waiting): (i64, Option<String>) = sqlx::query_as(
-            "SELECT count(*), min(record->>'created_at') FROM records
-             WHERE processing AND record->>'state' = 'Processing'
-               AND record->>'service' = 'gateway'",
-        )
-        .fetch_one(&mut *connection)
-        .await
-        .map_err(map_error)?;
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let mut latest = Vec::new();
-        for condition in [
-            "record->>'state' = 'Error'",
-            "coalesce((record->>'dead_letter')::boolean, false)",
-        ] {
-            let rows: Vec<(Json<Record>,)> = sqlx::query_as(&format!(
-                "SELECT record FROM records WHERE {condition}
-                 ORDER BY record->>'updated_at' DESC LIMIT $1"
-            ))
-            .bind(limit)
+        let counts: Vec<(Option<String>, i64)> = sqlx::query_as(sql::COUNT_BY_STATE)
             .fetch_all(&mut *connection)
             .await
             .map_err(map_error)?;
+        let (waiting, oldest_waiting): (i64, Option<String>) = sqlx::query_as(sql::WAITING)
+            .fetch_one(&mut *connection)
+            .await
+            .map_err(map_error)?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let mut latest = Vec::new();
+        for query in [sql::LATEST_FAILURES, SQL.dead_letters] {
+            let rows: Vec<(Json<Record>,)> = sqlx::query_as(query)
+                .bind(limit)
+                .fetch_all(&mut *connection)
+                .await
+                .map_err(map_error)?;
             latest.push(rows.into_iter().map(|(Json(record),)| record).collect());
         }
-        let count = |state: &str| {
-            counts
-                .iter()
-                .find(|(name, _)| name.as_deref() == Some(state))
-                .map_or(0, |(_, count)| u64::try_from(*count).unwrap_or(0))
-        };
         let dead_letters = latest.pop().unwrap_or_default();
         let failures = latest.pop().unwrap_or_default();
-        Ok(super::Overview {
-            processing: count("Processing"),
-            completed: count("Completed"),
-            error: count("Error"),
-            waiting: u64::try_from(waiting).unwrap_or(0),
+        Ok(super::Overview::from_counts(
+            &counts,
+            waiting,
             oldest_waiting,
             failures,
             dead_letters,
-        })
+        ))
     }
 
     /// Every record with work left ([`Record::needs_work`]), in id order.
     pub async fn processing(&self) -> Result<Vec<Record>, StoreError> {
-        let rows: Vec<(Json<Record>,)> =
-            sqlx::query_as("SELECT record FROM records WHERE processing ORDER BY media_id")
-                .fetch_all(&mut *self.connection().await?)
-                .await
-                .map_err(map_error)?;
+        let rows: Vec<(Json<Record>,)> = sqlx::query_as(sql::PROCESSING)
+            .fetch_all(&mut *self.connection().await?)
+            .await
+            .map_err(map_error)?;
         Ok(rows.into_iter().map(|(Json(record),)| record).collect())
     }
 
@@ -410,12 +340,11 @@ impl PostgresStore {
     ) -> Result<Update, StoreError> {
         let mut connection = self.connection().await?;
         loop {
-            let row: Option<(i64, Json<Record>)> =
-                sqlx::query_as("SELECT version, record FROM records WHERE media_id = $1")
-                    .bind(media_id)
-                    .fetch_optional(&mut *connection)
-                    .await
-                    .map_err(map_error)?;
+            let row: Option<(i64, Json<Record>)> = sqlx::query_as(sql::GET_VERSIONED)
+                .bind(media_id)
+                .fetch_optional(&mut *connection)
+                .await
+                .map_err(map_error)?;
             let Some((version, Json(mut record))) = row else {
                 return Ok(Update::Missing);
             };
@@ -423,33 +352,25 @@ impl PostgresStore {
                 return Ok(Update::Unchanged(record));
             }
             let mut transaction = connection.begin().await.map_err(map_error)?;
-            let written = sqlx::query(
-                "UPDATE records SET record = $3, processing = $4, callback_due = $5::timestamptz,
-                     version = version + 1
-                 WHERE media_id = $1 AND version = $2",
-            )
-            .bind(media_id)
-            .bind(version)
-            .bind(Json(&record))
-            .bind(record.needs_work())
-            .bind(record.callback_due())
-            .execute(&mut *transaction)
-            .await
-            .map_err(map_error)?;
+            let written = sqlx::query(SQL.update_record)
+                .bind(media_id)
+                .bind(version)
+                .bind(Json(&record))
+                .bind(record.needs_work())
+                .bind(record.callback_due())
+                .execute(&mut *transaction)
+                .await
+                .map_err(map_error)?;
             if written.rows_affected() != 1 {
                 continue; // changed meanwhile: the transaction rolls back when dropped
             }
             if enqueue {
-                sqlx::query(
-                    "INSERT INTO outbox (media_id, job) VALUES ($1, $2)
-                     ON CONFLICT (media_id) DO UPDATE SET job = EXCLUDED.job,
-                         claimed_until = '-infinity'",
-                )
-                .bind(media_id)
-                .bind(Json(record.job()))
-                .execute(&mut *transaction)
-                .await
-                .map_err(map_error)?;
+                sqlx::query(SQL.enqueue_changed)
+                    .bind(media_id)
+                    .bind(Json(record.job()))
+                    .execute(&mut *transaction)
+                    .await
+                    .map_err(map_error)?;
             }
             transaction.commit().await.map_err(map_error)?;
             return Ok(Update::Changed(record));
@@ -464,28 +385,18 @@ impl PostgresStore {
         limit: usize,
         lease: Duration,
     ) -> Result<Vec<Record>, StoreError> {
-        let rows: Vec<(Json<Record>,)> = sqlx::query_as(
-            "UPDATE records SET callback_due = now() + make_interval(secs => $2)
-             WHERE media_id IN (
-                 SELECT media_id FROM records WHERE callback_due <= now()
-                 ORDER BY callback_due LIMIT $1 FOR UPDATE SKIP LOCKED)
-             RETURNING record",
-        )
-        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .bind(lease.as_secs_f64())
-        .fetch_all(&mut *self.connection().await?)
-        .await
-        .map_err(map_error)?;
+        let rows: Vec<(Json<Record>,)> = sqlx::query_as(SQL.claim_callbacks)
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .bind(lease.as_secs_f64())
+            .fetch_all(&mut *self.connection().await?)
+            .await
+            .map_err(map_error)?;
         Ok(rows.into_iter().map(|(Json(record),)| record).collect())
     }
 
     /// Removes the record of `media_id` and its outbox job; returns the record if it existed.
     pub async fn remove(&self, media_id: Uuid) -> Result<Option<Record>, StoreError> {
-        self.one_record(
-            "DELETE FROM records WHERE media_id = $1 RETURNING record",
-            media_id,
-        )
-        .await
+        self.one_record(sql::DELETE_RECORD, media_id).await
     }
 
     /// Tells every gateway listening (see [`PostgresStore::forward_finals`]) that the record
@@ -519,6 +430,11 @@ impl PostgresStore {
             tracing::warn!(%error, "not listening for final records; again in 1 s");
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
+    }
+
+    /// Closes the pool's connections, of every clone.
+    pub async fn close(&self) {
+        self.pool.close().await;
     }
 
     /// Every call has committed already: nothing to wait for.

@@ -1,4 +1,4 @@
-//! The same tests on both stores: sled in a temporary directory, and PostgreSQL in a schema of
+//! The same tests on both stores: SQLite in a temporary directory, and PostgreSQL in a schema of
 //! its own in the database `THUMBNAILIFY_TEST_DATABASE_URL` names (default
 //! `postgres://root:root@127.0.0.1:5432/test`, which `scripts/test` provides).
 
@@ -47,16 +47,20 @@ fn job(record: &Record) -> Job {
     record.job()
 }
 
-/// Both stores, each fresh; the directory keeps sled's files alive.
+/// Both stores, each fresh; the directory keeps SQLite's files alive.
 async fn stores() -> (tempfile::TempDir, Vec<Store>) {
     let dir = tempfile::tempdir().unwrap();
-    let sled = Store::Sled(SledStore::open(dir.path()).unwrap());
+    let sqlite = Store::Sqlite(
+        SqliteStore::open(&dir.path().join("records.sqlite3"))
+            .await
+            .unwrap(),
+    );
     let postgres = Store::Postgres(
         PostgresStore::connect(&fresh_schema().await, 4)
             .await
             .unwrap(),
     );
-    (dir, vec![sled, postgres])
+    (dir, vec![sqlite, postgres])
 }
 
 #[tokio::test(flavor = "multi_thread")]

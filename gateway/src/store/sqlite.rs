@@ -1,0 +1,789 @@
+//! The embedded record store: SQLite, in one file of the data directory, which one gateway
+//! alone owns.
+//!
+//! The schema is PostgreSQL's in SQLite's types (`gateway/migrations/sqlite/`): `records`
+//! (the record as JSON text, the `processing` flag and `callback_due` time every write keeps,
+//! a `version` every change bumps) and `outbox`; the statements both stores run alike are in
+//! [`super::sql`]. SQLite is bundled (sqlx's `sqlite` feature): the binary needs no library.
+//!
+//! Durability: the database runs in WAL mode with `synchronous=FULL`, so every commit has
+//! reached the disk (the WAL fsynced) before the call returns: a record answered 202 survives
+//! SIGKILL of the process and loss of power, and [`SqliteStore::flush`] has nothing to wait
+//! for. One writer connection takes the writes in turn (SQLite allows one writer at a time;
+//! queueing them here, not in SQLite's sleeping busy handler, keeps their latency even) while
+//! readers use a pool of their own and never wait for it.
+//!
+//! Ownership: the store holds an exclusive lock on `<file>.lock` for its lifetime (released
+//! by the kernel if the process dies). A second gateway pointed at the same file is refused
+//! at start and told which lock holds it: sharing a store between gateways is PostgreSQL's
+//! job.
+//!
+//! Damage: at start the file is checked (its header, then `PRAGMA quick_check`); a damaged
+//! or truncated file is refused with an error naming it and how to recover, never replaced
+//! by an empty one.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::message::Job;
+use common::record::Record;
+use sqlx::migrate::Migrator;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::types::Json;
+use sqlx::{Connection, Sqlite};
+use uuid::Uuid;
+
+use super::migrations::Embedded;
+use super::sql::{self, SQLITE as SQL};
+use super::{StoreError, Update};
+
+/// The schema's migrations, embedded in the binary.
+const MIGRATIONS: [(i64, &str, &str); 1] = [(
+    1,
+    "records and outbox",
+    include_str!("../../migrations/sqlite/0001_records_and_outbox.sql"),
+)];
+
+/// How long a statement waits for a lock SQLite holds (a checkpoint, a backup) before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+/// Readers' connections.
+const READERS: u32 = 4;
+/// The first bytes of every SQLite database file.
+const MAGIC: &[u8; 16] = b"SQLite format 3\0";
+
+/// The SQLite record store. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    /// One connection: writes queue for it.
+    writer: SqlitePool,
+    readers: SqlitePool,
+    path: Arc<Path>,
+    /// The exclusive lock of `<file>.lock`, held while any clone lives.
+    _owner: Arc<File>,
+}
+
+/// Maps a database error: a full disk is [`StoreError::Full`]; a file SQLite finds damaged
+/// is [`StoreError::Damaged`].
+fn map_error(path: &Path) -> impl Fn(sqlx::Error) -> StoreError + '_ {
+    move |error| {
+        let code = match &error {
+            sqlx::Error::Database(database) => database.code().map(|code| code.into_owned()),
+            _ => None,
+        };
+        // SQLite's primary result codes (the low byte of an extended one): 13 SQLITE_FULL,
+        // 11 SQLITE_CORRUPT, 26 SQLITE_NOTADB, 10 SQLITE_IOERR.
+        match code
+            .and_then(|code| code.parse::<i32>().ok())
+            .map(|code| code & 0xff)
+        {
+            Some(13) => StoreError::Full(error.to_string()),
+            Some(11 | 26) => damaged(path, &error.to_string()),
+            Some(10) => StoreError::Unavailable(error.to_string()),
+            _ => match error {
+                sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+                    StoreError::Unavailable(error.to_string())
+                }
+                error => StoreError::Database(error),
+            },
+        }
+    }
+}
+
+/// The error for a damaged database file at `path`.
+fn damaged(path: &Path, detail: &str) -> StoreError {
+    StoreError::Damaged {
+        path: path.to_owned(),
+        detail: detail.to_owned(),
+    }
+}
+
+/// Milliseconds since the epoch of an RFC 3339 time (0 if it cannot be read: due at once).
+pub(super) fn millis(rfc3339: &str) -> i64 {
+    humantime::parse_rfc3339(rfc3339)
+        .ok()
+        .and_then(|time| time.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |since| {
+            i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
+        })
+}
+
+/// Milliseconds since the epoch, now.
+fn now_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| {
+            i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
+        })
+}
+
+/// When `record`'s callback is due, in milliseconds since the epoch.
+fn callback_due(record: &Record) -> Option<i64> {
+    record.callback_due().as_deref().map(millis)
+}
+
+/// Takes the exclusive lock of the store at `path`, or says who holds it.
+fn own(path: &Path) -> Result<File, StoreError> {
+    let lock_path = lock_path(path);
+    let open = |source| StoreError::OpenFile {
+        path: lock_path.clone(),
+        source,
+    };
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(open)?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::InUse { lock: lock_path }),
+        Err(std::fs::TryLockError::Error(error)) => Err(open(error)),
+    }
+}
+
+/// The lock file of the store at `path`.
+pub fn lock_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".lock");
+    PathBuf::from(name)
+}
+
+/// Refuses a file that exists but is not a whole SQLite database (truncated to less than its
+/// header, or not SQLite at all), and a write-ahead log whose database is gone: SQLite would
+/// take either for a new, empty database.
+fn check_file(path: &Path) -> Result<(), StoreError> {
+    use std::io::Read;
+    let mut head = Vec::with_capacity(MAGIC.len());
+    match File::open(path).and_then(|file| file.take(MAGIC.len() as u64).read_to_end(&mut head)) {
+        Ok(_) if head == MAGIC => Ok(()),
+        Ok(_) => Err(damaged(
+            path,
+            "the file does not begin with an SQLite header (truncated, or not a database)",
+        )),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            if wal_path(path).exists() {
+                return Err(damaged(
+                    path,
+                    "the database file is missing but its write-ahead log is there",
+                ));
+            }
+            Ok(())
+        }
+        Err(source) => Err(StoreError::OpenFile {
+            path: path.to_owned(),
+            source,
+        }),
+    }
+}
+
+/// The write-ahead log of the database at `path`.
+fn wal_path(path: &Path) -> PathBuf {
+    sibling(path, "-wal")
+}
+
+/// `path` with `suffix` added to its name.
+pub(crate) fn sibling(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+/// Removes the database at `path` and the files SQLite and the store keep beside it, those
+/// that are there.
+pub(crate) fn remove_database(path: &Path) -> Result<(), StoreError> {
+    for file in [
+        path.to_owned(),
+        sibling(path, "-wal"),
+        sibling(path, "-shm"),
+        lock_path(path),
+    ] {
+        match std::fs::remove_file(&file) {
+            Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
+                return Err(StoreError::OpenFile {
+                    path: file,
+                    source: error,
+                });
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Moves a closed database from `from` to `to`, durably, and removes what was left beside
+/// it. Refuses one whose log still holds changes (not closed: they would be lost).
+pub(crate) fn rename_database(from: &Path, to: &Path) -> Result<(), StoreError> {
+    let io = |source| StoreError::OpenFile {
+        path: to.to_owned(),
+        source,
+    };
+    let wal = wal_path(from);
+    if std::fs::metadata(&wal).is_ok_and(|log| log.len() > 0) {
+        return Err(StoreError::OpenFile {
+            path: wal,
+            source: std::io::Error::other("the database was not closed: its log holds changes"),
+        });
+    }
+    std::fs::rename(from, to).map_err(io)?;
+    if let Some(parent) = to.parent().filter(|parent| !parent.as_os_str().is_empty()) {
+        File::open(parent)
+            .and_then(|dir| dir.sync_all())
+            .map_err(io)?;
+    }
+    remove_database(from)
+}
+
+/// How every connection to the database at `path` is made: WAL, `synchronous=FULL`,
+/// foreign keys on; the file must exist.
+fn options(path: &Path) -> SqliteConnectOptions {
+    SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(false)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full)
+        .foreign_keys(true)
+        .busy_timeout(BUSY_TIMEOUT)
+}
+
+/// Creates the database at `path` whole: made and migrated under a temporary name, then
+/// renamed into place, so that a file at `path` always has its header and schema (and one
+/// that has not is damage, not a start cut short).
+async fn create(path: &Path) -> Result<(), StoreError> {
+    let fresh = sibling(path, ".new");
+    remove_database(&fresh)?;
+    let errors = map_error(path);
+    let mut connection =
+        sqlx::SqliteConnection::connect_with(&options(&fresh).create_if_missing(true))
+            .await
+            .map_err(&errors)?;
+    Migrator::new(Embedded(&MIGRATIONS))
+        .await?
+        .run(&mut connection)
+        .await?;
+    // The last connection to close checkpoints the log into the file and removes it.
+    connection.close().await.map_err(&errors)?;
+    rename_database(&fresh, path)?;
+    tracing::info!(path = %path.display(), "created the record store");
+    Ok(())
+}
+
+impl SqliteStore {
+    /// Opens (or creates) the store in the file at `path`: takes its lock, checks the file,
+    /// brings its schema up to date. Fails if another process holds it, or if the file is
+    /// damaged.
+    pub async fn open(path: &Path) -> Result<Self, StoreError> {
+        if let Some(parent) = path
+            .parent()
+            .filter(|parent| !parent.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(parent).map_err(|source| StoreError::OpenFile {
+                path: parent.to_owned(),
+                source,
+            })?;
+        }
+        let owner = own(path)?;
+        check_file(path)?;
+        if !path.exists() {
+            create(path).await?;
+        }
+        let options = options(path);
+        let errors = map_error(path);
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .acquire_timeout(BUSY_TIMEOUT)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(options.clone())
+            .await
+            .map_err(&errors)?;
+        let (problems,): (String,) = sqlx::query_as("PRAGMA quick_check(1)")
+            .fetch_one(&writer)
+            .await
+            .map_err(&errors)?;
+        if problems != "ok" {
+            return Err(damaged(path, &problems));
+        }
+        Migrator::new(Embedded(&MIGRATIONS))
+            .await?
+            .run(&writer)
+            .await?;
+        let readers = SqlitePoolOptions::new()
+            .max_connections(READERS)
+            .acquire_timeout(BUSY_TIMEOUT)
+            .connect_with(options.read_only(true))
+            .await
+            .map_err(&errors)?;
+        Ok(Self {
+            writer,
+            readers,
+            path: path.into(),
+            _owner: Arc::new(owner),
+        })
+    }
+
+    /// Closes the connections of every clone (the last one checkpoints the log into the
+    /// file and removes it); the lock goes with the last clone.
+    pub async fn close(&self) {
+        self.readers.close().await;
+        // Into the file now, rather than trusting the close to: the file is then whole alone.
+        if let Err(error) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&self.writer)
+            .await
+        {
+            tracing::warn!(%error, path = %self.path.display(), "cannot checkpoint the store's log");
+        }
+        self.writer.close().await;
+    }
+
+    fn errors(&self) -> impl Fn(sqlx::Error) -> StoreError + '_ {
+        map_error(&self.path)
+    }
+
+    /// Inserts a new record and its job in the outbox, in one transaction.
+    pub async fn insert(&self, record: &Record, job: &Job) -> Result<(), StoreError> {
+        self.import(record, Some(job)).await.map(drop)
+    }
+
+    /// Adds `record` (and `job` to the outbox) unless a record with its id exists, in one
+    /// transaction.
+    pub async fn import(&self, record: &Record, job: Option<&Job>) -> Result<bool, StoreError> {
+        let errors = self.errors();
+        let mut connection = self.writer.acquire().await.map_err(&errors)?;
+        let mut transaction = connection.begin().await.map_err(&errors)?;
+        let added = sqlx::query(SQL.insert_record)
+            .bind(record.media_id)
+            .bind(record.needs_work())
+            .bind(Json(record))
+            .bind(callback_due(record))
+            .execute(&mut *transaction)
+            .await
+            .map_err(&errors)?
+            .rows_affected()
+            == 1;
+        if let (true, Some(job)) = (added, job) {
+            sqlx::query(sql::INSERT_JOB)
+                .bind(job.media_id)
+                .bind(Json(job))
+                .execute(&mut *transaction)
+                .await
+                .map_err(&errors)?;
+        }
+        transaction.commit().await.map_err(&errors)?;
+        Ok(added)
+    }
+
+    /// Puts a job in the outbox (to be published again), unclaimed. A job whose record is gone
+    /// is not queued.
+    pub async fn enqueue(&self, job: &Job) -> Result<(), StoreError> {
+        sqlx::query(SQL.enqueue)
+            .bind(job.media_id)
+            .bind(Json(job))
+            .execute(&self.writer)
+            .await
+            .map_err(self.errors())?;
+        Ok(())
+    }
+
+    /// Claims up to `limit` unclaimed jobs for [`super::postgres::CLAIM`], oldest first.
+    pub async fn outbox(&self, limit: usize) -> Result<Vec<Job>, StoreError> {
+        let now = now_millis();
+        let until = now
+            .saturating_add(i64::try_from(super::postgres::CLAIM.as_millis()).unwrap_or(i64::MAX));
+        let mut claimed: Vec<(Uuid, Json<Job>)> = sqlx::query_as(SQL.claim_jobs)
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .bind(now)
+            .bind(until)
+            .fetch_all(&self.writer)
+            .await
+            .map_err(self.errors())?;
+        claimed.sort_by_key(|(media_id, _)| *media_id);
+        Ok(claimed.into_iter().map(|(_, Json(job))| job).collect())
+    }
+
+    /// Takes a job out of the outbox once the queue has it.
+    pub async fn published(&self, media_id: Uuid) -> Result<(), StoreError> {
+        sqlx::query(sql::DELETE_JOB)
+            .bind(media_id)
+            .execute(&self.writer)
+            .await
+            .map_err(self.errors())?;
+        Ok(())
+    }
+
+    /// The records `query` returns, reading with `pool`.
+    async fn records<'q>(
+        &self,
+        query: sqlx::query::QueryAs<'q, Sqlite, (Json<Record>,), sqlx::sqlite::SqliteArguments<'q>>,
+    ) -> Result<Vec<Record>, StoreError> {
+        let rows = query
+            .fetch_all(&self.readers)
+            .await
+            .map_err(self.errors())?;
+        Ok(rows.into_iter().map(|(Json(record),)| record).collect())
+    }
+
+    /// The record of `media_id`, if any.
+    pub async fn get(&self, media_id: Uuid) -> Result<Option<Record>, StoreError> {
+        let row: Option<(Json<Record>,)> = sqlx::query_as(sql::GET_RECORD)
+            .bind(media_id)
+            .fetch_optional(&self.readers)
+            .await
+            .map_err(self.errors())?;
+        Ok(row.map(|(Json(record),)| record))
+    }
+
+    /// Every record whose original is stored under the content id `original`.
+    pub async fn with_original(&self, original: Uuid) -> Result<Vec<Record>, StoreError> {
+        self.records(sqlx::query_as(SQL.with_original).bind(original.to_string()))
+            .await
+    }
+
+    /// Up to `limit` records with ids after `after`, in id order: a range scan of the key (or
+    /// of the tenant's index).
+    pub async fn list(
+        &self,
+        tenant: Option<&str>,
+        after: Option<Uuid>,
+        limit: usize,
+    ) -> Result<Vec<Record>, StoreError> {
+        let query = sqlx::query_as(match tenant {
+            None => SQL.list,
+            Some(_) => SQL.list_tenant,
+        });
+        self.records(
+            query
+                .bind(after)
+                .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+                .bind(tenant),
+        )
+        .await
+    }
+
+    /// The dashboard's view: counts by state and the waiting jobs computed in the database,
+    /// the latest failures and dead letters read.
+    pub async fn overview(&self, limit: usize) -> Result<super::Overview, StoreError> {
+        let errors = self.errors();
+        let counts: Vec<(Option<String>, i64)> = sqlx::query_as(sql::COUNT_BY_STATE)
+            .fetch_all(&self.readers)
+            .await
+            .map_err(&errors)?;
+        let (waiting, oldest_waiting): (i64, Option<String>) = sqlx::query_as(sql::WAITING)
+            .fetch_one(&self.readers)
+            .await
+            .map_err(&errors)?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let failures = self
+            .records(sqlx::query_as(sql::LATEST_FAILURES).bind(limit))
+            .await?;
+        let dead_letters = self
+            .records(sqlx::query_as(SQL.dead_letters).bind(limit))
+            .await?;
+        Ok(super::Overview::from_counts(
+            &counts,
+            waiting,
+            oldest_waiting,
+            failures,
+            dead_letters,
+        ))
+    }
+
+    /// Every record with work left ([`Record::needs_work`]), in id order.
+    pub async fn processing(&self) -> Result<Vec<Record>, StoreError> {
+        self.records(sqlx::query_as(sql::PROCESSING)).await
+    }
+
+    /// Applies `change` to the record of `media_id`, compare-and-swap on its version; with
+    /// `enqueue`, a changed record's [`Record::job`] goes to the outbox in the same
+    /// transaction.
+    pub async fn update(
+        &self,
+        media_id: Uuid,
+        mut change: impl FnMut(&mut Record) -> bool + Send,
+        enqueue: bool,
+    ) -> Result<Update, StoreError> {
+        let errors = self.errors();
+        loop {
+            let row: Option<(i64, Json<Record>)> = sqlx::query_as(sql::GET_VERSIONED)
+                .bind(media_id)
+                .fetch_optional(&self.readers)
+                .await
+                .map_err(&errors)?;
+            let Some((version, Json(mut record))) = row else {
+                return Ok(Update::Missing);
+            };
+            if !change(&mut record) {
+                return Ok(Update::Unchanged(record));
+            }
+            let mut connection = self.writer.acquire().await.map_err(&errors)?;
+            let mut transaction = connection.begin().await.map_err(&errors)?;
+            let written = sqlx::query(SQL.update_record)
+                .bind(media_id)
+                .bind(version)
+                .bind(Json(&record))
+                .bind(record.needs_work())
+                .bind(callback_due(&record))
+                .execute(&mut *transaction)
+                .await
+                .map_err(&errors)?;
+            if written.rows_affected() != 1 {
+                continue; // changed meanwhile: the transaction rolls back when dropped
+            }
+            if enqueue {
+                sqlx::query(SQL.enqueue_changed)
+                    .bind(media_id)
+                    .bind(Json(record.job()))
+                    .execute(&mut *transaction)
+                    .await
+                    .map_err(&errors)?;
+            }
+            transaction.commit().await.map_err(&errors)?;
+            return Ok(Update::Changed(record));
+        }
+    }
+
+    /// Claims up to `limit` records whose callback is due, each for `lease` (moving its due
+    /// time forward; a change to the record sets a new one).
+    pub async fn due_callbacks(
+        &self,
+        limit: usize,
+        lease: Duration,
+    ) -> Result<Vec<Record>, StoreError> {
+        let now = now_millis();
+        let until = now.saturating_add(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX));
+        let rows: Vec<(Json<Record>,)> = sqlx::query_as(SQL.claim_callbacks)
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .bind(now)
+            .bind(until)
+            .fetch_all(&self.writer)
+            .await
+            .map_err(self.errors())?;
+        Ok(rows.into_iter().map(|(Json(record),)| record).collect())
+    }
+
+    /// Removes the record of `media_id` and its outbox job; returns the record if it existed.
+    pub async fn remove(&self, media_id: Uuid) -> Result<Option<Record>, StoreError> {
+        let row: Option<(Json<Record>,)> = sqlx::query_as(sql::DELETE_RECORD)
+            .bind(media_id)
+            .fetch_optional(&self.writer)
+            .await
+            .map_err(self.errors())?;
+        Ok(row.map(|(Json(record),)| record))
+    }
+
+    /// Every commit has reached the disk already (`synchronous=FULL`): nothing to wait for.
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// Whether the database answers.
+    pub async fn check(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.readers)
+            .await
+            .map_err(self.errors())?;
+        Ok(())
+    }
+}
+
+/// Writes a consistent copy of the SQLite store at `file` to `target`, which must not exist:
+/// `VACUUM INTO` on a read-only connection of its own, so that it runs beside the gateway
+/// that owns the store (in WAL mode a reader neither waits for the writer nor holds it up),
+/// then the copy and its directory are fsynced. The copy is a whole database, without log:
+/// restoring it is putting it in the store's place while no gateway runs.
+pub async fn backup(file: &Path, target: &Path) -> Result<(), StoreError> {
+    check_file(file)?;
+    if !file.exists() {
+        return Err(StoreError::OpenFile {
+            path: file.to_owned(),
+            source: std::io::Error::from(std::io::ErrorKind::NotFound),
+        });
+    }
+    if target.exists() {
+        return Err(StoreError::Backup(format!(
+            "{} exists already: name a new file",
+            target.display()
+        )));
+    }
+    let name = target
+        .to_str()
+        .ok_or_else(|| StoreError::Backup(format!("{} is not a UTF-8 path", target.display())))?;
+    let errors = map_error(file);
+    let mut connection = sqlx::SqliteConnection::connect_with(&options(file).read_only(true))
+        .await
+        .map_err(&errors)?;
+    sqlx::query("VACUUM INTO $1")
+        .bind(name)
+        .execute(&mut connection)
+        .await
+        .map_err(|error| StoreError::Backup(error.to_string()))?;
+    connection.close().await.map_err(&errors)?;
+    let synced = File::open(target)
+        .and_then(|copy| copy.sync_all())
+        .and_then(|()| {
+            match target
+                .parent()
+                .filter(|parent| !parent.as_os_str().is_empty())
+            {
+                Some(parent) => File::open(parent).and_then(|dir| dir.sync_all()),
+                None => Ok(()),
+            }
+        });
+    synced.map_err(|error| StoreError::Backup(error.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use common::media::MediaType;
+    use common::record::NewUpload;
+
+    use super::*;
+
+    fn record() -> Record {
+        Record::new(NewUpload {
+            media_id: Uuid::now_v7(),
+            media_type: Some(MediaType::Png),
+            name: None,
+            size: 1,
+            md5: String::new(),
+            sha256: String::new(),
+            dimensions: None,
+            variants: vec![common::variant::Variant::default_for(
+                &common::config::ThumbnailConfig::default(),
+            )],
+            callback_url: None,
+        })
+    }
+
+    /// A store at `path` holding `count` records, closed; their ids.
+    async fn filled(path: &Path, count: usize) -> Vec<Uuid> {
+        let store = SqliteStore::open(path).await.unwrap();
+        let mut ids = Vec::new();
+        for _ in 0..count {
+            let record = record();
+            store.insert(&record, &record.job()).await.unwrap();
+            ids.push(record.media_id);
+        }
+        store.close().await;
+        ids
+    }
+
+    /// The error opening the store at `path`, which must be refused as damaged and say how
+    /// to recover.
+    async fn refused_as_damaged(path: &Path) -> String {
+        let error = SqliteStore::open(path).await.unwrap_err();
+        assert!(matches!(error, StoreError::Damaged { .. }), "{error}");
+        let message = error.to_string();
+        assert!(message.contains(&path.display().to_string()), "{message}");
+        assert!(message.contains(".recover"), "{message}");
+        assert!(message.contains("gateway backup"), "{message}");
+        message
+    }
+
+    #[tokio::test]
+    async fn a_second_owner_is_refused_and_told_which_lock_holds_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("records.sqlite3");
+        let first = SqliteStore::open(&path).await.unwrap();
+        let error = SqliteStore::open(&path).await.unwrap_err();
+        assert!(matches!(error, StoreError::InUse { .. }), "{error}");
+        let lock = lock_path(&path).display().to_string();
+        assert!(error.to_string().contains(&lock), "{error}");
+        assert!(error.to_string().contains("PostgreSQL"), "{error}");
+        // The lock goes with its owner.
+        first.close().await;
+        SqliteStore::open(&path).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_store_reopened_has_every_record_and_job() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("records.sqlite3");
+        let ids = filled(&path, 20).await;
+        let store = SqliteStore::open(&path).await.unwrap();
+        for id in &ids {
+            assert!(store.get(*id).await.unwrap().is_some());
+        }
+        assert_eq!(store.outbox(100).await.unwrap().len(), ids.len());
+    }
+
+    #[tokio::test]
+    async fn a_truncated_or_damaged_file_is_refused_never_emptied() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("records.sqlite3");
+        filled(&path, 300).await;
+        let whole = std::fs::read(&path).unwrap();
+        assert!(whole.len() > 16 * 4096, "{}", whole.len());
+
+        // Cut in half.
+        std::fs::write(&path, &whole[..whole.len() / 2]).unwrap();
+        refused_as_damaged(&path).await;
+        // Emptied.
+        std::fs::write(&path, b"").unwrap();
+        refused_as_damaged(&path).await;
+        // A page of a table overwritten.
+        let mut scribbled = whole.clone();
+        let page = 4096 * 8;
+        scribbled[page..page + 4096].fill(0xa5);
+        std::fs::write(&path, &scribbled).unwrap();
+        refused_as_damaged(&path).await;
+        // Not a database at all.
+        std::fs::write(&path, b"hello, this is a text file that is long enough for a header....................................................").unwrap();
+        refused_as_damaged(&path).await;
+        // The database gone, its log left.
+        std::fs::remove_file(&path).unwrap();
+        std::fs::write(wal_path(&path), b"WAL").unwrap();
+        refused_as_damaged(&path).await;
+
+        // Put back whole, it opens with every record.
+        std::fs::remove_file(wal_path(&path)).unwrap();
+        std::fs::write(&path, &whole).unwrap();
+        let store = SqliteStore::open(&path).await.unwrap();
+        assert_eq!(store.list(None, None, 1000).await.unwrap().len(), 300);
+    }
+
+    #[tokio::test]
+    async fn a_backup_made_while_the_store_is_written_restores_every_record_it_had() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("records.sqlite3");
+        let store = SqliteStore::open(&path).await.unwrap();
+        let mut before = Vec::new();
+        for _ in 0..50 {
+            let record = record();
+            store.insert(&record, &record.job()).await.unwrap();
+            before.push(record.media_id);
+        }
+        // Writes go on while the copy is made.
+        let writer = {
+            let store = store.clone();
+            tokio::spawn(async move {
+                for _ in 0..200 {
+                    let record = record();
+                    store.insert(&record, &record.job()).await.unwrap();
+                }
+            })
+        };
+        let copy = dir.path().join("backup.sqlite3");
+        backup(&path, &copy).await.unwrap();
+        writer.await.unwrap();
+        // Not over an existing file.
+        let again = backup(&path, &copy).await.unwrap_err();
+        assert!(again.to_string().contains("exists already"), "{again}");
+        store.close().await;
+
+        // Restored in place of the store, it has every record it had when made.
+        remove_database(&path).unwrap();
+        std::fs::copy(&copy, &path).unwrap();
+        let restored = SqliteStore::open(&path).await.unwrap();
+        for id in &before {
+            assert!(restored.get(*id).await.unwrap().is_some());
+        }
+        let count = restored.list(None, None, 1000).await.unwrap().len();
+        assert!((50..=250).contains(&count), "{count}");
+        assert_eq!(restored.outbox(1000).await.unwrap().len(), count);
+    }
+}
