@@ -7,6 +7,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use hyper::Method;
 use sha2::{Digest, Sha256};
+use support::disk::{Tmpfs, run_gateway_to_exit};
 use support::{Gateway, fixture};
 
 #[tokio::test]
@@ -89,35 +90,6 @@ async fn with_api_keys_every_endpoint_but_healthz_and_the_contract_needs_one() {
             )
             .await;
         assert_eq!(record.status, 200);
-    }
-}
-
-/// A tmpfs of `size` mounted on a temporary directory, unmounted when dropped.
-struct Tmpfs {
-    dir: tempfile::TempDir,
-}
-
-impl Tmpfs {
-    fn mount(size: &str) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let status = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir.path())
-            .status()
-            .expect("mount");
-        assert!(
-            status.success(),
-            "mounting a tmpfs needs root (CI runs as root)"
-        );
-        Self { dir }
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount")
-            .arg(self.dir.path())
-            .status();
     }
 }
 
@@ -236,34 +208,6 @@ async fn a_client_over_its_upload_rate_is_told_when_to_retry() {
     assert_eq!(gateway.upload("image/png", &small).await.status, 202);
 }
 
-/// Runs the gateway binary with `env` until it exits (it must, within 10 s); returns its exit
-/// status and what it logged.
-fn run_gateway_to_exit(env: &[(&str, &str)]) -> (std::process::ExitStatus, String) {
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_gateway"));
-    command
-        .env_remove("THUMBNAILIFY_QUEUE_URL")
-        .env("RUST_LOG", "info")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped());
-    for (name, value) in env {
-        command.env(name, value);
-    }
-    let mut child = command.spawn().unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while child.try_wait().unwrap().is_none() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the gateway kept running"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    let output = child.wait_with_output().unwrap();
-    (
-        output.status,
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
-
 #[tokio::test]
 async fn a_second_gateway_on_the_same_data_directory_is_told_why_not() {
     let dir = tempfile::tempdir().unwrap();
@@ -274,10 +218,9 @@ async fn a_second_gateway_on_the_same_data_directory_is_told_why_not() {
         ("THUMBNAILIFY_DATA_DIR", data.to_str().unwrap()),
     ]);
     assert!(!status.success());
-    assert!(
-        log.contains("another gateway process is using this data directory"),
-        "{log}"
-    );
+    assert!(log.contains("in use by another gateway"), "{log}");
+    let lock = data.join("records.sqlite3.lock");
+    assert!(log.contains(lock.to_str().unwrap()), "{log}");
 }
 
 #[test]

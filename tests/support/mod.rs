@@ -3,6 +3,7 @@
 
 #![allow(dead_code)] // Each test binary uses its own part of this module.
 
+pub mod disk;
 pub mod form;
 
 use std::path::{Path, PathBuf};

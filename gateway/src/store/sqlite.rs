@@ -30,6 +30,7 @@ use std::time::Duration;
 use common::message::Job;
 use common::record::Record;
 use sqlx::migrate::Migrator;
+use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
@@ -344,6 +345,27 @@ impl SqliteStore {
         map_error(&self.path)
     }
 
+    /// The writer connection, waiting for the call before this one to give it back.
+    async fn writer(&self) -> Result<PoolConnection<Sqlite>, StoreError> {
+        self.writer.acquire().await.map_err(self.errors())
+    }
+
+    /// The outcome of a write on `connection`. After a failure the connection is closed, not
+    /// given back: a COMMIT that failed (a full disk) may have ended SQLite's transaction
+    /// while sqlx still counts it open, and the next transaction on that connection would
+    /// then never commit. A new connection starts clean, and SQLite rolls back what the
+    /// closed one left.
+    fn settle<T>(
+        &self,
+        mut connection: PoolConnection<Sqlite>,
+        outcome: Result<T, sqlx::Error>,
+    ) -> Result<T, StoreError> {
+        if outcome.is_err() {
+            connection.close_on_drop();
+        }
+        outcome.map_err(self.errors())
+    }
+
     /// Inserts a new record and its job in the outbox, in one transaction.
     pub async fn insert(&self, record: &Record, job: &Job) -> Result<(), StoreError> {
         self.import(record, Some(job)).await.map(drop)
@@ -352,41 +374,42 @@ impl SqliteStore {
     /// Adds `record` (and `job` to the outbox) unless a record with its id exists, in one
     /// transaction.
     pub async fn import(&self, record: &Record, job: Option<&Job>) -> Result<bool, StoreError> {
-        let errors = self.errors();
-        let mut connection = self.writer.acquire().await.map_err(&errors)?;
-        let mut transaction = connection.begin().await.map_err(&errors)?;
-        let added = sqlx::query(SQL.insert_record)
-            .bind(record.media_id)
-            .bind(record.needs_work())
-            .bind(Json(record))
-            .bind(callback_due(record))
-            .execute(&mut *transaction)
-            .await
-            .map_err(&errors)?
-            .rows_affected()
-            == 1;
-        if let (true, Some(job)) = (added, job) {
-            sqlx::query(sql::INSERT_JOB)
-                .bind(job.media_id)
-                .bind(Json(job))
+        let mut connection = self.writer().await?;
+        let outcome = async {
+            let mut transaction = connection.begin().await?;
+            let added = sqlx::query(SQL.insert_record)
+                .bind(record.media_id)
+                .bind(record.needs_work())
+                .bind(Json(record))
+                .bind(callback_due(record))
                 .execute(&mut *transaction)
-                .await
-                .map_err(&errors)?;
+                .await?
+                .rows_affected()
+                == 1;
+            if let (true, Some(job)) = (added, job) {
+                sqlx::query(sql::INSERT_JOB)
+                    .bind(job.media_id)
+                    .bind(Json(job))
+                    .execute(&mut *transaction)
+                    .await?;
+            }
+            transaction.commit().await?;
+            Ok(added)
         }
-        transaction.commit().await.map_err(&errors)?;
-        Ok(added)
+        .await;
+        self.settle(connection, outcome)
     }
 
     /// Puts a job in the outbox (to be published again), unclaimed. A job whose record is gone
     /// is not queued.
     pub async fn enqueue(&self, job: &Job) -> Result<(), StoreError> {
-        sqlx::query(SQL.enqueue)
+        let mut connection = self.writer().await?;
+        let outcome = sqlx::query(SQL.enqueue)
             .bind(job.media_id)
             .bind(Json(job))
-            .execute(&self.writer)
-            .await
-            .map_err(self.errors())?;
-        Ok(())
+            .execute(&mut *connection)
+            .await;
+        self.settle(connection, outcome).map(drop)
     }
 
     /// Claims up to `limit` unclaimed jobs for [`super::postgres::CLAIM`], oldest first.
@@ -394,25 +417,26 @@ impl SqliteStore {
         let now = now_millis();
         let until = now
             .saturating_add(i64::try_from(super::postgres::CLAIM.as_millis()).unwrap_or(i64::MAX));
-        let mut claimed: Vec<(Uuid, Json<Job>)> = sqlx::query_as(SQL.claim_jobs)
+        let mut connection = self.writer().await?;
+        let outcome = sqlx::query_as(SQL.claim_jobs)
             .bind(i64::try_from(limit).unwrap_or(i64::MAX))
             .bind(now)
             .bind(until)
-            .fetch_all(&self.writer)
-            .await
-            .map_err(self.errors())?;
+            .fetch_all(&mut *connection)
+            .await;
+        let mut claimed: Vec<(Uuid, Json<Job>)> = self.settle(connection, outcome)?;
         claimed.sort_by_key(|(media_id, _)| *media_id);
         Ok(claimed.into_iter().map(|(_, Json(job))| job).collect())
     }
 
     /// Takes a job out of the outbox once the queue has it.
     pub async fn published(&self, media_id: Uuid) -> Result<(), StoreError> {
-        sqlx::query(sql::DELETE_JOB)
+        let mut connection = self.writer().await?;
+        let outcome = sqlx::query(sql::DELETE_JOB)
             .bind(media_id)
-            .execute(&self.writer)
-            .await
-            .map_err(self.errors())?;
-        Ok(())
+            .execute(&mut *connection)
+            .await;
+        self.settle(connection, outcome).map(drop)
     }
 
     /// The records `query` returns, reading with `pool`.
@@ -519,30 +543,36 @@ impl SqliteStore {
             if !change(&mut record) {
                 return Ok(Update::Unchanged(record));
             }
-            let mut connection = self.writer.acquire().await.map_err(&errors)?;
-            let mut transaction = connection.begin().await.map_err(&errors)?;
-            let written = sqlx::query(SQL.update_record)
-                .bind(media_id)
-                .bind(version)
-                .bind(Json(&record))
-                .bind(record.needs_work())
-                .bind(callback_due(&record))
-                .execute(&mut *transaction)
-                .await
-                .map_err(&errors)?;
-            if written.rows_affected() != 1 {
-                continue; // changed meanwhile: the transaction rolls back when dropped
-            }
-            if enqueue {
-                sqlx::query(SQL.enqueue_changed)
+            let mut connection = self.writer().await?;
+            let outcome = async {
+                let mut transaction = connection.begin().await?;
+                let written = sqlx::query(SQL.update_record)
                     .bind(media_id)
-                    .bind(Json(record.job()))
+                    .bind(version)
+                    .bind(Json(&record))
+                    .bind(record.needs_work())
+                    .bind(callback_due(&record))
                     .execute(&mut *transaction)
-                    .await
-                    .map_err(&errors)?;
+                    .await?;
+                if written.rows_affected() != 1 {
+                    // Changed meanwhile: read again.
+                    transaction.rollback().await?;
+                    return Ok(false);
+                }
+                if enqueue {
+                    sqlx::query(SQL.enqueue_changed)
+                        .bind(media_id)
+                        .bind(Json(record.job()))
+                        .execute(&mut *transaction)
+                        .await?;
+                }
+                transaction.commit().await?;
+                Ok(true)
             }
-            transaction.commit().await.map_err(&errors)?;
-            return Ok(Update::Changed(record));
+            .await;
+            if self.settle(connection, outcome)? {
+                return Ok(Update::Changed(record));
+            }
         }
     }
 
@@ -555,23 +585,25 @@ impl SqliteStore {
     ) -> Result<Vec<Record>, StoreError> {
         let now = now_millis();
         let until = now.saturating_add(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX));
-        let rows: Vec<(Json<Record>,)> = sqlx::query_as(SQL.claim_callbacks)
+        let mut connection = self.writer().await?;
+        let outcome = sqlx::query_as(SQL.claim_callbacks)
             .bind(i64::try_from(limit).unwrap_or(i64::MAX))
             .bind(now)
             .bind(until)
-            .fetch_all(&self.writer)
-            .await
-            .map_err(self.errors())?;
+            .fetch_all(&mut *connection)
+            .await;
+        let rows: Vec<(Json<Record>,)> = self.settle(connection, outcome)?;
         Ok(rows.into_iter().map(|(Json(record),)| record).collect())
     }
 
     /// Removes the record of `media_id` and its outbox job; returns the record if it existed.
     pub async fn remove(&self, media_id: Uuid) -> Result<Option<Record>, StoreError> {
-        let row: Option<(Json<Record>,)> = sqlx::query_as(sql::DELETE_RECORD)
+        let mut connection = self.writer().await?;
+        let outcome = sqlx::query_as(sql::DELETE_RECORD)
             .bind(media_id)
-            .fetch_optional(&self.writer)
-            .await
-            .map_err(self.errors())?;
+            .fetch_optional(&mut *connection)
+            .await;
+        let row: Option<(Json<Record>,)> = self.settle(connection, outcome)?;
         Ok(row.map(|(Json(record),)| record))
     }
 
@@ -696,6 +728,7 @@ mod tests {
         assert!(error.to_string().contains("PostgreSQL"), "{error}");
         // The lock goes with its owner.
         first.close().await;
+        drop(first);
         SqliteStore::open(&path).await.unwrap();
     }
 
@@ -774,6 +807,7 @@ mod tests {
         let again = backup(&path, &copy).await.unwrap_err();
         assert!(again.to_string().contains("exists already"), "{again}");
         store.close().await;
+        drop(store);
 
         // Restored in place of the store, it has every record it had when made.
         remove_database(&path).unwrap();
