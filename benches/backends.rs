@@ -176,7 +176,6 @@ async fn main() {
             Box::new(Box::pin(async move {
                 let (record, job) = record();
                 store.insert(&record, &job).await.unwrap();
-                store.flush().await.unwrap();
             }))
         })
         .await;

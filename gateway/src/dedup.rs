@@ -99,9 +99,6 @@ pub async fn requeue_waiters(
             requeued += 1;
         }
     }
-    if requeued > 0 {
-        store.flush().await?;
-    }
     Ok(requeued)
 }
 

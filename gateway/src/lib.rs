@@ -169,7 +169,6 @@ pub async fn serve(
     let deliveries = callbacks::Wake::default();
     let processing =
         recovery::requeue(&store, queue.is_durable(), &config.recovery, &metrics).await?;
-    store.flush().await?;
 
     let results = Results {
         store: store.clone(),
@@ -303,7 +302,6 @@ pub async fn serve(
     if let Some(dead_task) = dead_task {
         log_task_end("dead-letter consumer", dead_task).await;
     }
-    store.flush().await?;
     store.close().await;
     tracing::info!("stopped");
     Ok(())

@@ -170,7 +170,6 @@ async fn copy_records(
             "progress"
         );
     }
-    target.flush().await?;
     Ok(report)
 }
 

@@ -50,7 +50,7 @@ pub struct Results {
     pub deliveries: Wake,
 }
 
-/// How many results are applied at once (their flushes share fsyncs).
+/// How many results are applied at once.
 const CONCURRENCY: usize = 64;
 
 impl Results {
@@ -117,7 +117,6 @@ impl Results {
             .update(media_id, |record| record.give_up(code, message))
             .await?;
         if let Update::Changed(record) = update {
-            self.store.flush().await?;
             self.announce(&record, "error").await;
         }
         Ok(())
@@ -148,8 +147,9 @@ impl Results {
         };
         match &result.outcome {
             Outcome::Started => {
-                let update = self
-                    .store
+                // Committed, so that after a crash the start-up recovery knows this job was
+                // in flight (and may be what crashed the process).
+                self.store
                     .update(media_id, |record| {
                         let take =
                             record.state == State::Processing && record.service == Service::Gateway;
@@ -162,11 +162,6 @@ impl Results {
                         take
                     })
                     .await?;
-                // Durable, so that after a crash the start-up recovery knows this job was in
-                // flight (and may be what crashed the process).
-                if let Update::Changed(_) = update {
-                    self.store.flush().await?;
-                }
             }
             Outcome::Completed {
                 width,
@@ -223,7 +218,7 @@ impl Results {
                     Update::Changed(record) if became_final => {
                         self.settle(&record, "completed").await?
                     }
-                    Update::Changed(_) => self.store.flush().await?,
+                    Update::Changed(_) => {}
                     Update::Unchanged(record) => {
                         // Made again after the record took them (a job run twice), or for a
                         // record that failed meanwhile: what it does not need is an orphan.
@@ -266,7 +261,7 @@ impl Results {
                     Update::Changed(record) if became_final => {
                         self.settle(&record, "error").await?
                     }
-                    Update::Changed(_) => self.store.flush().await?,
+                    Update::Changed(_) => {}
                     Update::Missing | Update::Unchanged(_) => {
                         self.metrics.results_discarded.inc();
                     }
@@ -284,11 +279,10 @@ impl Results {
         }
     }
 
-    /// After a record became final: flush, wake its waiters and the callback deliverer,
+    /// After a record became final (and committed): wake its waiters and the callback deliverer,
     /// count, complete the uploads waiting for it, and drop the raw file unless kept (a
     /// shared original only once no record needs it).
     async fn settle(&self, record: &Record, state: &'static str) -> Result<(), StoreError> {
-        self.store.flush().await?;
         self.announce(record, state).await;
         let Some(original) = record.original else {
             if !self.config.keep_raw {
@@ -369,7 +363,6 @@ impl Results {
                 })
                 .await?;
             if let Update::Changed(updated) = update {
-                self.store.flush().await?;
                 let state = if completed { "completed" } else { "error" };
                 self.announce(&updated, state).await;
             }

@@ -144,7 +144,6 @@ impl Sweeper {
                 if updated.needs_work() {
                     self.store.enqueue(&updated.job()).await?;
                 }
-                self.store.flush().await?;
                 if !record.is_final() && updated.state == State::Error {
                     tracing::error!(%media_id, "a job never finished; recorded as failed");
                     self.metrics.jobs_processing.dec();

@@ -290,7 +290,6 @@ impl Deliverer {
                 .get_or_create(&Delivery { outcome })
                 .inc();
             tracing::debug!(%media_id, outcome, attempts = callback.attempts, "callback attempt");
-            self.store.flush().await?;
         }
         Ok(())
     }

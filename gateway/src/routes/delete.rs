@@ -86,7 +86,6 @@ async fn remove_and_requeue(
         .remove(id)
         .await?
         .ok_or(ApiError::NotFound(id))?;
-    state.store.flush().await?;
     if let Some(original) = original {
         match dedup::requeue_waiters(&state.store, original, id).await {
             Ok(0) => {}

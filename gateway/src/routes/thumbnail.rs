@@ -363,7 +363,6 @@ async fn make_on_demand(
     match update {
         Update::Missing => Err(ApiError::NotFound(id)),
         Update::Changed(record) => {
-            state.store.flush().await?;
             state.outbox.wake();
             let entry = record.thumbnails.last().expect("the variant just added");
             tracing::debug!(media_id = %id, variant = %entry.name, "variant asked for on demand");

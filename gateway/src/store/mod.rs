@@ -14,9 +14,9 @@
 //! imported into SQLite when the store opens ([`crate::migrate::import_sled`]).
 //!
 //! The contract both keep, which the rest of the gateway relies on:
-//! - [`Store::insert`] writes a record and its outbox job atomically, and both have reached
-//!   the disk when it returns (each call commits; [`Store::flush`] has nothing left to do
-//!   and stays for callers that make several writes durable at once).
+//! - Every write has reached the disk when it returns (each call commits: SQLite with
+//!   `synchronous=FULL`, PostgreSQL by its own WAL); [`Store::insert`] writes a record and
+//!   its outbox job atomically.
 //! - [`Store::update`] is compare-and-swap: the change is applied to the record as stored,
 //!   and again if another writer changed it meanwhile, so racing results, sweeps and DELETEs
 //!   never lose a change or resurrect a record.
@@ -395,11 +395,6 @@ impl Store {
             Store::Sqlite(_) => Ok(()),
             Store::Postgres(store) => store.announce_final(media_id).await,
         }
-    }
-
-    /// Waits until every change made before the call survives a crash.
-    pub async fn flush(&self) -> Result<(), StoreError> {
-        on_store!(self, store => store.flush().await)
     }
 
     /// Closes the store's connections, for every clone: at shutdown, once nothing writes.

@@ -8,7 +8,7 @@
 //! migrated at start by sqlx's migrator, under its advisory lock, so gateways starting at once
 //! migrate once.
 //!
-//! - Every call commits before it returns: [`PostgresStore::flush`] has nothing to wait for.
+//! - Every call commits before it returns.
 //! - [`PostgresStore::update`] reads the record and its version, applies the change, and
 //!   writes it only if the version is still the one read (`UPDATE … WHERE version = $n`);
 //!   otherwise it reads again.
@@ -435,11 +435,6 @@ impl PostgresStore {
     /// Closes the pool's connections, of every clone.
     pub async fn close(&self) {
         self.pool.close().await;
-    }
-
-    /// Every call has committed already: nothing to wait for.
-    pub async fn flush(&self) -> Result<(), StoreError> {
-        Ok(())
     }
 
     /// Whether the database answers.

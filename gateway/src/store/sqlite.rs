@@ -8,10 +8,10 @@
 //!
 //! Durability: the database runs in WAL mode with `synchronous=FULL`, so every commit has
 //! reached the disk (the WAL fsynced) before the call returns: a record answered 202 survives
-//! SIGKILL of the process and loss of power, and [`SqliteStore::flush`] has nothing to wait
-//! for. One writer connection takes the writes in turn (SQLite allows one writer at a time;
-//! queueing them here, not in SQLite's sleeping busy handler, keeps their latency even) while
-//! readers use a pool of their own and never wait for it.
+//! SIGKILL of the process and loss of power. One writer connection takes the writes in turn
+//! (SQLite allows one writer at a time; queueing them here, not in SQLite's sleeping busy
+//! handler, keeps their latency even) while readers use a pool of their own and never wait
+//! for it.
 //!
 //! Ownership: the store holds an exclusive lock on `<file>.lock` for its lifetime (released
 //! by the kernel if the process dies). A second gateway pointed at the same file is refused
@@ -605,11 +605,6 @@ impl SqliteStore {
             .await;
         let row: Option<(Json<Record>,)> = self.settle(connection, outcome)?;
         Ok(row.map(|(Json(record),)| record))
-    }
-
-    /// Every commit has reached the disk already (`synchronous=FULL`): nothing to wait for.
-    pub async fn flush(&self) -> Result<(), StoreError> {
-        Ok(())
     }
 
     /// Whether the database answers.

@@ -64,7 +64,7 @@ async fn stores() -> (tempfile::TempDir, Vec<Store>) {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn concurrent_inserts_and_flushes_all_complete() {
+async fn concurrent_inserts_all_complete() {
     let (_dir, stores) = stores().await;
     for store in stores {
         let tasks: Vec<_> = (0..200)
@@ -72,8 +72,7 @@ async fn concurrent_inserts_and_flushes_all_complete() {
                 let store = store.clone();
                 tokio::spawn(async move {
                     let record = record();
-                    store.insert(&record, &job(&record)).await.unwrap();
-                    store.flush().await
+                    store.insert(&record, &job(&record)).await
                 })
             })
             .collect();
@@ -106,7 +105,6 @@ async fn a_tenant_lists_its_own_records_only() {
         for record in &records {
             store.insert(record, &job(record)).await.unwrap();
         }
-        store.flush().await.unwrap();
         let acme: Vec<Record> = records
             .iter()
             .filter(|r| r.tenant.as_deref() == Some("acme"))
@@ -141,7 +139,6 @@ async fn records_list_in_order_update_atomically_and_leave_with_their_jobs() {
         for record in records.iter().rev() {
             store.insert(record, &job(record)).await.unwrap();
         }
-        store.flush().await.unwrap();
         assert_eq!(store.list(None, None, 10).await.unwrap(), records, "{kind}");
         let page = store
             .list(None, Some(records[1].media_id), 2)

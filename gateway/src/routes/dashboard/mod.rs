@@ -127,7 +127,6 @@ pub async fn retry(
     let update = state.store.update_and_enqueue(id, Record::retry).await?;
     match update {
         Update::Changed(record) => {
-            state.store.flush().await?;
             state.metrics.jobs_processing.inc();
             state.outbox.wake();
             tracing::info!(media_id = %id, "a dead letter was queued again");
@@ -167,7 +166,6 @@ pub async fn discard(
         Update::Unchanged(_) => return Err(ApiError::NotADeadLetter(id)),
         Update::Missing => return Err(ApiError::NotFound(id)),
     };
-    state.store.flush().await?;
     if !state.config.keep_raw {
         match record.original {
             Some(original) => {

@@ -77,7 +77,6 @@ async fn commit_shared(state: &AppState, mut record: Record, raw: Raw) -> Result
             Some(format!("completed from {canonical_id}")),
         ));
         state.store.import(&record, None).await?;
-        state.store.flush().await?;
         state.metrics.finished(&record, "completed");
         state.deliveries.wake();
     } else {
@@ -92,7 +91,6 @@ async fn commit_shared(state: &AppState, mut record: Record, raw: Raw) -> Result
             Some(format!("waiting for {canonical_id}")),
         ));
         state.store.import(&record, None).await?;
-        state.store.flush().await?;
         state.metrics.jobs_processing.inc();
     }
     state.metrics.uploads_deduplicated.inc();
@@ -128,7 +126,6 @@ async fn commit_alone(state: &AppState, record: Record, raw: Raw) -> Result<Reco
         }
         return Err(error.into());
     }
-    state.store.flush().await?;
     state.metrics.jobs_processing.inc();
     state.outbox.wake();
     tracing::debug!(
