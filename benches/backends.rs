@@ -163,7 +163,7 @@ async fn main() {
     .unwrap();
     for (what, store) in [
         (
-            "record + outbox job, SQLite (one committed transaction, WAL, synchronous=FULL)",
+            "record + outbox job, SQLite (one committed transaction, group-committed log fsync)",
             sqlite,
         ),
         (

@@ -9,7 +9,8 @@ Usage: service.py CORPUS_DIR SECONDS USERS RESULTS_DIR  (scripts/bench calls it)
    fresh data directory and runs `locustfile.py` headless: USERS users for SECONDS, each
    looping upload (base64 of a corpus photo) → poll until final → fetch thumbnail → delete.
    Locust's CSV files are kept in RESULTS_DIR/<set-up>_*.csv. THUMBNAILIFY_BENCH_SETUPS
-   (comma-separated labels) runs only those set-ups, and skips the references and memory.
+   (comma-separated labels) runs only those set-ups, and skips the references and memory;
+   THUMBNAILIFY_BENCH_GATEWAY names another gateway binary (an earlier release, to compare).
 2. The references: the same corpus files, round after round for about SECONDS, through
    `vipsthumbnail --export-profile srgb` (one process per file list, VIPS_CONCURRENCY=1) and
    through Pillow's `Image.thumbnail` with ImageCms's conversion to sRGB when the file has a
@@ -51,6 +52,7 @@ CORPUS, SECONDS, USERS, RESULTS = (
 )
 PORT = 18080
 RELEASE = ROOT / "target" / "release"
+GATEWAY = pathlib.Path(os.environ.get("THUMBNAILIFY_BENCH_GATEWAY", RELEASE / "gateway"))
 # The formats Locust uploads (locustfile.py's MEDIA_TYPES), so that the references thumbnail
 # the same files: not the corpus's JPEG XL, HEIC and AVIF, which Pillow cannot all read.
 MIX = {".jpg", ".png", ".gif", ".webp", ".tiff", ".bmp"}
@@ -136,7 +138,7 @@ def run_fleet(label):
     try:
         for port in ports:
             gateway = subprocess.Popen(
-                [RELEASE / "gateway"], env=dict(env, THUMBNAILIFY_LISTEN=f"127.0.0.1:{port}"), cwd=cwd
+                [GATEWAY], env=dict(env, THUMBNAILIFY_LISTEN=f"127.0.0.1:{port}"), cwd=cwd
             )
             processes.append(gateway)
             wait_healthy(f"http://127.0.0.1:{port}", gateway)
@@ -179,7 +181,7 @@ def run_ours(label, workers):
         rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
         env["THUMBNAILIFY_QUEUE_URL"] = f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
     write_bench_config(data)
-    processes = [subprocess.Popen([RELEASE / "gateway"], env=env, cwd=data)]
+    processes = [subprocess.Popen([GATEWAY], env=env, cwd=data)]
     url = f"http://127.0.0.1:{PORT}"
     try:
         wait_healthy(url, processes[0])
@@ -291,7 +293,7 @@ def run_memory():
     data = tempfile.mkdtemp(prefix="thumbnailify-mem-")
     vhost = fresh_vhost()
     env = gateway_env(PORT, data, vhost)
-    gateway = subprocess.Popen([RELEASE / "gateway"], env=env, cwd=data)
+    gateway = subprocess.Popen([GATEWAY], env=env, cwd=data)
     worker = None
     try:
         wait_healthy(f"http://127.0.0.1:{PORT}", gateway)

@@ -22,7 +22,7 @@ STAGES = [
     ("BMP and other decode", r"worker::decode|image::"),
     ("hashing (MD5, SHA-256)", r"md5::|sha2::"),
     ("base64", r"base64::"),
-    ("records (sled, serde_json)", r"sled::|serde_json|serde::|crossbeam_epoch"),
+    ("records (SQLite, sqlx, serde_json)", r"sqlite3|sqlx|serde_json|serde::"),
     ("HTTP (hyper, axum, tokio)", r"hyper|axum|httparse|http::|tokio::|mio::|tower"),
     ("copying and zeroing (memcpy, memset)", r"memmove|memcpy|memset|__memcmp"),
     ("allocator (malloc, free)", r"malloc|free|_int_|realloc|calloc|sysmalloc|tcache"),

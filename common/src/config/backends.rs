@@ -156,3 +156,42 @@ impl Default for QueueConfig {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    fn location(url: Option<&str>) -> Option<StoreLocation<'static>> {
+        let config = StoreConfig {
+            url: url.map(str::to_owned),
+            ..StoreConfig::default()
+        };
+        // Leaked so that the borrowed location outlives the configuration, in a test.
+        Box::leak(Box::new(config)).location()
+    }
+
+    #[test]
+    fn the_store_url_names_sqlite_or_postgres() {
+        assert_eq!(location(None), Some(StoreLocation::DataDir));
+        assert_eq!(location(Some("")), Some(StoreLocation::DataDir));
+        assert_eq!(
+            location(Some("sqlite:///var/lib/thumbs/records.sqlite3")),
+            Some(StoreLocation::Sqlite(Path::new(
+                "/var/lib/thumbs/records.sqlite3"
+            )))
+        );
+        assert_eq!(
+            location(Some("sqlite://relative/records.sqlite3")),
+            Some(StoreLocation::Sqlite(Path::new("relative/records.sqlite3")))
+        );
+        assert_eq!(
+            location(Some("postgresql://db/thumbs")),
+            Some(StoreLocation::Postgres("postgresql://db/thumbs"))
+        );
+        for refused in ["sqlite://", "mysql://db/x", "/var/lib/records.sqlite3"] {
+            assert_eq!(location(Some(refused)), None, "{refused}");
+        }
+    }
+}

@@ -14,9 +14,9 @@
 //! imported into SQLite when the store opens ([`crate::migrate::import_sled`]).
 //!
 //! The contract both keep, which the rest of the gateway relies on:
-//! - Every write has reached the disk when it returns (each call commits: SQLite with
-//!   `synchronous=FULL`, PostgreSQL by its own WAL); [`Store::insert`] writes a record and
-//!   its outbox job atomically.
+//! - Every write has reached the disk when it returns (SQLite: its commit and an fsync of the
+//!   log shared with the writes committed meanwhile; PostgreSQL: its commit);
+//!   [`Store::insert`] writes a record and its outbox job atomically.
 //! - [`Store::update`] is compare-and-swap: the change is applied to the record as stored,
 //!   and again if another writer changed it meanwhile, so racing results, sweeps and DELETEs
 //!   never lose a change or resurrect a record.
@@ -31,6 +31,7 @@
 //!   [`StoreError::Full`] (507), never a lost write: nothing is acknowledged before the store
 //!   has it.
 
+pub mod group_commit;
 pub mod migrations;
 pub mod postgres;
 pub mod sled;

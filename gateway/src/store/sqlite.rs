@@ -6,9 +6,10 @@
 //! a `version` every change bumps) and `outbox`; the statements both stores run alike are in
 //! [`super::sql`]. SQLite is bundled (sqlx's `sqlite` feature): the binary needs no library.
 //!
-//! Durability: the database runs in WAL mode with `synchronous=FULL`, so every commit has
-//! reached the disk (the WAL fsynced) before the call returns: a record answered 202 survives
-//! SIGKILL of the process and loss of power. One writer connection takes the writes in turn
+//! Durability: the database runs in WAL mode with `synchronous=NORMAL`, and every write
+//! returns only once its commit is on disk, by an fsync of the log shared with the writes
+//! committed meanwhile ([`super::group_commit`]): a record answered 202 survives SIGKILL of
+//! the process and loss of power. One writer connection takes the writes in turn
 //! (SQLite allows one writer at a time; queueing them here, not in SQLite's sleeping busy
 //! handler, keeps their latency even) while readers use a pool of their own and never wait
 //! for it.
@@ -38,6 +39,7 @@ use sqlx::types::Json;
 use sqlx::{Connection, Sqlite};
 use uuid::Uuid;
 
+use super::group_commit::GroupCommit;
 use super::migrations::Embedded;
 use super::sql::{self, SQLITE as SQL};
 use super::{StoreError, Update};
@@ -63,6 +65,8 @@ pub struct SqliteStore {
     writer: SqlitePool,
     readers: SqlitePool,
     path: Arc<Path>,
+    /// Makes commits durable, several at a time.
+    durable: GroupCommit,
     /// The exclusive lock of `<file>.lock`, held while any clone lives.
     _owner: Arc<File>,
 }
@@ -238,14 +242,15 @@ pub(crate) fn rename_database(from: &Path, to: &Path) -> Result<(), StoreError> 
     remove_database(from)
 }
 
-/// How every connection to the database at `path` is made: WAL, `synchronous=FULL`,
+/// How every connection to the database at `path` is made: WAL, `synchronous=NORMAL` (the
+/// log is synced by [`GroupCommit`]),
 /// foreign keys on; the file must exist.
 fn options(path: &Path) -> SqliteConnectOptions {
     SqliteConnectOptions::new()
         .filename(path)
         .create_if_missing(false)
         .journal_mode(SqliteJournalMode::Wal)
-        .synchronous(SqliteSynchronous::Full)
+        .synchronous(SqliteSynchronous::Normal)
         .foreign_keys(true)
         .busy_timeout(BUSY_TIMEOUT)
 }
@@ -319,9 +324,22 @@ impl SqliteStore {
             .connect_with(options.read_only(true))
             .await
             .map_err(&errors)?;
+        // The log's directory entry, made when the log was, durable once.
+        if let Some(parent) = path
+            .parent()
+            .filter(|parent| !parent.as_os_str().is_empty())
+        {
+            File::open(parent)
+                .and_then(|dir| dir.sync_all())
+                .map_err(|source| StoreError::OpenFile {
+                    path: parent.to_owned(),
+                    source,
+                })?;
+        }
         Ok(Self {
             writer,
             readers,
+            durable: GroupCommit::start(wal_path(path)),
             path: path.into(),
             _owner: Arc::new(owner),
         })
@@ -350,12 +368,14 @@ impl SqliteStore {
         self.writer.acquire().await.map_err(self.errors())
     }
 
-    /// The outcome of a write on `connection`. After a failure the connection is closed, not
-    /// given back: a COMMIT that failed (a full disk) may have ended SQLite's transaction
-    /// while sqlx still counts it open, and the next transaction on that connection would
-    /// then never commit. A new connection starts clean, and SQLite rolls back what the
-    /// closed one left.
-    fn settle<T>(
+    /// The outcome of a write on `connection`, once durable: the connection goes back to the
+    /// next writer and this one waits for the log's next fsync ([`GroupCommit`]).
+    ///
+    /// After a failure the connection is closed, not given back: a COMMIT that failed (a full
+    /// disk) may have ended SQLite's transaction while sqlx still counts it open, and the
+    /// next transaction on that connection would then never commit. A new connection starts
+    /// clean, and SQLite rolls back what the closed one left.
+    async fn settle<T>(
         &self,
         mut connection: PoolConnection<Sqlite>,
         outcome: Result<T, sqlx::Error>,
@@ -363,7 +383,13 @@ impl SqliteStore {
         if outcome.is_err() {
             connection.close_on_drop();
         }
-        outcome.map_err(self.errors())
+        drop(connection);
+        let value = outcome.map_err(self.errors())?;
+        self.durable
+            .sync()
+            .await
+            .map_err(|error| StoreError::Unavailable(format!("syncing the log: {error}")))?;
+        Ok(value)
     }
 
     /// Inserts a new record and its job in the outbox, in one transaction.
@@ -397,7 +423,7 @@ impl SqliteStore {
             Ok(added)
         }
         .await;
-        self.settle(connection, outcome)
+        self.settle(connection, outcome).await
     }
 
     /// Puts a job in the outbox (to be published again), unclaimed. A job whose record is gone
@@ -409,7 +435,7 @@ impl SqliteStore {
             .bind(Json(job))
             .execute(&mut *connection)
             .await;
-        self.settle(connection, outcome).map(drop)
+        self.settle(connection, outcome).await.map(drop)
     }
 
     /// Claims up to `limit` unclaimed jobs for [`super::postgres::CLAIM`], oldest first.
@@ -424,7 +450,7 @@ impl SqliteStore {
             .bind(until)
             .fetch_all(&mut *connection)
             .await;
-        let mut claimed: Vec<(Uuid, Json<Job>)> = self.settle(connection, outcome)?;
+        let mut claimed: Vec<(Uuid, Json<Job>)> = self.settle(connection, outcome).await?;
         claimed.sort_by_key(|(media_id, _)| *media_id);
         Ok(claimed.into_iter().map(|(_, Json(job))| job).collect())
     }
@@ -436,7 +462,7 @@ impl SqliteStore {
             .bind(media_id)
             .execute(&mut *connection)
             .await;
-        self.settle(connection, outcome).map(drop)
+        self.settle(connection, outcome).await.map(drop)
     }
 
     /// The records `query` returns, reading with `pool`.
@@ -570,7 +596,7 @@ impl SqliteStore {
                 Ok(true)
             }
             .await;
-            if self.settle(connection, outcome)? {
+            if self.settle(connection, outcome).await? {
                 return Ok(Update::Changed(record));
             }
         }
@@ -592,7 +618,7 @@ impl SqliteStore {
             .bind(until)
             .fetch_all(&mut *connection)
             .await;
-        let rows: Vec<(Json<Record>,)> = self.settle(connection, outcome)?;
+        let rows: Vec<(Json<Record>,)> = self.settle(connection, outcome).await?;
         Ok(rows.into_iter().map(|(Json(record),)| record).collect())
     }
 
@@ -603,7 +629,7 @@ impl SqliteStore {
             .bind(media_id)
             .fetch_optional(&mut *connection)
             .await;
-        let row: Option<(Json<Record>,)> = self.settle(connection, outcome)?;
+        let row: Option<(Json<Record>,)> = self.settle(connection, outcome).await?;
         Ok(row.map(|(Json(record),)| record))
     }
 
