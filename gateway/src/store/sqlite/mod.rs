@@ -24,7 +24,7 @@
 //! by an empty one.
 
 use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -32,9 +32,7 @@ use common::message::Job;
 use common::record::Record;
 use sqlx::migrate::Migrator;
 use sqlx::pool::PoolConnection;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
+use sqlx::sqlite::{SqlitePool, SqlitePoolOptions};
 use sqlx::types::Json;
 use sqlx::{Connection, Sqlite};
 use uuid::Uuid;
@@ -44,19 +42,23 @@ use super::migrations::Embedded;
 use super::sql::{self, SQLITE as SQL};
 use super::{StoreError, Update};
 
+mod file;
+
+pub use file::{backup, lock_path};
+use file::{check_file, create, options, own, wal_path};
+pub(crate) use file::{remove_database, rename_database, sibling};
+
 /// The schema's migrations, embedded in the binary.
 const MIGRATIONS: [(i64, &str, &str); 1] = [(
     1,
     "records and outbox",
-    include_str!("../../migrations/sqlite/0001_records_and_outbox.sql"),
+    include_str!("../../../migrations/sqlite/0001_records_and_outbox.sql"),
 )];
 
 /// How long a statement waits for a lock SQLite holds (a checkpoint, a backup) before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Readers' connections.
 const READERS: u32 = 4;
-/// The first bytes of every SQLite database file.
-const MAGIC: &[u8; 16] = b"SQLite format 3\0";
 
 /// The SQLite record store. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -128,153 +130,6 @@ fn now_millis() -> i64 {
 /// When `record`'s callback is due, in milliseconds since the epoch.
 fn callback_due(record: &Record) -> Option<i64> {
     record.callback_due().as_deref().map(millis)
-}
-
-/// Takes the exclusive lock of the store at `path`, or says who holds it.
-fn own(path: &Path) -> Result<File, StoreError> {
-    let lock_path = lock_path(path);
-    let open = |source| StoreError::OpenFile {
-        path: lock_path.clone(),
-        source,
-    };
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .map_err(open)?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::InUse { lock: lock_path }),
-        Err(std::fs::TryLockError::Error(error)) => Err(open(error)),
-    }
-}
-
-/// The lock file of the store at `path`.
-pub fn lock_path(path: &Path) -> PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push(".lock");
-    PathBuf::from(name)
-}
-
-/// Refuses a file that exists but is not a whole SQLite database (truncated to less than its
-/// header, or not SQLite at all), and a write-ahead log whose database is gone: SQLite would
-/// take either for a new, empty database.
-fn check_file(path: &Path) -> Result<(), StoreError> {
-    use std::io::Read;
-    let mut head = Vec::with_capacity(MAGIC.len());
-    match File::open(path).and_then(|file| file.take(MAGIC.len() as u64).read_to_end(&mut head)) {
-        Ok(_) if head == MAGIC => Ok(()),
-        Ok(_) => Err(damaged(
-            path,
-            "the file does not begin with an SQLite header (truncated, or not a database)",
-        )),
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-            if wal_path(path).exists() {
-                return Err(damaged(
-                    path,
-                    "the database file is missing but its write-ahead log is there",
-                ));
-            }
-            Ok(())
-        }
-        Err(source) => Err(StoreError::OpenFile {
-            path: path.to_owned(),
-            source,
-        }),
-    }
-}
-
-/// The write-ahead log of the database at `path`.
-fn wal_path(path: &Path) -> PathBuf {
-    sibling(path, "-wal")
-}
-
-/// `path` with `suffix` added to its name.
-pub(crate) fn sibling(path: &Path, suffix: &str) -> PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push(suffix);
-    PathBuf::from(name)
-}
-
-/// Removes the database at `path` and the files SQLite and the store keep beside it, those
-/// that are there.
-pub(crate) fn remove_database(path: &Path) -> Result<(), StoreError> {
-    for file in [
-        path.to_owned(),
-        sibling(path, "-wal"),
-        sibling(path, "-shm"),
-        lock_path(path),
-    ] {
-        match std::fs::remove_file(&file) {
-            Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
-                return Err(StoreError::OpenFile {
-                    path: file,
-                    source: error,
-                });
-            }
-            _ => {}
-        }
-    }
-    Ok(())
-}
-
-/// Moves a closed database from `from` to `to`, durably, and removes what was left beside
-/// it. Refuses one whose log still holds changes (not closed: they would be lost).
-pub(crate) fn rename_database(from: &Path, to: &Path) -> Result<(), StoreError> {
-    let io = |source| StoreError::OpenFile {
-        path: to.to_owned(),
-        source,
-    };
-    let wal = wal_path(from);
-    if std::fs::metadata(&wal).is_ok_and(|log| log.len() > 0) {
-        return Err(StoreError::OpenFile {
-            path: wal,
-            source: std::io::Error::other("the database was not closed: its log holds changes"),
-        });
-    }
-    std::fs::rename(from, to).map_err(io)?;
-    if let Some(parent) = to.parent().filter(|parent| !parent.as_os_str().is_empty()) {
-        File::open(parent)
-            .and_then(|dir| dir.sync_all())
-            .map_err(io)?;
-    }
-    remove_database(from)
-}
-
-/// How every connection to the database at `path` is made: WAL, `synchronous=NORMAL` (the
-/// log is synced by [`GroupCommit`]),
-/// foreign keys on; the file must exist.
-fn options(path: &Path) -> SqliteConnectOptions {
-    SqliteConnectOptions::new()
-        .filename(path)
-        .create_if_missing(false)
-        .journal_mode(SqliteJournalMode::Wal)
-        .synchronous(SqliteSynchronous::Normal)
-        .foreign_keys(true)
-        .busy_timeout(BUSY_TIMEOUT)
-}
-
-/// Creates the database at `path` whole: made and migrated under a temporary name, then
-/// renamed into place, so that a file at `path` always has its header and schema (and one
-/// that has not is damage, not a start cut short).
-async fn create(path: &Path) -> Result<(), StoreError> {
-    let fresh = sibling(path, ".new");
-    remove_database(&fresh)?;
-    let errors = map_error(path);
-    let mut connection =
-        sqlx::SqliteConnection::connect_with(&options(&fresh).create_if_missing(true))
-            .await
-            .map_err(&errors)?;
-    Migrator::new(Embedded(&MIGRATIONS))
-        .await?
-        .run(&mut connection)
-        .await?;
-    // The last connection to close checkpoints the log into the file and removes it.
-    connection.close().await.map_err(&errors)?;
-    rename_database(&fresh, path)?;
-    tracing::info!(path = %path.display(), "created the record store");
-    Ok(())
 }
 
 impl SqliteStore {
@@ -643,202 +498,5 @@ impl SqliteStore {
     }
 }
 
-/// Writes a consistent copy of the SQLite store at `file` to `target`, which must not exist:
-/// `VACUUM INTO` on a read-only connection of its own, so that it runs beside the gateway
-/// that owns the store (in WAL mode a reader neither waits for the writer nor holds it up),
-/// then the copy and its directory are fsynced. The copy is a whole database, without log:
-/// restoring it is putting it in the store's place while no gateway runs.
-pub async fn backup(file: &Path, target: &Path) -> Result<(), StoreError> {
-    check_file(file)?;
-    if !file.exists() {
-        return Err(StoreError::OpenFile {
-            path: file.to_owned(),
-            source: std::io::Error::from(std::io::ErrorKind::NotFound),
-        });
-    }
-    if target.exists() {
-        return Err(StoreError::Backup(format!(
-            "{} exists already: name a new file",
-            target.display()
-        )));
-    }
-    let name = target
-        .to_str()
-        .ok_or_else(|| StoreError::Backup(format!("{} is not a UTF-8 path", target.display())))?;
-    let errors = map_error(file);
-    let mut connection = sqlx::SqliteConnection::connect_with(&options(file).read_only(true))
-        .await
-        .map_err(&errors)?;
-    sqlx::query("VACUUM INTO $1")
-        .bind(name)
-        .execute(&mut connection)
-        .await
-        .map_err(|error| StoreError::Backup(error.to_string()))?;
-    connection.close().await.map_err(&errors)?;
-    let synced = File::open(target)
-        .and_then(|copy| copy.sync_all())
-        .and_then(|()| {
-            match target
-                .parent()
-                .filter(|parent| !parent.as_os_str().is_empty())
-            {
-                Some(parent) => File::open(parent).and_then(|dir| dir.sync_all()),
-                None => Ok(()),
-            }
-        });
-    synced.map_err(|error| StoreError::Backup(error.to_string()))
-}
-
 #[cfg(test)]
-mod tests {
-    use common::media::MediaType;
-    use common::record::NewUpload;
-
-    use super::*;
-
-    fn record() -> Record {
-        Record::new(NewUpload {
-            media_id: Uuid::now_v7(),
-            media_type: Some(MediaType::Png),
-            name: None,
-            size: 1,
-            md5: String::new(),
-            sha256: String::new(),
-            dimensions: None,
-            variants: vec![common::variant::Variant::default_for(
-                &common::config::ThumbnailConfig::default(),
-            )],
-            callback_url: None,
-        })
-    }
-
-    /// A store at `path` holding `count` records, closed; their ids.
-    async fn filled(path: &Path, count: usize) -> Vec<Uuid> {
-        let store = SqliteStore::open(path).await.unwrap();
-        let mut ids = Vec::new();
-        for _ in 0..count {
-            let record = record();
-            store.insert(&record, &record.job()).await.unwrap();
-            ids.push(record.media_id);
-        }
-        store.close().await;
-        ids
-    }
-
-    /// The error opening the store at `path`, which must be refused as damaged and say how
-    /// to recover.
-    async fn refused_as_damaged(path: &Path) -> String {
-        let error = SqliteStore::open(path).await.unwrap_err();
-        assert!(matches!(error, StoreError::Damaged { .. }), "{error}");
-        let message = error.to_string();
-        assert!(message.contains(&path.display().to_string()), "{message}");
-        assert!(message.contains(".recover"), "{message}");
-        assert!(message.contains("gateway backup"), "{message}");
-        message
-    }
-
-    #[tokio::test]
-    async fn a_second_owner_is_refused_and_told_which_lock_holds_the_store() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("records.sqlite3");
-        let first = SqliteStore::open(&path).await.unwrap();
-        let error = SqliteStore::open(&path).await.unwrap_err();
-        assert!(matches!(error, StoreError::InUse { .. }), "{error}");
-        let lock = lock_path(&path).display().to_string();
-        assert!(error.to_string().contains(&lock), "{error}");
-        assert!(error.to_string().contains("PostgreSQL"), "{error}");
-        // The lock goes with its owner.
-        first.close().await;
-        drop(first);
-        SqliteStore::open(&path).await.unwrap();
-    }
-
-    #[tokio::test]
-    async fn a_store_reopened_has_every_record_and_job() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("records.sqlite3");
-        let ids = filled(&path, 20).await;
-        let store = SqliteStore::open(&path).await.unwrap();
-        for id in &ids {
-            assert!(store.get(*id).await.unwrap().is_some());
-        }
-        assert_eq!(store.outbox(100).await.unwrap().len(), ids.len());
-    }
-
-    #[tokio::test]
-    async fn a_truncated_or_damaged_file_is_refused_never_emptied() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("records.sqlite3");
-        filled(&path, 300).await;
-        let whole = std::fs::read(&path).unwrap();
-        assert!(whole.len() > 16 * 4096, "{}", whole.len());
-
-        // Cut in half.
-        std::fs::write(&path, &whole[..whole.len() / 2]).unwrap();
-        refused_as_damaged(&path).await;
-        // Emptied.
-        std::fs::write(&path, b"").unwrap();
-        refused_as_damaged(&path).await;
-        // A page of a table overwritten.
-        let mut scribbled = whole.clone();
-        let page = 4096 * 8;
-        scribbled[page..page + 4096].fill(0xa5);
-        std::fs::write(&path, &scribbled).unwrap();
-        refused_as_damaged(&path).await;
-        // Not a database at all.
-        std::fs::write(&path, b"hello, this is a text file that is long enough for a header....................................................").unwrap();
-        refused_as_damaged(&path).await;
-        // The database gone, its log left.
-        std::fs::remove_file(&path).unwrap();
-        std::fs::write(wal_path(&path), b"WAL").unwrap();
-        refused_as_damaged(&path).await;
-
-        // Put back whole, it opens with every record.
-        std::fs::remove_file(wal_path(&path)).unwrap();
-        std::fs::write(&path, &whole).unwrap();
-        let store = SqliteStore::open(&path).await.unwrap();
-        assert_eq!(store.list(None, None, 1000).await.unwrap().len(), 300);
-    }
-
-    #[tokio::test]
-    async fn a_backup_made_while_the_store_is_written_restores_every_record_it_had() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("records.sqlite3");
-        let store = SqliteStore::open(&path).await.unwrap();
-        let mut before = Vec::new();
-        for _ in 0..50 {
-            let record = record();
-            store.insert(&record, &record.job()).await.unwrap();
-            before.push(record.media_id);
-        }
-        // Writes go on while the copy is made.
-        let writer = {
-            let store = store.clone();
-            tokio::spawn(async move {
-                for _ in 0..200 {
-                    let record = record();
-                    store.insert(&record, &record.job()).await.unwrap();
-                }
-            })
-        };
-        let copy = dir.path().join("backup.sqlite3");
-        backup(&path, &copy).await.unwrap();
-        writer.await.unwrap();
-        // Not over an existing file.
-        let again = backup(&path, &copy).await.unwrap_err();
-        assert!(again.to_string().contains("exists already"), "{again}");
-        store.close().await;
-        drop(store);
-
-        // Restored in place of the store, it has every record it had when made.
-        remove_database(&path).unwrap();
-        std::fs::copy(&copy, &path).unwrap();
-        let restored = SqliteStore::open(&path).await.unwrap();
-        for id in &before {
-            assert!(restored.get(*id).await.unwrap().is_some());
-        }
-        let count = restored.list(None, None, 1000).await.unwrap().len();
-        assert!((50..=250).contains(&count), "{count}");
-        assert_eq!(restored.outbox(1000).await.unwrap().len(), count);
-    }
-}
+mod tests;
