@@ -194,7 +194,7 @@ pub async fn import_sled(sled_dir: &Path, file: &Path) -> Result<(), StoreError>
     tracing::info!(
         from = %sled_dir.display(),
         to = %file.display(),
-        records = sled.len(),
+        records = sled.count(),
         "importing the sled store into SQLite"
     );
     let importing = crate::store::sqlite::sibling(file, ".importing");
@@ -205,7 +205,7 @@ pub async fn import_sled(sled_dir: &Path, file: &Path) -> Result<(), StoreError>
         return Err(StoreError::Import(format!(
             "{} of {} records could not be imported (the first, {media_id}: {why}); the sled store is left as it was",
             report.failed.len(),
-            sled.len()
+            sled.count()
         )));
     }
     target.close().await;
@@ -233,11 +233,7 @@ fn move_aside(sled_dir: &Path) -> Result<PathBuf, StoreError> {
         source,
     };
     std::fs::rename(sled_dir, &aside).map_err(io)?;
-    if let Some(parent) = sled_dir.parent() {
-        std::fs::File::open(parent)
-            .and_then(|dir| dir.sync_all())
-            .map_err(io)?;
-    }
+    crate::store::sqlite::sync_parent(sled_dir).map_err(io)?;
     tracing::info!(path = %aside.display(), "moved the imported sled store aside");
     Ok(aside)
 }

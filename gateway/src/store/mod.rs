@@ -21,7 +21,7 @@
 //!   and again if another writer changed it meanwhile, so racing results, sweeps and DELETEs
 //!   never lose a change or resurrect a record.
 //! - [`Store::outbox`] hands out each waiting job to one publisher at a time (claimed for
-//!   [`postgres::CLAIM`]; PostgreSQL with `FOR UPDATE SKIP LOCKED`, so several gateways
+//!   [`CLAIM`]; PostgreSQL with `FOR UPDATE SKIP LOCKED`, so several gateways
 //!   publish without duplicates or stalls); [`Store::published`] takes it out.
 //! - [`Store::list`] pages in id (upload) order, a range scan on both.
 //! - Every write of a record keeps its indexes in the same transaction: whether it has work
@@ -49,6 +49,9 @@ use uuid::Uuid;
 
 pub use self::postgres::PostgresStore;
 pub use self::sqlite::SqliteStore;
+
+/// How long a publisher holds the outbox jobs it took.
+pub const CLAIM: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The record store. Cheap to clone.
 #[derive(Debug, Clone)]

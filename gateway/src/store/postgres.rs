@@ -32,7 +32,7 @@ use uuid::Uuid;
 
 use super::migrations::Embedded;
 use super::sql::{self, POSTGRES as SQL};
-use super::{StoreError, Update};
+use super::{CLAIM, StoreError, Update};
 
 /// A held advisory lock of one content id.
 #[derive(Debug)]
@@ -66,8 +66,6 @@ impl Drop for PgContentLock {
     }
 }
 
-/// How long a publisher holds the outbox jobs it took.
-pub const CLAIM: Duration = Duration::from_secs(30);
 /// How long a call waits for a connection before the store counts as unavailable.
 pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 

@@ -49,13 +49,8 @@ impl SledRecords {
     }
 
     /// How many records there are.
-    pub fn len(&self) -> usize {
+    pub fn count(&self) -> usize {
         self.records.len()
-    }
-
-    /// Whether there are none.
-    pub fn is_empty(&self) -> bool {
-        self.records.is_empty()
     }
 
     /// Up to `limit` records with ids after `after` (from the first when `None`), in id

@@ -27,7 +27,8 @@ pub async fn fresh_schema() -> String {
     format!("{url}{separator}options=-c%20search_path%3D{schema}")
 }
 
-fn record() -> Record {
+/// A new record with the default variant.
+pub(crate) fn record() -> Record {
     Record::new(NewUpload {
         media_id: Uuid::now_v7(),
         media_type: Some(MediaType::Png),

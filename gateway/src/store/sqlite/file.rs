@@ -5,6 +5,7 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
+use common::files::{remove_if_exists, sync_dir};
 use sqlx::Connection;
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
@@ -92,17 +93,18 @@ pub(crate) fn remove_database(path: &Path) -> Result<(), StoreError> {
         sibling(path, "-shm"),
         lock_path(path),
     ] {
-        match std::fs::remove_file(&file) {
-            Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
-                return Err(StoreError::OpenFile {
-                    path: file,
-                    source: error,
-                });
-            }
-            _ => {}
-        }
+        remove_if_exists(&file).map_err(|source| StoreError::OpenFile { path: file, source })?;
     }
     Ok(())
+}
+
+/// Makes a creation or rename in the directory of `path` durable.
+pub(crate) fn sync_parent(path: &Path) -> std::io::Result<()> {
+    let parent = path
+        .parent()
+        .filter(|parent| !parent.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    sync_dir(parent)
 }
 
 /// Moves a closed database from `from` to `to`, durably, and removes what was left beside
@@ -120,11 +122,7 @@ pub(crate) fn rename_database(from: &Path, to: &Path) -> Result<(), StoreError> 
         });
     }
     std::fs::rename(from, to).map_err(io)?;
-    if let Some(parent) = to.parent().filter(|parent| !parent.as_os_str().is_empty()) {
-        File::open(parent)
-            .and_then(|dir| dir.sync_all())
-            .map_err(io)?;
-    }
+    sync_parent(to).map_err(io)?;
     remove_database(from)
 }
 
@@ -195,16 +193,8 @@ pub async fn backup(file: &Path, target: &Path) -> Result<(), StoreError> {
         .await
         .map_err(|error| StoreError::Backup(error.to_string()))?;
     connection.close().await.map_err(&errors)?;
-    let synced = File::open(target)
+    File::open(target)
         .and_then(|copy| copy.sync_all())
-        .and_then(|()| {
-            match target
-                .parent()
-                .filter(|parent| !parent.as_os_str().is_empty())
-            {
-                Some(parent) => File::open(parent).and_then(|dir| dir.sync_all()),
-                None => Ok(()),
-            }
-        });
-    synced.map_err(|error| StoreError::Backup(error.to_string()))
+        .and_then(|()| sync_parent(target))
+        .map_err(|error| StoreError::Backup(error.to_string()))
 }

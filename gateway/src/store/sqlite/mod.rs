@@ -40,13 +40,13 @@ use uuid::Uuid;
 use super::group_commit::GroupCommit;
 use super::migrations::Embedded;
 use super::sql::{self, SQLITE as SQL};
-use super::{StoreError, Update};
+use super::{CLAIM, StoreError, Update};
 
 mod file;
 
 pub use file::{backup, lock_path};
 use file::{check_file, create, options, own, wal_path};
-pub(crate) use file::{remove_database, rename_database, sibling};
+pub(crate) use file::{remove_database, rename_database, sibling, sync_parent};
 
 /// The schema's migrations, embedded in the binary.
 const MIGRATIONS: [(i64, &str, &str); 1] = [(
@@ -109,7 +109,7 @@ fn damaged(path: &Path, detail: &str) -> StoreError {
 }
 
 /// Milliseconds since the epoch of an RFC 3339 time (0 if it cannot be read: due at once).
-pub(super) fn millis(rfc3339: &str) -> i64 {
+fn millis(rfc3339: &str) -> i64 {
     humantime::parse_rfc3339(rfc3339)
         .ok()
         .and_then(|time| time.duration_since(std::time::UNIX_EPOCH).ok())
@@ -180,17 +180,10 @@ impl SqliteStore {
             .await
             .map_err(&errors)?;
         // The log's directory entry, made when the log was, durable once.
-        if let Some(parent) = path
-            .parent()
-            .filter(|parent| !parent.as_os_str().is_empty())
-        {
-            File::open(parent)
-                .and_then(|dir| dir.sync_all())
-                .map_err(|source| StoreError::OpenFile {
-                    path: parent.to_owned(),
-                    source,
-                })?;
-        }
+        sync_parent(path).map_err(|source| StoreError::OpenFile {
+            path: path.to_owned(),
+            source,
+        })?;
         Ok(Self {
             writer,
             readers,
@@ -293,11 +286,10 @@ impl SqliteStore {
         self.settle(connection, outcome).await.map(drop)
     }
 
-    /// Claims up to `limit` unclaimed jobs for [`super::postgres::CLAIM`], oldest first.
+    /// Claims up to `limit` unclaimed jobs for [`CLAIM`], oldest first.
     pub async fn outbox(&self, limit: usize) -> Result<Vec<Job>, StoreError> {
         let now = now_millis();
-        let until = now
-            .saturating_add(i64::try_from(super::postgres::CLAIM.as_millis()).unwrap_or(i64::MAX));
+        let until = now.saturating_add(i64::try_from(CLAIM.as_millis()).unwrap_or(i64::MAX));
         let mut connection = self.writer().await?;
         let outcome = sqlx::query_as(SQL.claim_jobs)
             .bind(i64::try_from(limit).unwrap_or(i64::MAX))
@@ -320,7 +312,7 @@ impl SqliteStore {
         self.settle(connection, outcome).await.map(drop)
     }
 
-    /// The records `query` returns, reading with `pool`.
+    /// The records `query` returns, read on a reader connection.
     async fn records<'q>(
         &self,
         query: sqlx::query::QueryAs<'q, Sqlite, (Json<Record>,), sqlx::sqlite::SqliteArguments<'q>>,

@@ -1,27 +1,9 @@
 //! The SQLite store's own tests: ownership, damage, reopening, backups (the tests both
 //! stores share are in `store::tests`).
 
-use common::media::MediaType;
-use common::record::NewUpload;
-
 use super::file::wal_path;
 use super::*;
-
-fn record() -> Record {
-    Record::new(NewUpload {
-        media_id: Uuid::now_v7(),
-        media_type: Some(MediaType::Png),
-        name: None,
-        size: 1,
-        md5: String::new(),
-        sha256: String::new(),
-        dimensions: None,
-        variants: vec![common::variant::Variant::default_for(
-            &common::config::ThumbnailConfig::default(),
-        )],
-        callback_url: None,
-    })
-}
+use crate::store::tests::record;
 
 /// A store at `path` holding `count` records, closed; their ids.
 async fn filled(path: &Path, count: usize) -> Vec<Uuid> {
