@@ -5,7 +5,9 @@ Usage: service.py CORPUS_DIR SECONDS USERS RESULTS_DIR  (scripts/bench calls it)
 1. For each set-up — the embedded queue, then RabbitMQ (127.0.0.1:5672, guest/guest, a fresh
    vhost) with 1 and with 2 `worker` processes, then the fleet (two gateways and two workers
    sharing RabbitMQ, PostgreSQL on 127.0.0.1:5432 in a fresh schema and an s3s-fs server,
-   Locust users spread over both gateways) — starts target/release/gateway (and workers) on a
+   Locust users spread over both gateways), and the same fleet on Redis Streams (a
+   redis-server of its own, `appendonly yes`, `appendfsync always`: every acknowledged job on
+   disk, as a quorum queue confirms) — starts target/release/gateway (and workers) on a
    fresh data directory and runs `locustfile.py` headless: USERS users for SECONDS, each
    looping upload (base64 of a corpus photo) → poll until final → fetch thumbnail → delete.
    Locust's CSV files are kept in RESULTS_DIR/<set-up>_*.csv. THUMBNAILIFY_BENCH_SETUPS
@@ -102,13 +104,36 @@ def run_locust(label, hosts):
     return summarize(prefix)
 
 
-def run_fleet(label):
-    """One Locust run against two gateways and two workers sharing RabbitMQ, PostgreSQL and S3
-    (s3s-fs), with no directory in common."""
+def start_redis():
+    """A redis-server of the benchmark's own on a free port, every write fsynced before its
+    reply; returns the process, its URL and its directory."""
+    directory = tempfile.mkdtemp(prefix="thumbnailify-redis-")
+    port = free_port()
+    process = subprocess.Popen(
+        ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--save", "",
+         "--appendonly", "yes", "--appendfsync", "always", "--dir", directory],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    for _ in range(100):
+        answer = subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True)
+        if answer.stdout.startswith(b"PONG"):
+            return process, f"redis://127.0.0.1:{port}/0", directory
+        time.sleep(0.1)
+    raise RuntimeError("redis-server did not start")
+
+
+def run_fleet(label, queue):
+    """One Locust run against two gateways and two workers sharing the queue (`rabbitmq` or
+    `redis`), PostgreSQL and S3 (s3s-fs), with no directory in common."""
     vhost = f"bench-{uuid.uuid4().hex[:8]}"
     schema = f"bench_{uuid.uuid4().hex[:12]}"
-    rabbitmqctl("add_vhost", vhost)
-    rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+    redis = None
+    if queue == "redis":
+        redis, queue_url, redis_dir = start_redis()
+    else:
+        rabbitmqctl("add_vhost", vhost)
+        rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+        queue_url = f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
     database = psql(f"CREATE SCHEMA {schema}")
     s3_root = tempfile.mkdtemp(prefix="thumbnailify-s3-")
     os.mkdir(os.path.join(s3_root, "bench"))
@@ -121,7 +146,7 @@ def run_fleet(label):
     separator = "&" if "?" in database else "?"
     env = dict(
         os.environ,
-        THUMBNAILIFY_QUEUE_URL=f"amqp://guest:guest@127.0.0.1:5672/{vhost}",
+        THUMBNAILIFY_QUEUE_URL=queue_url,
         THUMBNAILIFY_STORE_URL=f"{database}{separator}options=-c%20search_path%3D{schema}",
         THUMBNAILIFY_MEDIA_URL="s3://bench",
         AWS_ENDPOINT_URL=f"http://127.0.0.1:{s3_port}",
@@ -152,7 +177,12 @@ def run_fleet(label):
             process.wait(timeout=60)
         s3.kill()
         s3.wait()
-        rabbitmqctl("delete_vhost", vhost)
+        if redis:
+            redis.kill()
+            redis.wait()
+            shutil.rmtree(redis_dir, ignore_errors=True)
+        else:
+            rabbitmqctl("delete_vhost", vhost)
         psql(f"DROP SCHEMA {schema} CASCADE")
         shutil.rmtree(s3_root, ignore_errors=True)
         shutil.rmtree(cwd, ignore_errors=True)
@@ -341,11 +371,20 @@ def main():
     print("| set-up | uploads accepted/s | thumbnails completed/s | POST p50 ms | POST p99 ms | failures |")
     print("|---|---|---|---|---|---|")
     only = [label for label in os.environ.get("THUMBNAILIFY_BENCH_SETUPS", "").split(",") if label]
-    setups = [("embedded", None), ("rabbitmq-1-worker", 1), ("rabbitmq-2-workers", 2), ("fleet-2-gateways-2-workers", "fleet")]
+    setups = [
+        ("embedded", None),
+        ("rabbitmq-1-worker", 1),
+        ("rabbitmq-2-workers", 2),
+        ("fleet-2-gateways-2-workers", "rabbitmq"),
+        ("fleet-redis-2-gateways-2-workers", "redis"),
+    ]
     for label, workers in setups:
         if only and label not in only:
             continue
-        r = run_fleet(label) if workers == "fleet" else run_ours(label, workers)
+        if isinstance(workers, str):
+            r = run_fleet(label, workers)
+        else:
+            r = run_ours(label, workers)
         print(
             f"| {label} | {r['uploads/s']:.1f} | {r['thumbnails/s']:.1f} | {r['p50']:.0f} "
             f"| {r['p99']:.0f} | {r['failures']} |",

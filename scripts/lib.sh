@@ -142,7 +142,7 @@ gateway_start() {
   shift
   gateway_data=$(mktemp -d)
   env THUMBNAILIFY_LISTEN="127.0.0.1:$port" THUMBNAILIFY_DATA_DIR="$gateway_data" \
-    RUST_LOG=warn "$@" target/debug/gateway &
+    THUMBNAILIFY_SERVER__DRAIN_SECS=0 RUST_LOG=warn "$@" target/debug/gateway &
   gateway=$!
   trap gateway_stop EXIT
   for _ in $(seq 1 100); do

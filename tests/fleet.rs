@@ -1,8 +1,10 @@
 //! The fleet, end to end: two gateways and two workers as separate processes sharing only
-//! RabbitMQ (one vhost), PostgreSQL (one schema) and S3 (one bucket on a real S3 server), with
-//! no directory in common. A client uploads to both gateways and reads each record and
-//! thumbnail from the other, while a gateway is SIGKILLed, a worker is SIGKILLed, the S3
-//! server restarts and RabbitMQ stops and starts.
+//! the queue (RabbitMQ, one vhost; or Redis Streams, a server of the test's own),
+//! PostgreSQL (one schema) and S3 (one bucket on a real S3 server), with no directory in
+//! common. A client uploads to both gateways and reads each record and thumbnail from the
+//! other, while a gateway is SIGKILLed, a worker is SIGKILLed, the S3 server restarts and
+//! the broker goes down and comes back (RabbitMQ stops and starts; Redis is SIGKILLed and
+//! started again on its append-only file).
 //!
 //! | check | how |
 //! |---|---|
@@ -13,14 +15,39 @@
 //! | no process has a data directory | the gateways' and workers' data directory never exists |
 //!
 //! Alone in its file, because it stops RabbitMQ: a test beside it could not create its vhost
-//! meanwhile.
+//! meanwhile. The two fleets run one after the other, so that each has the two cores.
 
 mod support;
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
+use support::redis::RedisServer;
 use support::{Backend, Gateway, fixture, media_type_of, rabbitmqctl};
+
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// The fleet's queue, and how it goes down and comes back.
+enum Broker {
+    RabbitMq,
+    Redis(RedisServer),
+}
+
+impl Broker {
+    fn outage(&mut self) {
+        match self {
+            Broker::RabbitMq => {
+                rabbitmqctl(&["stop_app"]);
+                rabbitmqctl(&["start_app"]);
+                rabbitmqctl(&["await_startup"]);
+            }
+            Broker::Redis(server) => {
+                server.kill();
+                server.spawn();
+            }
+        }
+    }
+}
 
 /// Uploads at first to `first`, and on a refused connection or a 503 to `second`, until one
 /// takes it; returns the media id and which gateway took it (0 or 1).
@@ -47,9 +74,25 @@ async fn upload_somewhere(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_fleet_loses_nothing_through_crashes_and_outages() {
+async fn a_fleet_on_rabbitmq_loses_nothing_through_crashes_and_outages() {
+    let _serial = SERIAL.lock().await;
     let yaml = "recovery: {orphan_sweep_secs: 1, orphan_grace_secs: 2}";
-    let mut a = Gateway::start(Backend::Distributed, yaml).await;
+    let a = Gateway::start(Backend::Distributed, yaml).await;
+    fleet(a, yaml, Broker::RabbitMq).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_fleet_on_redis_loses_nothing_through_crashes_and_outages() {
+    let _serial = SERIAL.lock().await;
+    // A killed worker's job is taken by the other after 2 s.
+    let yaml = "recovery: {orphan_sweep_secs: 1, orphan_grace_secs: 2}\n\
+                queue: {visibility_secs: 2}";
+    let redis = RedisServer::start();
+    let a = Gateway::start_fleet(redis.url(), yaml).await;
+    fleet(a, yaml, Broker::Redis(redis)).await;
+}
+
+async fn fleet(mut a: Gateway, yaml: &str, mut broker: Broker) {
     let mut b = a.join(yaml).await;
     let names = [
         "png-rgb.png",
@@ -75,11 +118,7 @@ async fn a_fleet_loses_nothing_through_crashes_and_outages() {
                 s3.kill();
                 s3.spawn().await;
             }
-            240 => {
-                rabbitmqctl(&["stop_app"]);
-                rabbitmqctl(&["start_app"]);
-                rabbitmqctl(&["await_startup"]);
-            }
+            240 => broker.outage(),
             _ => {}
         }
         let name = names[i % names.len()];

@@ -190,6 +190,9 @@ pub enum ApiError {
     /// Too many connections are open, in all or from this client.
     #[error("too many open connections; retry shortly")]
     TooManyConnections,
+    /// The gateway is shutting down and takes no new connection.
+    #[error("this gateway is shutting down; retry shortly (another answers)")]
+    ShuttingDown,
     /// Too many jobs not final yet.
     #[error("too many jobs are waiting; retry shortly")]
     QueueFull,
@@ -278,6 +281,7 @@ impl ApiError {
             ApiError::TooManyConnections => {
                 (StatusCode::SERVICE_UNAVAILABLE, "too_many_connections")
             }
+            ApiError::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "shutting_down"),
             ApiError::InsufficientStorage { .. } => {
                 (StatusCode::INSUFFICIENT_STORAGE, "insufficient_storage")
             }
@@ -323,7 +327,7 @@ impl ApiError {
             ApiError::RateLimited { retry_after } => {
                 Some((header::RETRY_AFTER, retry_after.to_string()))
             }
-            ApiError::Overloaded(_) | ApiError::TooManyConnections => {
+            ApiError::Overloaded(_) | ApiError::TooManyConnections | ApiError::ShuttingDown => {
                 Some((header::RETRY_AFTER, "1".into()))
             }
             ApiError::TooManySources { .. } => Some((header::RETRY_AFTER, "5".into())),

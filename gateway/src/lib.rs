@@ -195,7 +195,7 @@ pub async fn serve(
             Arc::clone(&config),
             stop.clone(),
         ))),
-        Queue::Amqp(_) => None,
+        Queue::Amqp(_) | Queue::Redis(_) => None,
     };
     let deliverer = callbacks::Deliverer::new(
         store.clone(),
@@ -263,17 +263,23 @@ pub async fn serve(
         "listening"
     );
     let limits = &config.limits;
+    let (drain, grace) = (
+        Duration::from_secs(config.server.drain_secs),
+        Duration::from_secs(config.server.shutdown_grace_secs),
+    );
     let server_limits = server::ServerLimits {
         read_timeout: Duration::from_secs(limits.read_timeout_secs),
         keep_alive: Duration::from_secs(limits.keep_alive_secs),
         max_connections: limits.max_connections,
         max_connections_per_client: limits.max_connections_per_client,
+        shutdown_grace: grace.saturating_sub(drain),
     };
+    let http_stop = drain_on(shutdown, state.readiness.clone(), drain);
     server::serve(
         listener,
         routes::router(state, keys),
         server_limits,
-        shutdown,
+        http_stop,
     )
     .await;
 
@@ -305,6 +311,24 @@ pub async fn serve(
     store.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// What SIGTERM starts: `/readyz` answers 503 at once, and the returned signal, which stops
+/// the HTTP server taking new connections, fires `drain` later, once load balancers have
+/// had the time to stop sending any.
+fn drain_on(mut signal: Shutdown, readiness: readiness::Readiness, drain: Duration) -> Shutdown {
+    let (trigger, http_stop) = ShutdownTrigger::new();
+    tokio::spawn(async move {
+        signal.recv().await;
+        readiness.stop();
+        tracing::info!(
+            drain_secs = drain.as_secs(),
+            "shutting down: /readyz answers 503; new connections are refused after the drain"
+        );
+        tokio::time::sleep(drain).await;
+        trigger.fire();
+    });
+    http_stop
 }
 
 async fn log_task_end(name: &str, task: JoinHandle<()>) {

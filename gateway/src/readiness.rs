@@ -6,6 +6,7 @@
 //! checks in a row, instead of waiting out the client's own timeouts to fail the same way
 //! (one slow answer under load does not turn uploads away).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -25,9 +26,12 @@ pub const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 /// Checks in a row the store or media storage must fail before uploads are refused at once.
 pub const UPLOAD_FAILURES: u32 = 2;
 
-/// What the last round of checks found. Cheap to clone.
+/// What the last round of checks found, and whether the gateway is stopping. Cheap to clone.
 #[derive(Debug, Clone)]
-pub struct Readiness(Arc<RwLock<Found>>);
+pub struct Readiness {
+    found: Arc<RwLock<Found>>,
+    stopping: Arc<AtomicBool>,
+}
 
 /// The last round's findings: why each dependency is not usable, if it is not, and for how
 /// many rounds in a row the store and media storage have not been.
@@ -61,7 +65,10 @@ impl Readiness {
         let found = check(&store, &queue, &storage)
             .await
             .after(&Found::default());
-        let readiness = Self(Arc::new(RwLock::new(found)));
+        let readiness = Self {
+            found: Arc::new(RwLock::new(found)),
+            stopping: Arc::new(AtomicBool::new(false)),
+        };
         let kept = readiness.clone();
         tokio::spawn(async move {
             loop {
@@ -70,7 +77,7 @@ impl Readiness {
                     () = tokio::time::sleep(INTERVAL) => {}
                 }
                 let found = check(&store, &queue, &storage).await;
-                let mut kept = kept.0.write().unwrap_or_else(|e| e.into_inner());
+                let mut kept = kept.found.write().unwrap_or_else(|e| e.into_inner());
                 *kept = found.after(&kept);
             }
         });
@@ -79,7 +86,10 @@ impl Readiness {
 
     /// `Ok` when every dependency passed its last check, else the first reason.
     pub fn ready(&self) -> Result<(), String> {
-        let found = self.0.read().unwrap_or_else(|e| e.into_inner());
+        if self.stopping.load(Ordering::Relaxed) {
+            return Err("this gateway is shutting down".to_owned());
+        }
+        let found = self.found.read().unwrap_or_else(|e| e.into_inner());
         match [&found.store, &found.queue, &found.storage]
             .into_iter()
             .flatten()
@@ -90,11 +100,17 @@ impl Readiness {
         }
     }
 
+    /// From now on `/readyz` answers 503: the gateway is stopping, and load balancers should
+    /// send it nothing new.
+    pub fn stop(&self) {
+        self.stopping.store(true, Ordering::Relaxed);
+    }
+
     /// Refuses an upload while the store or media storage has failed [`UPLOAD_FAILURES`]
     /// checks in a row (the broker is never on the upload path: an outage of it only delays
     /// jobs).
     pub fn admit_upload(&self) -> Result<(), ApiError> {
-        let found = self.0.read().unwrap_or_else(|e| e.into_inner());
+        let found = self.found.read().unwrap_or_else(|e| e.into_inner());
         if let Some(why) = &found.store
             && found.store_failures >= UPLOAD_FAILURES
         {
@@ -146,20 +162,28 @@ mod tests {
             storage: Some("media storage did not answer within 2 s".to_owned()),
             ..Found::default()
         };
-        let readiness = Readiness(Arc::new(RwLock::new(failing().after(&Found::default()))));
+        let readiness = Readiness {
+            found: Arc::new(RwLock::new(failing().after(&Found::default()))),
+            stopping: Arc::default(),
+        };
         assert!(readiness.ready().is_err(), "readyz says so at once");
         assert!(
             readiness.admit_upload().is_ok(),
             "one slow answer turns no upload away"
         );
-        let twice = failing().after(&readiness.0.read().unwrap());
-        *readiness.0.write().unwrap() = twice;
+        let twice = failing().after(&readiness.found.read().unwrap());
+        *readiness.found.write().unwrap() = twice;
         assert!(matches!(
             readiness.admit_upload(),
             Err(ApiError::Storage(_))
         ));
-        let healed = Found::default().after(&readiness.0.read().unwrap());
-        *readiness.0.write().unwrap() = healed;
+        let healed = Found::default().after(&readiness.found.read().unwrap());
+        *readiness.found.write().unwrap() = healed;
         assert!(readiness.admit_upload().is_ok() && readiness.ready().is_ok());
+        readiness.stop();
+        assert!(
+            readiness.ready().is_err(),
+            "a stopping gateway is not ready"
+        );
     }
 }

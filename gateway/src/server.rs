@@ -14,9 +14,12 @@
 //! - HTTP/2 is not served: a client that opens with the HTTP/2 preface (h2c) has its
 //!   connection closed without an answer. Put a TLS-terminating proxy in front for HTTP/2 to
 //!   clients.
-//! - On shutdown the listener closes, connections finish the requests in flight (idle
-//!   keep-alive connections close at once), and whatever is still open after
-//!   [`DRAIN_TIMEOUT`] is dropped.
+//! - On shutdown (the gateway fires it once its drain delay after SIGTERM is over) the open
+//!   connections finish the requests in flight (idle keep-alive connections close at once),
+//!   while the listener stays open to answer each new connection 503 `shutting_down` with
+//!   `Retry-After` (a client that reaches a stopping gateway is told to retry, not reset);
+//!   once the open connections are done, or [`ServerLimits::shutdown_grace`] has passed (what
+//!   is still open then is dropped), the listener closes.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -44,9 +47,6 @@ use crate::error::ApiError;
 use crate::json_errors::JsonErrors;
 use crate::protocol::{HYPER_MAX_HEAD_BYTES, HYPER_MAX_HEADERS};
 
-/// How long shutdown waits for open connections to finish.
-pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
-
 /// How long a refused connection is given to take its 503.
 const REFUSAL_TIME: Duration = Duration::from_secs(1);
 
@@ -61,6 +61,8 @@ pub struct ServerLimits {
     pub max_connections: usize,
     /// Open connections from one IP address at most.
     pub max_connections_per_client: usize,
+    /// How long the connections open at shutdown may take to finish.
+    pub shutdown_grace: Duration,
 }
 
 /// Serves `router` on `listener` until `shutdown` fires, then drains the connections.
@@ -94,7 +96,7 @@ pub async fn serve(
         };
         let Some(slot) = open.take(peer.ip(), &limits) else {
             tracing::debug!(%peer, "connection refused: too many open");
-            tokio::spawn(refuse(stream));
+            tokio::spawn(refuse(stream, ApiError::TooManyConnections));
             continue;
         };
         let _ = stream.set_nodelay(true);
@@ -134,13 +136,26 @@ pub async fn serve(
         let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(run_connection(connection, activity, limits, peer, slot));
     }
-    drop(listener);
-    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!("connections still open after the drain timeout; dropping them");
+    tracing::info!("new connections refused; finishing the requests in flight");
+    let finished = graceful.shutdown();
+    let mut finished = pin!(finished);
+    let deadline = tokio::time::sleep(limits.shutdown_grace);
+    let mut deadline = pin!(deadline);
+    loop {
+        tokio::select! {
+            () = &mut finished => break,
+            () = &mut deadline => {
+                tracing::warn!("connections still open at the end of the shutdown grace; dropping them");
+                break;
+            }
+            accepted = listener.accept() => {
+                if let Ok((stream, _)) = accepted {
+                    tokio::spawn(refuse(stream, ApiError::ShuttingDown));
+                }
+            }
+        }
     }
+    drop(listener);
 }
 
 /// Drives one connection until it ends, or until it has been idle too long.
@@ -171,10 +186,11 @@ async fn run_connection<E: std::fmt::Display>(
     }
 }
 
-/// Answers a connection over the limits with the JSON 503 and closes it, reading (and
-/// discarding) what it sent meanwhile so that the close does not reset the answer away.
-async fn refuse(mut stream: TcpStream) {
-    let answer = ApiError::TooManyConnections.to_http1_bytes();
+/// Answers a connection with the JSON 503 `why` (over the limits, or shutting down) and
+/// closes it, reading (and discarding) what it sent meanwhile so that the close does not
+/// reset the answer away.
+async fn refuse(mut stream: TcpStream, why: ApiError) {
+    let answer = why.to_http1_bytes();
     let _ = tokio::time::timeout(REFUSAL_TIME, async {
         stream.write_all(&answer).await?;
         stream.shutdown().await?;
@@ -334,6 +350,7 @@ mod tests {
             keep_alive: Duration::from_secs(2),
             max_connections: 3,
             max_connections_per_client: 2,
+            shutdown_grace: Duration::from_secs(1),
         }
     }
 

@@ -5,6 +5,7 @@
 
 pub mod disk;
 pub mod form;
+pub mod redis;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -584,6 +585,21 @@ impl Gateway {
         gateway
     }
 
+    /// Starts the first gateway of a fleet on the queue at `queue_url` (a broker the test
+    /// owns), with its records in a PostgreSQL schema and its media in an S3 server of its
+    /// own, and two workers.
+    pub async fn start_fleet(queue_url: String, yaml: &str) -> Self {
+        let schema = Schema::create();
+        let s3 = S3Server::start().await;
+        let env = shared_env(Some(&schema), Some(&s3));
+        let mut gateway =
+            Self::launch(Some(queue_url), Some(schema), Some(s3), None, env, yaml).await;
+        gateway.start_worker();
+        gateway.start_worker();
+        gateway.wait_ready().await;
+        gateway
+    }
+
     /// Starts another gateway process beside this one, sharing its queue, store and media
     /// (and, with media in the data directory, its data directory): a second gateway of the
     /// same fleet, on a port of its own. It owns none of the shared services.
@@ -736,6 +752,12 @@ impl Gateway {
             Some(url) => command.env("THUMBNAILIFY_QUEUE_URL", url),
             None => command.env_remove("THUMBNAILIFY_QUEUE_URL"),
         };
+        // Tests stop gateways often: no drain delay after SIGTERM, unless the test's own
+        // configuration sets one.
+        let yaml = std::fs::read_to_string(&self.config).unwrap_or_default();
+        if !yaml.contains("drain_secs") {
+            command.env("THUMBNAILIFY_SERVER__DRAIN_SECS", "0");
+        }
         command.env_remove("DATABASE_URL");
         for name in [
             "THUMBNAILIFY_STORE_URL",
@@ -887,6 +909,29 @@ impl Gateway {
     /// Replaces the configuration file the processes read (from their next start).
     pub fn rewrite_config(&self, yaml: &str) {
         std::fs::write(&self.config, yaml).unwrap();
+    }
+
+    /// Takes the gateway's process out of its hands, to be signalled and waited for by the
+    /// test; [`Gateway::spawn`] starts another.
+    pub fn take_child(&mut self) -> Child {
+        self.child.take().expect("not running")
+    }
+
+    /// Sends SIGTERM to worker `index` without waiting for it.
+    pub fn signal_worker(&self, index: usize) {
+        let child = self.workers[index].as_ref().expect("not running");
+        sigterm(child);
+    }
+
+    /// Waits up to `limit` for worker `index` to exit; whether it exited with status 0, or
+    /// `None` if it is still running.
+    pub async fn wait_worker_exit(&mut self, index: usize, limit: Duration) -> Option<bool> {
+        let child = self.workers[index].as_mut().expect("not running");
+        let exited = wait_exit(child, limit).await;
+        if exited.is_some() {
+            self.workers[index] = None;
+        }
+        exited
     }
 
     /// Sends SIGTERM and waits for the process; returns whether it exited successfully.
@@ -1084,6 +1129,30 @@ impl Drop for Gateway {
 }
 
 /// Sends SIGTERM to `child` and waits; returns whether it exited successfully.
+/// Sends SIGTERM to `child`.
+pub fn sigterm(child: &Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// Waits up to `limit` for `child` to exit: whether its status is 0, or `None` if it still
+/// runs.
+pub async fn wait_exit(child: &mut Child, limit: Duration) -> Option<bool> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status.success());
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 fn terminate(child: &mut Child) -> bool {
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 /// What the HTTP server answers to.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServerConfig {
     /// The host names (and addresses) requests may name in `Host`, compared without case or
@@ -14,6 +14,24 @@ pub struct ServerConfig {
     /// browser can reach the service, so that a page whose name is pointed at it (DNS
     /// rebinding) is refused.
     pub allowed_hosts: Vec<String>,
+    /// Seconds after SIGTERM during which the gateway serves as before while `/readyz`
+    /// answers 503, so that load balancers stop sending it requests; then new connections
+    /// are answered 503 with `Retry-After`.
+    pub drain_secs: u64,
+    /// Seconds after SIGTERM by which requests still in flight are cut off. Keep it a few
+    /// seconds under what the supervisor allows (Kubernetes' `terminationGracePeriodSeconds`,
+    /// 30 by default): the gateway exits shortly after.
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            allowed_hosts: Vec::new(),
+            drain_secs: 5,
+            shutdown_grace_secs: 20,
+        }
+    }
 }
 
 /// API keys. With none configured, the API is open.

@@ -1,5 +1,5 @@
 //! The back-ends: `store` (sled or PostgreSQL), `media` (the data directory or S3),
-//! `queue` (in-process or RabbitMQ) and `recovery` (what is redone after a crash).
+//! `queue` (in-process, RabbitMQ or Redis Streams) and `recovery` (what is redone after a crash).
 
 use std::path::PathBuf;
 
@@ -136,14 +136,20 @@ impl std::fmt::Debug for S3Config {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct QueueConfig {
-    /// Unset: the embedded in-process queue. `amqp://…`: RabbitMQ.
+    /// Unset: the embedded in-process queue. `amqp://…`: RabbitMQ. `redis://…` or
+    /// `rediss://…` (TLS): Redis Streams.
     pub url: Option<String>,
     /// A file holding `url` (a mounted secret); set one of the two.
     pub url_file: Option<PathBuf>,
-    /// RabbitMQ: the prefix of the queue and exchange names.
+    /// RabbitMQ and Redis: the prefix of the queue, exchange and stream names.
     pub prefix: String,
-    /// RabbitMQ: deliveries of one job before it is dead-lettered (its worker died each time).
+    /// RabbitMQ and Redis: deliveries of one job before it is dead-lettered (its worker died
+    /// each time).
     pub delivery_limit: u32,
+    /// Redis: how long a job may go unconfirmed by the worker holding it (a live worker
+    /// confirms every third of this) before another worker takes it: how soon the job of a
+    /// worker that died runs again.
+    pub visibility_secs: u64,
 }
 
 impl Default for QueueConfig {
@@ -153,6 +159,7 @@ impl Default for QueueConfig {
             url_file: None,
             prefix: "thumbnailify".to_owned(),
             delivery_limit: 5,
+            visibility_secs: 60,
         }
     }
 }

@@ -194,8 +194,11 @@ impl Config {
         }
         if let Some(url) = &self.queue.url
             && !url.starts_with("amqp://")
+            && !crate::queue::is_redis_url(url)
         {
-            return invalid("queue.url must be an amqp:// URL (TLS is not built in)");
+            return invalid(
+                "queue.url must be an amqp:// (RabbitMQ), redis:// or rediss:// (Redis) URL",
+            );
         }
         if self.store.location().is_none() {
             return invalid(
@@ -256,9 +259,15 @@ impl Config {
                 "callbacks.max_attempts, concurrency and concurrency_per_host must be at least 1",
             );
         }
-        if self.queue.prefix.is_empty() || self.queue.delivery_limit == 0 {
+        if self.server.shutdown_grace_secs <= self.server.drain_secs {
+            return invalid("server.shutdown_grace_secs must be more than server.drain_secs");
+        }
+        if self.queue.prefix.is_empty()
+            || self.queue.delivery_limit == 0
+            || self.queue.visibility_secs == 0
+        {
             return invalid(
-                "queue.prefix must not be empty and queue.delivery_limit must be at least 1",
+                "queue.prefix must not be empty, and queue.delivery_limit and visibility_secs must be at least 1",
             );
         }
         Ok(())
@@ -388,7 +397,13 @@ mod tests {
         assert!(Config::from_yaml("listne: x").is_err());
         let mut config = Config::from_yaml("thumbnail: {width: 0}").unwrap();
         assert!(config.validate().is_err());
-        config = Config::from_yaml("queue: {url: 'redis://x'}").unwrap();
+        config = Config::from_yaml("queue: {url: 'nats://x'}").unwrap();
+        assert!(config.validate().is_err());
+        for url in ["amqp://x", "redis://x:6379/0", "rediss://x"] {
+            config = Config::from_yaml(&format!("queue: {{url: '{url}'}}")).unwrap();
+            assert!(config.validate().is_ok(), "{url}");
+        }
+        config = Config::from_yaml("queue: {visibility_secs: 0}").unwrap();
         assert!(config.validate().is_err());
     }
 

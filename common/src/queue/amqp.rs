@@ -248,7 +248,7 @@ impl AmqpQueue {
             tx,
         ));
         Consumer {
-            inner: ConsumerInner::Amqp(rx),
+            inner: ConsumerInner::Broker(rx),
         }
     }
 

@@ -7,8 +7,10 @@
 //!   `Processing` by a crash is re-enqueued at start-up.
 //! - RabbitMQ (when `queue.url` is an `amqp://` URL): durable queues, publisher confirms and
 //!   manual acks, for a fleet of `worker` processes on many hosts.
+//! - [`redis_streams`] (when `queue.url` is a `redis://` or `rediss://` URL): streams read by
+//!   consumer groups, for a fleet that already runs Redis.
 //!
-//! The protocol is the same on both:
+//! The protocol is the same on all three (`tests/queue.rs` holds each to it):
 //!
 //! 1. The gateway [`Queue::publish_job`]s; the call returns once the job is safely queued.
 //! 2. A worker [`Queue::consume_jobs`], processes each [`Delivery`], [`Queue::publish_result`]s
@@ -25,6 +27,7 @@
 
 pub mod amqp;
 pub mod embedded;
+pub mod redis_streams;
 
 use tokio::sync::{broadcast, mpsc};
 
@@ -55,17 +58,23 @@ pub enum Queue {
     Embedded(embedded::EmbeddedQueue),
     /// RabbitMQ.
     Amqp(amqp::AmqpQueue),
+    /// Redis Streams.
+    Redis(redis_streams::RedisQueue),
 }
 
 /// How many results the gateway takes from RabbitMQ at once.
 const RESULTS_PREFETCH: u16 = 64;
 
 impl Queue {
-    /// The queue the configuration names: embedded without a URL, RabbitMQ with one. RabbitMQ
-    /// connects in the background, so this returns at once even while the broker is down.
+    /// The queue the configuration names: embedded without a URL, Redis with a `redis://` or
+    /// `rediss://` one, RabbitMQ with another. Both brokers connect in the background, so this
+    /// returns at once even while the broker is down.
     pub fn from_config(config: &QueueConfig) -> Self {
-        match &config.url {
+        match config.url.as_deref() {
             None => Self::embedded(),
+            Some(url) if is_redis_url(url) => {
+                Queue::Redis(redis_streams::RedisQueue::start(url, config))
+            }
             Some(url) => Queue::Amqp(amqp::AmqpQueue::start(url, config)),
         }
     }
@@ -75,9 +84,9 @@ impl Queue {
         Queue::Embedded(embedded::EmbeddedQueue::new())
     }
 
-    /// Whether queued messages survive the process (RabbitMQ) or not (embedded).
+    /// Whether queued messages survive the process (RabbitMQ, Redis) or not (embedded).
     pub fn is_durable(&self) -> bool {
-        matches!(self, Queue::Amqp(_))
+        !matches!(self, Queue::Embedded(_))
     }
 
     /// Publishes a job; returns once it is queued (confirmed by the broker).
@@ -85,6 +94,7 @@ impl Queue {
         match self {
             Queue::Embedded(queue) => queue.publish_job(job),
             Queue::Amqp(queue) => queue.publish_job(job).await,
+            Queue::Redis(queue) => queue.publish_job(job).await,
         }
     }
 
@@ -93,6 +103,7 @@ impl Queue {
         match self {
             Queue::Embedded(queue) => queue.publish_result(result),
             Queue::Amqp(queue) => queue.publish_result(result).await,
+            Queue::Redis(queue) => queue.publish_result(result).await,
         }
     }
 
@@ -102,6 +113,7 @@ impl Queue {
             // The embedded queue hands out jobs as fast as they are asked for.
             Queue::Embedded(queue) => queue.consume_jobs(),
             Queue::Amqp(queue) => Ok(queue.consume_jobs(prefetch)),
+            Queue::Redis(queue) => Ok(queue.consume_jobs(prefetch)),
         }
     }
 
@@ -110,6 +122,7 @@ impl Queue {
         match self {
             Queue::Embedded(queue) => queue.consume_results(),
             Queue::Amqp(queue) => Ok(queue.consume_results(RESULTS_PREFETCH)),
+            Queue::Redis(queue) => Ok(queue.consume_results(RESULTS_PREFETCH)),
         }
     }
 
@@ -119,6 +132,7 @@ impl Queue {
         match self {
             Queue::Embedded(_) => None,
             Queue::Amqp(queue) => Some(queue.consume_dead_jobs()),
+            Queue::Redis(queue) => Some(queue.consume_dead_jobs()),
         }
     }
 
@@ -131,6 +145,7 @@ impl Queue {
                 Ok(())
             }
             Queue::Amqp(queue) => queue.publish_heartbeat(heartbeat).await,
+            Queue::Redis(queue) => queue.publish_heartbeat(heartbeat).await,
         }
     }
 
@@ -139,7 +154,8 @@ impl Queue {
         Heartbeats {
             inner: match self {
                 Queue::Embedded(queue) => HeartbeatsInner::Embedded(queue.heartbeats()),
-                Queue::Amqp(queue) => HeartbeatsInner::Amqp(queue.heartbeats()),
+                Queue::Amqp(queue) => HeartbeatsInner::Broker(queue.heartbeats()),
+                Queue::Redis(queue) => HeartbeatsInner::Broker(queue.heartbeats()),
             },
         }
     }
@@ -149,14 +165,17 @@ impl Queue {
         match self {
             Queue::Embedded(queue) => queue.check(),
             Queue::Amqp(queue) => queue.check(),
+            Queue::Redis(queue) => queue.check(),
         }
     }
 
-    /// Stops consuming and disconnects (RabbitMQ). The embedded queue closes when its last
-    /// handle is dropped.
+    /// Stops consuming and disconnects (RabbitMQ, Redis). The embedded queue closes when its
+    /// last handle is dropped.
     pub async fn close(&self) {
-        if let Queue::Amqp(queue) = self {
-            queue.close().await;
+        match self {
+            Queue::Embedded(_) => {}
+            Queue::Amqp(queue) => queue.close().await,
+            Queue::Redis(queue) => queue.close().await,
         }
     }
 
@@ -165,8 +184,14 @@ impl Queue {
         match self {
             Queue::Embedded(_) => "embedded",
             Queue::Amqp(_) => "rabbitmq",
+            Queue::Redis(_) => "redis",
         }
     }
+}
+
+/// Whether `url` names Redis (`redis://`, or `rediss://` over TLS).
+pub fn is_redis_url(url: &str) -> bool {
+    url.starts_with("redis://") || url.starts_with("rediss://")
 }
 
 /// The workers' heartbeats, as a gateway hears them.
@@ -178,7 +203,8 @@ pub struct Heartbeats {
 #[derive(Debug)]
 enum HeartbeatsInner {
     Embedded(broadcast::Receiver<Heartbeat>),
-    Amqp(mpsc::Receiver<Heartbeat>),
+    /// RabbitMQ or Redis: a task of the back-end forwards them.
+    Broker(mpsc::Receiver<Heartbeat>),
 }
 
 impl Heartbeats {
@@ -193,7 +219,7 @@ impl Heartbeats {
                     Err(broadcast::error::RecvError::Closed) => return None,
                 }
             },
-            HeartbeatsInner::Amqp(receiver) => receiver.recv().await,
+            HeartbeatsInner::Broker(receiver) => receiver.recv().await,
         }
     }
 }
@@ -207,7 +233,8 @@ pub struct Consumer<T> {
 #[derive(Debug)]
 enum ConsumerInner<T> {
     Embedded(embedded::Receiver<T>),
-    Amqp(mpsc::Receiver<Delivery<T>>),
+    /// RabbitMQ or Redis: a task of the back-end forwards the deliveries.
+    Broker(mpsc::Receiver<Delivery<T>>),
 }
 
 impl<T> Consumer<T> {
@@ -215,7 +242,7 @@ impl<T> Consumer<T> {
     pub async fn next(&mut self) -> Option<Delivery<T>> {
         match &mut self.inner {
             ConsumerInner::Embedded(receiver) => receiver.next().await,
-            ConsumerInner::Amqp(receiver) => receiver.recv().await,
+            ConsumerInner::Broker(receiver) => receiver.recv().await,
         }
     }
 }
@@ -236,11 +263,13 @@ pub struct Delivery<T> {
 enum Acker<T> {
     Embedded(embedded::Requeue<T>),
     Amqp(lapin::Acker),
+    Redis(redis_streams::RedisAcker),
 }
 
 impl<T> Delivery<T> {
-    /// Which delivery of the message this is, from 1. RabbitMQ dead-letters a job handed
-    /// back when this is past `queue.delivery_limit`; the embedded queue counts the same way.
+    /// Which delivery of the message this is, from 1. RabbitMQ and Redis dead-letter a job
+    /// handed back when this is past `queue.delivery_limit`; the embedded queue counts the
+    /// same way.
     pub fn deliveries(&self) -> u32 {
         self.deliveries
     }
@@ -250,6 +279,7 @@ impl<T> Delivery<T> {
         match self.acker {
             Acker::Embedded(_) => Ok(()),
             Acker::Amqp(acker) => amqp::ack(&acker).await,
+            Acker::Redis(acker) => acker.ack().await,
         }
     }
 
@@ -258,6 +288,7 @@ impl<T> Delivery<T> {
         match self.acker {
             Acker::Embedded(requeue) => requeue.send(self.message, self.deliveries),
             Acker::Amqp(acker) => amqp::requeue(&acker).await,
+            Acker::Redis(acker) => acker.retry().await,
         }
     }
 }
