@@ -1,6 +1,6 @@
-"""The Helm chart, checked offline: `helm lint --strict`, then each case of values rendered
-(Helm v4's SDK, helm-python-sdk) and every manifest validated against the Kubernetes schemas
-of the oldest and newest Kubernetes the chart supports (kubernetes-validate, strict), the KEDA
+"""The Helm chart, checked offline: `helm lint --strict` (values.schema.json included), then
+each case of values rendered (Helm v4's SDK, helm-python-sdk) and every manifest validated
+against the Kubernetes schemas of the oldest and newest Kubernetes the chart supports (kubernetes-validate, strict), the KEDA
 and Prometheus Operator resources against their CRDs' schemas (validate_crds.mjs), the
 service's configuration file against the service itself (`gateway --print-config` reads it,
 refusing unknown keys), and what each case changes asserted.
@@ -263,6 +263,7 @@ def main():
         "no queue URL": {"secrets": merged(SECRETS, {"queueUrl": ""})},
         "a queue of no known kind": {"secrets": SECRETS, "queue": {"kind": "kafka"}},
         "external secrets without a name": {"secrets": {"create": False}},
+        "a misspelt key (values.schema.json)": {"secrets": SECRETS, "gateway": {"replicaz": 2}},
     }.items():
         try:
             render(values)
