@@ -1,9 +1,10 @@
 """The Helm chart, checked offline: `helm lint --strict` (values.schema.json included), then
 each case of values rendered (Helm v4's SDK, helm-python-sdk) and every manifest validated
-against the Kubernetes schemas of the oldest and newest Kubernetes the chart supports (kubernetes-validate, strict), the KEDA
-and Prometheus Operator resources against their CRDs' schemas (validate_crds.mjs), the
-service's configuration file against the service itself (`gateway --print-config` reads it,
-refusing unknown keys), and what each case changes asserted.
+against the Kubernetes schemas of the oldest and newest Kubernetes the chart supports
+(kubernetes-validate, strict), the KEDA and Prometheus Operator resources against their
+CRDs' schemas (validate_crds.mjs), the service's configuration file against the service
+itself (`gateway --print-config` reads it, refusing unknown keys), and what each case
+changes asserted.
 
 Usage: check_chart.py GATEWAY_BINARY NODE_DIR (scripts/check-chart provides both).
 """
