@@ -12,6 +12,7 @@
 //! | what a consumer that went away held comes again (brokers) | `what_a_lost_consumer_held_comes_again` |
 //! | a job handed back past the delivery limit is a dead letter (brokers) | `a_job_past_the_delivery_limit_is_a_dead_letter` |
 //! | a live consumer keeps a long job (Redis's visibility time) | `redis::a_long_job_stays_with_its_live_worker` |
+//! | a delivery dropped unsettled goes back at once, uncounted (Redis) | `redis::a_delivery_dropped_unsettled_goes_back_at_once` |
 //! | a malformed entry is dropped, not handed out (Redis) | `redis::a_malformed_entry_is_dropped` |
 
 mod support;
@@ -39,10 +40,16 @@ enum Backend {
 
 /// A queue on `backend`, with a delivery limit of 1 and (Redis) a visibility time of 1 s.
 fn connect(backend: &Backend) -> Queue {
+    connect_with(backend, 1)
+}
+
+/// A queue on `backend`, with a delivery limit of 1 and (Redis) a visibility time of
+/// `visibility_secs`.
+fn connect_with(backend: &Backend, visibility_secs: u64) -> Queue {
     let config = |url: String| QueueConfig {
         url: Some(url),
         delivery_limit: 1,
-        visibility_secs: 1,
+        visibility_secs,
         ..QueueConfig::default()
     };
     match backend {
@@ -343,7 +350,7 @@ mod rabbitmq {
 mod redis {
     use std::time::Duration;
 
-    use super::{Backend, connect, job, next, nothing_comes, ready};
+    use super::{Backend, connect, connect_with, job, next, nothing_comes, ready};
     use crate::support::redis::RedisServer;
 
     broker_tests!(Backend::Redis(RedisServer::start()));
@@ -365,6 +372,32 @@ mod redis {
         held.ack().await.unwrap();
         nothing_comes(&mut others).await;
         worker.close().await;
+        other.close().await;
+    }
+
+    #[tokio::test]
+    async fn a_delivery_dropped_unsettled_goes_back_at_once() {
+        let backend = Backend::Redis(RedisServer::start());
+        // A visibility time far longer than the test: only the hand-back can bring it back.
+        let stopping = connect_with(&backend, 600);
+        let other = connect_with(&backend, 600);
+        ready(&stopping).await;
+        ready(&other).await;
+        let sent = job();
+        stopping.publish_job(&sent).await.unwrap();
+        let mut jobs = stopping.consume_jobs(1).await.unwrap();
+        let taken = next(&mut jobs).await;
+        drop(taken);
+        drop(jobs);
+        let mut others = other.consume_jobs(1).await.unwrap();
+        let again = tokio::time::timeout(Duration::from_secs(5), others.next())
+            .await
+            .expect("handed back at once, not after the visibility time")
+            .unwrap();
+        assert_eq!(again.message, sent);
+        assert_eq!(again.deliveries(), 1, "not counted as a failed delivery");
+        again.ack().await.unwrap();
+        stopping.close().await;
         other.close().await;
     }
 

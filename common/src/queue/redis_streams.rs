@@ -29,7 +29,8 @@
 //!   entries it holds from going idle by claiming them again (`XCLAIM … JUSTID`) every third
 //!   of that time, so a long job is not taken from a worker still at it.
 //! - **Prefetch**: a consumer reads at most as many entries as it has free places, a place
-//!   taken by each delivery until it is acked, handed back or dropped.
+//!   taken by each delivery until it is acked, handed back or dropped. A delivery dropped
+//!   unsettled (a stopping worker's jobs not begun) goes back to the tail at once.
 //!
 //! A supervisor task owns the connection for publishing and acks: it connects with capped
 //! exponential backoff, creates the groups (idempotently, from the start of each stream, so
@@ -476,17 +477,21 @@ pub(super) struct RedisAcker {
     stream: Stream,
     entry: Entry,
     held: Held,
+    /// Acked or handed back (else, when dropped, it goes back to the queue).
+    settled: bool,
     _place: OwnedSemaphorePermit,
 }
 
 impl RedisAcker {
     /// Acks the delivery.
-    pub(super) async fn ack(self) -> Result<(), QueueError> {
+    pub(super) async fn ack(mut self) -> Result<(), QueueError> {
+        self.settled = true;
         self.inner.ack(&self.stream, &self.entry.id).await
     }
 
     /// Hands the delivery back: to the tail of its stream as the next delivery.
-    pub(super) async fn retry(self) -> Result<(), QueueError> {
+    pub(super) async fn retry(mut self) -> Result<(), QueueError> {
+        self.settled = true;
         let mut connection = self.inner.live()?;
         self.inner
             .redeliver(
@@ -502,10 +507,36 @@ impl RedisAcker {
 }
 
 impl Drop for RedisAcker {
-    /// Settled or dropped, the entry is no longer this consumer's to keep: dropped unsettled,
-    /// it goes idle and is claimed again after the visibility time.
+    /// Settled or dropped, the entry is no longer this consumer's to keep. Dropped unsettled
+    /// (a worker stopping drops the jobs it had taken and not begun), it goes back to the
+    /// tail of its stream at once, as the same delivery, not after the visibility time: on a
+    /// task, while the runtime runs; should that not happen, the claim of idle entries does
+    /// it later.
     fn drop(&mut self) {
         self.held.release(&self.entry.id);
+        if self.settled {
+            return;
+        }
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let (inner, stream, entry) = (
+            Arc::clone(&self.inner),
+            self.stream.clone(),
+            self.entry.clone(),
+        );
+        handle.spawn(async move {
+            let Ok(mut connection) = inner.live() else {
+                return;
+            };
+            let deliveries = entry.deliveries;
+            if let Err(error) = inner
+                .redeliver(&mut connection, &stream, &entry, deliveries)
+                .await
+            {
+                tracing::debug!(%error, "cannot hand back an entry dropped unsettled; it will be claimed");
+            }
+        });
     }
 }
 
@@ -675,6 +706,7 @@ async fn consume_on<T: DeserializeOwned + Send + 'static>(
                     stream: stream.clone(),
                     entry,
                     held: held.clone(),
+                    settled: false,
                     _place: place,
                 }),
             };
