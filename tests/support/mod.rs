@@ -651,6 +651,16 @@ impl Gateway {
         Self::launch(queue_url, None, None, None, Vec::new(), yaml).await
     }
 
+    /// Starts a gateway alone, on the queue at `queue_url`, with `env` given to it and to the
+    /// workers it starts.
+    pub async fn start_with_queue_env(
+        queue_url: String,
+        env: Vec<(&'static str, String)>,
+        yaml: &str,
+    ) -> Self {
+        Self::launch(Some(queue_url), None, None, None, env, yaml).await
+    }
+
     /// Starts a gateway alone, embedded, with its records in PostgreSQL at `store_url`.
     pub async fn start_with_store(store_url: String, yaml: &str) -> Self {
         let env = vec![("THUMBNAILIFY_STORE_URL", store_url)];

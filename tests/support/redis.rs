@@ -1,7 +1,9 @@
 //! A Redis server of the test's own: `redis-server` on a free loopback port, its append-only
 //! file in a temporary directory with `appendfsync always` (every acknowledged write on disk,
-//! so a SIGKILL loses nothing acknowledged), never the machine's Redis.
+//! so a SIGKILL loses nothing acknowledged), never the machine's Redis; plain, or over TLS
+//! with a certificate from a CA of the test's own (made with `openssl`).
 
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -13,25 +15,109 @@ pub struct RedisServer {
     dir: tempfile::TempDir,
     /// Its port.
     pub port: u16,
+    tls: bool,
 }
 
 impl RedisServer {
     /// Starts a server with an empty data directory.
     pub fn start() -> Self {
+        Self::start_with(false)
+    }
+
+    /// Starts a server that speaks TLS only, its certificate (for 127.0.0.1) signed by a CA
+    /// whose certificate is [`RedisServer::ca_file`].
+    pub fn start_tls() -> Self {
+        Self::start_with(true)
+    }
+
+    fn start_with(tls: bool) -> Self {
         let mut server = Self {
             child: None,
             dir: tempfile::tempdir().unwrap(),
             port: free_port(),
+            tls,
         };
+        if tls {
+            server.make_certificates();
+        }
         server.spawn();
         server
+    }
+
+    /// The CA certificate that signed a TLS server's certificate.
+    pub fn ca_file(&self) -> PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+
+    /// A CA, and a server certificate for 127.0.0.1 it signs.
+    fn make_certificates(&self) {
+        let openssl = |args: &[&str]| {
+            let output = Command::new("openssl")
+                .args(args)
+                .current_dir(self.dir.path())
+                .output()
+                .expect("openssl runs");
+            assert!(
+                output.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        };
+        let key = ["-newkey", "rsa:2048", "-nodes", "-days", "2"];
+        openssl(
+            &[
+                &["req", "-x509", "-subj", "/CN=test-ca"][..],
+                &key,
+                &["-keyout", "ca.key", "-out", "ca.pem"],
+            ]
+            .concat(),
+        );
+        openssl(
+            &[
+                &["req", "-subj", "/CN=127.0.0.1"][..],
+                &key[..3],
+                &["-keyout", "key.pem", "-out", "req.csr"],
+            ]
+            .concat(),
+        );
+        std::fs::write(
+            self.dir.path().join("ext.cnf"),
+            "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+        )
+        .unwrap();
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "req.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "cert.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "ext.cnf",
+        ]);
     }
 
     /// (Re)starts the server on the same port and directory: it reloads its append-only file.
     pub fn spawn(&mut self) {
         assert!(self.child.is_none(), "already running");
-        let child = Command::new("redis-server")
-            .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
+        let mut command = Command::new("redis-server");
+        command.args(["--bind", "127.0.0.1"]);
+        if self.tls {
+            command
+                .args(["--port", "0", "--tls-port", &self.port.to_string()])
+                .args(["--tls-cert-file", "cert.pem", "--tls-key-file", "key.pem"])
+                .args(["--tls-ca-cert-file", "ca.pem", "--tls-auth-clients", "no"]);
+        } else {
+            command.args(["--port", &self.port.to_string()]);
+        }
+        let child = command
             .args([
                 "--save",
                 "",
@@ -42,6 +128,7 @@ impl RedisServer {
             ])
             .arg("--dir")
             .arg(self.dir.path())
+            .current_dir(self.dir.path())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -54,10 +141,21 @@ impl RedisServer {
         }
     }
 
+    /// What `redis-cli` needs to reach the server.
+    fn cli_args(&self) -> Vec<String> {
+        let mut args = vec!["-p".to_owned(), self.port.to_string()];
+        if self.tls {
+            args.extend(["--tls".to_owned(), "--cacert".to_owned()]);
+            args.push(self.ca_file().display().to_string());
+        }
+        args
+    }
+
     /// Whether the server answers PING.
     fn answers(&self) -> bool {
         Command::new("redis-cli")
-            .args(["-p", &self.port.to_string(), "ping"])
+            .args(self.cli_args())
+            .arg("ping")
             .output()
             .is_ok_and(|output| output.stdout.starts_with(b"PONG"))
     }
@@ -73,16 +171,17 @@ impl RedisServer {
     /// Runs `redis-cli` against the server and returns what it printed.
     pub fn cli(&self, args: &[&str]) -> String {
         let output = Command::new("redis-cli")
-            .args(["-p", &self.port.to_string()])
+            .args(self.cli_args())
             .args(args)
             .output()
             .expect("redis-cli runs");
         String::from_utf8_lossy(&output.stdout).trim().to_owned()
     }
 
-    /// Its URL.
+    /// Its URL: `redis://`, or `rediss://` over TLS.
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
+        let scheme = if self.tls { "rediss" } else { "redis" };
+        format!("{scheme}://127.0.0.1:{}/0", self.port)
     }
 }
 
