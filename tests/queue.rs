@@ -281,63 +281,36 @@ async fn a_job_past_the_delivery_limit_is_a_dead_letter(backend: Backend) {
     queue.close().await;
 }
 
+/// One test per function named, each on a back-end made by `$backend`.
+macro_rules! contract_tests {
+    ($backend:expr; $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $name() {
+                super::$name($backend).await;
+            }
+        )*
+    };
+}
+
+/// What every queue passes, and what only the brokers do (the embedded queue lives and dies
+/// with its one process).
+macro_rules! broker_tests {
+    ($backend:expr) => {
+        contract_tests!($backend; a_job_is_delivered_once_and_gone_once_acked,
+            a_job_handed_back_comes_again_counted, results_reach_the_gateways,
+            a_consumer_holds_no_more_than_its_prefetch, heartbeats_reach_every_listener,
+            what_a_lost_consumer_held_comes_again,
+            a_job_past_the_delivery_limit_is_a_dead_letter);
+    };
+}
+
 mod embedded {
     use super::Backend;
 
-    #[tokio::test]
-    async fn a_job_is_delivered_once_and_gone_once_acked() {
-        super::a_job_is_delivered_once_and_gone_once_acked(Backend::Embedded).await;
-    }
-    #[tokio::test]
-    async fn a_job_handed_back_comes_again_counted() {
-        super::a_job_handed_back_comes_again_counted(Backend::Embedded).await;
-    }
-    #[tokio::test]
-    async fn results_reach_the_gateways() {
-        super::results_reach_the_gateways(Backend::Embedded).await;
-    }
-    #[tokio::test]
-    async fn a_consumer_holds_no_more_than_its_prefetch() {
-        super::a_consumer_holds_no_more_than_its_prefetch(Backend::Embedded).await;
-    }
-    #[tokio::test]
-    async fn heartbeats_reach_every_listener() {
-        super::heartbeats_reach_every_listener(Backend::Embedded).await;
-    }
-}
-
-/// The tests every broker passes, on a back-end made by `$backend`.
-macro_rules! broker_tests {
-    ($backend:expr) => {
-        #[tokio::test]
-        async fn a_job_is_delivered_once_and_gone_once_acked() {
-            super::a_job_is_delivered_once_and_gone_once_acked($backend).await;
-        }
-        #[tokio::test]
-        async fn a_job_handed_back_comes_again_counted() {
-            super::a_job_handed_back_comes_again_counted($backend).await;
-        }
-        #[tokio::test]
-        async fn results_reach_the_gateways() {
-            super::results_reach_the_gateways($backend).await;
-        }
-        #[tokio::test]
-        async fn a_consumer_holds_no_more_than_its_prefetch() {
-            super::a_consumer_holds_no_more_than_its_prefetch($backend).await;
-        }
-        #[tokio::test]
-        async fn heartbeats_reach_every_listener() {
-            super::heartbeats_reach_every_listener($backend).await;
-        }
-        #[tokio::test]
-        async fn what_a_lost_consumer_held_comes_again() {
-            super::what_a_lost_consumer_held_comes_again($backend).await;
-        }
-        #[tokio::test]
-        async fn a_job_past_the_delivery_limit_is_a_dead_letter() {
-            super::a_job_past_the_delivery_limit_is_a_dead_letter($backend).await;
-        }
-    };
+    contract_tests!(Backend::Embedded; a_job_is_delivered_once_and_gone_once_acked,
+        a_job_handed_back_comes_again_counted, results_reach_the_gateways,
+        a_consumer_holds_no_more_than_its_prefetch, heartbeats_reach_every_listener);
 }
 
 mod rabbitmq {

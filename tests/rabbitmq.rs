@@ -150,20 +150,7 @@ async fn a_job_that_kills_its_worker_every_time_is_dead_lettered_as_an_error() {
     assert_eq!(gateway.wait_final(&healthy).await["state"], "Completed");
 
     let poison = gateway.upload_fixture("hostile-huge.png").await;
-    let mut deaths = 0;
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let record = loop {
-        deaths += gateway.restart_dead_workers(restart);
-        let record = gateway.get(&format!("/images/{poison}")).await.json();
-        if record["state"] != "Processing" {
-            break record;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{record} after {deaths} worker deaths"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let (record, deaths) = gateway.wait_final_restarting(&poison, restart).await;
     assert_eq!(record["state"], "Error", "{record}");
     assert_eq!(record["code"], 500);
     assert!(

@@ -31,20 +31,7 @@ async fn a_job_that_kills_its_worker_every_time_is_a_dead_letter_on_the_dashboar
     assert_eq!(gateway.wait_final(&healthy).await["state"], "Completed");
 
     let poison = gateway.upload_fixture("hostile-huge.png").await;
-    let mut deaths = 0;
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let record = loop {
-        deaths += gateway.restart_dead_workers(restart);
-        let record = gateway.get(&format!("/images/{poison}")).await.json();
-        if record["state"] != "Processing" {
-            break record;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{record} after {deaths} worker deaths"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let (record, deaths) = gateway.wait_final_restarting(&poison, restart).await;
     assert_eq!(record["state"], "Error", "{record}");
     assert_eq!(record["dead_letter"], true, "{record}");
     // Deliveries 1, 2 and 3 (the last try the limit of 2 allows) each killed a worker.

@@ -842,6 +842,30 @@ impl Gateway {
         dead.len()
     }
 
+    /// Polls the record of `media_id` until it leaves `Processing`, replacing every worker
+    /// that dies meanwhile by `restart`; returns the record and how many workers died (for a
+    /// job that kills its worker).
+    pub async fn wait_final_restarting(
+        &mut self,
+        media_id: &str,
+        restart: impl Fn(&mut Self) -> usize,
+    ) -> (Value, usize) {
+        let mut deaths = 0;
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            deaths += self.restart_dead_workers(&restart);
+            let record = self.get(&format!("/images/{media_id}")).await.json();
+            if record["state"] != "Processing" {
+                return (record, deaths);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{record} after {deaths} worker deaths"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// (Re)starts the gateway process on the same port and data directory.
     pub async fn spawn(&mut self) {
         assert!(self.child.is_none(), "already running");
