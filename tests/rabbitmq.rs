@@ -6,8 +6,6 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
-
 use support::{Backend, Gateway, Vhost, rabbitmqctl, slow_png};
 
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -39,21 +37,7 @@ async fn uploads_during_a_broker_outage_are_accepted_and_all_complete() {
     }
 
     let outage = Outage::begin();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let ready = gateway.get("/readyz").await;
-        if ready.status == 503 {
-            ready.assert_error(503, "not_ready");
-            let message = ready.json()["error"]["message"].to_string();
-            assert!(message.contains("RabbitMQ"), "{message}");
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "readyz stayed ready without a broker"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    gateway.wait_not_ready("RabbitMQ").await;
     assert_eq!(gateway.get("/healthz").await.status, 200);
     let mut during = Vec::new();
     for name in [
@@ -74,11 +58,7 @@ async fn uploads_during_a_broker_outage_are_accepted_and_all_complete() {
     for id in ids.iter().chain(&during) {
         assert_eq!(gateway.wait_final(id).await["state"], "Completed", "{id}");
     }
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while gateway.get("/readyz").await.status != 200 {
-        assert!(Instant::now() < deadline, "readyz did not recover");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    gateway.wait_ready_again().await;
 }
 
 #[tokio::test]

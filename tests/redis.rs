@@ -65,21 +65,7 @@ async fn uploads_during_a_redis_outage_are_accepted_and_all_complete() {
     let before = gateway.upload_fixture("jpeg-baseline.jpg").await;
 
     server.kill();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let ready = gateway.get("/readyz").await;
-        if ready.status == 503 {
-            ready.assert_error(503, "not_ready");
-            let message = ready.json()["error"]["message"].to_string();
-            assert!(message.contains("Redis"), "{message}");
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "readyz stayed ready without Redis"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    gateway.wait_not_ready("Redis").await;
     let mut during = Vec::new();
     for name in ["png-rgb.png", "webp-lossy.webp", "small.png"] {
         during.push(gateway.upload_fixture(name).await);
@@ -89,11 +75,7 @@ async fn uploads_during_a_redis_outage_are_accepted_and_all_complete() {
     for id in std::iter::once(&before).chain(&during) {
         assert_eq!(gateway.wait_final(id).await["state"], "Completed", "{id}");
     }
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while gateway.get("/readyz").await.status != 200 {
-        assert!(Instant::now() < deadline, "readyz did not recover");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    gateway.wait_ready_again().await;
 }
 
 /// `rediss://`: the gateway and a worker reach Redis over TLS, trusting the server's CA

@@ -842,6 +842,35 @@ impl Gateway {
         dead.len()
     }
 
+    /// Waits until `/readyz` answers 503 `not_ready` naming `dependency` (a broker out of
+    /// reach), within 20 s.
+    pub async fn wait_not_ready(&self, dependency: &str) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let ready = self.get("/readyz").await;
+            if ready.status == 503 {
+                ready.assert_error(503, "not_ready");
+                let message = ready.json()["error"]["message"].to_string();
+                assert!(message.contains(dependency), "{message}");
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "readyz stayed ready without {dependency}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits until `/readyz` answers 200 again, within 20 s.
+    pub async fn wait_ready_again(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.get("/readyz").await.status != 200 {
+            assert!(Instant::now() < deadline, "readyz did not recover");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Polls the record of `media_id` until it leaves `Processing`, replacing every worker
     /// that dies meanwhile by `restart`; returns the record and how many workers died (for a
     /// job that kills its worker).
