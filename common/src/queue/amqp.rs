@@ -41,7 +41,10 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::{mpsc, watch};
 
-use super::{Acker, Consumer, ConsumerInner, Delivery, QueueError};
+use super::{
+    Acker, Consumer, ConsumerInner, DEAD_LETTERS_PREFETCH, Delivery, MAX_BACKOFF, MIN_BACKOFF,
+    QueueError,
+};
 use crate::config::QueueConfig;
 use crate::message::{Heartbeat, Job, JobResult};
 
@@ -50,10 +53,6 @@ use crate::message::{Heartbeat, Job, JobResult};
 /// 8 MiB per process, for messages under 1 KiB.
 const FRAME_MAX: u32 = 16 * 1024;
 
-/// The first wait before reconnecting; it doubles up to [`MAX_BACKOFF`].
-const MIN_BACKOFF: Duration = Duration::from_millis(100);
-/// The longest wait between reconnection attempts.
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// How often the supervisor checks that the connection is alive.
 const WATCH_INTERVAL: Duration = Duration::from_millis(250);
 /// How long a publish may wait for the broker's confirm.
@@ -197,7 +196,7 @@ impl AmqpQueue {
     }
 
     pub(super) fn consume_dead_jobs(&self) -> Consumer<Job> {
-        self.consume(self.inner.names.dead.clone(), 16)
+        self.consume(self.inner.names.dead.clone(), DEAD_LETTERS_PREFETCH)
     }
 
     /// Publishes a heartbeat to the fanout exchange, transient and unconfirmed.

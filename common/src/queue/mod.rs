@@ -62,8 +62,17 @@ pub enum Queue {
     Redis(redis_streams::RedisQueue),
 }
 
-/// How many results the gateway takes from RabbitMQ at once.
+/// How many results the gateway takes from a broker at once.
 const RESULTS_PREFETCH: u16 = 64;
+
+/// How many dead letters the gateway takes from a broker at once.
+const DEAD_LETTERS_PREFETCH: u16 = 16;
+
+/// A broker's first wait before reconnecting; it doubles up to [`MAX_BACKOFF`].
+const MIN_BACKOFF: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// A broker's longest wait between reconnection attempts.
+const MAX_BACKOFF: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl Queue {
     /// The queue the configuration names: embedded without a URL, Redis with a `redis://` or

@@ -53,14 +53,13 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 
-use super::{Acker, Consumer, ConsumerInner, Delivery, QueueError};
+use super::{
+    Acker, Consumer, ConsumerInner, DEAD_LETTERS_PREFETCH, Delivery, MAX_BACKOFF, MIN_BACKOFF,
+    QueueError,
+};
 use crate::config::QueueConfig;
 use crate::message::{Heartbeat, Job, JobResult, process_name};
 
-/// The first wait before reconnecting; it doubles up to [`MAX_BACKOFF`].
-const MIN_BACKOFF: Duration = Duration::from_millis(100);
-/// The longest wait between reconnection attempts.
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// How often the supervisor pings.
 const WATCH_INTERVAL: Duration = Duration::from_millis(250);
 /// How long a command may wait for its reply (a blocking read waits [`BLOCK`] more).
@@ -233,7 +232,7 @@ impl RedisQueue {
     }
 
     pub(super) fn consume_dead_jobs(&self) -> Consumer<Job> {
-        self.consume(self.inner.names.dead.clone(), 16)
+        self.consume(self.inner.names.dead.clone(), DEAD_LETTERS_PREFETCH)
     }
 
     /// Publishes a heartbeat on the channel: every gateway subscribed hears it.
@@ -284,8 +283,9 @@ impl RedisQueue {
         self.inner.live().map(drop)
     }
 
-    /// Stops the supervisor and every consumer. What was delivered and not acked stays
-    /// pending, and is claimed again after `queue.visibility_secs`.
+    /// Stops the supervisor and every consumer. A delivery dropped unsettled goes back to its
+    /// stream (while the connection lasts); one that could not is claimed again after
+    /// `queue.visibility_secs`.
     pub(super) async fn close(&self) {
         self.inner.closing.send_replace(true);
     }
