@@ -405,6 +405,11 @@ mod tests {
         }
         config = Config::from_yaml("queue: {visibility_secs: 0}").unwrap();
         assert!(config.validate().is_err());
+        // Requests in flight are cut off after the drain, never before it.
+        config = Config::from_yaml("server: {drain_secs: 20, shutdown_grace_secs: 20}").unwrap();
+        assert!(config.validate().is_err());
+        config = Config::from_yaml("server: {drain_secs: 0, shutdown_grace_secs: 1}").unwrap();
+        assert!(config.validate().is_ok());
     }
 
     #[test]
