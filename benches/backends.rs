@@ -42,6 +42,7 @@ fn record() -> (Record, Job) {
             &common::config::ThumbnailConfig::default(),
         )],
         callback_url: None,
+        notify_email: None,
     });
     let job = record.job();
     (record, job)

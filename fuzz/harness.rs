@@ -15,7 +15,7 @@ pub fn thumbnail(data: &[u8]) {
     };
     let images: Vec<_> = common::media::ALL
         .into_iter()
-        .filter(|media_type| !media_type.is_video())
+        .filter(|media_type| !media_type.is_video() && !media_type.is_document())
         .collect();
     let media_type = images[usize::from(selector) % images.len()];
     // Smaller limits than the service's keep each run fast; the checks are the same.
@@ -273,6 +273,65 @@ pub fn source(data: &[u8]) {
         }
         server.abort();
     });
+}
+
+/// The SVG renderer on arbitrary bytes, in the process (where the worker runs it in a child):
+/// structure bounds, then usvg and resvg, for a contain and a cover variant. What it draws
+/// is the size the variants ask, never past the longest side; it must return, whatever the
+/// bytes, with a picture or an error.
+pub fn svg(data: &[u8]) {
+    let limits = LimitsConfig {
+        max_pixels: 4_000_000,
+        max_alloc_bytes: 64 * 1024 * 1024,
+        max_thumbnail_side: 512,
+        ..LimitsConfig::default()
+    };
+    let documents = common::config::DocumentsConfig {
+        max_elements: 2_000,
+        max_depth: 32,
+        ..common::config::DocumentsConfig::default()
+    };
+    let default = Variant::default_for(&ThumbnailConfig::default());
+    let variants = worker::document::enlarged([
+        Variant {
+            size: "300x200".parse().expect("a valid size"),
+            ..default.clone()
+        },
+        Variant {
+            size: "64x64".parse().expect("a valid size"),
+            fit: Fit::Cover,
+            ..default
+        },
+    ]);
+    if let Ok(drawn) = worker::document::svg::render(data, &variants, &limits, &documents) {
+        let (width, height) = drawn.image.dimensions();
+        assert!(width.max(height) <= 512, "{width}×{height}");
+        assert!(drawn.width >= 1 && drawn.height >= 1);
+    }
+}
+
+/// The PDF renderer on arbitrary bytes, in the process: bounds (pages, page size), then
+/// hayro drawing the first page for a contain variant. It must return, whatever the bytes,
+/// with a picture no larger than asked, or an error.
+pub fn pdf(data: &[u8]) {
+    let limits = LimitsConfig {
+        max_alloc_bytes: 64 * 1024 * 1024,
+        max_thumbnail_side: 256,
+        ..LimitsConfig::default()
+    };
+    let documents = common::config::DocumentsConfig {
+        max_pages: 100,
+        ..common::config::DocumentsConfig::default()
+    };
+    let variants = worker::document::enlarged([Variant {
+        size: "256x256".parse().expect("a valid size"),
+        ..Variant::default_for(&ThumbnailConfig::default())
+    }]);
+    if let Ok(drawn) = worker::document::pdf::render(data.to_vec(), &variants, &limits, &documents)
+    {
+        let (width, height) = drawn.image.dimensions();
+        assert!(width.max(height) <= 256, "{width}×{height}");
+    }
 }
 
 /// A JPEG XL header and file on arbitrary bytes: what the header lets through is within the

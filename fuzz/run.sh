@@ -12,6 +12,9 @@
 #   jxl_header   JPEG XL headers and files: the pixel and rendering limits, cut files
 #   icc_profile  ICC profiles read and used to convert pixels (first byte: grey or colour),
 #                seeded with the profiles Debian ships and the fixtures' own
+#   svg          the SVG renderer in the process: structure bounds, usvg, resvg (seeded with
+#                the SVG fixtures and the bombs)
+#   pdf          the PDF renderer in the process: page bounds, hayro (seeded with the PDFs)
 # Usage: fuzz/run.sh [SECONDS] [TARGET...]
 # Needs cargo-fuzz (installed if absent). On a stable toolchain RUSTC_BOOTSTRAP=1 lets it
 # pass its sanitizer flags. A crashing input lands in fuzz/artifacts/<target>/: copy it to
@@ -20,7 +23,7 @@ set -euo pipefail
 seconds=${1:-600}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(thumbnail video upload_body form source jxl_header icc_profile)
+[ ${#targets[@]} -gt 0 ] || targets=(thumbnail video upload_body form source jxl_header icc_profile svg pdf)
 cd "$(dirname "$0")"
 command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz
 export RUSTC_BOOTSTRAP=1
@@ -28,7 +31,9 @@ export RUSTC_BOOTSTRAP=1
 # Seeds. The thumbnail target's first byte picks the media type, in the order of the images
 # of common::media::ALL: jpeg, png, gif, webp, tiff, bmp, jxl, avif, heic.
 mkdir -p corpus/thumbnail corpus/video corpus/upload_body corpus/form corpus/source \
-  corpus/jxl_header corpus/icc_profile
+  corpus/jxl_header corpus/icc_profile corpus/svg corpus/pdf
+cp ../tests/fixtures/*.svg corpus/svg/
+cp ../tests/fixtures/*.pdf corpus/pdf/
 for file in ../tests/fixtures/*.jpg ../tests/fixtures/*.png ../tests/fixtures/*.gif \
             ../tests/fixtures/*.webp ../tests/fixtures/*.tiff ../tests/fixtures/*.bmp \
             ../tests/fixtures/*.jxl ../tests/fixtures/*.avif ../tests/fixtures/*.heic; do

@@ -241,8 +241,13 @@ fn return_large_buffers_to_the_system() {
 }
 
 /// Starts a binary: parses the command line (answering `--help`), sets up logging and loads
-/// the configuration. `Err` is the exit code to end with.
+/// the configuration. `Err` is the exit code to end with. Started by a worker as its document
+/// renderer ([`worker::document`]), renders instead, and ends with `Err`.
 pub fn start(binary: &str, what: &str) -> Result<Config, ExitCode> {
+    // Started by a worker to render one document: do that, and nothing else.
+    if let Some(code) = worker::document::child::serve_if_asked() {
+        return Err(code);
+    }
     return_large_buffers_to_the_system();
     let args = match parse_args(std::env::args().skip(1)) {
         Ok(Command::Run(args)) => args,

@@ -141,7 +141,7 @@ async fn upload_accepts_aliases_line_breaks_data_uris_and_json(backend: Backend)
             Method::POST,
             "/images",
             &octets,
-            b"%PDF-1.7 not an image".to_vec(),
+            b"PK\x03\x04\x14\0\0\0 a zip, not an image".to_vec(),
         )
         .await
         .assert_error(415, "unsupported_media_type");
@@ -176,8 +176,8 @@ async fn bad_uploads_get_clear_json_errors(backend: Backend) {
         .await
         .assert_error(400, "empty_body");
     post(
-        vec![("content-type", "image/svg+xml")],
-        STANDARD.encode(b"<svg/>"),
+        vec![("content-type", "image/x-icon")],
+        STANDARD.encode(b"\0\0\x01\0\x01\0"),
     )
     .await
     .assert_error(415, "unsupported_media_type");

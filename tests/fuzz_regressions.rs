@@ -15,7 +15,7 @@ mod harness;
 use std::path::Path;
 
 use harness::{
-    FORM_BOUNDARY, form, icc_profile, jxl_header, source, thumbnail, upload_body, video,
+    FORM_BOUNDARY, form, icc_profile, jxl_header, pdf, source, svg, thumbnail, upload_body, video,
 };
 
 /// Every file of `tests/fuzz-regressions/<target>/`.
@@ -70,6 +70,39 @@ fn thumbnail_regressions_and_fixtures() {
         let mut input = vec![selector];
         input.extend_from_slice(&support::fixture(name));
         thumbnail(&input);
+    }
+}
+
+#[test]
+fn svg_regressions_and_fixtures() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz-regressions/svg");
+    if dir.exists() {
+        for (name, data) in regressions("svg") {
+            println!("{name}");
+            svg(&data);
+        }
+    }
+    for name in [
+        "svg-shapes.svg",
+        "hostile-svg-laughs.svg",
+        "hostile-svg-uses.svg",
+        "hostile-svg-deep.svg",
+    ] {
+        svg(&support::fixture(name));
+    }
+}
+
+#[test]
+fn pdf_fixtures() {
+    for name in [
+        "pdf-page.pdf",
+        "pdf-encrypted.pdf",
+        "hostile-pdf-huge-page.pdf",
+        "hostile-document.pdf",
+    ] {
+        let whole = support::fixture(name);
+        pdf(&whole);
+        pdf(&whole[..whole.len() / 2]);
     }
 }
 

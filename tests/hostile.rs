@@ -41,6 +41,9 @@
 //! | silent, h2c, idle, too many and trickling connections | closed, 503 or 408 in bounded time | `connections.rs` |
 //! | a `Host` not in `server.allowed_hosts` (DNS rebinding); a cross-site POST to the dashboard's actions (`Origin`, `Sec-Fetch-Site`) | 400 `invalid_host`; 403 `forbidden` | `foreign_hosts_and_cross_site_posts_are_refused` |
 //! | a JPEG XL cut short; one whose rendering is over `limits.max_alloc_bytes` (under the pixel limit) | `Error` 422; 413 at upload, from the header, naming the limit | `a_cut_or_oversized_jpeg_xl_is_refused` |
+//! | SVG: a billion laughs (ten levels of entities); nine groups each using the one before ten times (10⁹ elements); 5,000 nested groups | `Error` 413 naming the bound (entities, `documents.max_elements`, `documents.max_depth`), before anything is drawn | `documents.rs` `svg_bombs_are_refused_by_their_bounds` |
+//! | SVG naming files and URLs (`image`, `use`, `feImage`, CSS `@import` and `url()`, `foreignObject`, an SVG in a `data:` URL naming a file, an external entity) | drawn without them; no connection made, no file read | `documents.rs` `nothing_outside_the_document_is_read` |
+//! | SVG drawn past `documents.timeout_secs` or `documents.max_memory_bytes` | its process killed; `Error` 504 (after retries) or 413 | `documents.rs` `a_rendering_out_of_time_or_memory_is_stopped` |
 
 mod support;
 

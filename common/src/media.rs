@@ -1,5 +1,5 @@
-//! Media types: the formats Thumbnailify accepts (images and videos) and produces, and
-//! sniffing of what a byte string really is.
+//! Media types: the formats Thumbnailify accepts (images, documents and videos) and produces,
+//! and sniffing of what a byte string really is.
 //!
 //! An upload declares its media type; [`sniff`] reads the magic bytes and says what the data
 //! is, so that a PNG declared as `image/jpeg`, or a PDF declared as an image, is refused with
@@ -32,6 +32,10 @@ pub enum MediaType {
     Avif,
     /// `image/heic` (also accepted as `image/heif`): read with the `heif` feature.
     Heic,
+    /// `image/svg+xml`: rendered from the vector at the size asked, never passed through.
+    Svg,
+    /// `application/pdf`: its first page rendered at the size asked.
+    Pdf,
     /// `video/mp4` (also accepted as `video/x-m4v`).
     Mp4,
     /// `video/quicktime`.
@@ -45,7 +49,7 @@ pub enum MediaType {
 }
 
 /// Every supported media type, in the order the API documents them.
-pub const ALL: [MediaType; 14] = [
+pub const ALL: [MediaType; 16] = [
     MediaType::Jpeg,
     MediaType::Png,
     MediaType::Gif,
@@ -55,6 +59,8 @@ pub const ALL: [MediaType; 14] = [
     MediaType::Jxl,
     MediaType::Avif,
     MediaType::Heic,
+    MediaType::Svg,
+    MediaType::Pdf,
     MediaType::Mp4,
     MediaType::Quicktime,
     MediaType::Webm,
@@ -75,6 +81,8 @@ impl MediaType {
             MediaType::Jxl => "image/jxl",
             MediaType::Avif => "image/avif",
             MediaType::Heic => "image/heic",
+            MediaType::Svg => "image/svg+xml",
+            MediaType::Pdf => "application/pdf",
             MediaType::Mp4 => "video/mp4",
             MediaType::Quicktime => "video/quicktime",
             MediaType::Webm => "video/webm",
@@ -93,6 +101,12 @@ impl MediaType {
                 | MediaType::Matroska
                 | MediaType::Avi
         )
+    }
+
+    /// Whether this is a document drawn by a renderer at the size asked (SVG, PDF), rather
+    /// than pixels decoded: it is rendered in a bounded child process.
+    pub fn is_document(self) -> bool {
+        matches!(self, MediaType::Svg | MediaType::Pdf)
     }
 
     /// Whether data sniffed as `found` is what a client declaring `self` sends. Containers
@@ -136,6 +150,8 @@ impl FromStr for MediaType {
             "image/jxl" => Ok(MediaType::Jxl),
             "image/avif" => Ok(MediaType::Avif),
             "image/heic" | "image/heif" => Ok(MediaType::Heic),
+            "image/svg+xml" => Ok(MediaType::Svg),
+            "application/pdf" | "application/x-pdf" => Ok(MediaType::Pdf),
             "video/mp4" | "video/x-m4v" => Ok(MediaType::Mp4),
             "video/quicktime" => Ok(MediaType::Quicktime),
             "video/webm" => Ok(MediaType::Webm),
@@ -180,7 +196,7 @@ pub enum Sniffed {
     /// A supported format.
     Media(MediaType),
     /// Something recognised but not supported (the media type found, e.g.
-    /// `application/pdf`).
+    /// `application/zip`).
     Other(&'static str),
     /// Nothing recognisable.
     Unknown,
@@ -198,6 +214,9 @@ impl fmt::Display for Sniffed {
 
 /// Reads the magic bytes of `data` and names the format it is in.
 pub fn sniff(data: &[u8]) -> Sniffed {
+    if is_svg(data) {
+        return Sniffed::Media(MediaType::Svg);
+    }
     let Some(kind) = infer::get(data) else {
         return Sniffed::Unknown;
     };
@@ -205,6 +224,51 @@ pub fn sniff(data: &[u8]) -> Sniffed {
         Ok(media_type) => Sniffed::Media(media_type),
         Err(_) => Sniffed::Other(kind.mime_type()),
     }
+}
+
+/// Whether `data` starts as an SVG document: after an optional byte-order mark and white
+/// space, nothing but an XML declaration, processing instructions, comments and a doctype
+/// before an `<svg` root element within the first [`SNIFF_BYTES`].
+fn is_svg(data: &[u8]) -> bool {
+    let window = &data[..data.len().min(SNIFF_BYTES)];
+    let mut rest = window.strip_prefix(b"\xef\xbb\xbf").unwrap_or(window);
+    loop {
+        rest = rest.trim_ascii_start();
+        if let Some(after) = rest.strip_prefix(b"<svg") {
+            return after
+                .first()
+                .is_some_and(|c| c.is_ascii_whitespace() || matches!(c, b'>' | b'/'));
+        }
+        let end: &[u8] = if rest.starts_with(b"<?") {
+            b"?>"
+        } else if rest.starts_with(b"<!--") {
+            b"-->"
+        } else if rest.starts_with(b"<!") {
+            b">"
+        } else {
+            return false;
+        };
+        // A doctype with an internal subset ends at `]>`.
+        let end: &[u8] = if rest.starts_with(b"<!DOCTYPE") {
+            match (find(rest, b"["), find(rest, b">")) {
+                (Some(open), Some(close)) if open < close => b"]>",
+                _ => end,
+            }
+        } else {
+            end
+        };
+        match find(rest, end) {
+            Some(at) => rest = &rest[at + end.len()..],
+            None => return false,
+        }
+    }
+}
+
+/// Where `needle` first occurs in `haystack`.
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack
+        .windows(needle.len())
+        .position(|window| window == needle)
 }
 
 #[cfg(test)]
@@ -215,7 +279,8 @@ mod tests {
     fn parses_aliases_case_and_parameters() {
         assert_eq!("image/jpg".parse(), Ok(MediaType::Jpeg));
         assert_eq!("IMAGE/PNG; charset=binary".parse(), Ok(MediaType::Png));
-        assert!("image/svg+xml".parse::<MediaType>().is_err());
+        assert_eq!("image/svg+xml".parse(), Ok(MediaType::Svg));
+        assert!("image/svg".parse::<MediaType>().is_err());
         assert!("".parse::<MediaType>().is_err());
         for media_type in ALL {
             assert_eq!(media_type.as_str().parse(), Ok(media_type));
@@ -259,8 +324,35 @@ mod tests {
             sniff(b"BM\x3a\0\0\0\0\0\0\0\x36\0\0\0\x28\0"),
             Sniffed::Media(MediaType::Bmp)
         );
-        assert_eq!(sniff(b"%PDF-1.7\n"), Sniffed::Other("application/pdf"));
+        assert_eq!(sniff(b"%PDF-1.7\n"), Sniffed::Media(MediaType::Pdf));
+        assert_eq!(
+            sniff(b"PK\x03\x04\x14\0\0\0"),
+            Sniffed::Other("application/zip")
+        );
+        assert_eq!(
+            sniff(b"<svg xmlns=\"http://www.w3.org/2000/svg\"/>"),
+            Sniffed::Media(MediaType::Svg)
+        );
         assert_eq!(sniff(b"hello"), Sniffed::Unknown);
         assert_eq!(sniff(b""), Sniffed::Unknown);
+    }
+
+    #[test]
+    fn sniffs_svg_after_its_prolog_only() {
+        let svg = |s: &str| sniff(s.as_bytes()) == Sniffed::Media(MediaType::Svg);
+        assert!(svg("<svg>"));
+        assert!(svg("\u{feff}  \n<svg width='1'/>"));
+        assert!(svg(
+            "<?xml version='1.0'?>\n<!-- Generator: Illustrator -->\n<!DOCTYPE svg PUBLIC \"-//W3C//DTD SVG 1.1//EN\" \"http://www.w3.org/Graphics/SVG/1.1/DTD/svg11.dtd\">\n<svg viewBox='0 0 1 1'></svg>"
+        ));
+        assert!(svg(
+            "<!DOCTYPE svg [ <!ENTITY a \"<b>\"> ]><svg xmlns='http://www.w3.org/2000/svg'/>"
+        ));
+        assert!(!svg("<html><svg></svg></html>"));
+        assert!(!svg("<svgfoo>"));
+        assert!(!svg("<svg"));
+        assert!(!svg("<!-- never closed <svg>"));
+        assert!(!svg(&format!("{}<svg>", " ".repeat(SNIFF_BYTES))));
+        assert!(!svg("hello <svg>"));
     }
 }

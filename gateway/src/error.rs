@@ -161,6 +161,9 @@ pub enum ApiError {
     /// A callback URL that callbacks may not reach, or callbacks are off.
     #[error("callback_url: {0}")]
     CallbackNotAllowed(String),
+    /// An address mail may not go to, or mail is off.
+    #[error("notify_email: {0}")]
+    EmailNotAllowed(String),
     /// No variant of that name, and none can be made on demand.
     #[error("{message}")]
     UnknownVariant {
@@ -270,6 +273,7 @@ impl ApiError {
             ApiError::NotADeadLetter(_) => (StatusCode::CONFLICT, "not_a_dead_letter"),
             ApiError::InvalidVariant(_) => (StatusCode::BAD_REQUEST, "invalid_parameter"),
             ApiError::CallbackNotAllowed(_) => (StatusCode::BAD_REQUEST, "callback_not_allowed"),
+            ApiError::EmailNotAllowed(_) => (StatusCode::BAD_REQUEST, "email_not_allowed"),
             ApiError::UnknownVariant { .. } => (StatusCode::NOT_FOUND, "unknown_variant"),
             ApiError::TooManyVariants(_) => (StatusCode::BAD_REQUEST, "too_many_variants"),
             ApiError::VariantFailed(_) => (StatusCode::UNPROCESSABLE_ENTITY, "variant_failed"),
@@ -314,6 +318,7 @@ impl ApiError {
                 error["parameter"] = json!(variant.parameter);
             }
             ApiError::CallbackNotAllowed(_) => error["parameter"] = json!("callback_url"),
+            ApiError::EmailNotAllowed(_) => error["parameter"] = json!("notify_email"),
             ApiError::UnknownVariant { variants, .. } => error["variants"] = json!(variants),
             _ => {}
         }

@@ -33,6 +33,8 @@ pub struct Request {
     pub variants: Vec<Variant>,
     /// Where to post the record when final.
     pub callback_url: Option<String>,
+    /// Whom to mail the record to when final.
+    pub notify_email: Option<String>,
     /// The tenant the upload is for, with API keys.
     pub tenant: Option<String>,
 }
@@ -90,8 +92,9 @@ pub fn examine(
             limit: limits.max_bytes(media_type),
         });
     }
-    // A video's header is read by the worker's ffprobe: not on the upload path.
-    let dimensions = if media_type.is_video() {
+    // A video's header is read by the worker's ffprobe, a document's by its renderer: not on
+    // the upload path (the gateway never parses either).
+    let dimensions = if media_type.is_video() || media_type.is_document() {
         None
     } else {
         probe(bytes, media_type, limits)?
@@ -116,6 +119,7 @@ impl Examined {
             dimensions: self.dimensions,
             variants: request.variants,
             callback_url: request.callback_url,
+            notify_email: request.notify_email,
         });
         record.tenant = request.tenant;
         record
@@ -153,6 +157,7 @@ mod tests {
                 name: None,
                 variants: Vec::new(),
                 callback_url: None,
+                notify_email: None,
                 tenant: None,
             },
             &LimitsConfig::default(),

@@ -159,8 +159,10 @@ pub async fn serve(
             "callbacks.url is set but there is no secret to sign with".to_owned(),
         )));
     }
+    let mailer = callbacks::email::Mailer::new(&config, storage.clone())?;
     let callback_settings = callbacks::Settings {
         enabled: signer.is_some(),
+        mail: mailer.is_some(),
         allowed: common::address::Allowed::new(&config.callbacks.allowed_hosts),
     };
     let metrics = Arc::new(Metrics::new());
@@ -199,8 +201,9 @@ pub async fn serve(
     };
     let deliverer = callbacks::Deliverer::new(
         store.clone(),
-        &config.callbacks,
+        &config,
         signer,
+        mailer,
         Arc::clone(&metrics),
         deliveries.clone(),
     )?;

@@ -152,6 +152,8 @@ pub struct Metrics {
     pub results_discarded: Counter,
     /// Callback delivery attempts, by outcome.
     pub callback_deliveries: Family<Delivery, Counter>,
+    /// Mail delivery attempts, by outcome.
+    pub email_deliveries: Family<Delivery, Counter>,
     /// Requests waiting (`?wait=`) for a record to become final.
     pub waiting_requests: Gauge,
     /// Uploads of bytes and variants already completed or in flight: no job of their own.
@@ -176,6 +178,7 @@ impl Metrics {
         let jobs_processing = Gauge::default();
         let results_discarded = Counter::default();
         let callback_deliveries = Family::<Delivery, Counter>::default();
+        let email_deliveries = Family::<Delivery, Counter>::default();
         let waiting_requests = Gauge::default();
         let uploads_deduplicated = Counter::default();
         let dedup_saved_bytes = Counter::default();
@@ -208,6 +211,11 @@ impl Metrics {
             "callback_deliveries",
             "Callback delivery attempts, by outcome",
             callback_deliveries.clone(),
+        );
+        registry.register(
+            "email_deliveries",
+            "Mail delivery attempts (notify_email), by outcome",
+            email_deliveries.clone(),
         );
         registry.register(
             "waiting_requests",
@@ -248,6 +256,7 @@ impl Metrics {
             rates: Rates::default(),
             results_discarded,
             callback_deliveries,
+            email_deliveries,
             waiting_requests,
             uploads_accepted,
             uploads_refused,

@@ -62,7 +62,7 @@ CASES = {
         "secrets": {
             "create": False,
             "existingSecret": "thumbs-from-vault",
-            "existingSecretHas": {"apiKeys": True, "callbackSecret": True},
+            "existingSecretHas": {"apiKeys": True, "callbackSecret": True, "smtpUrl": True},
         }
     },
     "scale to zero": {"secrets": SECRETS, "worker": {"autoscaling": {"scaleToZero": True}}},
@@ -73,7 +73,8 @@ CASES = {
     },
     "ingress, ServiceMonitor and dashboard on": {
         "secrets": merged(SECRETS, {"apiKeys": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08 acme\n",
-                                     "callbackSecret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}),
+                                     "callbackSecret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+                                     "smtpUrl": "smtps://thumbs:pw@smtp.example.org"}),
         "gateway": {"ingress": {"enabled": True, "className": "nginx",
                                 "annotations": {"nginx.ingress.kubernetes.io/proxy-body-size": "80m"},
                                 "tls": [{"hosts": ["thumbnails.example.com"], "secretName": "tls"}]}},
@@ -155,6 +156,7 @@ def validate_config(case, manifests):
             "s3-access-key-id": "a", "s3-secret-access-key": "b",
             "api-keys": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\n",
             "callback-secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+            "smtp-url": "smtp://127.0.0.1:2525",
         }
         for key, value in data.items():
             (secret_dir / key).write_text(value)
@@ -169,6 +171,8 @@ def validate_config(case, manifests):
             printed = yaml.safe_load(result.stdout)
             check(printed["queue"]["url"] is not None, case, "the queue URL was not read from its file")
             check(printed["store"]["url"] is not None, case, "the store URL was not read from its file")
+            check((printed["email"]["smtp_url"] is not None) == ("smtp-url" in data), case,
+                  "the SMTP URL was not read from its file, or read from none")
     for secret in SECRETS.values():
         if secret:
             check(secret not in config, case, "a secret is in the ConfigMap")

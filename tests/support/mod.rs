@@ -1271,6 +1271,7 @@ pub fn media_type_of(name: &str) -> &'static str {
         "jxl" => "image/jxl",
         "heic" => "image/heic",
         "avif" => "image/avif",
+        "svg" => "image/svg+xml",
         "pdf" => "application/pdf",
         "mp4" => "video/mp4",
         "mov" => "video/quicktime",

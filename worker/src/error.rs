@@ -35,6 +35,22 @@ pub enum ThumbnailError {
         /// The configured limit.
         max: u64,
     },
+    /// A document (SVG) asks for more than its bounds allow: elements, nesting, memory.
+    #[error("this {media_type} is over its bounds: {detail}")]
+    DocumentTooLarge {
+        /// The declared media type.
+        media_type: &'static str,
+        /// Which bound, and by how much.
+        detail: String,
+    },
+    /// The document renderer's own error, with the status it gave.
+    #[error("{message}")]
+    Rendering {
+        /// The status.
+        status: u16,
+        /// What it said.
+        message: String,
+    },
     /// The data is not a valid image of its declared type (corrupt, truncated, or using a
     /// feature the decoder does not support).
     #[error("cannot decode {media_type}: {detail}")]
@@ -82,7 +98,9 @@ impl ThumbnailError {
         match self {
             ThumbnailError::TooManyPixels { .. }
             | ThumbnailError::OverMemoryLimit { .. }
-            | ThumbnailError::MetadataTooLarge { .. } => 413,
+            | ThumbnailError::MetadataTooLarge { .. }
+            | ThumbnailError::DocumentTooLarge { .. } => 413,
+            ThumbnailError::Rendering { status, .. } => *status,
             ThumbnailError::ToolMissing(_) | ThumbnailError::NotInThisBuild { .. } => 415,
             ThumbnailError::Decode { .. }
             | ThumbnailError::NoVideoStream

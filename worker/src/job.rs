@@ -22,7 +22,7 @@ use crate::error::ThumbnailError;
 use crate::fetch::{FetchError, Fetcher, media_type_of};
 use crate::slots::{FetchSlot, Slots};
 use crate::thumbnail::{self, Thumbnails};
-use crate::video;
+use crate::{document, video};
 
 /// Why a job goes back to the queue instead of ending: nothing said about the file.
 #[derive(Debug, thiserror::Error)]
@@ -79,6 +79,8 @@ pub async fn process(
     let decoding = slots.decode().await;
     let made = if media_type.is_video() {
         video(key, media_type, variants, storage, config).await?
+    } else if media_type.is_document() {
+        document(key, media_type, variants, storage, config).await?
     } else {
         image(key, media_type, variants, storage, config).await?
     };
@@ -205,6 +207,55 @@ async fn video(
     })
     .await;
     Ok(settle(made).map(|thumbnails| (thumbnails, probed)))
+}
+
+/// Makes the thumbnails of the document (SVG) stored as `key`: a child process draws it from
+/// a local file at the largest variant's size ([`document`]); the picture is resized and
+/// encoded on a blocking thread, each variant planned as `enlarge`. A renderer out of time
+/// is [`Interrupted::TimedOut`].
+async fn document(
+    key: Key,
+    media_type: MediaType,
+    variants: Vec<JobVariant>,
+    storage: &Storage,
+    config: &Arc<Config>,
+) -> Result<Making, Interrupted> {
+    let spool_dir = spool_dir(config).await?;
+    let Some(file) = storage.local(key, &spool_dir).await? else {
+        return Ok(Err(failure(410, "the raw file is gone".to_owned())));
+    };
+    let requests: Vec<Variant> = variants.iter().map(|v| v.variant.clone()).collect();
+    let drawn = match document::render(file.path(), media_type, &requests, config).await {
+        Ok(drawn) => drawn,
+        Err(error @ ThumbnailError::TimedOut(_)) => {
+            return Err(Interrupted::TimedOut(failure(
+                error.code(),
+                error.to_string(),
+            )));
+        }
+        Err(error) => return Ok(Err(failure(error.code(), error.to_string()))),
+    };
+    drop(file);
+    let variants: Vec<JobVariant> = variants
+        .into_iter()
+        .zip(document::enlarged(requests))
+        .map(|(job_variant, variant)| JobVariant {
+            variant,
+            ..job_variant
+        })
+        .collect();
+    let config = Arc::clone(config);
+    let made = tokio::task::spawn_blocking(move || {
+        thumbnail::make_from(
+            drawn,
+            media_type,
+            &variants,
+            &config.limits,
+            &config.thumbnail.placeholders,
+        )
+    })
+    .await;
+    Ok(settle(made).map(|thumbnails| (thumbnails, None)))
 }
 
 /// The pipeline's answer from its blocking thread, with its failure as the job's.

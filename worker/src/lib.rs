@@ -21,6 +21,9 @@
 //!   - [`placeholder`]: ThumbHash, the dominant colour and BlurHash, from the same decode.
 //! - [`video`]: for a video, FFmpeg probes it and takes the poster frame, which then goes
 //!   through the same pipeline as a decoded image.
+//! - [`document`]: for an SVG, a child process of this program checks its structure and
+//!   renders it at the largest variant's size; the pixels go through the same pipeline.
+//! - [`subprocess`]: how FFmpeg and the renderer run: time, memory and output bounded.
 //! - [`error`]: why a thumbnail failed, and the HTTP-like code each reason reports.
 //!
 //! The gateway runs [`runner::run`] in-process on the embedded queue; the `worker` binary runs
@@ -28,6 +31,7 @@
 
 pub mod colour;
 pub mod decode;
+pub mod document;
 pub mod encode;
 pub mod error;
 pub mod fetch;
@@ -39,6 +43,7 @@ pub mod placeholder;
 pub mod resize;
 pub mod runner;
 pub mod slots;
+pub mod subprocess;
 pub mod thumbnail;
 pub mod video;
 

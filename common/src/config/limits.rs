@@ -13,6 +13,9 @@ pub struct LimitsConfig {
     pub max_upload_bytes: u64,
     /// Largest accepted video, in bytes, sent as a multipart file or fetched from a URL.
     pub max_video_bytes: u64,
+    /// Largest accepted document (SVG), in bytes: its size bounds the parse before any
+    /// other limit can be checked.
+    pub max_document_bytes: u64,
     /// Files one multipart request may carry; the files past it are refused (read through,
     /// counted in one item of the answer).
     pub max_files_per_request: usize,
@@ -64,11 +67,14 @@ pub struct LimitsConfig {
 }
 
 impl LimitsConfig {
-    /// The largest accepted file of `media_type`: `max_video_bytes` for a video, else
+    /// The largest accepted file of `media_type`: `max_video_bytes` for a video,
+    /// `max_document_bytes` for a document (at most `max_upload_bytes`), else
     /// `max_upload_bytes`.
     pub fn max_bytes(&self, media_type: MediaType) -> u64 {
         if media_type.is_video() {
             self.max_video_bytes
+        } else if media_type.is_document() {
+            self.max_document_bytes.min(self.max_upload_bytes)
         } else {
             self.max_upload_bytes
         }
@@ -89,6 +95,7 @@ impl Default for LimitsConfig {
         Self {
             max_upload_bytes: 50 * 1024 * 1024,
             max_video_bytes: 1024 * 1024 * 1024,
+            max_document_bytes: 10 * 1024 * 1024,
             max_files_per_request: 100,
             max_form_parts: 1000,
             max_request_bytes: 2 * 1024 * 1024 * 1024,

@@ -16,8 +16,8 @@
 //! - **Platform variables**: `DATABASE_URL` when `store.url` is unset, and the AWS tools'
 //!   `AWS_ENDPOINT_URL`, `AWS_REGION`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
 //!   `AWS_ALLOW_HTTP` for the `media.s3` settings the layers above leave unset.
-//! - **Secrets in files**: `queue.url_file`, `store.url_file`, `media.s3.access_key_id_file`
-//!   and `media.s3.secret_access_key_file` name a file (a mounted secret) whose content,
+//! - **Secrets in files**: `queue.url_file`, `store.url_file`, `email.smtp_url_file`,
+//!   `media.s3.access_key_id_file` and `media.s3.secret_access_key_file` name a file (a mounted secret) whose content,
 //!   less its trailing newline, is the key's value; `callbacks.secret_file` and
 //!   `auth.api_keys_file` are read by the gateway. Setting a key and its file together is
 //!   refused.
@@ -109,6 +109,11 @@ impl Config {
         let s3 = &mut self.media.s3;
         for (value, file, key) in [
             (&mut self.queue.url, &self.queue.url_file, "queue.url"),
+            (
+                &mut self.email.smtp_url,
+                &self.email.smtp_url_file,
+                "email.smtp_url",
+            ),
             (&mut self.store.url, &self.store.url_file, "store.url"),
             (
                 &mut s3.access_key_id,

@@ -22,9 +22,10 @@ pub use backends::{
 };
 pub use limits::LimitsConfig;
 pub use observability::{LogFormat, LoggingConfig, TracingConfig};
-pub use outbound::{CallbacksConfig, SourcesConfig};
+pub use outbound::{CallbacksConfig, EmailConfig, SourcesConfig};
 pub use thumbnail::{
-    ColorMode, OutputFormat, PlaceholderKind, ThumbnailConfig, VideoConfig, WorkerConfig,
+    ColorMode, DocumentsConfig, OutputFormat, PlaceholderKind, ThumbnailConfig, VideoConfig,
+    WorkerConfig,
 };
 
 use std::path::{Path, PathBuf};
@@ -62,12 +63,16 @@ pub struct Config {
     pub auth: AuthConfig,
     /// What becomes of jobs that do not finish.
     pub recovery: RecoveryConfig,
-    /// Completion callbacks (webhooks).
+    /// Completion callbacks (webhooks, and mail).
     pub callbacks: CallbacksConfig,
+    /// The SMTP server final records are mailed through.
+    pub email: EmailConfig,
     /// Sources fetched from URLs.
     pub sources: SourcesConfig,
     /// Video: the FFmpeg tools that probe videos and take their poster frames.
     pub video: VideoConfig,
+    /// Documents (SVG, PDF): how they are rendered, and their bounds.
+    pub documents: DocumentsConfig,
     /// How the binaries log.
     pub logging: LoggingConfig,
     /// Where the binaries send their traces.
@@ -91,8 +96,10 @@ impl Default for Config {
             auth: AuthConfig::default(),
             recovery: RecoveryConfig::default(),
             callbacks: CallbacksConfig::default(),
+            email: EmailConfig::default(),
             sources: SourcesConfig::default(),
             video: VideoConfig::default(),
+            documents: DocumentsConfig::default(),
             logging: LoggingConfig::default(),
             tracing: TracingConfig::default(),
         }
@@ -228,6 +235,27 @@ impl Config {
             return invalid(
                 "video.max_memory_bytes must be at least 64 MiB: FFmpeg cannot start in less",
             );
+        }
+        if self.email.timeout_secs == 0 {
+            return invalid("email.timeout_secs must be at least 1");
+        }
+        if self.callbacks.email.is_some() && self.email.allowed_domains.is_empty() {
+            return invalid(
+                "callbacks.email needs its domain in email.allowed_domains (and email.smtp_url)",
+            );
+        }
+        if self.documents.timeout_secs == 0
+            || self.documents.max_elements == 0
+            || self.documents.max_depth == 0
+            || self.documents.max_pages == 0
+            || self.documents.max_page_points == 0
+        {
+            return invalid(
+                "documents.timeout_secs, max_elements, max_depth, max_pages and max_page_points must be at least 1",
+            );
+        }
+        if self.documents.max_memory_bytes < 64 * 1024 * 1024 {
+            return invalid("documents.max_memory_bytes must be at least 64 MiB");
         }
         if self.recovery.stuck_after_secs == 0 || self.recovery.max_attempts == 0 {
             return invalid(

@@ -1,5 +1,5 @@
-//! Requests the service makes: `sources` (fetching a URL upload) and `callbacks` (posting
-//! a final record).
+//! Requests the service makes: `sources` (fetching a URL upload), `callbacks` (posting a
+//! final record, or mailing it) and `email` (the SMTP server mail goes through).
 
 use std::path::PathBuf;
 
@@ -50,6 +50,9 @@ pub struct CallbacksConfig {
     /// A URL that every record is posted to when final, besides any `callback_url` of its
     /// upload (which then wins).
     pub url: Option<String>,
+    /// An address every record is mailed to when final, unless its upload names one
+    /// (`notify_email`, which then wins). Its domain must be one of `email.allowed_domains`.
+    pub email: Option<String>,
     /// The Standard Webhooks signing secret (`whsec_` and base64).
     pub secret: Option<String>,
     /// A file holding the secret instead (its first line).
@@ -78,6 +81,7 @@ impl Default for CallbacksConfig {
     fn default() -> Self {
         Self {
             url: None,
+            email: None,
             secret: None,
             secret_file: None,
             allowed_hosts: Vec::new(),
@@ -96,6 +100,7 @@ impl std::fmt::Debug for CallbacksConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CallbacksConfig")
             .field("url", &self.url)
+            .field("email", &self.email)
             .field("secret", &self.secret.as_ref().map(|_| "***"))
             .field("secret_file", &self.secret_file)
             .field("allowed_hosts", &self.allowed_hosts)
@@ -106,6 +111,57 @@ impl std::fmt::Debug for CallbacksConfig {
             .field("timeout_secs", &self.timeout_secs)
             .field("concurrency", &self.concurrency)
             .field("concurrency_per_host", &self.concurrency_per_host)
+            .finish()
+    }
+}
+
+/// Mail: the SMTP server the final records are mailed through (`notify_email`,
+/// `callbacks.email`), and whom they may go to. Retries follow `callbacks` (attempts,
+/// backoff, concurrency).
+#[derive(Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EmailConfig {
+    /// The SMTP server: `smtp://host:port` (STARTTLS when offered), `smtp://host?tls=required`
+    /// (STARTTLS or fail), `smtps://host` (TLS from the start); credentials as
+    /// `smtp://user:password@host`. Unset: mail is off, and `notify_email` is refused.
+    pub smtp_url: Option<String>,
+    /// A file holding the SMTP URL instead (it may hold a password).
+    pub smtp_url_file: Option<PathBuf>,
+    /// The sender, as `Name <address>` or an address.
+    pub from: String,
+    /// The domains mail may be sent to (the part after `@`, compared without case). Empty:
+    /// none, and `notify_email` is refused (400): the service never relays to anyone a client
+    /// names.
+    pub allowed_domains: Vec<String>,
+    /// The service's address as the recipients reach it (`https://thumbs.example.org`): each
+    /// mail links the record there. Unset: `http://` and `listen`.
+    pub public_url: Option<String>,
+    /// Seconds one delivery to the SMTP server may take, connection included.
+    pub timeout_secs: u64,
+}
+
+impl Default for EmailConfig {
+    fn default() -> Self {
+        Self {
+            smtp_url: None,
+            smtp_url_file: None,
+            from: "Thumbnailify <thumbnailify@localhost>".to_owned(),
+            allowed_domains: Vec::new(),
+            public_url: None,
+            timeout_secs: 30,
+        }
+    }
+}
+
+impl std::fmt::Debug for EmailConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmailConfig")
+            .field("smtp_url", &self.smtp_url.as_ref().map(|_| "***"))
+            .field("smtp_url_file", &self.smtp_url_file)
+            .field("from", &self.from)
+            .field("allowed_domains", &self.allowed_domains)
+            .field("public_url", &self.public_url)
+            .field("timeout_secs", &self.timeout_secs)
             .finish()
     }
 }

@@ -3,7 +3,7 @@
 //! expected.
 //!
 //! Masked: the API keys (the tenants' too; their names are shown), the callback secret, the S3 access key id and secret, and the
-//! password in the queue and store URLs (`amqp://user:***@host`). Paths to secret files are
+//! password in the queue, store and SMTP URLs (`amqp://user:***@host`). Paths to secret files are
 //! shown: they are not secrets.
 
 use serde_json::Value;
@@ -36,7 +36,12 @@ impl Config {
                 }
             }
         }
-        for path in [&["queue", "url"], &["store", "url"], &["media", "url"]] {
+        for path in [
+            &["queue", "url"],
+            &["store", "url"],
+            &["media", "url"],
+            &["email", "smtp_url"],
+        ] {
             if let Some(Value::String(url)) = find(&mut value, path) {
                 *url = without_password(url);
             }

@@ -1,5 +1,5 @@
 //! What workers make and how: `thumbnail` (sizes, format, presets), `worker` (concurrency,
-//! heartbeats) and `video` (FFmpeg).
+//! heartbeats), `video` (FFmpeg) and `documents` (SVG, PDF).
 
 use std::path::PathBuf;
 
@@ -33,6 +33,40 @@ impl Default for VideoConfig {
             max_memory_bytes: 2 * 1024 * 1024 * 1024,
             threads: 2,
             black_scan_secs: 10,
+        }
+    }
+}
+
+/// Documents (SVG, PDF): rendered by a child process of the worker, under a wall-clock timeout
+/// and an address-space cap, after the document's structure has passed its bounds.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DocumentsConfig {
+    /// Seconds one rendering may take before its process is killed (422).
+    pub timeout_secs: u64,
+    /// Address space one rendering process may map, in bytes (`RLIMIT_AS`).
+    pub max_memory_bytes: u64,
+    /// Elements a document may draw, counted with every `use` expanded as often as it is
+    /// used; more is refused (413) before anything is drawn.
+    pub max_elements: u64,
+    /// How deep a document's elements may nest; deeper is refused (413).
+    pub max_depth: u32,
+    /// Pages a PDF may have; more is refused (413). Only the first is drawn.
+    pub max_pages: u64,
+    /// The longest side a PDF's first page may have, in points (1/72 inch); longer is
+    /// refused (413).
+    pub max_page_points: u32,
+}
+
+impl Default for DocumentsConfig {
+    fn default() -> Self {
+        Self {
+            timeout_secs: 10,
+            max_memory_bytes: 1024 * 1024 * 1024,
+            max_elements: 20_000,
+            max_depth: 64,
+            max_pages: 10_000,
+            max_page_points: 14_400,
         }
     }
 }

@@ -1,4 +1,4 @@
-//! A record's completion callback and where its delivery stands.
+//! A record's completion callback (webhook) and mail, and where their deliveries stand.
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -31,4 +31,37 @@ pub struct Callback {
     /// When the next attempt is due (RFC 3339), while pending and after a failed attempt.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_attempt_at: Option<String>,
+}
+
+/// A record's mail: the record, and its first thumbnail attached, sent to an address when the
+/// record is final.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Email {
+    /// Whom it is sent to.
+    pub to: String,
+    /// Where the delivery stands.
+    pub state: CallbackState,
+    /// Attempts made so far.
+    pub attempts: u32,
+    /// The SMTP server's reply code to the last attempt, if it gave one.
+    pub last_code: Option<u16>,
+    /// Why the last attempt failed, if it did.
+    pub last_error: Option<String>,
+    /// When the next attempt is due (RFC 3339), while pending and after a failed attempt.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_attempt_at: Option<String>,
+}
+
+impl Email {
+    /// A mail to `to`, pending until the record is final.
+    pub fn to(to: String) -> Self {
+        Self {
+            to,
+            state: CallbackState::Pending,
+            attempts: 0,
+            last_code: None,
+            last_error: None,
+            next_attempt_at: None,
+        }
+    }
 }

@@ -49,6 +49,7 @@ impl Record {
                 last_error: None,
                 next_attempt_at: None,
             }),
+            email: upload.notify_email.map(Email::to),
             attempts: 1,
             dead_letter: false,
             traceparent: None,
@@ -99,6 +100,9 @@ impl Record {
             callback.last_status = None;
             callback.last_error = None;
             callback.next_attempt_at = None;
+        }
+        if let Some(email) = &mut self.email {
+            *email = Email::to(std::mem::take(&mut email.to));
         }
         for entry in &mut self.thumbnails {
             if entry.state == VariantState::Failed {
@@ -212,6 +216,7 @@ impl Record {
         name: Option<String>,
         variants: Vec<Variant>,
         callback_url: Option<String>,
+        notify_email: Option<String>,
     ) -> Self {
         let mut record = Self::new(NewUpload {
             media_id,
@@ -223,6 +228,7 @@ impl Record {
             dimensions: None,
             variants,
             callback_url,
+            notify_email,
         });
         record.source_url = Some(url);
         record.message = "fetching".to_owned();
@@ -237,16 +243,32 @@ impl Record {
         self.sha256.clone_from(&source.sha256);
     }
 
-    /// When the completion callback is due, if it is: once the record is final, while the
-    /// delivery is pending (at once, or at the time of its next attempt).
+    /// When the first of its deliveries (the callback, the mail) is due, if one is: once
+    /// the record is final, while a delivery is pending (at once, or at the time of its next
+    /// attempt). The store indexes this one time for both.
     pub fn callback_due(&self) -> Option<String> {
+        [self.webhook_due(), self.email_due()]
+            .into_iter()
+            .flatten()
+            .min_by_key(|due| humantime::parse_rfc3339(due).ok())
+    }
+
+    /// When the completion callback (webhook) is due, if it is.
+    pub fn webhook_due(&self) -> Option<String> {
         let callback = self.callback.as_ref()?;
-        (self.is_final() && callback.state == CallbackState::Pending).then(|| {
-            callback
-                .next_attempt_at
-                .clone()
-                .unwrap_or_else(|| self.updated_at.clone())
-        })
+        self.due(callback.state, callback.next_attempt_at.as_ref())
+    }
+
+    /// When the mail is due, if it is.
+    pub fn email_due(&self) -> Option<String> {
+        let email = self.email.as_ref()?;
+        self.due(email.state, email.next_attempt_at.as_ref())
+    }
+
+    /// When a delivery in `state`, next tried at `next`, is due.
+    fn due(&self, state: CallbackState, next: Option<&String>) -> Option<String> {
+        (self.is_final() && state == CallbackState::Pending)
+            .then(|| next.cloned().unwrap_or_else(|| self.updated_at.clone()))
     }
 
     /// Adds an event to the history (keeping the first and the latest when it is long).

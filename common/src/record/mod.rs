@@ -11,7 +11,7 @@ mod lifecycle;
 mod placeholder;
 mod thumbnail;
 
-pub use callback::{Callback, CallbackState};
+pub use callback::{Callback, CallbackState, Email};
 pub use history::{Event, MAX_EVENTS};
 pub use placeholder::Placeholder;
 pub use thumbnail::{Thumbnail, ThumbnailInfo, VariantFailure, VariantState};
@@ -148,6 +148,9 @@ pub struct Record {
     /// The completion callback, if one was asked for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub callback: Option<Callback>,
+    /// The mail sent when final, if one was asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<Email>,
     /// How many times the job has been queued (more than once when it got stuck).
     #[serde(default = "one")]
     pub attempts: u32,
@@ -190,6 +193,8 @@ pub struct NewUpload {
     pub variants: Vec<Variant>,
     /// Where to post the record when final, if anywhere.
     pub callback_url: Option<String>,
+    /// Whom to mail the record to when final, if anyone.
+    pub notify_email: Option<String>,
 }
 
 #[cfg(test)]
@@ -228,6 +233,7 @@ mod tests {
                 })
                 .collect(),
             callback_url: Some("https://hooks.example.org/".to_owned()),
+            notify_email: None,
         })
     }
 

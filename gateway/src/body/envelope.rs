@@ -45,7 +45,7 @@ pub struct Envelope {
 /// The members that carry upload parameters, as the query parameters of the same names.
 /// Each is a string, a number or a boolean (read as their JSON text), `null` (absent), or,
 /// for `sizes`, also an array of strings.
-pub const OPTIONS: [&str; 10] = [
+pub const OPTIONS: [&str; 11] = [
     "sizes",
     "fit",
     "format",
@@ -56,6 +56,7 @@ pub const OPTIONS: [&str; 10] = [
     "focus",
     "color",
     "callback_url",
+    "notify_email",
 ];
 
 /// Where the parser is in the text.

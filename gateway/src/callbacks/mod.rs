@@ -1,9 +1,11 @@
 //! Completion callbacks: when a record becomes final, POST it, signed, to the URL its upload
-//! named (`callback_url`) or to `callbacks.url`.
+//! named (`callback_url`) or to `callbacks.url` ([`webhook`]); and mail it, its thumbnail
+//! attached, to the address its upload named (`notify_email`) or to `callbacks.email`
+//! ([`email`]). Both are deliveries of the same kind, made by one [`Deliverer`]:
 //!
-//! - **Durable, at least once.** The pending delivery is part of the record: it is written
-//!   in the same transaction as the final state, and the store indexes when it is due
-//!   ([`Store::due_callbacks`]). The [`Deliverer`] takes due records (each leased for the
+//! - **Durable, at least once.** The pending deliveries are part of the record: they are
+//!   written in the same transaction as the final state, and the store indexes when the
+//!   first is due ([`Store::due_callbacks`], [`Record::callback_due`]). The [`Deliverer`] takes due records (each leased for the
 //!   request timeout and a margin, so one gateway of many delivers it and a gateway that
 //!   dies mid-delivery only delays it), delivers, and records the outcome in the record. A crash anywhere means a
 //!   delivery is made again, never lost.
@@ -11,9 +13,10 @@
 //!   the same on every attempt, for the receiver's deduplication), `webhook-timestamp` and
 //!   `webhook-signature: v1,<base64 HMAC-SHA256 of id.timestamp.body>` with
 //!   `callbacks.secret`, by the specification's own `standardwebhooks` crate.
-//! - **Retried** on network errors, timeouts, 408, 429 and 5xx, after a capped exponential
-//!   backoff with jitter, up to `callbacks.max_attempts`; any other answer but 2xx (other
-//!   4xx, a redirect: redirects are not followed) fails the delivery at once.
+//! - **Retried** on network errors, timeouts, 408, 429 and 5xx (for mail: an SMTP 4xx
+//!   reply), after a capped exponential backoff with jitter, up to `callbacks.max_attempts`;
+//!   any other answer but 2xx (other 4xx, a redirect: redirects are not followed; an SMTP
+//!   5xx) fails the delivery at once.
 //! - **Only where a client may send it**: the URL is checked at upload ([`address`]), and the
 //!   host is resolved at each delivery by [`address::VettedResolver`], which hands the
 //!   client only addresses that pass (a name that now resolves inside is `failed`, with the
@@ -24,21 +27,27 @@
 //!   never answers has its own callbacks retried at its own pace while every other
 //!   receiver's are delivered at once.
 
+pub mod email;
+mod webhook;
+
+pub use webhook::{load_secret, message_id};
+
 use common::address;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use common::config::CallbacksConfig;
-use common::record::{Callback, CallbackState, Event, Record, Service};
+use common::config::{CallbacksConfig, Config};
+use common::record::{Callback, CallbackState, Email, Event, Record, Service};
 use common::shutdown::Shutdown;
 use standardwebhooks::Webhook;
 use tokio::sync::{Notify, Semaphore};
-use uuid::Uuid;
 
 use crate::metrics::{Delivery, Metrics};
 use crate::store::{Store, StoreError, Update};
+use email::Mailer;
+use webhook::Poster;
 
 /// How much longer than one request's timeout a deliverer holds a due record before
 /// another may take it.
@@ -66,6 +75,8 @@ impl Wake {
 pub struct Settings {
     /// Whether callbacks can be signed (a secret is configured).
     pub enabled: bool,
+    /// Whether mail can be sent (an SMTP server is configured).
+    pub mail: bool,
     /// The hosts callbacks may reach although internal.
     pub allowed: address::Allowed,
 }
@@ -79,37 +90,20 @@ pub enum CallbackError {
     /// The HTTP client cannot be built.
     #[error("callbacks: {0}")]
     Client(#[from] reqwest::Error),
+    /// The mail settings cannot be used.
+    #[error("{0}")]
+    Email(String),
 }
 
-/// The signing secret of `config`: `callbacks.secret`, or the first line of
-/// `callbacks.secret_file`; `None` when neither is set.
-pub fn load_secret(config: &CallbacksConfig) -> Result<Option<Webhook>, CallbackError> {
-    let text = match (&config.secret, &config.secret_file) {
-        (Some(secret), _) => secret.clone(),
-        (None, Some(path)) => std::fs::read_to_string(path)
-            .map_err(|error| CallbackError::Secret(format!("{}: {error}", path.display())))?
-            .lines()
-            .next()
-            .unwrap_or_default()
-            .trim()
-            .to_owned(),
-        (None, None) => return Ok(None),
-    };
-    Webhook::new(&text)
-        .map(Some)
-        .map_err(|_| CallbackError::Secret("must be `whsec_` followed by base64".to_owned()))
-}
-
-/// Delivers due callbacks.
+/// Delivers due callbacks and mail.
 #[derive(Clone)]
 pub struct Deliverer {
     store: Store,
-    client: reqwest::Client,
-    signer: Arc<Option<Webhook>>,
+    poster: Arc<Poster>,
+    mailer: Arc<Option<Mailer>>,
     config: Arc<CallbacksConfig>,
     metrics: Arc<Metrics>,
     wake: Wake,
-    allowed: address::Allowed,
     hosts: Hosts,
 }
 
@@ -166,43 +160,43 @@ impl std::fmt::Debug for Deliverer {
     }
 }
 
-/// What one attempt came to.
+/// What one attempt came to, with the receiver's status (HTTP, or the SMTP reply code).
 enum Attempt {
-    /// 2xx.
+    /// 2xx (for mail, the server took it).
     Delivered(u16),
-    /// Worth trying again: network error, timeout, 408, 429, 5xx.
+    /// Worth trying again: network error, timeout, 408, 429, 5xx (for mail, a 4xx reply).
     Retry(Option<u16>, String),
     /// Not worth trying again.
     Failed(Option<u16>, String),
 }
 
+/// Which of a record's deliveries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Channel {
+    /// The webhook.
+    Webhook,
+    /// The mail.
+    Email,
+}
+
 impl Deliverer {
-    /// A deliverer for `store`'s records, signing with `signer`, woken by `wake`.
+    /// A deliverer for `store`'s records, signing with `signer`, mailing with `mailer`,
+    /// woken by `wake`.
     pub fn new(
         store: Store,
-        config: &CallbacksConfig,
+        config: &Config,
         signer: Option<Webhook>,
+        mailer: Option<Mailer>,
         metrics: Arc<Metrics>,
         wake: Wake,
     ) -> Result<Self, CallbackError> {
-        let allowed = address::Allowed::new(&config.allowed_hosts);
-        let resolver = address::VettedResolver::new(allowed.clone());
-        let client = reqwest::Client::builder()
-            .dns_resolver(Arc::new(resolver))
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
-            .connect_timeout(Duration::from_secs(config.connect_timeout_secs))
-            .timeout(Duration::from_secs(config.timeout_secs))
-            .user_agent(concat!("thumbnailify/", env!("CARGO_PKG_VERSION")))
-            .build()?;
         Ok(Self {
             store,
-            client,
-            signer: Arc::new(signer),
-            config: Arc::new(config.clone()),
+            poster: Arc::new(Poster::new(&config.callbacks, signer)?),
+            mailer: Arc::new(mailer),
+            config: Arc::new(config.callbacks.clone()),
             metrics,
             wake,
-            allowed,
             hosts: Hosts::default(),
         })
     }
@@ -221,23 +215,33 @@ impl Deliverer {
             };
             let full_batch = taken.len() == BATCH;
             for record in taken {
-                let host = record
-                    .callback
-                    .as_ref()
-                    .map_or_else(String::new, |c| host_of(&c.url));
-                let Some(host_slot) = self.hosts.take(host, self.config.concurrency_per_host)
-                else {
-                    // Its host is busy: left leased, due again when the lease lapses.
-                    continue;
+                let now = SystemTime::now();
+                let email = is_due(record.email_due(), now);
+                // The webhook goes only while its host has room; busy, it is left leased,
+                // due again when the lease lapses.
+                let host_slot = match (is_due(record.webhook_due(), now), &record.callback) {
+                    (true, Some(callback)) => self
+                        .hosts
+                        .take(host_of(&callback.url), self.config.concurrency_per_host),
+                    _ => None,
                 };
+                if host_slot.is_none() && !email {
+                    continue;
+                }
                 let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
                     return;
                 };
                 let this = self.clone();
                 tokio::spawn(async move {
-                    if let Err(error) = this.deliver(record).await {
-                        // The lease runs out and the delivery is made again.
-                        tracing::warn!(%error, "cannot record a callback's outcome");
+                    let channels = [
+                        host_slot.is_some().then_some(Channel::Webhook),
+                        email.then_some(Channel::Email),
+                    ];
+                    for channel in channels.into_iter().flatten() {
+                        if let Err(error) = this.deliver(&record, channel).await {
+                            // The lease runs out and the delivery is made again.
+                            tracing::warn!(%error, "cannot record a delivery's outcome");
+                        }
                     }
                     drop((permit, host_slot));
                 });
@@ -253,43 +257,80 @@ impl Deliverer {
         }
     }
 
-    /// Makes one attempt at `record`'s callback and records how it went.
-    async fn deliver(&self, record: Record) -> Result<(), StoreError> {
-        let Some(callback) = record.callback.clone() else {
-            return Ok(());
+    /// Makes one attempt at `record`'s delivery on `channel` and records how it went.
+    async fn deliver(&self, record: &Record, channel: Channel) -> Result<(), StoreError> {
+        let (attempt, attempts) = match channel {
+            Channel::Webhook => {
+                let Some(callback) = &record.callback else {
+                    return Ok(());
+                };
+                let attempt = self
+                    .poster
+                    .attempt(&callback.url, record.clone().public())
+                    .await;
+                (attempt, callback.attempts)
+            }
+            Channel::Email => {
+                let (Some(email), Some(mailer)) = (&record.email, self.mailer.as_ref()) else {
+                    // Mail was turned off since the upload asked for it.
+                    let attempt = Attempt::Failed(None, "mail is off: no email.smtp_url".into());
+                    return self.settle(record, channel, attempt, 0).await;
+                };
+                (mailer.attempt(&email.to, record).await, email.attempts)
+            }
         };
+        self.settle(record, channel, attempt, attempts).await
+    }
+
+    /// Records how an attempt on `channel` went, unless another was recorded meanwhile (the
+    /// record's attempts are no longer `attempts`).
+    async fn settle(
+        &self,
+        record: &Record,
+        channel: Channel,
+        attempt: Attempt,
+        attempts: u32,
+    ) -> Result<(), StoreError> {
         let media_id = record.media_id;
-        let attempt = self.attempt(&callback.url, record.public()).await;
         let max_attempts = self.config.max_attempts;
-        let backoff = self.backoff(callback.attempts + 1);
+        let backoff = self.backoff(attempts + 1);
         let update = self
             .store
             .update(media_id, |current| {
-                let Some(pending) = current.callback.as_mut() else {
-                    return false;
+                let event = match channel {
+                    Channel::Webhook => current.callback.as_mut().and_then(|pending| {
+                        (pending.state == CallbackState::Pending && pending.attempts == attempts)
+                            .then(|| record_attempt(pending, &attempt, max_attempts, backoff))
+                    }),
+                    Channel::Email => current.email.as_mut().and_then(|pending| {
+                        (pending.state == CallbackState::Pending && pending.attempts == attempts)
+                            .then(|| record_attempt(pending, &attempt, max_attempts, backoff))
+                    }),
                 };
-                if pending.state != CallbackState::Pending || pending.attempts != callback.attempts
-                {
+                let Some(event) = event else {
                     return false; // another attempt was recorded meanwhile
-                }
-                let event = record_attempt(pending, &attempt, max_attempts, backoff);
+                };
                 current.push_event(event);
                 true
             })
             .await?;
-        if let Update::Changed(current) = update
-            && let Some(callback) = &current.callback
-        {
-            let outcome = match callback.state {
+        if let Update::Changed(current) = update {
+            let (state, attempts) = match channel {
+                Channel::Webhook => current.callback.as_ref().map(|c| (c.state, c.attempts)),
+                Channel::Email => current.email.as_ref().map(|e| (e.state, e.attempts)),
+            }
+            .unwrap_or((CallbackState::Failed, 0));
+            let outcome = match state {
                 CallbackState::Delivered => "delivered",
                 CallbackState::Failed => "failed",
                 CallbackState::Pending => "retry",
             };
-            self.metrics
-                .callback_deliveries
-                .get_or_create(&Delivery { outcome })
-                .inc();
-            tracing::debug!(%media_id, outcome, attempts = callback.attempts, "callback attempt");
+            let (counter, channel) = match channel {
+                Channel::Webhook => (&self.metrics.callback_deliveries, "webhook"),
+                Channel::Email => (&self.metrics.email_deliveries, "email"),
+            };
+            counter.get_or_create(&Delivery { outcome }).inc();
+            tracing::debug!(%media_id, channel, outcome, attempts, "delivery attempt");
         }
         Ok(())
     }
@@ -305,130 +346,106 @@ impl Deliverer {
             .min(cap);
         full.mul_f64(0.5 + fastrand::f64() / 2.0)
     }
+}
 
-    /// POSTs `record` to `url`, signed.
-    async fn attempt(&self, url: &str, record: Record) -> Attempt {
-        // An address literal never reaches the resolver: check it here.
-        if let Err(reason) = address::check_url(url, &self.allowed) {
-            return Attempt::Failed(None, format!("refused: {reason}"));
-        }
-        let body = match serde_json::to_vec(&record) {
-            Ok(body) => body,
-            Err(error) => return Attempt::Failed(None, error.to_string()),
-        };
-        let id = message_id(record.media_id);
-        let timestamp = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |since| {
-                i64::try_from(since.as_secs()).unwrap_or(i64::MAX)
-            });
-        let mut request = self
-            .client
-            .post(url)
-            .header("content-type", "application/json")
-            .header(standardwebhooks::HEADER_WEBHOOK_ID, &id)
-            .header(
-                standardwebhooks::HEADER_WEBHOOK_TIMESTAMP,
-                timestamp.to_string(),
-            );
-        if let Some(signer) = self.signer.as_ref() {
-            match signer.sign(&id, timestamp, &body) {
-                Ok(signature) => {
-                    request = request.header(standardwebhooks::HEADER_WEBHOOK_SIGNATURE, signature);
-                }
-                Err(error) => return Attempt::Failed(None, format!("cannot sign: {error}")),
-            }
-        }
-        match request.body(body).send().await {
-            Ok(response) => {
-                let status = response.status().as_u16();
-                match status {
-                    200..=299 => Attempt::Delivered(status),
-                    408 | 429 | 500..=599 => {
-                        Attempt::Retry(Some(status), format!("the receiver answered {status}"))
-                    }
-                    _ => Attempt::Failed(Some(status), format!("the receiver answered {status}")),
-                }
-            }
-            Err(error) => {
-                let reason = describe(&error);
-                if find_refusal(&error) {
-                    Attempt::Failed(None, reason)
-                } else {
-                    Attempt::Retry(None, reason)
-                }
-            }
-        }
+/// A delivery's standing, as [`record_attempt`] updates it: the callback's or the mail's.
+trait Standing {
+    /// The history events of a delivery, a retry and a failure.
+    const EVENTS: [&'static str; 3];
+    /// Its state, attempts, last status, last error and next attempt, to update.
+    fn fields(
+        &mut self,
+    ) -> (
+        &mut CallbackState,
+        &mut u32,
+        &mut Option<u16>,
+        &mut Option<String>,
+        &mut Option<String>,
+    );
+}
+
+impl Standing for Callback {
+    const EVENTS: [&'static str; 3] = ["callback_delivered", "callback_retry", "callback_failed"];
+    fn fields(
+        &mut self,
+    ) -> (
+        &mut CallbackState,
+        &mut u32,
+        &mut Option<u16>,
+        &mut Option<String>,
+        &mut Option<String>,
+    ) {
+        (
+            &mut self.state,
+            &mut self.attempts,
+            &mut self.last_status,
+            &mut self.last_error,
+            &mut self.next_attempt_at,
+        )
     }
 }
 
-/// The `webhook-id` of a record's callback: the same on every attempt.
-pub fn message_id(media_id: Uuid) -> String {
-    format!("msg_{}", media_id.simple())
+impl Standing for Email {
+    const EVENTS: [&'static str; 3] = ["email_sent", "email_retry", "email_failed"];
+    fn fields(
+        &mut self,
+    ) -> (
+        &mut CallbackState,
+        &mut u32,
+        &mut Option<u16>,
+        &mut Option<String>,
+        &mut Option<String>,
+    ) {
+        (
+            &mut self.state,
+            &mut self.attempts,
+            &mut self.last_code,
+            &mut self.last_error,
+            &mut self.next_attempt_at,
+        )
+    }
 }
 
-/// Updates `callback` with how `attempt` went; returns the history event.
-fn record_attempt(
-    callback: &mut Callback,
+/// Whether a delivery due at `due` (RFC 3339) is due at `now`.
+fn is_due(due: Option<String>, now: SystemTime) -> bool {
+    due.and_then(|due| humantime::parse_rfc3339(&due).ok())
+        .is_some_and(|due| due <= now)
+}
+
+/// Updates a delivery's standing with how `attempt` went; returns the history event.
+fn record_attempt<S: Standing>(
+    standing: &mut S,
     attempt: &Attempt,
     max_attempts: u32,
     backoff: Duration,
 ) -> Event {
-    callback.attempts += 1;
-    callback.next_attempt_at = None;
+    let [delivered, retry, failed] = S::EVENTS;
+    let (state, attempts, last_status, last_error, next_attempt_at) = standing.fields();
+    *attempts += 1;
+    *next_attempt_at = None;
     let (event, message) = match attempt {
         Attempt::Delivered(status) => {
-            callback.state = CallbackState::Delivered;
-            callback.last_status = Some(*status);
-            callback.last_error = None;
-            ("callback_delivered", format!("answered {status}"))
+            *state = CallbackState::Delivered;
+            *last_status = Some(*status);
+            *last_error = None;
+            (delivered, format!("answered {status}"))
         }
-        Attempt::Retry(status, reason) if callback.attempts < max_attempts => {
-            callback.last_status = *status;
-            callback.last_error = Some(reason.clone());
+        Attempt::Retry(status, reason) if *attempts < max_attempts => {
+            *last_status = *status;
+            *last_error = Some(reason.clone());
             let at = SystemTime::now() + backoff;
-            callback.next_attempt_at = Some(humantime::format_rfc3339_millis(at).to_string());
+            *next_attempt_at = Some(humantime::format_rfc3339_millis(at).to_string());
             (
-                "callback_retry",
+                retry,
                 format!("{reason}; again in {} ms", backoff.as_millis()),
             )
         }
         Attempt::Retry(status, reason) | Attempt::Failed(status, reason) => {
-            callback.state = CallbackState::Failed;
-            callback.last_status = *status;
-            callback.last_error = Some(reason.clone());
-            ("callback_failed", reason.clone())
+            *state = CallbackState::Failed;
+            *last_status = *status;
+            *last_error = Some(reason.clone());
+            (failed, reason.clone())
         }
     };
     Event::new(event, Service::Gateway, Some(message))
-}
-
-/// An error and its causes, as one line.
-fn describe(error: &reqwest::Error) -> String {
-    let mut text = if error.is_timeout() {
-        "timed out".to_owned()
-    } else if error.is_connect() {
-        "cannot connect".to_owned()
-    } else {
-        "request failed".to_owned()
-    };
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
-/// Whether the resolver refused the host's addresses.
-fn find_refusal(error: &reqwest::Error) -> bool {
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        if cause.is::<address::Refused>() {
-            return true;
-        }
-        source = cause.source();
-    }
-    false
 }

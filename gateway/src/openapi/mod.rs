@@ -122,8 +122,8 @@ pub struct ErrorDetail {
     pub code: String,
     /// Why, for people. Never echoes the bytes sent.
     pub message: String,
-    /// For `invalid_parameter` of a variant and `callback_not_allowed`: the parameter at
-    /// fault.
+    /// For `invalid_parameter` of a variant, `callback_not_allowed` and
+    /// `email_not_allowed`: the parameter at fault.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub parameter: Option<String>,
     /// For `unknown_variant`: the variants the record has.
@@ -197,6 +197,9 @@ pub struct UploadOptions {
     /// Where to POST the record when it is final.
     #[schema(format = "uri")]
     pub callback_url: Option<String>,
+    /// Whom to mail the record to when it is final.
+    #[schema(format = "email")]
+    pub notify_email: Option<String>,
 }
 
 /// `POST /images` as a form: every part with a filename is one upload, its bytes as they are;
@@ -227,6 +230,8 @@ pub struct UploadForm {
     pub color: Option<common::config::ColorMode>,
     /// As the query parameter.
     pub callback_url: Option<String>,
+    /// As the query parameter.
+    pub notify_email: Option<String>,
     /// The files (any field name; `image` here), before or after the text fields.
     #[schema(value_type = Vec<String>, format = Binary)]
     pub image: Vec<Vec<u8>>,

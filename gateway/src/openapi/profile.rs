@@ -3,7 +3,7 @@
 //! running service refuses for being off:
 //!
 //! - callbacks off (no `callbacks.secret`): no `callback_url`, in the query, the envelope or
-//!   the form;
+//!   the form; mail off (no `email.smtp_url`): no `notify_email`;
 //! - media types this build cannot read (HEIC and AVIF without the `heif` feature; videos
 //!   without FFmpeg): not among an upload's media types or request bodies;
 //! - output formats this build cannot write (AVIF without the `heif` feature): not among
@@ -21,6 +21,8 @@ use serde_json::{Value, json};
 pub struct Profile {
     /// Whether uploads may ask for callbacks.
     pub callbacks: bool,
+    /// Whether uploads may ask for mail.
+    pub mail: bool,
     /// Whether API keys are required.
     pub api_keys: bool,
     /// The media types an upload may have.
@@ -30,6 +32,11 @@ pub struct Profile {
 }
 
 impl Profile {
+    /// The same, with mail on or off.
+    pub fn with_mail(self, mail: bool) -> Self {
+        Self { mail, ..self }
+    }
+
     /// The profile of a service with callbacks on or off, API keys or none, and video on or
     /// off, in this build.
     pub fn new(callbacks: bool, api_keys: bool, video: bool) -> Self {
@@ -55,6 +62,7 @@ impl Profile {
         .collect();
         Self {
             callbacks,
+            mail: false,
             api_keys,
             readable,
             writable,
@@ -76,10 +84,13 @@ pub fn fit(document: &mut Value, profile: &Profile) {
         if let Some(schema) = document.pointer_mut(&format!("/components/schemas/{name}")) {
             replace_ref(schema, "MediaType", &media_types);
             replace_ref(schema, "OutputFormat", &formats);
-            if !profile.callbacks
-                && let Some(Value::Object(properties)) = schema.get_mut("properties")
-            {
-                properties.remove("callback_url");
+            if let Some(Value::Object(properties)) = schema.get_mut("properties") {
+                if !profile.callbacks {
+                    properties.remove("callback_url");
+                }
+                if !profile.mail {
+                    properties.remove("notify_email");
+                }
             }
         }
     }
@@ -98,6 +109,9 @@ fn fit_operation(operation: &mut Value, profile: &Profile, readable: &[&str], fo
     if let Some(Value::Array(parameters)) = operation.get_mut("parameters") {
         if !profile.callbacks {
             parameters.retain(|parameter| parameter["name"] != "callback_url");
+        }
+        if !profile.mail {
+            parameters.retain(|parameter| parameter["name"] != "notify_email");
         }
         for parameter in parameters.iter_mut() {
             replace_ref(parameter, "OutputFormat", formats);
@@ -156,12 +170,14 @@ mod tests {
     fn what_is_off_is_not_offered() {
         let off = Profile {
             callbacks: false,
+            mail: false,
             api_keys: false,
             readable: vec![MediaType::Png, MediaType::Jpeg],
             writable: vec![OutputFormat::Jpeg, OutputFormat::Png],
         };
         let text = fitted(&off);
         assert!(!text.contains("callback_url"), "callback_url offered");
+        assert!(!text.contains("notify_email"), "notify_email offered");
         assert!(!text.contains("\"401\""));
         assert!(!text.contains("\"image/avif\":"), "AVIF offered");
         assert!(!text.contains("\"video/mp4\":"));
@@ -179,12 +195,14 @@ mod tests {
 
         let on = Profile {
             callbacks: true,
+            mail: true,
             api_keys: true,
             readable: ALL.to_vec(),
             writable: vec![OutputFormat::Avif],
         };
         let text = fitted(&on);
         assert!(text.contains("callback_url"));
+        assert!(text.contains("notify_email"));
         assert!(text.contains("\"401\""));
         assert!(text.contains("\"image/avif\":"));
         assert!(text.contains("\"video/x-matroska\":"));

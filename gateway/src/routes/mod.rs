@@ -44,7 +44,8 @@ use crate::state::AppState;
 pub fn router(state: AppState, keys: Option<Arc<ApiKeys>>) -> Router {
     let allowed_hosts = Arc::new(state.config.server.allowed_hosts.clone());
     let profile =
-        crate::openapi::Profile::new(state.callbacks.enabled, keys.is_some(), state.video.is_ok());
+        crate::openapi::Profile::new(state.callbacks.enabled, keys.is_some(), state.video.is_ok())
+            .with_mail(state.callbacks.mail);
     let router = Router::new()
         .route("/images", get(list::list).post(upload::upload))
         .route(

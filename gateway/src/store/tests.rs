@@ -41,6 +41,7 @@ pub(crate) fn record() -> Record {
             &common::config::ThumbnailConfig::default(),
         )],
         callback_url: None,
+        notify_email: None,
     })
 }
 

@@ -105,6 +105,12 @@ fn image_format(media_type: MediaType) -> Result<ImageFormat, ThumbnailError> {
                 "read by its own decoder, not image",
             ));
         }
+        MediaType::Svg | MediaType::Pdf => {
+            return Err(decode_error(
+                media_type,
+                "a document is drawn by its renderer",
+            ));
+        }
         MediaType::Mp4
         | MediaType::Quicktime
         | MediaType::Webm

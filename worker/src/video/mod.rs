@@ -1,7 +1,7 @@
 //! Video: probe a video file, take its poster frame, and hand the frame to the thumbnail
 //! pipeline like a decoded image.
 //!
-//! FFmpeg does the work, as two subprocesses per video ([`run`]): `ffprobe` reads the headers
+//! FFmpeg does the work, as two subprocesses per video ([`crate::subprocess`]): `ffprobe` reads the headers
 //! ([`probe`]), then `ffmpeg` seeks and decodes one frame to raw RGB on its standard output.
 //! A subprocess rather than a library binding keeps a crash, a hang or a leak in a demuxer or
 //! decoder out of the worker: it is killed at `video.timeout_secs`, cannot map more than
@@ -34,10 +34,9 @@ use crate::decode::{Decoded, check_pixels};
 use crate::error::ThumbnailError;
 
 pub mod probe;
-pub mod run;
 
+use crate::subprocess::{self as run, Bounds, RunError};
 use probe::Probe;
-use run::{Bounds, RunError};
 
 /// Mean luma (8-bit, 0–255) at or below which a frame counts as black.
 pub const BLACK_LUMA: u32 = 32;

@@ -63,6 +63,9 @@ app.kubernetes.io/component: {{ index . 1 }}
 {{- if or .Values.secrets.callbackSecret (and (not .Values.secrets.create) .Values.secrets.existingSecretHas.callbackSecret) -}}
 {{- $_ := set $chart "callbacks" (dict "secret_file" (printf "%s/callback-secret" $dir)) -}}
 {{- end -}}
+{{- if or .Values.secrets.smtpUrl (and (not .Values.secrets.create) .Values.secrets.existingSecretHas.smtpUrl) -}}
+{{- $_ := set $chart "email" (dict "smtp_url_file" (printf "%s/smtp-url" $dir)) -}}
+{{- end -}}
 {{- mustMergeOverwrite $chart (deepCopy .Values.config) | toYaml -}}
 {{- end -}}
 

@@ -6,8 +6,8 @@
 //! one or many files ([`multipart`]); or `application/octet-stream`, the file's own bytes. The
 //! query parameters `name`, `sizes`, `fit`, `format`, `quality`, `enlarge`, `lossless`,
 //! `gravity`, `focus`, `color`
-//! ([`common::variant`]) and `callback_url` ([`crate::callbacks`]) may also come as members of
-//! the JSON envelope. The answer is `202 Accepted`, `Location: /images/{media_id}` and
+//! ([`common::variant`]), `callback_url` and `notify_email` ([`crate::callbacks`]) may also
+//! come as members of the JSON envelope. The answer is `202 Accepted`, `Location: /images/{media_id}` and
 //! the record; it is sent only once the raw file, the record and its job (in the outbox) are
 //! on disk. The job reaches the queue through [`crate::outbox`], never in the request.
 
@@ -55,6 +55,8 @@ pub struct UploadParams {
     variants: VariantParams,
     /// Where to post the record when final.
     callback_url: Option<String>,
+    /// Whom to mail the record to when final.
+    notify_email: Option<String>,
     /// The tenant the upload is for (from its API key, not the query).
     #[serde(skip)]
     tenant: Option<String>,
@@ -87,19 +89,44 @@ impl UploadParams {
             "focus" => &mut self.variants.focus,
             "color" => &mut self.variants.color,
             "callback_url" => &mut self.callback_url,
+            "notify_email" => &mut self.notify_email,
             _ => return None,
         })
     }
 
-    /// What the upload asks for, checked: its name, variants and callback URL.
+    /// What the upload asks for, checked: its name, variants, callback URL and mail.
     fn into_request(self, state: &AppState) -> Result<Request, ApiError> {
         let (variants, callback_url) = self.check(state)?;
+        let notify_email = self.check_email(state)?;
         Ok(Request {
             name: check_name(self.name)?,
             variants,
             callback_url,
+            notify_email,
             tenant: self.tenant,
         })
+    }
+
+    /// The address to mail the record to (the upload's, else the service-wide one),
+    /// checked: mail must be on, and the address's domain allowed.
+    fn check_email(&self, state: &AppState) -> Result<Option<String>, ApiError> {
+        let config = &state.config;
+        let Some(address) = self
+            .notify_email
+            .as_deref()
+            .filter(|address| !address.is_empty())
+            .or(config.callbacks.email.as_deref())
+        else {
+            return Ok(None);
+        };
+        if !state.callbacks.mail {
+            return Err(ApiError::EmailNotAllowed(
+                "mail is off: the service has no email.smtp_url".to_owned(),
+            ));
+        }
+        crate::callbacks::email::check_address(address, &config.email.allowed_domains)
+            .map(Some)
+            .map_err(ApiError::EmailNotAllowed)
     }
 
     /// The variants asked for, and the callback URL (the upload's, else the service-wide
@@ -158,6 +185,7 @@ impl UploadParams {
         ("focus" = Option<common::variant::FocalPoint>, Query, description = "`gravity=focus` (implied): the point to keep, `x,y` as fractions of the upright image", example = "0.5,0.3"),
         ("color" = Option<common::config::ColorMode>, Query, description = "`srgb`: converted to sRGB; `keep`: the source's colours and profile"),
         ("callback_url" = Option<String>, Query, description = "Where to POST the record, signed, when it is final"),
+        ("notify_email" = Option<String>, Query, description = "Whom to mail the record to, its first thumbnail attached, when it is final (a domain in `email.allowed_domains`)"),
     ),
     request_body(
         description = "The file, in base64 with its media type as `Content-Type` (every type of `MediaType`), or its bytes, or an envelope, or a form",
@@ -172,6 +200,8 @@ impl UploadParams {
             (String = "image/jxl"),
             (String = "image/avif"),
             (String = "image/heic"),
+            (String = "image/svg+xml"),
+            (String = "application/pdf"),
             (String = "video/mp4"),
             (String = "video/quicktime"),
             (String = "video/webm"),
@@ -184,7 +214,7 @@ impl UploadParams {
     responses(
         (status = 202, description = "Accepted: the record (for a form, every file's)", body = crate::openapi::Accepted,
             headers(("Location" = String, description = "The record's URL (a form's first accepted file)"))),
-        (status = 400, description = "A malformed body or parameter: `missing_content_type`, `invalid_base64`, `empty_body`, `invalid_json`, `invalid_multipart`, `no_files`, `invalid_parameter`, `callback_not_allowed`, `invalid_header`, `body_read_failed`", body = crate::openapi::ErrorBody),
+        (status = 400, description = "A malformed body or parameter: `missing_content_type`, `invalid_base64`, `empty_body`, `invalid_json`, `invalid_multipart`, `no_files`, `invalid_parameter`, `callback_not_allowed`, `email_not_allowed`, `invalid_header`, `body_read_failed`", body = crate::openapi::ErrorBody),
         (status = 408, description = "The body came too slowly (`request_timeout`)", body = crate::openapi::ErrorBody),
         (status = 413, description = "Over a size limit: `payload_too_large`, `request_too_large`, `too_many_files`, `too_many_parts`, `too_many_pixels`, `metadata_too_large`", body = crate::openapi::ErrorBody),
         (status = 415, description = "A media type not accepted, or one the bytes contradict (`unsupported_media_type`, `media_type_mismatch`)", body = crate::openapi::ErrorBody),
@@ -365,6 +395,7 @@ async fn accept_url(
         request.name,
         request.variants,
         request.callback_url,
+        request.notify_email,
     );
     record.tenant = request.tenant;
     let record = commit(state, record, Raw::None).await?;

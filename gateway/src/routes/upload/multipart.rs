@@ -6,7 +6,7 @@
 //!   absent or `application/octet-stream`, what its magic bytes say; either way the bytes are
 //!   sniffed and the header checked as for a base64 upload ([`crate::ingest::examine`]).
 //! - Text fields (`name`, `sizes`, `fit`, `format`, `quality`, `enlarge`, `lossless`,
-//!   `gravity`, `focus`, `color`, `callback_url`) apply to every file of the form and override the query, wherever they
+//!   `gravity`, `focus`, `color`, `callback_url`, `notify_email`) apply to every file of the form and override the query, wherever they
 //!   come: before the files, between them or after them (a field given twice counts with its
 //!   last value). Other fields are ignored.
 //! - A file is written to the [`common::spool`] chunk by chunk, hashed on the way, and refused

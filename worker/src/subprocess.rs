@@ -1,4 +1,5 @@
-//! One FFmpeg subprocess, run as untrusted input demands: no stdin, an address-space cap
+//! One subprocess that reads untrusted input (FFmpeg, or this program rendering a document
+//! in [`crate::document`]), run as such input demands: no stdin, an address-space cap
 //! (`RLIMIT_AS`) and no core dumps set in the child before it executes, its output read up
 //! to a bound, and a wall-clock timeout after which it is killed and reaped. A child that
 //! outlives its caller's interest (the job's future dropped) is killed too.
@@ -87,6 +88,9 @@ pub async fn run(
     let mut command = Command::new(program);
     command
         .args(args)
+        // A Rust child (the document renderer) ends a failure with its reason, not a
+        // backtrace: its last line is what the job reports.
+        .env("RUST_BACKTRACE", "0")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -229,12 +233,16 @@ async fn read_bounded(
     }
 }
 
-/// The last non-empty line of a tool's error output, as printable text without the input's
-/// path and at most 200 characters: FFmpeg's own words, not the file's bytes.
+/// The last non-empty line of a tool's error output (a `note: ` line aside), as printable text without the input's
+/// path and at most 200 characters: the tool's own words, not the file's bytes.
 fn last_line(stderr: &[u8], file: &Path) -> Option<String> {
     let text = String::from_utf8_lossy(stderr);
     let path = file.display().to_string();
-    let line = text.lines().rev().find(|line| !line.trim().is_empty())?;
+    // A Rust program's own note after a panic or a failed allocation says nothing of why.
+    let line = text
+        .lines()
+        .rev()
+        .find(|line| !line.trim().is_empty() && !line.starts_with("note: "))?;
     let line = line
         .replace(&format!("file:{path}"), "the file")
         .replace(&path, "the file");

@@ -1,0 +1,7 @@
+//! The SVG renderer's bounds, usvg and resvg on arbitrary bytes (see `harness.rs`).
+#![no_main]
+
+#[path = "../harness.rs"]
+mod harness;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| harness::svg(data));
