@@ -32,7 +32,7 @@ import tempfile
 import time
 import urllib.request
 
-from process import wait_ready
+from process import wait_final, wait_ready
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 BINARY = pathlib.Path(sys.argv[1]).resolve()
@@ -79,13 +79,6 @@ def post(path, body):
         return json.loads(answer.read())["media_id"]
 
 
-def wait_final(media_id):
-    while True:
-        with urllib.request.urlopen(f"http://127.0.0.1:{PORT}/images/{media_id}?wait=30") as answer:
-            record = json.loads(answer.read())
-        if record["state"] != "Processing":
-            return record
-
 
 def ours(files):
     data = tempfile.mkdtemp(prefix="thumbnailify-svg-")
@@ -101,7 +94,7 @@ def ours(files):
             for _ in range(RUNS):
                 media_id = post(path, body)
                 started = time.monotonic()
-                record = wait_final(media_id)
+                record = wait_final(PORT, media_id)
                 times.append(time.monotonic() - started)
             results[path] = (statistics.median(times), record)
     finally:

@@ -23,9 +23,8 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 
-from process import wait_ready
+from process import wait_final, wait_ready
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 BINARY = pathlib.Path(sys.argv[1]).resolve()
@@ -86,13 +85,6 @@ def upload(path):
         connection.close()
 
 
-def wait_final(media_id):
-    while True:
-        with urllib.request.urlopen(f"http://127.0.0.1:{PORT}/images/{media_id}?wait=30") as answer:
-            record = json.loads(answer.read())
-        if record["state"] != "Processing":
-            return record
-
 
 def service(clips):
     data = tempfile.mkdtemp(prefix="thumbnailify-video-")
@@ -110,7 +102,7 @@ def service(clips):
             for _ in range(RUNS):
                 media_id = upload(path)
                 started = time.monotonic()
-                record = wait_final(media_id)
+                record = wait_final(PORT, media_id)
                 times.append(time.monotonic() - started)
                 assert record["state"] == "Completed", record
             median = statistics.median(times)

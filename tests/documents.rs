@@ -23,14 +23,24 @@ use support::{Backend, Gateway, fixture, fixtures_dir, mean_difference};
 /// the 80×40 drawing scaled up six times is 3.2 away, a crop in the wrong place more.
 const TOLERANCE: f64 = 1.0;
 
-/// Uploads `svg` with `query`; asserts 202; gives the media id.
+/// Uploads the SVG `svg` with `query`; asserts 202; gives the media id.
 async fn upload(gateway: &Gateway, svg: &[u8], query: &str) -> String {
+    upload_as(gateway, "image/svg+xml", svg, query).await
+}
+
+/// Uploads the PDF `pdf` with `query`; asserts 202; gives the media id.
+async fn upload_pdf(gateway: &Gateway, pdf: &[u8], query: &str) -> String {
+    upload_as(gateway, "application/pdf", pdf, query).await
+}
+
+/// Uploads `bytes` as `media_type` with `query`; asserts 202; gives the media id.
+async fn upload_as(gateway: &Gateway, media_type: &str, bytes: &[u8], query: &str) -> String {
     let answer = gateway
         .request(
             Method::POST,
             &format!("/images?{query}"),
-            &[("content-type", "image/svg+xml")],
-            STANDARD.encode(svg),
+            &[("content-type", media_type)],
+            STANDARD.encode(bytes),
         )
         .await;
     assert_eq!(
@@ -369,25 +379,6 @@ async fn nothing_outside_the_document_is_read() {
         0,
         "a connection was made"
     );
-}
-
-/// Uploads `pdf` with `query`; gives the media id.
-async fn upload_pdf(gateway: &Gateway, pdf: &[u8], query: &str) -> String {
-    let answer = gateway
-        .request(
-            Method::POST,
-            &format!("/images?{query}"),
-            &[("content-type", "application/pdf")],
-            STANDARD.encode(pdf),
-        )
-        .await;
-    assert_eq!(
-        answer.status,
-        202,
-        "{}",
-        String::from_utf8_lossy(&answer.body)
-    );
-    answer.media_id()
 }
 
 #[tokio::test]

@@ -18,6 +18,7 @@ use common::spool::Spool;
 use common::storage::{Key, Storage, StorageError};
 use common::variant::Variant;
 
+use crate::decode::Decoded;
 use crate::error::ThumbnailError;
 use crate::fetch::{FetchError, Fetcher, media_type_of};
 use crate::slots::{FetchSlot, Slots};
@@ -169,9 +170,8 @@ async fn image(
     Ok(settle(made).map(|thumbnails| (thumbnails, None)))
 }
 
-/// Makes the thumbnails of the video stored as `key`: FFmpeg reads it as a local file (a
-/// copy, when media storage is S3) and gives its poster frame, which is resized and encoded
-/// on a blocking thread. A tool out of time is [`Interrupted::TimedOut`].
+/// Makes the thumbnails of the video stored as `key`: FFmpeg reads it and gives its poster
+/// frame and facts ([`through_tool`]).
 async fn video(
     key: Key,
     media_type: MediaType,
@@ -179,12 +179,75 @@ async fn video(
     storage: &Storage,
     config: &Arc<Config>,
 ) -> Result<Making, Interrupted> {
+    through_tool(
+        key,
+        media_type,
+        variants,
+        storage,
+        config,
+        |path| async move {
+            let poster = video::poster(&path, media_type, config).await?;
+            Ok((poster.frame, Some((poster.duration, poster.info))))
+        },
+    )
+    .await
+}
+
+/// Makes the thumbnails of the document (SVG, PDF) stored as `key`: a child process draws
+/// it at the largest variant's size ([`document`], [`through_tool`]), each variant planned
+/// as `enlarge`.
+async fn document(
+    key: Key,
+    media_type: MediaType,
+    variants: Vec<JobVariant>,
+    storage: &Storage,
+    config: &Arc<Config>,
+) -> Result<Making, Interrupted> {
+    let requests = document::enlarged(variants.iter().map(|v| v.variant.clone()));
+    let variants = variants
+        .into_iter()
+        .zip(requests.iter().cloned())
+        .map(|(job_variant, variant)| JobVariant {
+            variant,
+            ..job_variant
+        })
+        .collect();
+    through_tool(
+        key,
+        media_type,
+        variants,
+        storage,
+        config,
+        |path| async move {
+            let drawn = document::render(&path, media_type, &requests, config).await?;
+            Ok((drawn, None))
+        },
+    )
+    .await
+}
+
+/// Makes the thumbnails of the file stored as `key` from what a tool (FFmpeg, the document
+/// renderer) reads of it as a local file (a copy, when media storage is S3): `read` gives
+/// the picture and a video's facts; the picture is resized and encoded on a blocking
+/// thread. A tool out of time is [`Interrupted::TimedOut`].
+async fn through_tool<F, Fut>(
+    key: Key,
+    media_type: MediaType,
+    variants: Vec<JobVariant>,
+    storage: &Storage,
+    config: &Arc<Config>,
+    read: F,
+) -> Result<Making, Interrupted>
+where
+    F: FnOnce(std::path::PathBuf) -> Fut,
+    Fut: Future<Output = Result<(Decoded, Probed), ThumbnailError>>,
+{
     let spool_dir = spool_dir(config).await?;
     let Some(file) = storage.local(key, &spool_dir).await? else {
         return Ok(Err(failure(410, "the raw file is gone".to_owned())));
     };
-    let poster = match video::poster(file.path(), media_type, config).await {
-        Ok(poster) => poster,
+    let (picture, probed) = match read(file.path().to_path_buf()).await {
+        Ok(read) => read,
         Err(error @ ThumbnailError::TimedOut(_)) => {
             return Err(Interrupted::TimedOut(failure(
                 error.code(),
@@ -194,11 +257,10 @@ async fn video(
         Err(error) => return Ok(Err(failure(error.code(), error.to_string()))),
     };
     drop(file);
-    let probed = Some((poster.duration, poster.info));
     let config = Arc::clone(config);
     let made = tokio::task::spawn_blocking(move || {
         thumbnail::make_from(
-            poster.frame,
+            picture,
             media_type,
             &variants,
             &config.limits,
@@ -207,55 +269,6 @@ async fn video(
     })
     .await;
     Ok(settle(made).map(|thumbnails| (thumbnails, probed)))
-}
-
-/// Makes the thumbnails of the document (SVG) stored as `key`: a child process draws it from
-/// a local file at the largest variant's size ([`document`]); the picture is resized and
-/// encoded on a blocking thread, each variant planned as `enlarge`. A renderer out of time
-/// is [`Interrupted::TimedOut`].
-async fn document(
-    key: Key,
-    media_type: MediaType,
-    variants: Vec<JobVariant>,
-    storage: &Storage,
-    config: &Arc<Config>,
-) -> Result<Making, Interrupted> {
-    let spool_dir = spool_dir(config).await?;
-    let Some(file) = storage.local(key, &spool_dir).await? else {
-        return Ok(Err(failure(410, "the raw file is gone".to_owned())));
-    };
-    let requests: Vec<Variant> = variants.iter().map(|v| v.variant.clone()).collect();
-    let drawn = match document::render(file.path(), media_type, &requests, config).await {
-        Ok(drawn) => drawn,
-        Err(error @ ThumbnailError::TimedOut(_)) => {
-            return Err(Interrupted::TimedOut(failure(
-                error.code(),
-                error.to_string(),
-            )));
-        }
-        Err(error) => return Ok(Err(failure(error.code(), error.to_string()))),
-    };
-    drop(file);
-    let variants: Vec<JobVariant> = variants
-        .into_iter()
-        .zip(document::enlarged(requests))
-        .map(|(job_variant, variant)| JobVariant {
-            variant,
-            ..job_variant
-        })
-        .collect();
-    let config = Arc::clone(config);
-    let made = tokio::task::spawn_blocking(move || {
-        thumbnail::make_from(
-            drawn,
-            media_type,
-            &variants,
-            &config.limits,
-            &config.thumbnail.placeholders,
-        )
-    })
-    .await;
-    Ok(settle(made).map(|thumbnails| (thumbnails, None)))
 }
 
 /// The pipeline's answer from its blocking thread, with its failure as the job's.

@@ -203,18 +203,12 @@ impl std::fmt::Debug for Mailer {
 
 /// An SMTP error and its causes, as one line.
 fn describe(error: &lettre::transport::smtp::Error) -> String {
-    let mut text = if error.is_timeout() {
+    let first = if error.is_timeout() {
         "timed out".to_owned()
     } else {
         error.to_string()
     };
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
+    super::with_causes(first, error)
 }
 
 #[cfg(test)]

@@ -406,6 +406,18 @@ impl Standing for Email {
     }
 }
 
+/// `first`, then `error`'s causes, as one line.
+fn with_causes(first: String, error: &dyn std::error::Error) -> String {
+    let mut text = first;
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 /// Whether a delivery due at `due` (RFC 3339) is due at `now`.
 fn is_due(due: Option<String>, now: SystemTime) -> bool {
     due.and_then(|due| humantime::parse_rfc3339(&due).ok())

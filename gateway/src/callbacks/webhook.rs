@@ -126,20 +126,14 @@ pub fn message_id(media_id: Uuid) -> String {
 
 /// An error and its causes, as one line.
 fn describe(error: &reqwest::Error) -> String {
-    let mut text = if error.is_timeout() {
-        "timed out".to_owned()
+    let first = if error.is_timeout() {
+        "timed out"
     } else if error.is_connect() {
-        "cannot connect".to_owned()
+        "cannot connect"
     } else {
-        "request failed".to_owned()
+        "request failed"
     };
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
+    super::with_causes(first.to_owned(), error)
 }
 
 /// Whether the resolver refused the host's addresses.

@@ -13,9 +13,12 @@ use common::config::{DocumentsConfig, LimitsConfig};
 use common::media::MediaType;
 use common::variant::Variant;
 use hayro::hayro_interpret::InterpreterSettings;
+use hayro::hayro_interpret::util::TransformExt;
 use hayro::hayro_syntax::{LoadPdfError, Pdf};
+use hayro::kurbo::Affine;
 use hayro::vello_cpu::color::palette::css::WHITE;
-use hayro::{PixmapSettings, RenderCache, RenderSettings};
+use hayro::vello_cpu::{Pixmap, RasterizerSettings, RenderContext, Resources, TargetInit};
+use hayro::{RenderCache, RenderSettings};
 use image::RgbaImage;
 
 use super::{Rendered, css_pixels, draw_size, unpremultiply};
@@ -57,17 +60,33 @@ pub fn render(
     }
     let (width, height) = (css_pixels(page_width), css_pixels(page_height));
     let (draw_width, draw_height) = draw_size(MediaType::Pdf, variants, (width, height), limits)?;
-    let settings = PixmapSettings {
-        x_scale: draw_width as f32 / page_width,
-        y_scale: draw_height as f32 / page_height,
-        bg_color: WHITE,
-    };
-    let pixmap = hayro::render(
+    // Into a canvas of exactly the size planned (hayro's `render` would truncate it).
+    let (canvas_width, canvas_height) = (
+        u16::try_from(draw_width).map_err(|_| invalid("the page is too wide to draw"))?,
+        u16::try_from(draw_height).map_err(|_| invalid("the page is too tall to draw"))?,
+    );
+    let mut context = RenderContext::new(canvas_width, canvas_height);
+    let transform = Affine::scale_non_uniform(
+        f64::from(draw_width) / f64::from(page_width),
+        f64::from(draw_height) / f64::from(page_height),
+    ) * page.initial_transform(true).to_kurbo();
+    hayro::render_into(
         page,
         &RenderCache::new(),
         &InterpreterSettings::default(),
         &RenderSettings::default(),
-        &settings,
+        &mut context,
+        transform,
+    );
+    context.flush();
+    let mut pixmap = Pixmap::new(canvas_width, canvas_height);
+    context.render_with(
+        &mut pixmap,
+        &mut Resources::default(),
+        RasterizerSettings {
+            target_init: TargetInit::Clear(WHITE),
+            ..RasterizerSettings::default()
+        },
     );
     let (drawn_width, drawn_height) = (u32::from(pixmap.width()), u32::from(pixmap.height()));
     let mut pixels = pixmap.data_as_u8_slice().to_vec();
