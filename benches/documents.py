@@ -16,12 +16,16 @@ figures). Each is thumbnailed to fit in 400×400 as PNG (a PDF: its first page):
   -f 1 -l 1 -scale-to 400 FILE OUT` for PDF, one process per file (median of RUNS wall
   time), and its peak RSS.
 
+Each thumbnail is also compared with the peer's picture of the same file: the mean absolute
+difference, 0–255 per channel, both composed on white.
+
 Then the renderer alone: the peak RSS of the child process drawing the largest wallpaper
 (the gateway binary started as the worker starts it).
 """
 
 import base64
 import glob
+import io
 import json
 import pathlib
 import shutil
@@ -32,6 +36,7 @@ import tempfile
 import time
 import urllib.request
 
+from PIL import Image, ImageChops, ImageStat
 from process import wait_final, wait_ready
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -79,6 +84,27 @@ def post(path, body):
         return json.loads(answer.read())["media_id"]
 
 
+def thumbnail(media_id):
+    """The record's first variant, as PNG bytes."""
+    request = urllib.request.Request(f"http://127.0.0.1:{PORT}/images/{media_id}/thumbnail",
+                                     headers={"Accept": "image/*"})
+    with urllib.request.urlopen(request) as answer:
+        return answer.read()
+
+
+def difference(ours_png, theirs_path):
+    """Mean absolute difference, 0–255 per channel, between two pictures composed on white
+    (the peer's resized to ours when they differ by rounding)."""
+    def on_white(image):
+        image = image.convert("RGBA")
+        white = Image.new("RGBA", image.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, image).convert("RGB")
+    ours_image = on_white(Image.open(io.BytesIO(ours_png)))
+    theirs = on_white(Image.open(theirs_path))
+    if theirs.size != ours_image.size:
+        theirs = theirs.resize(ours_image.size, Image.BILINEAR)
+    return sum(ImageStat.Stat(ImageChops.difference(ours_image, theirs)).mean) / 3
+
 
 def ours(files):
     data = tempfile.mkdtemp(prefix="thumbnailify-svg-")
@@ -96,7 +122,8 @@ def ours(files):
                 started = time.monotonic()
                 record = wait_final(PORT, media_id)
                 times.append(time.monotonic() - started)
-            results[path] = (statistics.median(times), record)
+            picture = thumbnail(media_id) if record["state"] == "Completed" else None
+            results[path] = (statistics.median(times), record, picture)
     finally:
         gateway.terminate()
         gateway.wait()
@@ -142,10 +169,10 @@ def renderer_rss(path):
 files = corpus()
 served = ours(files)
 out = pathlib.Path(tempfile.mkdtemp()) / "out.png"
-print("| file | bytes | size | ours, upload to final (median of 5) | peer | peer wall | peer peak RSS |")
-print("|---|---:|---|---:|---|---:|---:|")
+print("| file | bytes | size | ours, upload to final (median of 5) | peer | peer wall | peer peak RSS | difference from the peer's |")
+print("|---|---:|---|---:|---|---:|---:|---:|")
 for path in files:
-    wall, record = served[path]
+    wall, record, picture = served[path]
     vwall, vrss = peer(path, out)
     who = "pdftoppm" if path.suffix == ".pdf" else "vipsthumbnail"
     state = record["state"]
@@ -153,7 +180,8 @@ for path in files:
     vtext = f"{vwall * 1000:.0f} ms" if vwall is not None else "fails"
     vrsstext = f"{vrss / 1024:.0f} MiB" if vrss is not None else "—"
     name = f"{path.parent.parent.parent.parent.name}/{path.name}" if "desktop-base" in str(path) else path.name
-    print(f"| {name} | {path.stat().st_size} | {size} | {wall * 1000:.0f} ms | {who} | {vtext} | {vrsstext} |")
+    apart = f"{difference(picture, out):.2f}" if picture is not None and vwall is not None else "—"
+    print(f"| {name} | {path.stat().st_size} | {size} | {wall * 1000:.0f} ms | {who} | {vtext} | {vrsstext} | {apart} |")
 print()
 for suffix in (".svg", ".pdf"):
     largest = max((f for f in files if f.suffix == suffix), key=lambda p: p.stat().st_size)
