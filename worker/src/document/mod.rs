@@ -176,11 +176,12 @@ pub async fn render(
     let out = subprocess::run(&program, &args, path, bounds)
         .await
         .map_err(|error| run_error(error, media_type, &config.documents))?;
-    read_reply(&out, media_type)
+    read_reply(out, media_type)
 }
 
-/// The child's output as a decoded image, or its error.
-fn read_reply(out: &[u8], media_type: MediaType) -> Result<Decoded, ThumbnailError> {
+/// The child's output as a decoded image, or its error. The pixels stay in the buffer they
+/// were read into: the header is drained from its front.
+fn read_reply(mut out: Vec<u8>, media_type: MediaType) -> Result<Decoded, ThumbnailError> {
     let broken = |detail: &str| ThumbnailError::Decode {
         media_type: media_type.as_str(),
         detail: format!("the renderer's answer is broken: {detail}"),
@@ -193,7 +194,8 @@ fn read_reply(out: &[u8], media_type: MediaType) -> Result<Decoded, ThumbnailErr
     if let Some((status, message)) = reply.error {
         return Err(ThumbnailError::Rendering { status, message });
     }
-    let image = RgbaImage::from_raw(reply.width, reply.height, out[end + 1..].to_vec())
+    out.drain(..=end);
+    let image = RgbaImage::from_raw(reply.width, reply.height, out)
         .ok_or_else(|| broken("the pixels are not the size it says"))?;
     Ok(Decoded {
         image: DynamicImage::ImageRgba8(image),
