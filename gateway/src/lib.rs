@@ -89,6 +89,7 @@ fn check_formats(config: &Config) -> Result<(), GatewayError> {
         .map(|preset| common::variant::Variant {
             format: preset.format.unwrap_or(default.format),
             lossless: preset.lossless.unwrap_or(default.lossless),
+            animated: preset.animated.unwrap_or(default.animated),
             ..default.clone()
         });
     for variant in std::iter::once(default.clone()).chain(presets) {
@@ -370,6 +371,7 @@ mod tests {
             gravity: None,
             focus: None,
             color: None,
+            animated: None,
         };
         config.thumbnail.presets.insert("card".into(), preset);
         assert_eq!(check_formats(&config).is_ok(), avif);

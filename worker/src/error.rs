@@ -1,7 +1,7 @@
 //! Why a thumbnail could not be made, and the HTTP-like code each reason reports.
 
 /// Why a thumbnail could not be made.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum ThumbnailError {
     /// The image declares more pixels than `limits.max_pixels` allows (a decompression bomb,
     /// or simply too large). Refused from the header, before any pixel buffer is allocated.
@@ -34,6 +34,15 @@ pub enum ThumbnailError {
         bytes: u64,
         /// The configured limit.
         max: u64,
+    },
+    /// An animation has more frames, or more pixels in all its frames, than the limits
+    /// allow (`limits.max_frames`, `limits.max_animation_pixels`), as its headers say.
+    #[error("this animated {media_type} is over its bounds: {detail}")]
+    AnimationTooLarge {
+        /// The format.
+        media_type: &'static str,
+        /// Which limit, and by how much.
+        detail: String,
     },
     /// A document (SVG) asks for more than its bounds allow: elements, nesting, memory.
     #[error("this {media_type} is over its bounds: {detail}")]
@@ -99,7 +108,8 @@ impl ThumbnailError {
             ThumbnailError::TooManyPixels { .. }
             | ThumbnailError::OverMemoryLimit { .. }
             | ThumbnailError::MetadataTooLarge { .. }
-            | ThumbnailError::DocumentTooLarge { .. } => 413,
+            | ThumbnailError::DocumentTooLarge { .. }
+            | ThumbnailError::AnimationTooLarge { .. } => 413,
             ThumbnailError::Rendering { status, .. } => *status,
             ThumbnailError::ToolMissing(_) | ThumbnailError::NotInThisBuild { .. } => 415,
             ThumbnailError::Decode { .. }

@@ -161,6 +161,7 @@ mod tests {
             gravity: Default::default(),
             focus: None,
             color: Default::default(),
+            animated: false,
         }
     }
 

@@ -19,6 +19,8 @@
 //!   - [`encode`]: JPEG, PNG (when there is alpha), WebP or AVIF, each variant its own,
 //!     tagged with its colours.
 //!   - [`placeholder`]: ThumbHash, the dominant colour and BlurHash, from the same decode.
+//!   - [`animation`]: for `animated` variants of an animated GIF or WebP, frame counts
+//!     checked from the headers, then every frame composed, resized and encoded in turn.
 //! - [`video`]: for a video, FFmpeg probes it and takes the poster frame, which then goes
 //!   through the same pipeline as a decoded image.
 //! - [`document`]: for an SVG, a child process of this program checks its structure and
@@ -29,6 +31,7 @@
 //! The gateway runs [`runner::run`] in-process on the embedded queue; the `worker` binary runs
 //! it against RabbitMQ.
 
+pub mod animation;
 pub mod colour;
 pub mod decode;
 pub mod document;

@@ -15,12 +15,13 @@ use common::media::MediaType;
 use common::message::JobVariant;
 use common::record::{Placeholder, ThumbnailInfo};
 use common::variant::{Fit, Gravity, Variant};
+use image::DynamicImage;
 
 use crate::colour::Colour;
 use crate::encode::Tag;
 use crate::error::ThumbnailError;
 use crate::gravity::Analysis;
-use crate::{decode, encode, geometry, placeholder, resize};
+use crate::{animation, decode, encode, geometry, placeholder, resize};
 
 /// One variant made.
 #[derive(Debug, Clone)]
@@ -58,11 +59,34 @@ pub fn make(
     placeholders: &[PlaceholderKind],
 ) -> Result<Thumbnails, ThumbnailError> {
     guarded(media_type, || {
-        let requests: Vec<Variant> = variants.iter().map(|v| v.variant.clone()).collect();
+        let animated =
+            variants.iter().any(|v| v.variant.animated) && animation::animates(media_type);
+        let facts = if animated {
+            animation::facts(bytes, media_type, limits)?
+        } else {
+            None
+        };
+        // With an animation, its variants are made frame by frame; the rest, and the
+        // placeholders, from the first frame.
+        let (moving, still): (Vec<JobVariant>, Vec<JobVariant>) = variants
+            .iter()
+            .cloned()
+            .partition(|v| facts.is_some() && v.variant.animated);
+        let requests: Vec<Variant> = still.iter().map(|v| v.variant.clone()).collect();
         let max_side = limits.max_thumbnail_side;
         let target = |w, h| geometry::largest_scaled(&requests, w, h, max_side);
         let decoded = decode::decode(bytes, media_type, limits, &target)?;
-        Ok(render(decoded, variants, limits, placeholders))
+        let mut thumbnails = render(decoded, &still, limits, placeholders);
+        if let Some(facts) = facts {
+            let colour = Colour::of(&animation::colour(bytes, media_type), false);
+            let mut frames = animation::frames(bytes, media_type, limits)?;
+            let made = animation::make(&mut *frames, &facts, media_type, &moving, &colour, limits);
+            thumbnails.variants.extend(made);
+            thumbnails
+                .variants
+                .sort_by_key(|(job_variant, _)| job_variant.index);
+        }
+        Ok(thumbnails)
     })
 }
 
@@ -118,25 +142,12 @@ fn render(
         .iter()
         .map(|job_variant| {
             let variant = &job_variant.variant;
-            let mut plan = geometry::plan(variant, source_width, source_height, max_side);
-            if let (Fit::Cover, Some(crop)) = (variant.fit, plan.crop) {
-                let placed = match variant.gravity {
-                    Gravity::Attention => Some(
-                        analysis
-                            .get_or_insert_with(|| Analysis::of(&image))
-                            .attention(crop),
-                    ),
-                    Gravity::Entropy => Some(
-                        analysis
-                            .get_or_insert_with(|| Analysis::of(&image))
-                            .entropy(crop),
-                    ),
-                    _ => None,
-                };
-                if placed.is_some() {
-                    plan.crop = placed;
-                }
-            }
+            let plan = place(
+                variant,
+                geometry::plan(variant, source_width, source_height, max_side),
+                &image,
+                &mut analysis,
+            );
             let made = resize::resize(&image, &plan).and_then(|resized| {
                 let (pixels, tag) = match (variant.color, colour.embedded()) {
                     (ColorMode::Keep, Some(icc)) => (resized, Tag::Icc(icc)),
@@ -155,6 +166,7 @@ fn render(
                         width: plan.width,
                         height: plan.height,
                         size: bytes.len() as u64,
+                        frames: None,
                     },
                     bytes,
                 })
@@ -171,13 +183,42 @@ fn render(
     }
 }
 
+/// `plan` with its `cover` crop placed on `image` for the `attention` and `entropy`
+/// gravities (the content `analysis` made once, on first need); as it was for the others.
+pub(crate) fn place(
+    variant: &Variant,
+    mut plan: geometry::Plan,
+    image: &DynamicImage,
+    analysis: &mut Option<Analysis>,
+) -> geometry::Plan {
+    if let (Fit::Cover, Some(crop)) = (variant.fit, plan.crop) {
+        let placed = match variant.gravity {
+            Gravity::Attention => Some(
+                analysis
+                    .get_or_insert_with(|| Analysis::of(image))
+                    .attention(crop),
+            ),
+            Gravity::Entropy => Some(
+                analysis
+                    .get_or_insert_with(|| Analysis::of(image))
+                    .entropy(crop),
+            ),
+            _ => None,
+        };
+        if placed.is_some() {
+            plan.crop = placed;
+        }
+    }
+    plan
+}
+
 #[cfg(test)]
 mod tests {
     use std::io::Cursor;
 
     use common::config::{OutputFormat, ThumbnailConfig};
     use common::variant::Fit;
-    use image::{DynamicImage, ImageFormat};
+    use image::ImageFormat;
 
     use super::*;
 

@@ -28,6 +28,13 @@ pub struct LimitsConfig {
     pub max_pixels: u64,
     /// Most memory one decode may allocate, in bytes.
     pub max_alloc_bytes: u64,
+    /// Frames an animated thumbnail may be made of: an animated GIF or WebP with more is
+    /// refused (413) from its headers; a video preview samples at most this many.
+    pub max_frames: u32,
+    /// Pixels an animated thumbnail's source may have in all its frames (frames × canvas
+    /// width × height), read from the headers before any frame is decoded; more is refused
+    /// (413).
+    pub max_animation_pixels: u64,
     /// Most bytes of metadata (ICC profiles, EXIF, XMP, comments, tables) a file may make a
     /// decoder keep; compressed metadata is never inflated.
     pub max_metadata_bytes: u64,
@@ -101,6 +108,8 @@ impl Default for LimitsConfig {
             max_request_bytes: 2 * 1024 * 1024 * 1024,
             max_pixels: 100_000_000,
             max_alloc_bytes: 1024 * 1024 * 1024,
+            max_frames: 1000,
+            max_animation_pixels: 500_000_000,
             max_metadata_bytes: 4 * 1024 * 1024,
             read_timeout_secs: 30,
             keep_alive_secs: 60,

@@ -81,14 +81,25 @@ pub enum OutputFormat {
     Jpeg,
     /// Always PNG.
     Png,
-    /// Always WebP (lossless).
+    /// Always WebP (lossy at the variant's quality, or lossless).
     Webp,
     /// Always AVIF (lossy, at the variant's quality; alpha kept). Only in builds with the
     /// worker's `heif` feature: elsewhere a variant asking for it is refused at the door.
     Avif,
+    /// Always GIF: 256 colours per frame, quantised from the thumbnail's own colours.
+    Gif,
 }
 
 impl OutputFormat {
+    /// Whether an animation can be written in this format: WebP, GIF, and `auto` (which
+    /// gives WebP for an animation).
+    pub fn animates(self) -> bool {
+        matches!(
+            self,
+            OutputFormat::Auto | OutputFormat::Webp | OutputFormat::Gif
+        )
+    }
+
     /// The name the `format` parameter and the configuration use.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -97,6 +108,7 @@ impl OutputFormat {
             OutputFormat::Png => "png",
             OutputFormat::Webp => "webp",
             OutputFormat::Avif => "avif",
+            OutputFormat::Gif => "gif",
         }
     }
 }
@@ -111,6 +123,7 @@ impl std::str::FromStr for OutputFormat {
             "png" => Ok(OutputFormat::Png),
             "webp" => Ok(OutputFormat::Webp),
             "avif" => Ok(OutputFormat::Avif),
+            "gif" => Ok(OutputFormat::Gif),
             _ => Err(()),
         }
     }
@@ -185,6 +198,11 @@ pub struct ThumbnailConfig {
     pub color: ColorMode,
     /// The placeholders a completed image's record carries.
     pub placeholders: Vec<PlaceholderKind>,
+    /// Animated thumbnails of animated GIFs and WebPs, and animated previews of videos, when
+    /// a request does not say (`animated`).
+    pub animated: bool,
+    /// Seconds of a video an animated preview shows, from its start.
+    pub preview_secs: u32,
 }
 
 /// The workers.
@@ -217,6 +235,8 @@ impl Default for ThumbnailConfig {
             presets: std::collections::BTreeMap::new(),
             color: ColorMode::Srgb,
             placeholders: vec![PlaceholderKind::Thumbhash, PlaceholderKind::DominantColor],
+            animated: false,
+            preview_secs: 3,
         }
     }
 }

@@ -314,6 +314,7 @@ impl Record {
                     entry.height = Some(info.height);
                     entry.media_type = Some(info.media_type);
                     entry.size = Some(info.size);
+                    entry.frames = info.frames;
                     entry.error = None;
                 }
                 (None, Some(error)) => {

@@ -295,6 +295,7 @@ mod tests {
                 width: 10,
                 height: 5,
                 size: 99,
+                frames: None,
             }),
             error: (!ok).then(|| VariantFailure::new(500, "cannot encode".to_owned())),
         }

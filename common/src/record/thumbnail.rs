@@ -18,6 +18,9 @@ pub struct ThumbnailInfo {
     pub height: u32,
     /// Size of the encoded thumbnail in bytes.
     pub size: u64,
+    /// Frames of an animated thumbnail; absent for a still one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frames: Option<u32>,
 }
 
 /// How far one variant has come.
@@ -120,6 +123,9 @@ pub struct Thumbnail {
     /// Size of the encoded thumbnail in bytes, once made.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub size: Option<u64>,
+    /// Frames, once made, of an animated thumbnail.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frames: Option<u32>,
     /// Where to fetch it.
     pub url: String,
     /// Why it failed, if it did.
@@ -141,6 +147,7 @@ impl Thumbnail {
             height: None,
             media_type: None,
             size: None,
+            frames: None,
             error: None,
             request,
         }
@@ -161,6 +168,7 @@ impl Thumbnail {
                     width,
                     height,
                     size,
+                    frames: self.frames,
                 })
             }
             _ => None,

@@ -8,12 +8,13 @@
 //! - `sizes=100x100,400x300,320x,card`: boxes (`W x H`, an empty side means "any") or the
 //!   names of presets from `thumbnail.presets`; default: the configured
 //!   `thumbnail.width`×`thumbnail.height`.
-//! - `fit=contain|cover|fill`, `format=auto|jpeg|png|webp|avif`, `quality=1..100`,
+//! - `fit=contain|cover|fill`, `format=auto|jpeg|png|webp|avif|gif`, `quality=1..100`,
 //!   `enlarge=true|false`, `lossless=true|false` (WebP: lossless instead of lossy at
 //!   `quality`), `gravity=centre|north|…|attention|entropy|focus` and `focus=x,y` (which
 //!   part a `cover` crop keeps, [`placement`]), `color=srgb|keep` (thumbnails converted to
-//!   sRGB, or keeping the source's profile): for every box given as `W x H`, and for
-//!   presets that leave them unset.
+//!   sRGB, or keeping the source's profile), `animated=true|false` (an animated GIF or WebP
+//!   stays animated, a video gives a short animated preview; WebP or GIF output only): for
+//!   every box given as `W x H`, and for presets that leave them unset.
 //!
 //! [`parse`] checks all of it against the limits (`limits.max_thumbnail_side`,
 //! `limits.max_variants`) and names the parameter at fault in its error.
@@ -23,9 +24,12 @@ use utoipa::ToSchema;
 
 use crate::config::{ColorMode, LimitsConfig, OutputFormat, ThumbnailConfig};
 
+mod params;
 mod placement;
 mod size;
 
+use params::{Settings, error};
+pub use params::{VariantError, VariantParams};
 pub use placement::{Fit, FocalPoint, GRAVITIES, Gravity};
 pub use size::Size;
 
@@ -57,6 +61,10 @@ pub struct Variant {
     /// Converted to sRGB (`srgb`), or keeping the source's colours and profile (`keep`).
     #[serde(default)]
     pub color: ColorMode,
+    /// An animated source (GIF, WebP) gives an animation of every frame, a video a short
+    /// animated preview; else the first frame (or the poster). WebP, GIF or `auto` only.
+    #[serde(default)]
+    pub animated: bool,
 }
 
 impl Variant {
@@ -77,6 +85,7 @@ impl Variant {
             gravity: Gravity::Centre,
             focus: None,
             color: config.color,
+            animated: config.animated,
         }
     }
 
@@ -85,7 +94,7 @@ impl Variant {
         let settings = |v: &Variant| {
             (
                 v.size, v.fit, v.format, v.quality, v.enlarge, v.lossless, v.gravity, v.focus,
-                v.color,
+                v.color, v.animated,
             )
         };
         settings(self) == settings(other)
@@ -117,6 +126,9 @@ pub struct Preset {
     /// `srgb` or `keep`; unset: the request's `color`.
     #[serde(default)]
     pub color: Option<ColorMode>,
+    /// Animated output; unset: the request's `animated`.
+    #[serde(default)]
+    pub animated: Option<bool>,
 }
 
 /// Whether `name` may name a preset: 1 to 32 of `a-z`, `0-9`, `_`, `-`, starting with a
@@ -129,154 +141,6 @@ pub fn is_preset_name(name: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
 }
 
-/// The variant parameters of a request, as text, before they are checked.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-pub struct VariantParams {
-    /// `sizes`: boxes and preset names, comma-separated.
-    pub sizes: Option<String>,
-    /// `fit`.
-    pub fit: Option<String>,
-    /// `format`.
-    pub format: Option<String>,
-    /// `quality`.
-    pub quality: Option<String>,
-    /// `enlarge`.
-    pub enlarge: Option<String>,
-    /// `lossless`.
-    pub lossless: Option<String>,
-    /// `gravity`.
-    pub gravity: Option<String>,
-    /// `focus`.
-    pub focus: Option<String>,
-    /// `color`.
-    pub color: Option<String>,
-}
-
-/// A variant parameter that cannot be used.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{parameter}: {message}")]
-pub struct VariantError {
-    /// The parameter at fault (`sizes`, `fit`, `format`, `quality`, `enlarge`, `lossless`,
-    /// `gravity`, `focus`, `color`).
-    pub parameter: &'static str,
-    /// What is wrong with it. Never repeats the input: an item of `sizes` is named by its
-    /// place.
-    pub message: String,
-}
-
-fn error(parameter: &'static str, message: impl Into<String>) -> VariantError {
-    VariantError {
-        parameter,
-        message: message.into(),
-    }
-}
-
-/// The defaults a request's `fit`, `format`, `quality`, `enlarge`, `lossless`, `gravity`,
-/// `focus` and `color` set for its boxes.
-#[derive(Debug, Clone, Copy)]
-struct Settings {
-    fit: Option<Fit>,
-    format: Option<OutputFormat>,
-    quality: Option<u8>,
-    enlarge: Option<bool>,
-    lossless: Option<bool>,
-    gravity: Option<Gravity>,
-    focus: Option<FocalPoint>,
-    color: Option<ColorMode>,
-}
-
-/// A yes-or-no parameter: `true` or `false` in any case (Python's `str(True)` is `True`,
-/// and generated clients send form fields so), or `1` or `0`.
-fn flag(parameter: &'static str, text: Option<&str>) -> Result<Option<bool>, VariantError> {
-    text.map(|text| {
-        if text.eq_ignore_ascii_case("true") || text == "1" {
-            Ok(true)
-        } else if text.eq_ignore_ascii_case("false") || text == "0" {
-            Ok(false)
-        } else {
-            Err(error(parameter, "must be true or false"))
-        }
-    })
-    .transpose()
-}
-
-impl Settings {
-    fn read(params: &VariantParams) -> Result<Self, VariantError> {
-        let fit = params
-            .fit
-            .as_deref()
-            .map(|text| {
-                text.parse()
-                    .map_err(|()| error("fit", "it is not one of contain, cover, fill"))
-            })
-            .transpose()?;
-        let format = params
-            .format
-            .as_deref()
-            .map(|text| {
-                text.parse()
-                    .map_err(|()| error("format", "it is not one of auto, jpeg, png, webp, avif"))
-            })
-            .transpose()?;
-        let quality = params
-            .quality
-            .as_deref()
-            .map(|text| {
-                text.parse::<u8>()
-                    .ok()
-                    .filter(|q| (1..=100).contains(q))
-                    .ok_or_else(|| error("quality", "must be a whole number from 1 to 100"))
-            })
-            .transpose()?;
-        let mut gravity = params
-            .gravity
-            .as_deref()
-            .map(|text| {
-                text.parse().map_err(|()| {
-                    let names: Vec<&str> = GRAVITIES.iter().map(|g| g.as_str()).collect();
-                    error("gravity", format!("it is not one of {}", names.join(", ")))
-                })
-            })
-            .transpose()?;
-        let focus = params
-            .focus
-            .as_deref()
-            .map(|text| {
-                text.parse()
-                    .map_err(|message: String| error("focus", message))
-            })
-            .transpose()?;
-        match (gravity, focus) {
-            (None, Some(_)) => gravity = Some(Gravity::Focus),
-            (Some(Gravity::Focus), None) => {
-                return Err(error("gravity", "focus needs its point: focus=x,y"));
-            }
-            (Some(other), Some(_)) if other != Gravity::Focus => {
-                return Err(error("focus", "a focal point goes with gravity=focus only"));
-            }
-            _ => {}
-        }
-        let color = params
-            .color
-            .as_deref()
-            .map(|text| {
-                text.parse()
-                    .map_err(|()| error("color", "it is not one of srgb, keep"))
-            })
-            .transpose()?;
-        Ok(Self {
-            fit,
-            format,
-            quality,
-            enlarge: flag("enlarge", params.enlarge.as_deref())?,
-            lossless: flag("lossless", params.lossless.as_deref())?,
-            gravity,
-            focus,
-            color,
-        })
-    }
-}
-
 /// Checks one box against `limits.max_thumbnail_side`.
 pub fn check_size(size: Size, limits: &LimitsConfig) -> Result<(), VariantError> {
     let max = limits.max_thumbnail_side;
@@ -284,6 +148,21 @@ pub fn check_size(size: Size, limits: &LimitsConfig) -> Result<(), VariantError>
         return Err(error(
             "sizes",
             format!("{size} has a side over the limit of {max} pixels"),
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses an animated variant in a format that cannot animate (JPEG, PNG, AVIF).
+fn check_animated(variant: &Variant) -> Result<(), VariantError> {
+    if variant.animated && !variant.format.animates() {
+        return Err(error(
+            "animated",
+            format!(
+                "`{}` is {}: an animation is written as WebP or GIF (format auto, webp or gif)",
+                variant.name,
+                variant.format.as_str()
+            ),
         ));
     }
     Ok(())
@@ -339,8 +218,10 @@ pub fn parse(
             gravity: settings.gravity.unwrap_or(default.gravity),
             focus: settings.focus,
             color: settings.color.unwrap_or(default.color),
+            animated: settings.animated.unwrap_or(default.animated),
             ..default
         });
+        check_animated(&variants[0])?;
     }
     for (place, item) in items.into_iter().enumerate() {
         let place = place + 1;
@@ -362,6 +243,10 @@ pub fn parse(
                 gravity: preset.gravity.or(settings.gravity).unwrap_or_default(),
                 focus: preset.focus.or(settings.focus),
                 color: preset.color.or(settings.color).unwrap_or(config.color),
+                animated: preset
+                    .animated
+                    .or(settings.animated)
+                    .unwrap_or(config.animated),
             }
         } else if item.contains(['x', 'X']) {
             let size: Size = item
@@ -378,6 +263,7 @@ pub fn parse(
                 gravity: settings.gravity.unwrap_or_default(),
                 focus: settings.focus,
                 color: settings.color.unwrap_or(config.color),
+                animated: settings.animated.unwrap_or(config.animated),
             }
         } else if item.is_empty() {
             return Err(error("sizes", "an empty item between commas"));
@@ -401,6 +287,7 @@ pub fn parse(
             ));
         }
         check_size(variant.size, limits)?;
+        check_animated(&variant)?;
         if variants.iter().any(|v| v.name == variant.name) {
             return Err(error(
                 "sizes",
@@ -437,6 +324,7 @@ mod tests {
                 gravity: None,
                 focus: None,
                 color: None,
+                animated: None,
             },
         );
         config
@@ -513,7 +401,7 @@ mod tests {
             ),
             (
                 VariantParams {
-                    format: Some("gif".into()),
+                    format: Some("bmp".into()),
                     ..VariantParams::default()
                 },
                 "format",
@@ -538,6 +426,21 @@ mod tests {
                     ..VariantParams::default()
                 },
                 "lossless",
+            ),
+            (
+                VariantParams {
+                    animated: Some("yes".into()),
+                    ..VariantParams::default()
+                },
+                "animated",
+            ),
+            (
+                VariantParams {
+                    animated: Some("true".into()),
+                    format: Some("jpeg".into()),
+                    ..VariantParams::default()
+                },
+                "animated",
             ),
         ];
         for (request, parameter) in cases {
@@ -564,22 +467,5 @@ mod tests {
         for bad in ["", "2x", "Card", "a b", &"a".repeat(33)] {
             assert!(!is_preset_name(bad), "{bad:?}");
         }
-    }
-
-    #[test]
-    fn flags_read_as_clients_write_them() {
-        for (text, value) in [
-            ("true", true),
-            ("True", true),
-            ("1", true),
-            ("FALSE", false),
-        ] {
-            assert_eq!(flag("enlarge", Some(text)), Ok(Some(value)), "{text}");
-        }
-        assert_eq!(flag("lossless", None), Ok(None));
-        assert_eq!(
-            flag("lossless", Some("yes")).unwrap_err().parameter,
-            "lossless"
-        );
     }
 }

@@ -45,7 +45,7 @@ pub struct Envelope {
 /// The members that carry upload parameters, as the query parameters of the same names.
 /// Each is a string, a number or a boolean (read as their JSON text), `null` (absent), or,
 /// for `sizes`, also an array of strings.
-pub const OPTIONS: [&str; 11] = [
+pub const OPTIONS: [&str; 12] = [
     "sizes",
     "fit",
     "format",
@@ -55,6 +55,7 @@ pub const OPTIONS: [&str; 11] = [
     "gravity",
     "focus",
     "color",
+    "animated",
     "callback_url",
     "notify_email",
 ];

@@ -194,6 +194,9 @@ pub struct UploadOptions {
     pub focus: Option<common::variant::FocalPoint>,
     /// `srgb`: converted to sRGB; `keep`: the source's colours and profile.
     pub color: Option<common::config::ColorMode>,
+    /// An animated GIF or WebP gives an animation, a video an animated preview (format
+    /// `auto`, `webp` or `gif`).
+    pub animated: Option<bool>,
     /// Where to POST the record when it is final.
     #[schema(format = "uri")]
     pub callback_url: Option<String>,
@@ -228,6 +231,8 @@ pub struct UploadForm {
     pub focus: Option<common::variant::FocalPoint>,
     /// As the query parameter.
     pub color: Option<common::config::ColorMode>,
+    /// As the query parameter.
+    pub animated: Option<bool>,
     /// As the query parameter.
     pub callback_url: Option<String>,
     /// As the query parameter.

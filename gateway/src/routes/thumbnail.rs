@@ -68,6 +68,7 @@ const PRESIGNED_FOR: std::time::Duration = std::time::Duration::from_secs(3600);
                 (String = "image/png"),
                 (String = "image/webp"),
                 (String = "image/avif"),
+                (String = "image/gif"),
             ),
             headers(
                 ("ETag" = String, description = "Strong, one per representation"),
@@ -120,6 +121,7 @@ pub struct VariantQuery {
     gravity: Option<String>,
     focus: Option<String>,
     color: Option<String>,
+    animated: Option<String>,
 }
 
 impl VariantQuery {
@@ -133,6 +135,7 @@ impl VariantQuery {
             || self.gravity.is_some()
             || self.focus.is_some()
             || self.color.is_some()
+            || self.animated.is_some()
     }
 }
 
@@ -155,6 +158,7 @@ impl VariantQuery {
         ("gravity" = Option<common::variant::Gravity>, Query, description = "`fit=cover`: the part of the image the crop keeps"),
         ("focus" = Option<common::variant::FocalPoint>, Query, description = "`gravity=focus` (implied): the point to keep, `x,y` as fractions of the upright image", example = "0.5,0.3"),
         ("color" = Option<common::config::ColorMode>, Query, description = "`srgb`: converted to sRGB; `keep`: the source's colours and profile"),
+        ("animated" = Option<bool>, Query, description = "An animation of an animated source (or a video's preview); `format` `auto`, `webp` or `gif`"),
         ("Accept" = Option<String>, Header, description = "The thumbnail's media type or `image/*` for its raw bytes; `application/octet-stream` for them as that type (what generated clients send by default); without the header, or with anything else, base64"),
         ("If-None-Match" = Option<String>, Header, description = "An ETag from an earlier answer"),
     ),
@@ -166,6 +170,7 @@ impl VariantQuery {
                 (String = "image/png"),
                 (String = "image/webp"),
                 (String = "image/avif"),
+                (String = "image/gif"),
             ),
             headers(
                 ("ETag" = String, description = "Strong, one per representation"),
@@ -229,6 +234,7 @@ fn wanted(state: &AppState, name: &str, query: VariantQuery) -> Result<Option<Va
         gravity: query.gravity,
         focus: query.focus,
         color: query.color,
+        animated: query.animated,
     };
     let mut variants = variant::parse(&params, &config.thumbnail, &config.limits)
         .and_then(|variants| {
@@ -378,8 +384,9 @@ async fn make_on_demand(
 
 /// A name for a variant whose plain name another variant of the record has: its settings
 /// spelled out (`400x300-cover-webp-q80`, `400x300-cover-webp-lossless`,
-/// `400x300-cover-jpeg-q85-attention`, `400x300-cover-jpeg-q85-focus-0.3-0.6-keep`); the
-/// gravity and colour only when they are not the defaults.
+/// `400x300-cover-jpeg-q85-attention`, `400x300-cover-jpeg-q85-focus-0.3-0.6-keep`,
+/// `400x300-cover-webp-q80-animated`); the gravity, colour and animation only when they are
+/// not the defaults.
 fn distinct_name(variant: &Variant) -> String {
     let format = variant.format.as_str();
     let enlarge = if variant.enlarge { "-enlarge" } else { "" };
@@ -400,8 +407,9 @@ fn distinct_name(variant: &Variant) -> String {
         ColorMode::Srgb => "",
         ColorMode::Keep => "-keep",
     };
+    let animated = if variant.animated { "-animated" } else { "" };
     format!(
-        "{}-{}-{format}-{quality}{enlarge}{gravity}{color}",
+        "{}-{}-{format}-{quality}{enlarge}{gravity}{color}{animated}",
         variant.size,
         variant.fit.as_str()
     )

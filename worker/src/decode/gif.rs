@@ -44,10 +44,7 @@ pub fn decode(bytes: &[u8], limits: &LimitsConfig) -> Result<Decoded, ThumbnailE
         .as_deref()
         .or(global.as_deref())
         .ok_or_else(|| decode_error("no colour table"))?;
-    let mut colours = [MISSING; 256];
-    for (colour, rgb) in colours.iter_mut().zip(palette.chunks_exact(3)) {
-        colour.copy_from_slice(rgb);
-    }
+    let colours = colours(palette);
     // The frame may declare more pixels than the canvas: its indices are bounded as well.
     check_pixels(frame.width.into(), frame.height.into(), limits.max_pixels)?;
     check_alloc(
@@ -57,17 +54,8 @@ pub fn decode(bytes: &[u8], limits: &LimitsConfig) -> Result<Decoded, ThumbnailE
         limits,
     )?;
     let (frame_width, frame_height) = (usize::from(frame.width), usize::from(frame.height));
-    let (&min_size, data) = frame
-        .buffer
-        .split_first()
-        .ok_or_else(|| decode_error("the frame has no data"))?;
     let mut lzw = lzw::Decoder::default();
-    let indices = lzw
-        .decode(Dialect::Gif, min_size, data, frame_width * frame_height)
-        .map_err(decode_error)?;
-    if indices.len() < frame_width * frame_height {
-        return Err(decode_error("the frame's data ends before its last pixel"));
-    }
+    let indices = indices(&mut lzw, frame)?;
     let rows = stored_rows(frame_height, frame.interlaced);
     let covers_canvas = (frame.left, frame.top) == (0, 0)
         && (frame_width, frame_height) == (width as usize, height as usize);
@@ -111,9 +99,38 @@ pub fn decode(bytes: &[u8], limits: &LimitsConfig) -> Result<Decoded, ThumbnailE
     })
 }
 
+/// The colours of a GIF colour table, as 256 entries (those it lacks: [`MISSING`]).
+pub(crate) fn colours(palette: &[u8]) -> [[u8; 3]; 256] {
+    let mut colours = [MISSING; 256];
+    for (colour, rgb) in colours.iter_mut().zip(palette.chunks_exact(3)) {
+        colour.copy_from_slice(rgb);
+    }
+    colours
+}
+
+/// The palette indices of `frame` (read with its LZW data undecoded), in stored row order,
+/// decoded by `lzw`; an error if they end before the frame's last pixel.
+pub(crate) fn indices<'l>(
+    lzw: &'l mut lzw::Decoder,
+    frame: &gif::Frame<'_>,
+) -> Result<&'l [u8], ThumbnailError> {
+    let pixels = usize::from(frame.width) * usize::from(frame.height);
+    let (&min_size, data) = frame
+        .buffer
+        .split_first()
+        .ok_or_else(|| decode_error("the frame has no data"))?;
+    let indices = lzw
+        .decode(Dialect::Gif, min_size, data, pixels)
+        .map_err(decode_error)?;
+    if indices.len() < pixels {
+        return Err(decode_error("the frame's data ends before its last pixel"));
+    }
+    Ok(&indices[..pixels])
+}
+
 /// The row of the frame each stored row is, in the order they are stored: top to bottom, or,
 /// interlaced, every 8th row from 0, every 8th from 4, every 4th from 2, every 2nd from 1.
-fn stored_rows(height: usize, interlaced: bool) -> Box<dyn Iterator<Item = usize>> {
+pub(crate) fn stored_rows(height: usize, interlaced: bool) -> Box<dyn Iterator<Item = usize>> {
     if !interlaced {
         return Box::new(0..height);
     }
@@ -125,7 +142,7 @@ fn stored_rows(height: usize, interlaced: bool) -> Box<dyn Iterator<Item = usize
     )
 }
 
-fn decode_error(error: impl std::fmt::Display) -> ThumbnailError {
+pub(crate) fn decode_error(error: impl std::fmt::Display) -> ThumbnailError {
     super::decode_error(MediaType::Gif, error)
 }
 

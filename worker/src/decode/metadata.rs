@@ -153,7 +153,6 @@ pub fn png_chunk_length(bytes: &[u8], kind: [u8; 4]) -> Option<u64> {
 
 /// The body of a WebP's first chunk of `kind` (`ICCP` for the ICC profile), if it has one
 /// that lies whole inside the file.
-#[cfg(feature = "libwebp")]
 pub fn webp_chunk(bytes: &[u8], kind: [u8; 4]) -> Option<&[u8]> {
     if bytes.len() < 12 || &bytes[..4] != b"RIFF" || &bytes[8..12] != b"WEBP" {
         return None;

@@ -29,14 +29,14 @@ use crate::colour::Description;
 use crate::error::ThumbnailError;
 
 mod bmp;
-mod gif;
+pub(crate) mod gif;
 #[cfg(feature = "heif")]
 mod heif;
 mod jpeg;
 mod jpeg_scans;
 mod jxl;
 pub mod lzw;
-mod metadata;
+pub(crate) mod metadata;
 mod png;
 mod tiff;
 #[cfg(feature = "libwebp")]
@@ -158,7 +158,7 @@ pub fn check_pixels(width: u32, height: u32, max_pixels: u64) -> Result<(), Thum
 
 /// Refuses a `width`×`height` pixel buffer of `channels` bytes per pixel over
 /// `limits.max_alloc_bytes`, before it is allocated.
-fn check_alloc(
+pub(crate) fn check_alloc(
     media_type: MediaType,
     (width, height): (u32, u32),
     channels: u64,
@@ -348,7 +348,10 @@ fn reduction(
 }
 
 /// The error for a `media_type` file that its decoder could not read, in the decoder's words.
-fn decode_error(media_type: MediaType, detail: impl std::fmt::Display) -> ThumbnailError {
+pub(crate) fn decode_error(
+    media_type: MediaType,
+    detail: impl std::fmt::Display,
+) -> ThumbnailError {
     ThumbnailError::Decode {
         media_type: media_type.as_str(),
         detail: detail.to_string(),
@@ -365,7 +368,7 @@ fn fit_100(width: u32, height: u32) -> (u32, u32) {
 
 /// The bytes of a file in `tests/fixtures`.
 #[cfg(test)]
-fn fixture(name: &str) -> Vec<u8> {
+pub(crate) fn fixture(name: &str) -> Vec<u8> {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures");
     std::fs::read(path.join(name)).unwrap()
 }

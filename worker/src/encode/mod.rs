@@ -6,7 +6,8 @@
 //! channel whatever the source depth. WebP is lossy at the variant's quality (libwebp, the
 //! `libwebp` feature, see [`webp`]) unless the variant asks `lossless`; the pure-Rust build
 //! writes lossless WebP only. AVIF (the `heif` feature, see [`avif`]) is lossy at the
-//! variant's quality. WebP and AVIF keep alpha.
+//! variant's quality. WebP and AVIF keep alpha. GIF ([`gif`]) has 256 colours and one bit of
+//! alpha. Animations are written frame by frame ([`animation`]).
 //!
 //! Each thumbnail carries its colours' [`Tag`]. sRGB is tagged as each format says it
 //! cheapest: PNG with its `sRGB` chunk, AVIF with CICP code points (BT.709 primaries, sRGB
@@ -14,7 +15,7 @@
 //! container specification, and JPEG by the Exif convention every viewer follows): a 3 KB
 //! thumbnail does not grow by a 500-byte profile to say what is already assumed. A kept
 //! source profile is embedded whole: JPEG APP2 segments, PNG `iCCP`, WebP `ICCP` (in a VP8X
-//! container), AVIF `colr`.
+//! container), AVIF `colr`. GIF is left untagged, read as sRGB.
 
 use common::config::OutputFormat;
 use common::media::MediaType;
@@ -25,10 +26,14 @@ use image::{DynamicImage, ImageEncoder};
 
 use crate::error::ThumbnailError;
 
+pub mod animation;
 #[cfg(feature = "heif")]
 mod avif;
+mod gif;
 #[cfg(feature = "libwebp")]
 mod webp;
+#[cfg(feature = "libwebp")]
+mod webp_animation;
 
 /// Whether this build can write `format`: AVIF needs the `heif` feature (and libheif built
 /// with libaom), every other format is always there (WebP at least lossless).
@@ -40,11 +45,17 @@ pub fn supports(format: OutputFormat) -> bool {
     format != OutputFormat::Avif || avif
 }
 
-/// Whether this build can write `variant`: its format ([`supports`]), and lossy WebP only
-/// with libwebp (the `libwebp` feature).
+/// Whether this build can write `variant`: its format ([`supports`]), and lossy WebP and
+/// animated WebP only with libwebp (the `libwebp` feature).
 pub fn writes(variant: &Variant) -> Result<(), &'static str> {
     if !supports(variant.format) {
         return Err("is not in this build (the heif feature)");
+    }
+    if variant.animated && variant.format != OutputFormat::Gif && !cfg!(feature = "libwebp") {
+        return Err(
+            "is not animated in this build (animated WebP needs the libwebp feature): ask \
+                    format=gif",
+        );
     }
     if variant.format == OutputFormat::Webp && !variant.lossless && !cfg!(feature = "libwebp") {
         return Err(
@@ -80,6 +91,7 @@ pub fn encode(
         OutputFormat::Png => MediaType::Png,
         OutputFormat::Webp => MediaType::Webp,
         OutputFormat::Avif => MediaType::Avif,
+        OutputFormat::Gif => MediaType::Gif,
     };
     let image = if media_type == MediaType::Jpeg {
         flatten(image)
@@ -95,6 +107,7 @@ pub fn encode(
     let failed = |error: image::ImageError| ThumbnailError::Encode(error.to_string());
     match media_type {
         MediaType::Avif => return avif_encode(&image, quality, tag).map(|out| (out, media_type)),
+        MediaType::Gif => return gif::still(image.into_rgba8()).map(|out| (out, media_type)),
         MediaType::Jpeg => {
             let mut encoder = JpegEncoder::new_with_quality(&mut out, quality);
             if let Some(icc) = icc {
