@@ -75,8 +75,14 @@ pub fn video(data: &[u8]) {
             index: 0,
             variant: Variant::default_for(&ThumbnailConfig::default()),
         };
-        let made =
-            worker::thumbnail::make_from(poster.frame, media_type, &[variant], &config.limits, &[]);
+        let made = worker::thumbnail::make_from(
+            poster.frame,
+            None,
+            media_type,
+            &[variant],
+            &config.limits,
+            &[],
+        );
         assert!(made.is_ok(), "a decoded poster is always thumbnailed");
     }
 }

@@ -171,7 +171,8 @@ async fn image(
 }
 
 /// Makes the thumbnails of the video stored as `key`: FFmpeg reads it and gives its poster
-/// frame and facts ([`through_tool`]).
+/// frame and facts, and its preview's frames when a variant is `animated`
+/// ([`through_tool`]).
 async fn video(
     key: Key,
     media_type: MediaType,
@@ -179,6 +180,12 @@ async fn video(
     storage: &Storage,
     config: &Arc<Config>,
 ) -> Result<Making, Interrupted> {
+    let animated: Vec<Variant> = variants
+        .iter()
+        .filter(|v| v.variant.animated)
+        .map(|v| v.variant.clone())
+        .collect();
+    let animated = &animated;
     through_tool(
         key,
         media_type,
@@ -187,7 +194,18 @@ async fn video(
         config,
         |path| async move {
             let poster = video::poster(&path, media_type, config).await?;
-            Ok((poster.frame, Some((poster.duration, poster.info))))
+            let preview = if animated.is_empty() {
+                None
+            } else {
+                let preview =
+                    video::preview::preview(&path, media_type, config, &poster, animated).await?;
+                Some(preview)
+            };
+            Ok(Read {
+                picture: poster.frame,
+                preview,
+                probed: Some((poster.duration, poster.info)),
+            })
         },
     )
     .await
@@ -220,15 +238,26 @@ async fn document(
         config,
         |path| async move {
             let drawn = document::render(&path, media_type, &requests, config).await?;
-            Ok((drawn, None))
+            Ok(Read {
+                picture: drawn,
+                preview: None,
+                probed: None,
+            })
         },
     )
     .await
 }
 
+/// What a tool read of a file: the picture, a video's preview, a video's facts.
+struct Read {
+    picture: Decoded,
+    preview: Option<video::preview::Preview>,
+    probed: Probed,
+}
+
 /// Makes the thumbnails of the file stored as `key` from what a tool (FFmpeg, the document
 /// renderer) reads of it as a local file (a copy, when media storage is S3): `read` gives
-/// the picture and a video's facts; the picture is resized and encoded on a blocking
+/// the picture, a video's preview and facts; they are resized and encoded on a blocking
 /// thread. A tool out of time is [`Interrupted::TimedOut`].
 async fn through_tool<F, Fut>(
     key: Key,
@@ -240,13 +269,17 @@ async fn through_tool<F, Fut>(
 ) -> Result<Making, Interrupted>
 where
     F: FnOnce(std::path::PathBuf) -> Fut,
-    Fut: Future<Output = Result<(Decoded, Probed), ThumbnailError>>,
+    Fut: Future<Output = Result<Read, ThumbnailError>>,
 {
     let spool_dir = spool_dir(config).await?;
     let Some(file) = storage.local(key, &spool_dir).await? else {
         return Ok(Err(failure(410, "the raw file is gone".to_owned())));
     };
-    let (picture, probed) = match read(file.path().to_path_buf()).await {
+    let Read {
+        picture,
+        preview,
+        probed,
+    } = match read(file.path().to_path_buf()).await {
         Ok(read) => read,
         Err(error @ ThumbnailError::TimedOut(_)) => {
             return Err(Interrupted::TimedOut(failure(
@@ -261,6 +294,7 @@ where
     let made = tokio::task::spawn_blocking(move || {
         thumbnail::make_from(
             picture,
+            preview,
             media_type,
             &variants,
             &config.limits,

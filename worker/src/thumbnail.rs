@@ -21,7 +21,7 @@ use crate::colour::Colour;
 use crate::encode::Tag;
 use crate::error::ThumbnailError;
 use crate::gravity::Analysis;
-use crate::{animation, decode, encode, geometry, placeholder, resize};
+use crate::{animation, decode, encode, geometry, placeholder, resize, video};
 
 /// One variant made.
 #[derive(Debug, Clone)]
@@ -90,17 +90,38 @@ pub fn make(
     })
 }
 
-/// Makes every one of `variants` of an image already decoded (a video's poster frame), as
-/// [`make`] does after its decode.
+/// Makes every one of `variants` of an image already decoded (a video's poster frame, a
+/// drawn document), as [`make`] does after its decode; the `animated` ones from the video's
+/// `preview`, when there is one.
 pub fn make_from(
     decoded: decode::Decoded,
+    preview: Option<video::preview::Preview>,
     media_type: MediaType,
     variants: &[JobVariant],
     limits: &LimitsConfig,
     placeholders: &[PlaceholderKind],
 ) -> Result<Thumbnails, ThumbnailError> {
     guarded(media_type, || {
-        Ok(render(decoded, variants, limits, placeholders))
+        let Some(preview) = preview else {
+            return Ok(render(decoded, variants, limits, placeholders));
+        };
+        let (moving, still): (Vec<JobVariant>, Vec<JobVariant>) =
+            variants.iter().cloned().partition(|v| v.variant.animated);
+        let mut thumbnails = render(decoded, &still, limits, placeholders);
+        let colour = Colour::of(&crate::colour::Description::Unstated, false);
+        let made = animation::make(
+            &mut preview.frames(),
+            &preview.facts(),
+            media_type,
+            &moving,
+            &colour,
+            limits,
+        );
+        thumbnails.variants.extend(made);
+        thumbnails
+            .variants
+            .sort_by_key(|(job_variant, _)| job_variant.index);
+        Ok(thumbnails)
     })
 }
 

@@ -20,6 +20,8 @@
 //! that, the frame at that time; failing that, the first frame. `-ss` before the input seeks
 //! by keyframe, so a two-hour film costs about what a short clip does. FFmpeg applies the
 //! display rotation, so the poster is upright.
+//!
+//! For `animated` variants, a third run samples the video's first seconds ([`preview`]).
 
 use std::ffi::OsString;
 use std::path::Path;
@@ -33,6 +35,7 @@ use image::{DynamicImage, RgbImage};
 use crate::decode::{Decoded, check_pixels};
 use crate::error::ThumbnailError;
 
+pub mod preview;
 pub mod probe;
 
 use crate::subprocess::{self as run, Bounds, RunError};
