@@ -1,14 +1,15 @@
 //! The checks each fuzz target makes, shared with `tests/fuzz_regressions.rs` (which replays
 //! the inputs the fuzzers once crashed on).
 
-use common::config::{LimitsConfig, ThumbnailConfig};
+use common::config::{LimitsConfig, OutputFormat, ThumbnailConfig};
 use common::message::JobVariant;
 use common::variant::{Fit, Variant};
 use gateway::body::{Base64Stream, EnvelopeParser};
 
 /// The worker's decode → resize → encode path on arbitrary bytes, making three variants
-/// (contain, cover, fill) from one decode; the first byte picks the declared media type. It
-/// must return, whatever the bytes.
+/// (contain; cover, animated as GIF; fill, animated as WebP) from one decode (an animated
+/// GIF or WebP's animated ones frame by frame); the first byte picks the declared media
+/// type. It must return, whatever the bytes.
 pub fn thumbnail(data: &[u8]) {
     let Some((&selector, image)) = data.split_first() else {
         return;
@@ -23,22 +24,26 @@ pub fn thumbnail(data: &[u8]) {
         max_pixels: 4_000_000,
         max_alloc_bytes: 256 * 1024 * 1024,
         max_metadata_bytes: 64 * 1024,
+        max_frames: 200,
+        max_animation_pixels: 40_000_000,
         ..LimitsConfig::default()
     };
     let default = Variant::default_for(&ThumbnailConfig::default());
     let variants: Vec<JobVariant> = [
-        (Fit::Contain, "100x100"),
-        (Fit::Cover, "64x48"),
-        (Fit::Fill, "x30"),
+        (Fit::Contain, "100x100", OutputFormat::Auto, false),
+        (Fit::Cover, "64x48", OutputFormat::Gif, true),
+        (Fit::Fill, "x30", OutputFormat::Auto, true),
     ]
     .into_iter()
     .enumerate()
-    .map(|(index, (fit, size))| JobVariant {
+    .map(|(index, (fit, size, format, animated))| JobVariant {
         index: index as u16,
         variant: Variant {
             name: size.to_owned(),
             size: size.parse().expect("a valid size"),
             fit,
+            format,
+            animated,
             ..default.clone()
         },
     })

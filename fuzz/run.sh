@@ -2,7 +2,8 @@
 # Fuzzes Thumbnailify with libFuzzer (cargo fuzz), each target for SECONDS (default 600),
 # seeded with the test fixtures (the metadata bombs among them: ICC, text, EXIF, comment and
 # strip-table bombs of every format):
-#   thumbnail    the worker's decode → resize → encode path (first byte: the media type)
+#   thumbnail    the worker's decode → resize → encode path, animated GIF and WebP frame by
+#                frame among it (first byte: the media type)
 #   video        the worker's FFmpeg probe and poster, then resize → encode (first byte: the
 #                video type: mp4, quicktime, webm, matroska, avi)
 #   upload_body  the gateway's streaming base64 decoder and JSON envelope parser

@@ -44,6 +44,7 @@
 //! | SVG: a billion laughs (ten levels of entities); nine groups each using the one before ten times (10⁹ elements); 5,000 nested groups | `Error` 413 naming the bound (entities, `documents.max_elements`, `documents.max_depth`), before anything is drawn | `documents.rs` `svg_bombs_are_refused_by_their_bounds` |
 //! | SVG naming files and URLs (`image`, `use`, `feImage`, CSS `@import` and `url()`, `foreignObject`, an SVG in a `data:` URL naming a file, an external entity) | drawn without them; no connection made, no file read | `documents.rs` `nothing_outside_the_document_is_read` |
 //! | SVG drawn past `documents.timeout_secs` or `documents.max_memory_bytes` | its process killed; `Error` 504 (after retries) or 413 | `documents.rs` `a_rendering_out_of_time_or_memory_is_stopped` |
+//! | an animated GIF of 10,000 frames on a 1000² canvas, `animated=true`; an animation of more pixels in all its frames than `limits.max_animation_pixels` | `Error` 413 naming `limits.max_frames` (the walk stops at the 1,001st frame header) or `limits.max_animation_pixels`, before a frame is decoded; without `animated`, its first frame | `animation.rs` `animations_over_the_limits_are_refused_from_their_headers`; `worker` unit test `the_limits_are_read_from_the_headers` |
 
 mod support;
 

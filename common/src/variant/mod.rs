@@ -63,7 +63,8 @@ pub struct Variant {
     pub color: ColorMode,
     /// An animated source (GIF, WebP) gives an animation of every frame, a video a short
     /// animated preview; else the first frame (or the poster). WebP, GIF or `auto` only.
-    #[serde(default)]
+    /// Absent (records from before animations, and still variants): false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub animated: bool,
 }
 
