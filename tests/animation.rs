@@ -82,6 +82,36 @@ fn frames(bytes: &[u8], media_type: MediaType) -> Vec<(RgbaImage, u32)> {
     }
 }
 
+/// The frames of a GIF of `width`×`height` as FFmpeg composes them.
+fn ffmpeg_frames(gif: &[u8], (width, height): (u32, u32)) -> Vec<RgbaImage> {
+    let mut file = tempfile::NamedTempFile::with_suffix(".gif").unwrap();
+    std::io::Write::write_all(&mut file, gif).unwrap();
+    let output = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(file.path())
+        .args([
+            "-fps_mode",
+            "passthrough",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "rgba",
+            "-",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+        .stdout
+        .chunks_exact((width * height * 4) as usize)
+        .map(|chunk| RgbaImage::from_raw(width, height, chunk.to_vec()).unwrap())
+        .collect()
+}
+
 /// The reference frames `expected/anim/{name}-NN.png`.
 fn reference(name: &str) -> Vec<RgbaImage> {
     let dir = fixtures_dir().join("expected/anim");
@@ -198,6 +228,19 @@ async fn every_frame_is_kept_with_its_timing() {
     );
     for (index, ((frame, _), theirs)) in ours.iter().zip(reference("anim-disposal")).enumerate() {
         assert_eq!(worst_difference(frame, &theirs), 0, "frame {}", index + 1);
+    }
+    // FFmpeg reads it the same (it restores a disposed opaque frame to the background
+    // colour, where the `image` crate and browsers clear it: every frame declares a
+    // transparent index so that both agree).
+    let by_ffmpeg = ffmpeg_frames(&out, (96, 64));
+    assert_eq!(by_ffmpeg.len(), 9);
+    for (index, (frame, theirs)) in by_ffmpeg.iter().zip(reference("anim-disposal")).enumerate() {
+        assert_eq!(
+            worst_difference(frame, &theirs),
+            0,
+            "FFmpeg's frame {}",
+            index + 1
+        );
     }
 
     // Without `animated`, the first frame, as ever.
