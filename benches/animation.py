@@ -35,7 +35,7 @@ import time
 import urllib.request
 
 from PIL import Image, ImageChops, ImageSequence, ImageStat
-from process import wait_final, wait_ready
+from process import timed, wait_final, wait_ready
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 BINARY = pathlib.Path(sys.argv[1]).resolve()
@@ -135,14 +135,6 @@ def ours(files, form):
         gateway.wait()
         shutil.rmtree(data, ignore_errors=True)
     return results
-
-
-def timed(command):
-    started = time.monotonic()
-    run = subprocess.run(["/usr/bin/time", "-f", "%M", *command], capture_output=True)
-    if run.returncode != 0:
-        return None, None
-    return time.monotonic() - started, int(run.stderr.decode().strip().splitlines()[-1])
 
 
 def vips(path, out):

@@ -37,7 +37,7 @@ import time
 import urllib.request
 
 from PIL import Image, ImageChops, ImageStat
-from process import wait_final, wait_ready
+from process import timed, wait_final, wait_ready
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 BINARY = pathlib.Path(sys.argv[1]).resolve()
@@ -129,15 +129,6 @@ def ours(files):
         gateway.wait()
         shutil.rmtree(data, ignore_errors=True)
     return results
-
-
-def timed(command):
-    """Wall seconds and peak RSS (KiB) of one run of `command`."""
-    started = time.monotonic()
-    run = subprocess.run(["/usr/bin/time", "-f", "%M", *command], capture_output=True)
-    if run.returncode != 0:
-        return None, None
-    return time.monotonic() - started, int(run.stderr.decode().strip().splitlines()[-1])
 
 
 def peer(path, out):

@@ -1,9 +1,10 @@
-"""What the benchmark scripts share about the gateway process they start: waiting until it
-answers, and reading its CPU time. Imported, not run."""
+"""What the benchmark scripts share about the processes they start: waiting until the
+gateway answers, reading its CPU time, timing a peer's run. Imported, not run."""
 
 import json
 import os
 import pathlib
+import subprocess
 import time
 import urllib.request
 
@@ -34,3 +35,13 @@ def wait_final(port, media_id):
             record = json.loads(answer.read())
         if record["state"] != "Processing":
             return record
+
+
+def timed(command):
+    """Wall seconds and peak RSS (KiB) of one run of `command` (under /usr/bin/time);
+    (None, None) when it fails."""
+    started = time.monotonic()
+    run = subprocess.run(["/usr/bin/time", "-f", "%M", *command], capture_output=True)
+    if run.returncode != 0:
+        return None, None
+    return time.monotonic() - started, int(run.stderr.decode().strip().splitlines()[-1])

@@ -200,23 +200,8 @@ impl Frame {
         (width, height): (u32, u32),
         threads: u32,
     ) -> Vec<String> {
-        let mut args: Vec<String> = [
-            "-nostdin",
-            "-hide_banner",
-            "-loglevel",
-            "error",
-            "-threads",
-            &threads.to_string(),
-            "-protocol_whitelist",
-            "file",
-            "-f",
-            demuxer,
-            "-ss",
-            &format!("{:.3}", self.at),
-        ]
-        .into_iter()
-        .map(str::to_owned)
-        .collect();
+        let mut args = input_args(demuxer, threads);
+        args.extend(["-ss".to_owned(), format!("{:.3}", self.at)]);
         if let Some(scan) = self.scan_secs {
             args.extend(["-t".to_owned(), scan.to_string()]);
         }
@@ -253,6 +238,26 @@ impl Frame {
         );
         args
     }
+}
+
+/// What every ffmpeg run starts with: quiet, `threads` decoding threads, local files only,
+/// the demuxer forced.
+fn input_args(demuxer: &str, threads: u32) -> Vec<String> {
+    [
+        "-nostdin",
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-threads",
+        &threads.to_string(),
+        "-protocol_whitelist",
+        "file",
+        "-f",
+        demuxer,
+    ]
+    .into_iter()
+    .map(str::to_owned)
+    .collect()
 }
 
 fn os(args: Vec<String>) -> Vec<OsString> {
