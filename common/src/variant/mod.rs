@@ -383,6 +383,57 @@ mod tests {
     }
 
     #[test]
+    fn animated_comes_from_the_request_the_preset_or_the_configuration() {
+        let mut config = config();
+        config.presets.insert(
+            "moving".to_owned(),
+            Preset {
+                size: "200x200".parse().unwrap(),
+                fit: None,
+                format: Some(OutputFormat::Gif),
+                quality: None,
+                enlarge: None,
+                lossless: None,
+                gravity: None,
+                focus: None,
+                color: None,
+                animated: Some(true),
+            },
+        );
+        let limits = LimitsConfig::default();
+        let variants = parse(&params("100x100,moving"), &config, &limits).unwrap();
+        assert_eq!(
+            (variants[0].animated, variants[1].animated),
+            (false, true),
+            "the preset's own"
+        );
+        let request = VariantParams {
+            animated: Some("true".into()),
+            ..params("100x100,card")
+        };
+        let variants = parse(&request, &config, &limits).unwrap();
+        assert!(variants.iter().all(|v| v.animated), "the request's");
+        config.animated = true;
+        let variants = parse(&VariantParams::default(), &config, &limits).unwrap();
+        assert!(variants[0].animated, "the configuration's default");
+        let request = VariantParams {
+            animated: Some("false".into()),
+            ..VariantParams::default()
+        };
+        assert!(!parse(&request, &config, &limits).unwrap()[0].animated);
+        // A preset that fixes a still format refuses an animated request, naming it.
+        config.presets.get_mut("card").unwrap().format = Some(OutputFormat::Png);
+        let request = VariantParams {
+            animated: Some("true".into()),
+            ..params("card")
+        };
+        assert_eq!(
+            parse(&request, &config, &limits).unwrap_err().parameter,
+            "animated"
+        );
+    }
+
+    #[test]
     fn each_bad_parameter_is_named() {
         let limits = LimitsConfig::default();
         let cases = [
