@@ -22,9 +22,7 @@ back by Pillow, composed on white): the mean absolute difference, 0–255 per ch
 all frames.
 """
 
-import base64
 import io
-import json
 import pathlib
 import shutil
 import statistics
@@ -32,10 +30,9 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 
 from PIL import Image, ImageChops, ImageSequence, ImageStat
-from process import timed, wait_final, wait_ready
+from process import post, thumbnail, timed, wait_final, wait_ready
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 BINARY = pathlib.Path(sys.argv[1]).resolve()
@@ -63,21 +60,6 @@ def corpus():
 
 def media_type(path):
     return "image/gif" if path.suffix == ".gif" else "image/webp"
-
-
-def post(path, body, form):
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{PORT}/images?animated=true&sizes=200x200&format={form}&quality=80",
-        data=base64.b64encode(body), headers={"Content-Type": media_type(path)}, method="POST")
-    with urllib.request.urlopen(request) as answer:
-        return json.loads(answer.read())["media_id"]
-
-
-def thumbnail(media_id):
-    request = urllib.request.Request(f"http://127.0.0.1:{PORT}/images/{media_id}/thumbnail",
-                                     headers={"Accept": "image/*"})
-    with urllib.request.urlopen(request) as answer:
-        return answer.read()
 
 
 def memory(pid):
@@ -123,12 +105,13 @@ def ours(files, form):
             before, _ = memory(gateway.pid)
             times = []
             for _ in range(RUNS):
-                media_id = post(path, body, form)
+                media_id = post(PORT, f"animated=true&sizes=200x200&format={form}&quality=80", body,
+                               media_type(path))
                 started = time.monotonic()
                 record = wait_final(PORT, media_id)
                 times.append(time.monotonic() - started)
             _, peak = memory(gateway.pid)
-            picture = thumbnail(media_id) if record["state"] == "Completed" else None
+            picture = thumbnail(PORT, media_id) if record["state"] == "Completed" else None
             results[path] = (statistics.median(times), record, picture, before, peak)
     finally:
         gateway.terminate()

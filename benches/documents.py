@@ -23,7 +23,6 @@ Then the renderer alone: the peak RSS of the child process drawing the largest w
 (the gateway binary started as the worker starts it).
 """
 
-import base64
 import glob
 import io
 import json
@@ -34,10 +33,9 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 
 from PIL import Image, ImageChops, ImageStat
-from process import timed, wait_final, wait_ready
+from process import post, thumbnail, timed, wait_final, wait_ready
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 BINARY = pathlib.Path(sys.argv[1]).resolve()
@@ -76,22 +74,6 @@ def media_type(path):
     return "application/pdf" if path.suffix == ".pdf" else "image/svg+xml"
 
 
-def post(path, body):
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{PORT}/images?sizes=400x400&format=png",
-        data=base64.b64encode(body), headers={"Content-Type": media_type(path)}, method="POST")
-    with urllib.request.urlopen(request) as answer:
-        return json.loads(answer.read())["media_id"]
-
-
-def thumbnail(media_id):
-    """The record's first variant, as PNG bytes."""
-    request = urllib.request.Request(f"http://127.0.0.1:{PORT}/images/{media_id}/thumbnail",
-                                     headers={"Accept": "image/*"})
-    with urllib.request.urlopen(request) as answer:
-        return answer.read()
-
-
 def difference(ours_png, theirs_path):
     """Mean absolute difference, 0–255 per channel, between two pictures composed on white
     (the peer's resized to ours when they differ by rounding)."""
@@ -118,11 +100,11 @@ def ours(files):
             body = path.read_bytes()
             times = []
             for _ in range(RUNS):
-                media_id = post(path, body)
+                media_id = post(PORT, "sizes=400x400&format=png", body, media_type(path))
                 started = time.monotonic()
                 record = wait_final(PORT, media_id)
                 times.append(time.monotonic() - started)
-            picture = thumbnail(media_id) if record["state"] == "Completed" else None
+            picture = thumbnail(PORT, media_id) if record["state"] == "Completed" else None
             results[path] = (statistics.median(times), record, picture)
     finally:
         gateway.terminate()

@@ -1,6 +1,8 @@
 """What the benchmark scripts share about the processes they start: waiting until the
-gateway answers, reading its CPU time, timing a peer's run. Imported, not run."""
+gateway answers, uploading and fetching a thumbnail, reading its CPU time, timing a peer's
+run. Imported, not run."""
 
+import base64
 import json
 import os
 import pathlib
@@ -45,3 +47,20 @@ def timed(command):
     if run.returncode != 0:
         return None, None
     return time.monotonic() - started, int(run.stderr.decode().strip().splitlines()[-1])
+
+
+def post(port, query, body, media_type):
+    """Uploads `body` in base64 as `media_type` with `query`; the new record's id."""
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/images?{query}", data=base64.b64encode(body),
+        headers={"Content-Type": media_type}, method="POST")
+    with urllib.request.urlopen(request) as answer:
+        return json.loads(answer.read())["media_id"]
+
+
+def thumbnail(port, media_id):
+    """The record's first variant, its own bytes."""
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/images/{media_id}/thumbnail",
+                                     headers={"Accept": "image/*"})
+    with urllib.request.urlopen(request) as answer:
+        return answer.read()

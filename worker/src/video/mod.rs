@@ -214,30 +214,35 @@ impl Frame {
             ));
         }
         filters.push(format!("scale={width}:{height}"));
-        args.extend(
-            [
-                "-i",
-                input,
-                "-map",
-                "0:v:0",
-                "-an",
-                "-sn",
-                "-dn",
-                "-vf",
-                &filters.join(","),
-                "-frames:v",
-                "1",
-                "-f",
-                "rawvideo",
-                "-pix_fmt",
-                "rgb24",
-                "pipe:1",
-            ]
-            .into_iter()
-            .map(str::to_owned),
-        );
+        args.extend(output_args(input, &filters.join(","), 1));
         args
     }
+}
+
+/// What every ffmpeg run ends with: the input's first video stream alone, through
+/// `filters`, at most `frames` frames, as raw RGB on standard output.
+fn output_args(input: &str, filters: &str, frames: u32) -> Vec<String> {
+    [
+        "-i",
+        input,
+        "-map",
+        "0:v:0",
+        "-an",
+        "-sn",
+        "-dn",
+        "-vf",
+        filters,
+        "-frames:v",
+        &frames.to_string(),
+        "-f",
+        "rawvideo",
+        "-pix_fmt",
+        "rgb24",
+        "pipe:1",
+    ]
+    .into_iter()
+    .map(str::to_owned)
+    .collect()
 }
 
 /// What every ffmpeg run starts with: quiet, `threads` decoding threads, local files only,

@@ -16,7 +16,7 @@ use common::media::MediaType;
 use common::variant::Variant;
 use image::{DynamicImage, RgbImage};
 
-use super::{Poster, demuxer, input_args, os, tool_error};
+use super::{Poster, demuxer, input_args, os, output_args, tool_error};
 use crate::animation::{Facts, Frames};
 use crate::error::ThumbnailError;
 use crate::geometry;
@@ -203,30 +203,9 @@ fn args(
     threads: u32,
 ) -> Vec<String> {
     let mut args = input_args(demuxer, threads);
-    args.extend(
-        [
-            "-t",
-            &format!("{:.3}", sampling.secs),
-            "-i",
-            input,
-            "-map",
-            "0:v:0",
-            "-an",
-            "-sn",
-            "-dn",
-            "-vf",
-            &format!("fps=fps={:.6},scale={width}:{height}", sampling.fps),
-            "-frames:v",
-            &sampling.frames.to_string(),
-            "-f",
-            "rawvideo",
-            "-pix_fmt",
-            "rgb24",
-            "pipe:1",
-        ]
-        .into_iter()
-        .map(str::to_owned),
-    );
+    args.extend(["-t".to_owned(), format!("{:.3}", sampling.secs)]);
+    let filters = format!("fps=fps={:.6},scale={width}:{height}", sampling.fps);
+    args.extend(output_args(input, &filters, sampling.frames));
     args
 }
 
